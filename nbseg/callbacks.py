@@ -1,0 +1,97 @@
+"""Training events and the callbacks that receive them. The core reports progress only through
+these; the notebook panels and the CLI subscribe with their own callbacks."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TrainBegin:
+    fold: int
+    folds: int
+    n_train: int
+    n_val: int
+    patch: list
+    device: str
+    precision: str
+    max_epochs: int
+    minutes: float | None
+    start_epoch: int = 0
+    notes: list = field(default_factory=list)
+
+
+@dataclass
+class BatchEnd:
+    fold: int
+    epoch: int
+    step: int
+    steps_per_epoch: int
+    loss: float
+    lr: float
+
+
+@dataclass
+class EpochEnd:
+    fold: int
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_dice: float
+    best_dice: float
+    is_best: bool
+    lr: float
+    seconds: float
+    history: list = field(default_factory=list)  # every epoch so far, as dicts
+
+
+@dataclass
+class TrainEnd:
+    fold: int
+    best_dice: float
+    best_epoch: int
+    model_path: str
+    stopped: str  # "epochs", "time budget", "early stopping", "interrupted"
+
+
+class Callback:
+    """Override the events you need; each receives one event object."""
+
+    def on_train_begin(self, event: TrainBegin) -> None: ...
+
+    def on_batch_end(self, event: BatchEnd) -> None: ...
+
+    def on_epoch_end(self, event: EpochEnd) -> None: ...
+
+    def on_train_end(self, event: TrainEnd) -> None: ...
+
+
+def emit(callbacks, name: str, event) -> None:
+    for callback in callbacks:
+        getattr(callback, name)(event)
+
+
+class PrintProgress(Callback):
+    """One line per epoch, for the command line and logs."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def on_train_begin(self, e: TrainBegin) -> None:
+        budget = f"{e.minutes:g} min" if e.minutes else f"{e.max_epochs} epochs"
+        self._say(f"fold {e.fold + 1}/{e.folds}: {e.n_train} training / {e.n_val} validation images, "
+                  f"patch {e.patch}, {budget}, {e.device} {e.precision}")
+        for note in e.notes:
+            self._say(f"  note: {note}")
+
+    def on_epoch_end(self, e: EpochEnd) -> None:
+        star = " *" if e.is_best else ""
+        self._say(f"epoch {e.epoch + 1:3d}  train loss {e.train_loss:.4f}  val loss {e.val_loss:.4f}  "
+                  f"val Dice {e.val_dice:.4f}{star}  lr {e.lr:.2e}  {e.seconds:.0f}s")
+
+    def on_train_end(self, e: TrainEnd) -> None:
+        self._say(f"fold {e.fold + 1} stopped ({e.stopped}); best val Dice {e.best_dice:.4f} at epoch "
+                  f"{e.best_epoch + 1}; model: {e.model_path}")

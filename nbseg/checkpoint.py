@@ -1,0 +1,88 @@
+"""Training state on disk: written atomically every epoch so a killed run resumes, losing at most one epoch."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import torch
+
+HISTORY_FIELDS = ["fold", "epoch", "train_loss", "val_loss", "val_dice", "lr", "seconds"]
+
+
+def project_paths(project, fold: int) -> dict[str, Path]:
+    project = Path(project)
+    return {
+        "model": project / "models" / f"fold{fold}.pt",
+        "checkpoint": project / "checkpoints" / f"fold{fold}.pt",
+        "history": project / "history" / f"fold{fold}.csv",
+    }
+
+
+def model_files(project) -> list[Path]:
+    """The best model of each fold, ``models/fold*.pt``, in fold order."""
+    found = sorted((Path(project) / "models").glob("fold*.pt"), key=lambda p: int(p.stem[4:] or 0))
+    if not found:
+        raise FileNotFoundError(f"No trained model in {Path(project) / 'models'}. Train first: nbseg train ...")
+    return found
+
+
+def _atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as handle:  # on disk before the rename, so a crash leaves the old or the new file
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def save_training_state(path, *, model, optimizer, schedule, rng, generator, epoch: int, best_dice: float,
+                        best_epoch: int, elapsed: float, history: list) -> None:
+    _atomic_save({
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "numpy_rng": _jsonable(rng.bit_generator.state),
+        "torch_generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "epoch": epoch,
+        "best_dice": best_dice,
+        "best_epoch": best_epoch,
+        "elapsed": elapsed,
+        "history": history,
+    }, Path(path))
+
+
+def load_training_state(path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def restore_rng(rng, state: dict) -> None:
+    rng.bit_generator.state = _from_jsonable(state)
+
+
+def _jsonable(state: dict) -> dict:
+    # numpy's PCG64 state holds 128-bit ints; strings travel through weights_only loading
+    return {k: (_jsonable(v) if isinstance(v, dict) else str(v) if isinstance(v, int) else v) for k, v in state.items()}
+
+
+def _from_jsonable(state: dict) -> dict:
+    return {k: (_from_jsonable(v) if isinstance(v, dict) else int(v) if isinstance(v, str) and v.isdigit() else v)
+            for k, v in state.items()}
+
+
+def write_history(path, history: list[dict]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, path)
+
+
+def read_history(path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return [{k: float(v) if k not in ("fold", "epoch") else int(v) for k, v in row.items()}
+                for row in csv.DictReader(handle)]

@@ -1,0 +1,128 @@
+"""`nbseg train` and `nbseg lr-find`: the data and training options shared by both."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .config import CONFIG_FILE, Config
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers like 256,256 or 32,128,128")
+
+
+def _add_data_options(parser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument("--images", type=Path, help="folder of raw images (TIFF, OME-TIFF, PNG, CZI, ...)")
+    data.add_argument("--masks", type=Path, help="folder of label images with the same file names as the images")
+    data.add_argument("--project", type=Path, required=True,
+                      help="project folder: settings, split, checkpoints, models and history are kept here")
+    data.add_argument("--config", type=Path, help="settings file (YAML); options given here override it")
+    data.add_argument("--dims", type=int, choices=(2, 3), help="2 for images, 3 for stacks (default: from the data)")
+    data.add_argument("--axes", help="axes of the files if they don't say, e.g. ZYX, CYX, ZCYX, YXC")
+    data.add_argument("--channels", type=_ints, help="channels to use, e.g. 0 or 0,2")
+    data.add_argument("--labels", choices=("auto", "binary", "multiclass", "instances"),
+                      help="what the masks hold: binary (0/1), multiclass (0..K-1) or instances (one number per "
+                           "object; trained as background/interior/boundary so touching objects come apart)")
+    data.add_argument("--n-classes", type=int, help="number of classes for multiclass labels, background included")
+    data.add_argument("--excluding-masks", type=Path, help="folder of masks whose nonzero pixels training ignores")
+    data.add_argument("--seg2", type=Path, help="folder of a second segmentation, used inside the merging masks")
+    data.add_argument("--merging-masks", type=Path, help="folder of masks where Seg2 replaces the masks")
+    data.add_argument("--val-fraction", type=float, help="share of images held back for validation (default 0.2)")
+
+
+def _add_training_options(parser) -> None:
+    train = parser.add_argument_group("training")
+    budget = train.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="training time budget in minutes (all folds together)")
+    budget.add_argument("--epochs", type=int, help="number of epochs (passes of --steps-per-epoch batches)")
+    train.add_argument("--size", choices=("S", "M", "L"), help="model size: S fastest, L largest (default M)")
+    train.add_argument("--patch", type=_ints,
+                       help="patch size Y,X (2D) or Z,Y,X (3D); each pooled side divisible by 8 (16 for size L)")
+    train.add_argument("--batch-size", type=int, help="patches per training step (default 8)")
+    train.add_argument("--lr", type=float, help="peak learning rate (default 3e-3; see `nbseg lr-find`)")
+    train.add_argument("--steps-per-epoch", type=int, help="training steps per epoch (default 32)")
+    train.add_argument("--patience", type=int, help="stop after this many epochs without a better validation Dice")
+    train.add_argument("--folds", type=int, help="K >= 2 trains a K-fold ensemble of K models (default 1)")
+    train.add_argument("--seed", type=int, help="random seed; the same seed repeats a CPU run")
+    train.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default auto)")
+    train.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                       help="number format (default auto: fp16/bf16 AMP on GPU, bf16 on CPUs that have it)")
+
+
+_DATA_KEYS = {"images": "images", "masks": "masks", "dims": "dims", "axes": "axes", "channels": "channels",
+              "labels": "labels", "n_classes": "n_classes", "excluding_masks": "excluding_masks", "seg2": "seg2",
+              "merging_masks": "merging_masks", "val_fraction": "val_fraction"}
+_TRAIN_KEYS = ("minutes", "epochs", "batch_size", "lr", "steps_per_epoch", "patience", "folds", "seed", "device",
+               "precision")
+
+
+def config_from_args(args) -> Config:
+    """Settings from --config, else the project's saved config; options given on the command line win."""
+    saved = args.config or (args.project / CONFIG_FILE)
+    base = Config.load(saved).model_dump() if Path(saved).exists() else {"data": {}, "model": {}, "train": {}}
+    for arg, key in _DATA_KEYS.items():
+        if getattr(args, arg, None) is not None:
+            base["data"][key] = getattr(args, arg)
+    for key in ("size", "patch"):
+        if getattr(args, key, None) is not None:
+            base["model"][key] = getattr(args, key)
+    for key in _TRAIN_KEYS:
+        if getattr(args, key, None) is not None:
+            base["train"][key] = getattr(args, key)
+    if args.minutes is not None:
+        base["train"]["epochs"] = None
+    if args.epochs is not None:
+        base["train"]["minutes"] = None
+    if not base["data"].get("images"):
+        raise ValueError("No images given: pass --images DIR --masks DIR (or --config FILE).")
+    return Config.model_validate(base)
+
+
+def run_train(args) -> int:
+    from .callbacks import PrintProgress
+    from .train import fit
+
+    config = config_from_args(args)
+    result = fit(config, args.project, callbacks=[PrintProgress()], resume=args.resume)
+    for path, dice in zip(result.model_paths, result.best_dice):
+        print(f"model {path}  best validation Dice {dice:.4f}")
+    if result.interrupted:
+        print("Training was stopped; the best model so far is kept. Continue with --resume.")
+    return 0
+
+
+def run_lr_find(args) -> int:
+    from .lr_finder import find_lr
+
+    config = config_from_args(args)
+    result = find_lr(config, args.project, num_steps=args.steps)
+    print(f"swept {len(result.lrs)} learning rates from {result.lrs[0]:.1e} to {result.lrs[-1]:.1e} "
+          f"({result.stop_reason})")
+    print(f"suggested learning rate: {result.suggestion:.2e}  (use: nbseg train ... --lr {result.suggestion:.1e})")
+    print(f"saved: {args.project / 'lr_finder.json'}")
+    return 0
+
+
+def register(subparsers) -> None:
+    train = subparsers.add_parser(
+        "train", help="train a U-Net on images and masks",
+        description="Train a U-Net on a folder of images and a folder of masks (2D or 3D). Everything is kept in "
+                    "the project folder, so prediction and the notebooks continue from it.",
+        epilog="Example: nbseg train --images raw/ --masks labels/ --project myproject --minutes 10")
+    _add_data_options(train)
+    _add_training_options(train)
+    train.add_argument("--resume", action="store_true", help="continue a stopped run from its last checkpoint")
+    train.set_defaults(func=run_train)
+
+    finder = subparsers.add_parser(
+        "lr-find", help="suggest a learning rate with a short sweep",
+        description="Train briefly while raising the learning rate, and suggest the rate where the loss falls "
+                    "fastest. The model is not kept.")
+    _add_data_options(finder)
+    _add_training_options(finder)
+    finder.add_argument("--steps", type=int, default=100, help="sweep length in training steps (default 100)")
+    finder.set_defaults(func=run_lr_find)

@@ -1,0 +1,141 @@
+"""One validated configuration drives the CLI and the notebooks; saved as YAML in the project."""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+CONFIG_FILE = "config.yaml"
+
+
+class _Strict(BaseModel):
+    """Refuses unknown keys, naming the closest known one."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unknown_keys(cls, values):
+        if isinstance(values, dict):
+            known = list(cls.model_fields)
+            for key in values:
+                if key not in known:
+                    close = difflib.get_close_matches(str(key), known, n=1)
+                    hint = f" Did you mean {close[0]!r}?" if close else ""
+                    raise ValueError(f"unknown setting {key!r} in {cls.__name__}.{hint} Known: {', '.join(known)}.")
+        return values
+
+
+class DataConfig(_Strict):
+    """Where the images and labels are, and how to read them."""
+
+    images: Path
+    masks: Optional[Path] = None
+    seg2: Optional[Path] = None  # a second segmentation, merged inside the merging masks
+    merging_masks: Optional[Path] = None
+    excluding_masks: Optional[Path] = None  # nonzero pixels are ignored by the loss
+    axes: Optional[str] = None
+    channels: Optional[list[int]] = None
+    dims: Optional[Literal[2, 3]] = None  # None: taken from the data
+    # binary: 0/1 (or 0/255); multiclass: 0..K-1; instances: object ids -> background/boundary/interior
+    labels: Literal["auto", "binary", "multiclass", "instances"] = "auto"
+    n_classes: Optional[int] = None
+    val_fraction: float = 0.2
+    percentiles: tuple[float, float] = (1.0, 99.8)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction is {self.val_fraction}; it must lie between 0 and 1, e.g. 0.2.")
+        low, high = self.percentiles
+        if not 0 <= low < high <= 100:
+            raise ValueError(f"percentiles {self.percentiles} must satisfy 0 <= low < high <= 100, e.g. (1, 99.8).")
+        if self.merging_masks is not None and self.seg2 is None:
+            raise ValueError("merging_masks is set but seg2 is not: the merging mask says where Seg2 replaces Seg1.")
+        return self
+
+
+class ModelConfig(_Strict):
+    """The U-Net's size and the patch it sees."""
+
+    size: Literal["S", "M", "L"] = "M"
+    patch: Optional[list[int]] = None  # None: 256x256 in 2D, 32x128x128 in 3D (clipped to the data)
+
+
+class TrainConfig(_Strict):
+    """How long and how to train."""
+
+    epochs: Optional[int] = None
+    minutes: Optional[float] = None
+    batch_size: int = 8
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    schedule: Literal["onecycle", "cosine"] = "onecycle"
+    steps_per_epoch: int = 32
+    patience: Optional[int] = None  # epochs without a better validation Dice before stopping
+    folds: int = 1
+    seed: int = 0
+    foreground_fraction: float = 0.5  # share of patches centred on a labelled object
+    augment: bool = True
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs is {self.epochs}; give 1 or more.")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError(f"minutes is {self.minutes}; give a positive training time.")
+        if self.folds < 1:
+            raise ValueError(f"folds is {self.folds}; 1 trains one model, K >= 2 trains a K-fold ensemble.")
+        if not 0 <= self.foreground_fraction <= 1:
+            raise ValueError(f"foreground_fraction is {self.foreground_fraction}; it is a share between 0 and 1.")
+        return self
+
+    @property
+    def max_epochs(self) -> int:
+        """Epochs to run: as given, else effectively unbounded under a time budget, else 50."""
+        if self.epochs is not None:
+            return self.epochs
+        return 10**6 if self.minutes is not None else 50
+
+
+class Config(_Strict):
+    """A project's settings: data, model, training."""
+
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _patch_matches_dims(self):
+        patch, dims = self.model.patch, self.data.dims
+        if patch is not None and len(patch) not in (2, 3):
+            raise ValueError(f"patch {patch} must have 2 (Y, X) or 3 (Z, Y, X) entries.")
+        if patch is not None and dims is not None and len(patch) != dims:
+            kind = f"{len(patch)}D"
+            raise ValueError(f"data is {dims}D but patch size {patch} is {kind}; give {dims} numbers.")
+        return self
+
+    def save(self, path) -> Path:
+        import yaml
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / CONFIG_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Config":
+        import yaml
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / CONFIG_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"No configuration at {path}. Create one with `nbseg train --images ... --project ...`.")
+        return cls.model_validate(yaml.safe_load(path.read_text()) or {})

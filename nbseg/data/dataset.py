@@ -1,0 +1,124 @@
+"""Load a folder of images and masks into normalised arrays and training targets (2D and 3D alike)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..io import read_image, read_mask
+from .normalize import percentile_normalize
+from .pairs import find_pairs
+from .targets import IGNORE, LabelError, detect_label_kind, n_classes_for, to_target
+
+
+class DataError(ValueError):
+    """The data cannot be used as given; the message names the file and the fix."""
+
+
+@dataclass
+class Sample:
+    """One image, normalised, with its target (``IGNORE`` where excluded)."""
+
+    name: str
+    image: np.ndarray  # (C, [Z,] Y, X) float32
+    target: np.ndarray  # ([Z,] Y, X) int64
+    pixel_sizes: tuple = ()
+
+
+@dataclass
+class Dataset:
+    samples: list[Sample]
+    kind: str
+    n_classes: int
+    in_channels: int
+    spatial_dims: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.samples]
+
+
+def load_dataset(data_config, *, progress=None) -> Dataset:
+    """Read, check and normalise every image/mask pair that ``data_config`` names.
+
+    Parameters
+    ----------
+    data_config : nbseg.config.DataConfig
+    progress : callable(done, total, name), optional
+
+    Raises
+    ------
+    DataError, LabelError, nbseg.io.ImageReadError, nbseg.data.pairs.PairingError
+    """
+    cfg = data_config
+    if cfg.masks is None:
+        raise DataError("Training needs masks: set data.masks (CLI: --masks DIR) to the folder of label images.")
+    pairs = find_pairs(cfg.images, cfg.masks, seg2=cfg.seg2, merging=cfg.merging_masks, excluding=cfg.excluding_masks)
+    raw = []
+    for i, pair in enumerate(pairs):
+        image = read_image(pair.image, axes=cfg.axes, channels=cfg.channels, dims=cfg.dims)
+        mask = _read_label(pair, image, cfg.dims)
+        raw.append((pair, image, mask))
+        if progress:
+            progress(i + 1, len(pairs), pair.name)
+    _check_consistent(raw, cfg)
+    kind = cfg.labels if cfg.labels != "auto" else detect_label_kind((m for _, _, m in raw), n_classes=cfg.n_classes)
+    n_classes = n_classes_for(kind, cfg.n_classes)
+    samples = []
+    for pair, image, mask in raw:
+        target = to_target(mask, kind, n_classes=n_classes, name=str(pair.mask))
+        if pair.excluding is not None:
+            excluded = _read_aux(pair.excluding, image, cfg.dims, "excluding mask")
+            target[excluded > 0] = IGNORE
+        pixels = percentile_normalize(image.data, percentiles=cfg.percentiles, name=str(pair.image))
+        samples.append(Sample(pair.name, pixels, target, image.pixel_sizes))
+    first = raw[0][1]
+    return Dataset(samples, kind, n_classes, first.data.shape[0], first.spatial_dims,
+                   notes=[f"labels read as {kind!r} ({n_classes} classes)"])
+
+
+def _read_label(pair, image, dims):
+    mask = _read_aux(pair.mask, image, dims, "mask")
+    if pair.seg2 is not None:
+        from ..labels import merge_segmentations  # Seg1/Seg2 curation lives with the other label tools
+
+        seg2 = _read_aux(pair.seg2, image, dims, "Seg2")
+        merging = _read_aux(pair.merging, image, dims, "merging mask") if pair.merging else np.ones_like(seg2)
+        mask = merge_segmentations(mask, seg2, merging)
+    return mask
+
+
+def _read_aux(path, image, dims, role: str) -> np.ndarray:
+    mask = read_mask(path, dims=dims or image.spatial_dims)
+    if mask.shape != image.spatial_shape:
+        raise DataError(
+            f"The {role} {path} has shape {mask.shape} but its image {image.path} has spatial shape "
+            f"{image.spatial_shape} (axes {image.axes}, full shape {image.data.shape}). "
+            "They must cover the same pixels: re-export the mask at the image's size, or set the image axes."
+        )
+    return mask
+
+
+def _check_consistent(raw, cfg) -> None:
+    dims_seen = {image.spatial_dims for _, image, _ in raw}
+    if cfg.dims is not None and dims_seen != {cfg.dims}:
+        other = sorted(str(p.image) for p, image, _ in raw if image.spatial_dims != cfg.dims)[:5]
+        raise DataError(
+            f"The settings say the data is {cfg.dims}D but these images are {3 if cfg.dims == 2 else 2}D: "
+            f"{', '.join(other)}. Set dims to {3 if cfg.dims == 2 else 2} (CLI: --dims), or give the axes."
+        )
+    if len(dims_seen) > 1:
+        raise DataError("The folder mixes 2D images and 3D stacks: " + ", ".join(
+            f"{p.image.name}: {image.axes} {image.data.shape}" for p, image, _ in raw[:6]) + ". Keep one kind per project.")
+    channels = {image.data.shape[0] for _, image, _ in raw}
+    if len(channels) > 1:
+        counts = {p.image.name: image.data.shape[0] for p, image, _ in raw}
+        many = [n for n, c in counts.items() if c == max(channels)][:5]
+        raise DataError(
+            f"Images have different channel counts {sorted(channels)}; e.g. {', '.join(many)} have {max(channels)} "
+            f"(RGB?) where others have {min(channels)}. Pick channels (CLI: --channels 0) or convert them to grey."
+        )
+
+
+__all__ = ["Dataset", "Sample", "DataError", "LabelError", "load_dataset"]

@@ -1,0 +1,85 @@
+"""Turn label images into training targets: binary, multi-class, or background/interior/boundary."""
+from __future__ import annotations
+
+import numpy as np
+
+IGNORE = -1  # target value the loss skips (excluded or padded pixels)
+CLASS_NAMES = {
+    "binary": ["background", "foreground"],
+    "instances": ["background", "interior", "boundary"],
+}
+
+
+class LabelError(ValueError):
+    """Label values do not fit the declared kind; the message names the file."""
+
+
+def detect_label_kind(masks, *, n_classes=None) -> str:
+    """``"binary"`` if every mask holds only 0/1 or 0/255; ``"multiclass"`` if ``n_classes`` is given;
+    otherwise ``"instances"`` (each object its own number)."""
+    values = set()
+    for mask in masks:
+        values.update(np.unique(mask).tolist())
+        if len(values) > 3:
+            break
+    if values <= {0, 1} or values <= {0, 255}:
+        return "binary"
+    return "multiclass" if n_classes else "instances"
+
+
+def n_classes_for(kind: str, n_classes=None) -> int:
+    if kind == "binary":
+        return 2
+    if kind == "instances":
+        return 3
+    if not n_classes or n_classes < 2:
+        raise LabelError(f"multi-class labels need n_classes (2 or more); got {n_classes!r}.")
+    return int(n_classes)
+
+
+def to_target(mask: np.ndarray, kind: str, *, n_classes: int, name: str = "mask") -> np.ndarray:
+    """Target classes for one mask, int64 of the same shape.
+
+    Parameters
+    ----------
+    mask : ([Z,] Y, X) ndarray of int
+    kind : {"binary", "multiclass", "instances"}
+    n_classes : int
+    name : str
+        The file, for messages.
+    """
+    if mask.min() < 0:
+        raise LabelError(f"{name} holds negative label {mask.min()}; labels start at 0 (background).")
+    if kind == "binary":
+        return (mask > 0).astype(np.int64)
+    if kind == "multiclass":
+        top = int(mask.max())
+        if top >= n_classes:
+            raise LabelError(
+                f"{name} holds label {top} but the project has {n_classes} classes (0..{n_classes - 1}). "
+                f"Set n_classes to {top + 1} or fix the mask."
+            )
+        return mask.astype(np.int64)
+    if kind == "instances":
+        return instances_to_three_class(mask)
+    raise LabelError(f"label kind {kind!r} is unknown; use binary, multiclass or instances.")
+
+
+def instances_to_three_class(labels: np.ndarray) -> np.ndarray:
+    """0 background, 1 interior, 2 boundary — the boundary class lets touching objects come apart.
+
+    Boundaries are the objects' inner edge pixels, taken per 2D plane for stacks so thin
+    anisotropic slices are not all boundary.
+    """
+    from skimage.segmentation import find_boundaries
+
+    target = (labels > 0).astype(np.int64)
+    planes = labels[np.newaxis] if labels.ndim == 2 else labels
+    edges = np.stack([find_boundaries(p, mode="inner") for p in planes]).reshape(labels.shape)
+    target[edges & (labels > 0)] = 2
+    return target
+
+
+def foreground(target: np.ndarray) -> np.ndarray:
+    """Pixels of any object class (the thing a biologist means by 'segmented')."""
+    return target > 0

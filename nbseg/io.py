@@ -1,0 +1,344 @@
+"""Read microscopy files into ``C[Z]YX`` arrays with pixel sizes; write OME-TIFF.
+
+TIFF and OME-TIFF go through tifffile (fast, and memory-mapped for large files);
+PNG/JPEG through imageio; everything else (CZI, ND2, ...) through bioio readers.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif")
+PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg")
+BIOIO_SUFFIXES = (".czi", ".nd2", ".lif", ".zarr")
+IMAGE_SUFFIXES = TIFF_SUFFIXES + PLAIN_SUFFIXES + BIOIO_SUFFIXES
+AXES_LETTERS = set("TCZYX")
+
+
+class ImageReadError(ValueError):
+    """A file could not be read as an image; the message names the file and the fix."""
+
+
+@dataclass
+class Image:
+    """An image with axes ``C[Z]YX`` and its physical pixel sizes.
+
+    Attributes
+    ----------
+    data : (C, [Z,] Y, X) ndarray
+    axes : str
+        ``"CYX"`` or ``"CZYX"``.
+    pixel_sizes : tuple of float or None
+        ``([Z,] Y, X)`` in micrometres; None where the file does not say.
+    path : Path or None
+    """
+
+    data: np.ndarray
+    axes: str
+    pixel_sizes: tuple = field(default=())
+    path: Path | None = None
+
+    @property
+    def spatial_dims(self) -> int:
+        return len(self.axes) - 1
+
+    @property
+    def spatial_shape(self) -> tuple:
+        return tuple(self.data.shape[1:])
+
+
+def file_stem(path) -> str:
+    """Name without image suffixes: ``a/b.ome.tif`` -> ``b``."""
+    name = Path(path).name
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def is_image_file(path) -> bool:
+    return Path(path).name.lower().endswith(IMAGE_SUFFIXES) and not Path(path).name.startswith(".")
+
+
+def image_files(folder) -> list[Path]:
+    """Image files in ``folder`` (not recursive), sorted by name.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``folder`` does not exist or holds no image file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Folder {folder} does not exist. Check the path (it is relative to {Path.cwd()}).")
+    files = sorted(p for p in folder.iterdir() if is_image_file(p))
+    if not files:
+        others = sorted(p.name for p in folder.iterdir())[:5]
+        raise FileNotFoundError(
+            f"Folder {folder} holds no image file (looked for {', '.join(IMAGE_SUFFIXES)}); "
+            f"found {others or 'nothing'}. Point to the folder that holds the images."
+        )
+    return files
+
+
+def read_image(path, *, axes: str | None = None, channels=None, dims: int | None = None,
+               lazy: bool = False) -> Image:
+    """Read one image file as ``C[Z]YX``.
+
+    Parameters
+    ----------
+    path : str or Path
+    axes : str, optional
+        The file's axes, e.g. ``"ZYX"``, ``"CYX"``, ``"ZCYX"``, ``"YXC"``; overrides what the
+        file says. A ``T`` axis must have length 1.
+    channels : int or list of int, optional
+        Channels to keep, in this order.
+    dims : {2, 3}, optional
+        Spatial dimensions expected; resolves files whose third axis could be Z or C.
+    lazy : bool
+        Memory-map large TIFFs instead of loading them.
+
+    Returns
+    -------
+    Image
+    """
+    path = Path(path)
+    raw, file_axes, sizes = _read_raw(path, lazy=lazy)
+    axes = _resolve_axes(raw, axes or file_axes, dims, path)
+    data = _to_czyx(raw, axes, path)
+    if channels is not None:
+        data = _select_channels(data, channels, path)
+    spatial = "ZYX" if data.ndim == 4 else "YX"
+    pixel_sizes = tuple(sizes.get(a) for a in spatial)
+    return Image(data=data, axes="C" + spatial, pixel_sizes=pixel_sizes, path=path)
+
+
+def read_mask(path, *, dims: int | None = None, axes: str | None = None) -> np.ndarray:
+    """Read a label file as an integer ``([Z,] Y, X)`` array.
+
+    Raises
+    ------
+    ImageReadError
+        For several channels, or float values that are not whole numbers.
+    """
+    image = read_image(path, dims=dims, axes=axes)
+    if image.data.shape[0] != 1:
+        raise ImageReadError(
+            f"Mask {path} has {image.data.shape[0]} channels (shape {image.data.shape}); a mask needs one. "
+            "Save it as a single-channel label image (0 = background)."
+        )
+    mask = np.asarray(image.data[0])
+    if mask.dtype.kind == "f":
+        if not np.all(np.isfinite(mask)) or not np.all(mask == np.round(mask)):
+            raise ImageReadError(
+                f"Mask {path} holds float values such as {mask.ravel()[np.argmax(mask != np.round(mask))]!r}; "
+                "labels must be whole numbers (0 = background, 1, 2, ... = classes or objects). "
+                "Threshold or round it and save it as an integer image."
+            )
+        mask = mask.astype(np.int64)
+    elif mask.dtype == bool:
+        mask = mask.astype(np.uint8)
+    return mask
+
+
+def write_ome_tiff(path, data, *, axes: str, pixel_sizes=None, overwrite: bool = False) -> Path:
+    """Write ``data`` as OME-TIFF with its axes and pixel sizes, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+    data : ndarray
+        Any of ``YX``, ``ZYX``, ``CYX``, ``CZYX`` (as ``axes`` says).
+    axes : str
+    pixel_sizes : sequence of float or None, optional
+        ``([Z,] Y, X)`` in micrometres.
+    overwrite : bool
+        Refuse to replace an existing file unless True.
+    """
+    import tifffile
+
+    path = Path(path)
+    if len(axes) != np.ndim(data):
+        raise ValueError(f"axes {axes!r} has {len(axes)} letters but data has {np.ndim(data)} dimensions {np.shape(data)}.")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists already; pass overwrite=True (CLI: --overwrite) to replace it.")
+    metadata = {"axes": axes}
+    spatial = [a for a in axes if a in "ZYX"]
+    for letter, size in zip(spatial, pixel_sizes or ()):
+        if size:
+            metadata[f"PhysicalSize{letter}"] = float(size)
+            metadata[f"PhysicalSize{letter}Unit"] = "µm"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tifffile.imwrite(tmp, np.asarray(data), ome=True, metadata=metadata, compression="zlib")
+    os.replace(tmp, path)
+    return path
+
+
+# ---------------------------------------------------------------- readers
+
+
+def _read_raw(path: Path, *, lazy: bool):
+    if not path.exists():
+        raise ImageReadError(f"File {path} does not exist.")
+    name = path.name.lower()
+    try:
+        if name.endswith(TIFF_SUFFIXES):
+            return _read_tiff(path, lazy=lazy)
+        if name.endswith(PLAIN_SUFFIXES):
+            return _read_plain(path)
+        if name.endswith(BIOIO_SUFFIXES):
+            return _read_bioio(path)
+    except ImageReadError:
+        raise
+    except Exception as err:  # the readers raise many kinds; say which file and why
+        raise ImageReadError(
+            f"Could not read {path}: {type(err).__name__}: {err}. The file may be truncated or not an image; "
+            "open it in Fiji to check, or re-export it as TIFF."
+        ) from err
+    raise ImageReadError(
+        f"{path} is not a supported image file (suffix {path.suffix!r}); nbseg reads {', '.join(IMAGE_SUFFIXES)}. "
+        "Remove it from the folder or convert it to TIFF."
+    )
+
+
+def _read_tiff(path: Path, *, lazy: bool):
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        axes = series.axes
+        sizes = _tiff_pixel_sizes(tif)
+        big = np.prod(series.shape) * np.dtype(series.dtype).itemsize > 512 * 2**20
+        if lazy or big:
+            try:
+                data = tifffile.memmap(path, series=0)
+            except ValueError:  # compressed or not contiguous: decode into a disk-backed array
+                data = series.asarray(out="memmap")
+        else:
+            data = series.asarray()
+    # tifffile names RGB samples S and unknown axes Q/I
+    axes = axes.replace("S", "C")
+    if any(a not in AXES_LETTERS for a in axes):
+        axes = None
+    return data, axes, sizes
+
+
+def _tiff_pixel_sizes(tif) -> dict:
+    sizes: dict = {}
+    if tif.is_ome and tif.ome_metadata:
+        for letter in "XYZ":
+            found = re.search(rf'PhysicalSize{letter}="([0-9.eE+-]+)"', tif.ome_metadata)
+            if found:
+                sizes[letter] = float(found.group(1))
+        return sizes
+    page = tif.pages[0]
+    meta = tif.imagej_metadata or {}
+    unit = str(meta.get("unit", "")).lower()
+    if unit in ("micron", "um", "µm", "\\u00b5m"):
+        for letter, tag in (("X", "XResolution"), ("Y", "YResolution")):
+            if tag in page.tags:
+                num, den = page.tags[tag].value
+                if num:
+                    sizes[letter] = den / num
+        if "spacing" in meta:
+            sizes["Z"] = float(meta["spacing"])
+    return sizes
+
+
+def _read_plain(path: Path):
+    import imageio.v3 as iio
+
+    data = np.asarray(iio.imread(path))
+    if data.ndim == 3 and data.shape[-1] == 4:
+        data = data[..., :3]  # alpha carries no signal in microscopy exports
+    return data, ("YXC" if data.ndim == 3 else "YX"), {}
+
+
+def _read_bioio(path: Path):
+    try:
+        from bioio import BioImage
+    except ImportError as err:  # pragma: no cover - bioio is a dependency
+        raise ImageReadError(f"Reading {path} needs bioio: pip install bioio") from err
+    try:
+        image = BioImage(path)
+    except Exception as err:
+        hint = " Install the CZI reader with: pip install 'nbseg[czi]'." if path.suffix.lower() == ".czi" else ""
+        raise ImageReadError(f"Could not open {path} with bioio: {err}.{hint}") from err
+    data = image.get_image_data("CZYX", T=0)
+    pps = image.physical_pixel_sizes
+    sizes = {k: v for k, v in (("Z", pps.Z), ("Y", pps.Y), ("X", pps.X)) if v}
+    return data, "CZYX", sizes
+
+
+# ---------------------------------------------------------------- axes
+
+
+def _resolve_axes(raw: np.ndarray, axes: str | None, dims: int | None, path: Path) -> str:
+    if axes is not None:
+        axes = axes.upper()
+        if set(axes) - AXES_LETTERS or len(set(axes)) != len(axes) or not axes.endswith(("YX", "YXC")):
+            raise ImageReadError(
+                f"Axes {axes!r} for {path} are not valid: use each of T, C, Z once at most and end with YX "
+                "(or YXC for RGB), e.g. 'ZYX', 'CYX', 'ZCYX', 'YXC'."
+            )
+        if len(axes) != raw.ndim:
+            raise ImageReadError(
+                f"Axes {axes!r} name {len(axes)} dimensions but {path} has {raw.ndim}, shape {raw.shape}. "
+                f"Give {raw.ndim} letters, e.g. {_guess_axes(raw, dims)!r}."
+            )
+        return axes
+    return _guess_axes(raw, dims)
+
+
+def _guess_axes(raw: np.ndarray, dims: int | None) -> str:
+    shape = raw.shape
+    if raw.ndim == 2:
+        return "YX"
+    if raw.ndim == 3:
+        if shape[-1] in (3, 4) and shape[0] > 4:
+            return "YXC"
+        if dims == 2:
+            return "CYX"
+        if dims == 3:
+            return "ZYX"
+        return "CYX" if shape[0] <= 4 else "ZYX"
+    if raw.ndim == 4:
+        return "CZYX" if shape[0] <= shape[1] else "ZCYX"
+    return "TCZYX"[-raw.ndim:] if raw.ndim <= 5 else "?" * raw.ndim
+
+
+def _to_czyx(raw: np.ndarray, axes: str, path: Path) -> np.ndarray:
+    if "?" in axes:
+        raise ImageReadError(f"{path} has {raw.ndim} dimensions {raw.shape}; give its axes, e.g. axes='TCZYX'.")
+    data = raw
+    for letter in ("T",):
+        if letter in axes:
+            index = axes.index(letter)
+            if data.shape[index] != 1:
+                raise ImageReadError(
+                    f"{path} has a time axis of length {data.shape[index]} (shape {data.shape}, axes {axes}). "
+                    "Save each time point as its own file."
+                )
+            data = np.take(data, 0, axis=index)
+            axes = axes.replace(letter, "")
+    if "C" not in axes:
+        data, axes = data[np.newaxis], "C" + axes
+    if "Z" in axes and data.shape[axes.index("Z")] == 1:
+        data, axes = np.take(data, 0, axis=axes.index("Z")), axes.replace("Z", "")
+    target = "CZYX" if "Z" in axes else "CYX"
+    return np.transpose(data, [axes.index(a) for a in target])
+
+
+def _select_channels(data: np.ndarray, channels, path: Path) -> np.ndarray:
+    channels = [channels] if isinstance(channels, int) else list(channels)
+    bad = [c for c in channels if not -data.shape[0] <= c < data.shape[0]]
+    if bad:
+        raise ImageReadError(
+            f"{path} has {data.shape[0]} channel(s) (0..{data.shape[0] - 1}); channel(s) {bad} do not exist."
+        )
+    return data[channels]

@@ -1,0 +1,40 @@
+"""Cross-entropy + soft Dice, both skipping ignored pixels (excluding masks, padding)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .data.targets import IGNORE
+
+
+def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, *, dice_weight: float = 1.0) -> torch.Tensor:
+    """Mean cross-entropy plus (1 - soft Dice over the object classes), pooled over the batch.
+
+    Parameters
+    ----------
+    logits : (B, K, [Z,] Y, X) tensor
+    target : (B, [Z,] Y, X) long tensor; ``IGNORE`` pixels count in neither term
+    """
+    logits = logits.float()
+    valid = target != IGNORE
+    if not valid.any():
+        return logits.sum() * 0.0  # an all-ignored batch: no signal, but keep the graph
+    ce = F.cross_entropy(logits, target.clamp_min(0), reduction="none")
+    ce = (ce * valid).sum() / valid.sum()
+    probs = logits.softmax(1)
+    onehot = F.one_hot(target.clamp_min(0), logits.shape[1]).movedim(-1, 1).to(probs.dtype)
+    mask = valid.unsqueeze(1).to(probs.dtype)
+    dims = (0,) + tuple(range(2, logits.ndim))
+    intersection = (probs * onehot * mask).sum(dims)[1:]
+    total = ((probs + onehot) * mask).sum(dims)[1:]
+    dice = (2 * intersection + 1.0) / (total + 1.0)
+    return ce + dice_weight * (1 - dice.mean())
+
+
+def foreground_counts(logits: torch.Tensor, target: torch.Tensor) -> tuple[int, int]:
+    """(2·|P∩T|, |P|+|T|) of 'any object class', for a Dice pooled over many tiles."""
+    predicted = logits.argmax(1) > 0
+    valid = target != IGNORE
+    truth = target > 0
+    predicted, truth = predicted & valid, truth & valid
+    return int(2 * (predicted & truth).sum()), int(predicted.sum() + truth.sum())

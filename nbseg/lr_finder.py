@@ -1,0 +1,148 @@
+"""Learning-rate finder: an exponential sweep, a stop rule, a suggestion, and a result object.
+Plotting lives outside the core (``LRFinderResult.plot`` imports matplotlib only when called)."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data.augment import augment_batch
+from .loss import dice_ce_loss
+from .runtime import autocast
+
+RESULT_FILE = "lr_finder.json"
+
+
+@dataclass
+class LRFinderResult:
+    """The sweep: learning rates, raw and smoothed losses, the suggestion and why the sweep ended."""
+
+    lrs: list
+    losses: list
+    smoothed: list
+    suggestion: float
+    stop_reason: str
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        path = path / RESULT_FILE if path.is_dir() else path
+        path.write_text(json.dumps(asdict(self)))
+        return path
+
+    @classmethod
+    def load(cls, path) -> "LRFinderResult":
+        path = Path(path)
+        path = path / RESULT_FILE if path.is_dir() else path
+        return cls(**json.loads(path.read_text()))
+
+    def plot(self, ax=None):
+        """Loss vs learning rate (log axis) with the suggestion marked; returns the axes."""
+        import matplotlib.pyplot as plt
+
+        ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+        ax.plot(self.lrs, self.smoothed, label="loss (smoothed)")
+        ax.axvline(self.suggestion, color="tab:red", linestyle="--", label=f"suggestion {self.suggestion:.1e}")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss")
+        ax.legend()
+        return ax
+
+
+def exponential_lrs(start: float, end: float, num: int) -> np.ndarray:
+    if not 0 < start < end:
+        raise ValueError(f"The sweep needs 0 < start < end; got start={start}, end={end}.")
+    return np.geomspace(start, end, num)
+
+
+def should_stop(smoothed_loss: float, best_loss: float, *, diverge: float = 4.0) -> bool:
+    """Stop rule: the smoothed loss is not finite, or exceeds ``diverge`` times the best so far."""
+    return not math.isfinite(smoothed_loss) or smoothed_loss > diverge * best_loss
+
+
+def suggest_lr(lrs, smoothed) -> float:
+    """The learning rate where the smoothed loss falls fastest (steepest negative slope in log lr),
+    searched before the minimum; one tenth of the minimum's lr if the curve is too short."""
+    lrs, smoothed = np.asarray(lrs, float), np.asarray(smoothed, float)
+    if len(lrs) < 5:
+        return float(lrs[int(np.argmin(smoothed))] / 10)
+    end = max(int(np.argmin(smoothed)), 3)
+    slopes = np.gradient(smoothed[:end + 1], np.log(lrs[:end + 1]))
+    return float(lrs[int(np.argmin(slopes))])
+
+
+def lr_sweep(model, next_batch, *, start_lr: float = 1e-6, end_lr: float = 1.0, num_steps: int = 100,
+             beta: float = 0.9, diverge: float = 4.0, weight_decay: float = 1e-4, device=None,
+             precision: str = "fp32", generator=None, progress=None) -> LRFinderResult:
+    """Train ``model`` briefly with an exponentially rising learning rate; restore its weights afterwards.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    next_batch : callable() -> (x, y) numpy arrays
+    start_lr, end_lr : float
+    num_steps : int
+    beta : float
+        Exponential smoothing of the loss (bias-corrected).
+    diverge : float
+        Stop once the smoothed loss exceeds this many times its best.
+    progress : callable(step, num_steps, lr, loss), optional
+    """
+    device = device or next(model.parameters()).device
+    saved = copy.deepcopy(model.state_dict())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=start_lr, weight_decay=weight_decay)
+    generator = generator or torch.Generator().manual_seed(0)
+    lrs, losses, smoothed, average, best, reason = [], [], [], 0.0, math.inf, "end of sweep"
+    model.train()
+    try:
+        for step, lr in enumerate(exponential_lrs(start_lr, end_lr, num_steps)):
+            optimizer.param_groups[0]["lr"] = float(lr)
+            x, y = next_batch()
+            x, y = augment_batch(torch.from_numpy(x), torch.from_numpy(y), generator=generator)
+            with autocast(device, precision):
+                loss = dice_ce_loss(model(x.to(device)), y.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            value = float(loss.detach())
+            average = beta * average + (1 - beta) * value
+            current = average / (1 - beta ** (step + 1))
+            lrs.append(float(lr)), losses.append(value), smoothed.append(current)
+            best = min(best, current)
+            if progress:
+                progress(step, num_steps, float(lr), current)
+            if step > 0 and should_stop(current, best, diverge=diverge):
+                reason = f"loss exceeded {diverge:g}x its best"
+                break
+    finally:
+        model.load_state_dict(saved)  # the sweep only looks; the model leaves as it came
+    return LRFinderResult(lrs, losses, smoothed, suggest_lr(lrs, smoothed), reason)
+
+
+def find_lr(config, project=None, *, num_steps: int = 100, dataset=None, progress=None) -> LRFinderResult:
+    """Run the sweep for a project's data and model settings; save the result in ``project``."""
+    from .data import load_dataset
+    from .data.sampler import PatchSampler
+    from .model import UNet, pool_z_for
+    from .runtime import pick_device, pick_precision
+    from .train import resolve_patch
+
+    dataset = dataset or load_dataset(config.data)
+    patch, _ = resolve_patch(config, dataset)
+    torch.manual_seed(config.train.seed)
+    device = pick_device(config.train.device)
+    model = UNet(dataset.spatial_dims, dataset.in_channels, dataset.n_classes, config.model.size,
+                 pool_z=pool_z_for(patch[0]) if len(patch) == 3 else True).to(device)
+    sampler = PatchSampler(dataset.samples, patch, foreground_fraction=config.train.foreground_fraction,
+                           seed=config.train.seed)
+    result = lr_sweep(model, lambda: sampler.batch(config.train.batch_size), num_steps=num_steps, device=device,
+                      precision=pick_precision(device, config.train.precision), progress=progress)
+    if project is not None:
+        Path(project).mkdir(parents=True, exist_ok=True)
+        result.save(Path(project))
+    return result

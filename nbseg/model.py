@@ -1,0 +1,180 @@
+"""UNet(spatial_dims, ...) — one class for 2D and 3D — and its model file.
+
+Layout (size "M", 2D)::
+
+    in -> [32] ------------------------------------> [32] -> head -> n_classes
+            \\pool                                   /up
+             [64] --------------------------> [64]
+               \\pool                        /up
+                [128] -------------> [128]
+                   \\pool            /up
+                      [256] bottleneck
+
+Each [n] is two same-padded 3x3(x3) convolutions, each followed by batch norm and ReLU.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+SIZES = {
+    "S": (16, 32, 64, 128),
+    "M": (32, 64, 128, 256),
+    "L": (32, 64, 128, 256, 512),
+}
+MIN_POOLED_Z = 8  # below this many slices Z is not pooled (see CAREamics #296)
+
+
+class PatchSizeError(ValueError):
+    """A patch size the U-Net cannot take; the message names the nearest valid sizes."""
+
+
+def _conv_block(conv, norm, in_ch: int, out_ch: int) -> nn.Sequential:
+    return nn.Sequential(
+        conv(in_ch, out_ch, 3, padding=1, bias=False), norm(out_ch), nn.ReLU(inplace=True),
+        conv(out_ch, out_ch, 3, padding=1, bias=False), norm(out_ch), nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """U-Net for 2D (``spatial_dims=2``) or 3D (``spatial_dims=3``) images.
+
+    Parameters
+    ----------
+    spatial_dims : {2, 3}
+    in_channels : int
+    n_classes : int
+        Output channels (logits); 2 for a binary target.
+    size : {"S", "M", "L"}
+        Width and depth: S and M pool 3 times, L 4 times.
+    pool_z : bool
+        3D only: pool along Z too. Off for stacks with few slices.
+    """
+
+    def __init__(self, spatial_dims: int = 2, in_channels: int = 1, n_classes: int = 2, size: str = "M",
+                 pool_z: bool = True):
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims is {spatial_dims}; use 2 for images, 3 for stacks.")
+        if size not in SIZES:
+            raise ValueError(f"size {size!r} is unknown; use one of {', '.join(SIZES)}.")
+        self.spec = dict(spatial_dims=spatial_dims, in_channels=in_channels, n_classes=n_classes, size=size,
+                         pool_z=bool(pool_z))
+        conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
+        norm = nn.BatchNorm2d if spatial_dims == 2 else nn.BatchNorm3d
+        up = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
+        pool = nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d
+        step = 2 if spatial_dims == 2 or pool_z else (1, 2, 2)
+        widths = SIZES[size]
+
+        self.encoders = nn.ModuleList(
+            _conv_block(conv, norm, w_in, w_out) for w_in, w_out in zip((in_channels,) + widths[:-1], widths)
+        )
+        self.pool = pool(step)
+        self.ups = nn.ModuleList(up(w, w // 2, step, stride=step) for w in widths[:0:-1])
+        self.decoders = nn.ModuleList(_conv_block(conv, norm, w, w // 2) for w in widths[:0:-1])
+        self.head = conv(widths[0], n_classes, 1)
+
+    @property
+    def depth(self) -> int:
+        return len(self.encoders) - 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for encode in self.encoders[:-1]:
+            x = encode(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.encoders[-1](x)  # bottleneck
+        for up, decode, skip in zip(self.ups, self.decoders, reversed(skips)):
+            x = decode(torch.cat([skip, up(x)], dim=1))
+        return self.head(x)
+
+
+def pool_z_for(patch_z: int) -> bool:
+    """Pool along Z only when the patch has enough slices."""
+    return patch_z >= MIN_POOLED_Z
+
+
+def patch_divisors(patch, size: str) -> tuple:
+    """What each patch axis must be divisible by: ``2**depth``, or 1 for an unpooled Z."""
+    depth = len(SIZES[size]) - 1
+    divisors = [2**depth] * len(patch)
+    if len(patch) == 3 and not pool_z_for(patch[0]):
+        divisors[0] = 1
+    return tuple(divisors)
+
+
+def check_patch_size(patch, *, size: str) -> None:
+    """Raise PatchSizeError unless every pooled axis of ``patch`` is divisible by ``2**depth``.
+
+    Parameters
+    ----------
+    patch : sequence of int
+        ``([Z,] Y, X)``.
+    size : {"S", "M", "L"}
+    """
+    divisors = patch_divisors(patch, size)
+    bad = [(n, d) for n, d in zip(patch, divisors) if n % d or n < d]
+    if not bad:
+        return
+    nearest = [_nearest(n, d) for n, d in zip(patch, divisors)]
+    names = "ZYX"[-len(patch):]
+    detail = "; ".join(f"{names[i]}={n} is not divisible by {d}" for i, (n, d) in enumerate(zip(patch, divisors))
+                       if n % d or n < d)
+    raise PatchSizeError(
+        f"Patch size {list(patch)} does not fit model size {size!r}: {detail}. "
+        f"Nearest valid sizes: {' or '.join(str(list(c)) for c in nearest_choices(nearest))}."
+    )
+
+
+def _nearest(n: int, d: int) -> tuple[int, int]:
+    low = max(d, (n // d) * d)
+    return low, low + d if low < n else low
+
+
+def nearest_choices(pairs) -> list:
+    lows = [p[0] for p in pairs]
+    highs = [p[1] for p in pairs]
+    return [lows] if lows == highs else [lows, highs]
+
+
+# ---------------------------------------------------------------- model file
+
+
+def save_model_file(path, model: UNet, *, meta: dict) -> Path:
+    """Write weights, architecture and ``meta`` (normalisation, labels, ...) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"format": "nbseg-model-1", "spec": dict(model.spec), "meta": meta, "state_dict": state}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_model_file(path, *, map_location="cpu") -> tuple[UNet, dict]:
+    """Load a model file written by :func:`save_model_file` (``weights_only=True``).
+
+    Returns
+    -------
+    model : UNet, in eval mode
+    meta : dict
+    """
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise ValueError(
+            f"{path} is not a readable nbseg model file ({type(err).__name__}: {err}). "
+            "It may be truncated: train again or copy it again."
+        ) from err
+    if not isinstance(payload, dict) or payload.get("format") != "nbseg-model-1":
+        raise ValueError(f"{path} is not an nbseg model file (no 'nbseg-model-1' marker).")
+    model = UNet(**payload["spec"])
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), payload["meta"]

@@ -1,0 +1,275 @@
+"""fit(): a plain PyTorch training loop over a project folder — one model, or one per fold.
+
+Every epoch writes the training state atomically, so `resume=True` continues a killed run, and
+the best model (by validation Dice) is kept in ``models/fold{k}.pt`` for prediction.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .callbacks import BatchEnd, EpochEnd, TrainBegin, TrainEnd, emit
+from .checkpoint import (load_training_state, project_paths, restore_rng, save_training_state, write_history)
+from .config import Config
+from .data import load_dataset
+from .data.augment import augment_batch
+from .data.sampler import PatchSampler, grid_patches
+from .data.split import load_or_make_split
+from .data.targets import CLASS_NAMES
+from .loss import dice_ce_loss, foreground_counts
+from .model import UNet, check_patch_size, patch_divisors, pool_z_for, save_model_file
+from .runtime import autocast, pick_device, pick_precision
+from .schedule import ProgressSchedule
+
+DEFAULT_PATCH = {2: (256, 256), 3: (32, 128, 128)}
+
+
+@dataclass
+class TrainResult:
+    """What fit() produced: one model file per fold and its history."""
+
+    project: Path
+    model_paths: list = field(default_factory=list)
+    best_dice: list = field(default_factory=list)
+    histories: list = field(default_factory=list)
+    stopped: list = field(default_factory=list)
+
+    @property
+    def interrupted(self) -> bool:
+        return "interrupted" in self.stopped
+
+
+def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=None) -> TrainResult:
+    """Train the model(s) that ``config`` describes; write everything under ``project``.
+
+    Parameters
+    ----------
+    config : nbseg.config.Config
+    project : str or Path
+        Folder for config, split, checkpoints, models and history.
+    callbacks : sequence of nbseg.callbacks.Callback
+    resume : bool
+        Continue from the checkpoints in ``project`` instead of starting over.
+    dataset : nbseg.data.Dataset, optional
+        Already loaded data (the notebooks keep it in memory between steps).
+
+    Returns
+    -------
+    TrainResult
+        With ``interrupted`` True if the run was stopped (KeyboardInterrupt); the best model is kept.
+    """
+    project = Path(project)
+    project.mkdir(parents=True, exist_ok=True)
+    config.save(project)
+    dataset = dataset or load_dataset(config.data)
+    patch, notes = resolve_patch(config, dataset)
+    folds = load_or_make_split(project, dataset.names, folds=config.train.folds,
+                               val_fraction=config.data.val_fraction, seed=config.train.seed)
+    result = TrainResult(project)
+    for k, fold in enumerate(folds):
+        outcome = _FoldRun(config, project, dataset, patch, k, len(folds), fold, callbacks, notes).run(resume)
+        result.model_paths.append(outcome["model_path"])
+        result.best_dice.append(outcome["best_dice"])
+        result.histories.append(outcome["history"])
+        result.stopped.append(outcome["stopped"])
+        if outcome["stopped"] == "interrupted":
+            break
+    return result
+
+
+def resolve_patch(config: Config, dataset) -> tuple[list, list]:
+    """The patch size: as configured, or the default clipped to the data; checked against the model."""
+    dims = dataset.spatial_dims
+    smallest = np.min([s.target.shape for s in dataset.samples], axis=0)
+    notes = list(dataset.notes)
+    if config.model.patch is None:
+        patch = [int(min(d, n)) for d, n in zip(DEFAULT_PATCH[dims], smallest)]
+        divisors = patch_divisors(patch, config.model.size)
+        patch = [max(d, -(-p // d) * d) for p, d in zip(patch, divisors)]  # round up; small images get padded
+    else:
+        patch = list(config.model.patch)
+        if len(patch) != dims:
+            raise ValueError(f"data is {dims}D but patch size {patch} is {len(patch)}D; give {dims} numbers.")
+    check_patch_size(patch, size=config.model.size)
+    if any(p > n for p, n in zip(patch, smallest)):
+        notes.append(f"patch {patch} is larger than the smallest image {list(smallest)}: patches are padded, "
+                     "and padded pixels are ignored by the loss")
+    return patch, notes
+
+
+class _FoldRun:
+    """Training of one fold: set-up, the epoch loop, validation and checkpoints."""
+
+    def __init__(self, config, project, dataset, patch, fold, n_folds, split, callbacks, notes):
+        self.cfg, self.tcfg = config, config.train
+        self.dataset, self.patch, self.fold, self.n_folds = dataset, patch, fold, n_folds
+        self.callbacks, self.notes = list(callbacks), notes
+        self.paths = project_paths(project, fold)
+        self.train_samples, self.val_samples = _split_samples(dataset, split)
+        self.device = pick_device(self.tcfg.device)
+        self.precision = pick_precision(self.device, self.tcfg.precision)
+        seed = self.tcfg.seed + 1000 * fold
+        torch.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        pool_z = pool_z_for(patch[0]) if len(patch) == 3 else True
+        self.model = UNet(dataset.spatial_dims, dataset.in_channels, dataset.n_classes, config.model.size,
+                          pool_z=pool_z).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.tcfg.lr,
+                                           weight_decay=self.tcfg.weight_decay)
+        minutes = self.tcfg.minutes / n_folds if self.tcfg.minutes else None
+        total = self.tcfg.epochs * self.tcfg.steps_per_epoch if self.tcfg.epochs else None
+        self.schedule = ProgressSchedule(self.tcfg.schedule, self.tcfg.lr, total_steps=total, minutes=minutes)
+        self.minutes = minutes
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        self.sampler = PatchSampler(self.train_samples, patch, foreground_fraction=self.tcfg.foreground_fraction,
+                                    seed=self.rng)
+        self.epoch, self.best_dice, self.best_epoch, self.elapsed, self.history = 0, -1.0, 0, 0.0, []
+
+    # ------------------------------------------------------------ state
+
+    def _restore(self) -> None:
+        state = load_training_state(self.paths["checkpoint"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        restore_rng(self.rng, state["numpy_rng"])
+        self.generator.set_state(state["torch_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.best_dice, self.best_epoch = state["epoch"] + 1, state["best_dice"], state["best_epoch"]
+        self.elapsed, self.history = state["elapsed"], list(state["history"])
+
+    def _save_state(self) -> None:
+        save_training_state(self.paths["checkpoint"], model=self.model, optimizer=self.optimizer,
+                            schedule=self.schedule, rng=self.rng, generator=self.generator, epoch=self.epoch,
+                            best_dice=self.best_dice, best_epoch=self.best_epoch, elapsed=self.elapsed,
+                            history=self.history)
+        write_history(self.paths["history"], self.history)
+
+    def _save_model(self, val_dice: float) -> None:
+        ds, cfg = self.dataset, self.cfg
+        meta = {
+            "percentiles": list(cfg.data.percentiles), "kind": ds.kind, "n_classes": ds.n_classes,
+            "class_names": CLASS_NAMES.get(ds.kind, [f"class {i}" for i in range(ds.n_classes)]),
+            "in_channels": ds.in_channels, "spatial_dims": ds.spatial_dims, "patch": list(self.patch),
+            "axes": cfg.data.axes, "channels": cfg.data.channels, "fold": self.fold, "epoch": self.epoch,
+            "val_dice": float(val_dice), "nbseg_version": __version__,
+        }
+        save_model_file(self.paths["model"], self.model, meta=meta)
+
+    # ------------------------------------------------------------ loop
+
+    def run(self, resume: bool) -> dict:
+        if resume and self.paths["checkpoint"].exists():
+            self._restore()
+        emit(self.callbacks, "on_train_begin", TrainBegin(
+            self.fold, self.n_folds, len(self.train_samples), len(self.val_samples), list(self.patch),
+            str(self.device), self.precision, self.tcfg.max_epochs, self.minutes, self.epoch, self.notes))
+        stopped = "epochs"
+        try:
+            while self.epoch < self.tcfg.max_epochs:
+                stopped = self._epoch() or stopped
+                if stopped != "epochs":
+                    break
+                self.epoch += 1
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+            if not self.paths["model"].exists():  # keep something usable even before the first epoch ends
+                self._save_model(self._validate()[1])
+        emit(self.callbacks, "on_train_end", TrainEnd(self.fold, self.best_dice, self.best_epoch,
+                                                      str(self.paths["model"]), stopped))
+        return {"model_path": self.paths["model"], "best_dice": self.best_dice, "history": self.history,
+                "stopped": stopped}
+
+    def _epoch(self):
+        started = time.monotonic()
+        self.model.train()
+        losses = []
+        for step in range(self.tcfg.steps_per_epoch):
+            losses.append(self._step())
+            self.elapsed += time.monotonic() - started
+            started = time.monotonic()
+            emit(self.callbacks, "on_batch_end", BatchEnd(self.fold, self.epoch, step, self.tcfg.steps_per_epoch,
+                                                          losses[-1], self.optimizer.param_groups[0]["lr"]))
+            if self._out_of_time():
+                break
+        val_loss, val_dice = self._validate()
+        self.elapsed += time.monotonic() - started
+        is_best = val_dice > self.best_dice
+        if is_best:
+            self.best_dice, self.best_epoch = val_dice, self.epoch
+            self._save_model(val_dice)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.history.append({"fold": self.fold, "epoch": self.epoch, "train_loss": float(np.mean(losses)),
+                             "val_loss": val_loss, "val_dice": val_dice, "lr": lr, "seconds": self.elapsed})
+        self._save_state()
+        emit(self.callbacks, "on_epoch_end", EpochEnd(self.fold, self.epoch, float(np.mean(losses)), val_loss,
+                                                      val_dice, self.best_dice, is_best, lr, self.elapsed,
+                                                      list(self.history)))
+        if self._out_of_time():
+            return "time budget"
+        patience = self.tcfg.patience
+        if patience is not None and self.epoch - self.best_epoch >= patience:
+            return "early stopping"
+        return None
+
+    def _out_of_time(self) -> bool:
+        return self.minutes is not None and self.elapsed >= 60 * self.minutes
+
+    def _step(self) -> float:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.schedule.lr(self.elapsed)
+        x, y = self.sampler.batch(self.tcfg.batch_size)
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+        if self.tcfg.augment:
+            x, y = augment_batch(x, y, generator=self.generator)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        with autocast(self.device, self.precision):
+            loss = dice_ce_loss(self.model(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self.schedule.step_count += 1
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def _validate(self) -> tuple[float, float]:
+        """Loss and foreground Dice pooled over non-overlapping tiles of every validation image."""
+        self.model.eval()
+        losses, inter, total = [], 0, 0
+        tiles = list(grid_patches(self.val_samples, self.patch))
+        for i in range(0, len(tiles), self.tcfg.batch_size):
+            chunk = tiles[i:i + self.tcfg.batch_size]
+            x = torch.from_numpy(np.stack([t[0] for t in chunk])).to(self.device)
+            y = torch.from_numpy(np.stack([t[1] for t in chunk])).to(self.device)
+            with autocast(self.device, self.precision):
+                logits = self.model(x)
+            losses.append(float(dice_ce_loss(logits, y)) * len(chunk))
+            a, b = foreground_counts(logits, y)
+            inter, total = inter + a, total + b
+        self.model.train()
+        return float(np.sum(losses) / max(len(tiles), 1)), (inter / total if total else 1.0)
+
+
+def _split_samples(dataset, split: dict):
+    by_name = {s.name: s for s in dataset.samples}
+    if "region_split" in split:  # a single image: hold back the end of its first spatial axis
+        from .data.dataset import Sample
+
+        sample = by_name[split["train"][0]]
+        n = sample.target.shape[0]
+        cut = max(1, min(n - 1, round(n * (1 - split["region_split"]))))
+        part = lambda a, s: Sample(sample.name, a[0][(slice(None), s)], a[1][s], sample.pixel_sizes)  # noqa: E731
+        arrays = (sample.image, sample.target)
+        return [part(arrays, slice(0, cut))], [part(arrays, slice(cut, None))]
+    return [by_name[n] for n in split["train"]], [by_name[n] for n in split["val"]]
