@@ -84,6 +84,8 @@ class PrintProgress(Callback):
         budget = f"{e.minutes:g} min" if e.minutes else f"{e.max_epochs} epochs"
         self._say(f"fold {e.fold + 1}/{e.folds}: {e.n_train} training / {e.n_val} validation images, "
                   f"patch {e.patch}, {budget}, {e.device} {e.precision}")
+        if e.start_epoch:
+            self._say(f"  resuming at epoch {e.start_epoch + 1} from the last checkpoint")
         for note in e.notes:
             self._say(f"  note: {note}")
 

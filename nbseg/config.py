@@ -123,7 +123,7 @@ class Config(_Strict):
         import yaml
 
         path = Path(path)
-        if path.is_dir():
+        if path.suffix.lower() not in (".yaml", ".yml"):  # a project folder
             path = path / CONFIG_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))

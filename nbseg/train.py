@@ -64,12 +64,12 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
         With ``interrupted`` True if the run was stopped (KeyboardInterrupt); the best model is kept.
     """
     project = Path(project)
-    project.mkdir(parents=True, exist_ok=True)
-    config.save(project)
+    # everything is checked before anything is written, so bad input leaves no half-made project
     dataset = dataset or load_dataset(config.data)
     patch, notes = resolve_patch(config, dataset)
     folds = load_or_make_split(project, dataset.names, folds=config.train.folds,
                                val_fraction=config.data.val_fraction, seed=config.train.seed)
+    config.save(project)
     result = TrainResult(project)
     for k, fold in enumerate(folds):
         outcome = _FoldRun(config, project, dataset, patch, k, len(folds), fold, callbacks, notes).run(resume)

@@ -58,6 +58,7 @@ def load_dataset(data_config, *, progress=None) -> Dataset:
     raw = []
     for i, pair in enumerate(pairs):
         image = read_image(pair.image, axes=cfg.axes, channels=cfg.channels, dims=cfg.dims)
+        _check_dims(image, cfg.dims)
         mask = _read_label(pair, image, cfg.dims)
         raw.append((pair, image, mask))
         if progress:
@@ -90,7 +91,7 @@ def _read_label(pair, image, dims):
 
 
 def _read_aux(path, image, dims, role: str) -> np.ndarray:
-    mask = read_mask(path, dims=dims or image.spatial_dims)
+    mask = read_mask(path, dims=image.spatial_dims)
     if mask.shape != image.spatial_shape:
         raise DataError(
             f"The {role} {path} has shape {mask.shape} but its image {image.path} has spatial shape "
@@ -100,14 +101,17 @@ def _read_aux(path, image, dims, role: str) -> np.ndarray:
     return mask
 
 
+def _check_dims(image, dims) -> None:
+    if dims is not None and image.spatial_dims != dims:
+        raise DataError(
+            f"The settings say the data is {dims}D but {image.path} is {image.spatial_dims}D "
+            f"(axes {image.axes}, shape {image.data.shape}). Set dims to {image.spatial_dims} (CLI: --dims), "
+            "or give the file's axes (CLI: --axes)."
+        )
+
+
 def _check_consistent(raw, cfg) -> None:
     dims_seen = {image.spatial_dims for _, image, _ in raw}
-    if cfg.dims is not None and dims_seen != {cfg.dims}:
-        other = sorted(str(p.image) for p, image, _ in raw if image.spatial_dims != cfg.dims)[:5]
-        raise DataError(
-            f"The settings say the data is {cfg.dims}D but these images are {3 if cfg.dims == 2 else 2}D: "
-            f"{', '.join(other)}. Set dims to {3 if cfg.dims == 2 else 2} (CLI: --dims), or give the axes."
-        )
     if len(dims_seen) > 1:
         raise DataError("The folder mixes 2D images and 3D stacks: " + ", ".join(
             f"{p.image.name}: {image.axes} {image.data.shape}" for p, image, _ in raw[:6]) + ". Keep one kind per project.")

@@ -1,0 +1,141 @@
+"""Training: the loss falls on real crops (2D and 3D), runs repeat, killed runs resume, folds give k models."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from nbseg.callbacks import Callback
+from nbseg.checkpoint import read_history
+from nbseg.config import Config
+from nbseg.data import load_dataset, sample
+from nbseg.lr_finder import lr_sweep, suggest_lr
+from nbseg.data.sampler import PatchSampler
+from nbseg.model import UNet, load_model_file
+from nbseg.train import fit
+
+QUICK = {2: dict(patch=[64, 64]), 3: dict(patch=[16, 48, 48])}
+
+
+def crops(tmp_path, dims: int):
+    """A few real crops of the bundled samples (DSB2018 nuclei in 2D, BBBC050 embryo nuclei in 3D)."""
+    src = sample("nuclei2d" if dims == 2 else "nuclei3d")
+    out = tmp_path / f"crops{dims}d"
+    for kind in ("images", "masks"):
+        (out / kind).mkdir(parents=True)
+        for path in sorted(src[kind].glob("*.tif"))[: 6 if dims == 2 else 2]:
+            array = tifffile.imread(path)
+            array = array[:128, :128] if dims == 2 else array[8:40, 10:106, 10:106]
+            tifffile.imwrite(out / kind / path.name, array, metadata={"axes": "YX" if dims == 2 else "ZYX"})
+    return out
+
+
+def quick_config(root, dims: int, **train) -> Config:
+    settings = dict(epochs=4, steps_per_epoch=6, batch_size=4, seed=0, precision="fp32", lr=3e-3)
+    settings.update(train)
+    return Config(data={"images": root / "images", "masks": root / "masks", "val_fraction": 0.3},
+                  model={"size": "S", **QUICK[dims]}, train=settings)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_loss_falls_on_real_crops(tmp_path, dims):
+    result = fit(quick_config(crops(tmp_path, dims), dims), tmp_path / "project")
+    history = result.histories[0]
+    assert history[-1]["train_loss"] < 0.85 * history[0]["train_loss"], history
+    model, meta = load_model_file(result.model_paths[0])
+    assert model.spec["spatial_dims"] == dims and meta["kind"] == "instances" and meta["n_classes"] == 3
+
+
+def test_same_seed_repeats_on_cpu(tmp_path):
+    root = crops(tmp_path, 2)
+    cfg = quick_config(root, 2, epochs=2, steps_per_epoch=3)
+    a = fit(cfg, tmp_path / "a").histories[0]
+    b = fit(cfg, tmp_path / "b").histories[0]
+    assert [h["train_loss"] for h in a] == [h["train_loss"] for h in b]
+
+
+def test_k_folds_give_k_models_with_disjoint_validation(tmp_path):
+    root = crops(tmp_path, 2)
+    result = fit(quick_config(root, 2, epochs=1, steps_per_epoch=2, folds=3), tmp_path / "p")
+    assert len(result.model_paths) == 3 and all(p.exists() for p in result.model_paths)
+    import json
+
+    folds = json.loads((tmp_path / "p" / "split.json").read_text())["folds"]
+    vals = [set(f["val"]) for f in folds]
+    assert set.union(*vals) == {p.stem for p in (root / "images").glob("*.tif")}
+    assert sum(len(v) for v in vals) == len(set.union(*vals))
+
+
+def test_keyboard_interrupt_keeps_best_model(tmp_path):
+    class StopAfterFirstEpoch(Callback):
+        def on_epoch_end(self, event):
+            if event.epoch == 1:
+                raise KeyboardInterrupt  # what the notebook's stop button raises
+
+    result = fit(quick_config(crops(tmp_path, 2), 2, epochs=10, steps_per_epoch=2), tmp_path / "p",
+                 callbacks=[StopAfterFirstEpoch()])
+    assert result.interrupted and result.model_paths[0].exists()
+    assert len(read_history(tmp_path / "p" / "history" / "fold0.csv")) == 2
+
+
+def test_time_budget_stops_training(tmp_path):
+    result = fit(quick_config(crops(tmp_path, 2), 2, epochs=None, minutes=0.05, steps_per_epoch=50), tmp_path / "p")
+    assert result.stopped == ["time budget"]
+    assert result.histories[0][-1]["seconds"] < 0.05 * 60 + 15
+
+
+def test_resume_after_sigkill_mid_epoch(tmp_path):
+    root = crops(tmp_path, 2)
+    project = tmp_path / "project"
+    args = [sys.executable, "-m", "nbseg.cli", "train", "--images", str(root / "images"), "--masks",
+            str(root / "masks"), "--project", str(project), "--epochs", "12", "--steps-per-epoch", "6",
+            "--size", "S", "--patch", "64,64", "--batch-size", "4", "--precision", "fp32"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    history_file = project / "history" / "fold0.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if history_file.exists() and len(read_history(history_file)) >= 3:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # land inside the next epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = read_history(history_file)
+    assert 3 <= len(before) < 12, "the run must be killed mid-training"
+    done = subprocess.run(args + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = read_history(history_file)
+    assert [h["epoch"] for h in after] == list(range(12))
+    assert after[:len(before)] == before  # history intact
+    import re
+
+    first_resumed = int(re.search(r"^epoch\s+(\d+)", done.stdout, re.M).group(1)) - 1
+    assert first_resumed <= len(before)  # at most the epoch in flight was lost
+
+
+def test_lr_sweep_suggests_inside_and_restores_weights():
+    torch.manual_seed(0)
+    dataset = load_dataset(Config(data=sample("nuclei2d")).data)
+    model = UNet(2, 1, 3, "S")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    sampler = PatchSampler(dataset.samples[:6], (64, 64), seed=0)
+    result = lr_sweep(model, lambda: sampler.batch(4), start_lr=1e-5, end_lr=10, num_steps=40)
+    assert result.lrs[0] <= result.suggestion <= result.lrs[-1]
+    assert "exceeded" in result.stop_reason or len(result.lrs) == 40
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), f"{key} changed"
+
+
+def test_suggestion_is_at_steepest_descent():
+    lrs = np.geomspace(1e-5, 1, 50)
+    losses = 1 / (1 + np.exp((np.log10(lrs) + 3) * 3)) + 0.1  # steepest fall at 1e-3
+    losses[-5:] = [1, 2, 3, 4, 5]
+    assert 5e-4 < suggest_lr(lrs, losses) < 2e-3
