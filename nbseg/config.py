@@ -75,6 +75,7 @@ class TrainConfig(_Strict):
     schedule: Literal["onecycle", "cosine"] = "onecycle"
     steps_per_epoch: int = 32
     patience: Optional[int] = None  # epochs without a better validation Dice before stopping
+    val_tiles: int = 128  # validation tiles scored each epoch (a fixed, seeded draw; keeps epochs short)
     folds: int = 1
     seed: int = 0
     foreground_fraction: float = 0.5  # share of patches centred on a labelled object

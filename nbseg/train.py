@@ -23,7 +23,7 @@ from .data.split import load_or_make_split
 from .data.targets import CLASS_NAMES
 from .loss import dice_ce_loss, foreground_counts
 from .model import UNet, check_patch_size, patch_divisors, pool_z_for, save_model_file
-from .runtime import autocast, pick_device, pick_precision
+from .runtime import autocast, memory_format, pick_device, pick_precision
 from .schedule import ProgressSchedule
 
 DEFAULT_PATCH = {2: (256, 256), 3: (32, 128, 128)}
@@ -120,6 +120,8 @@ class _FoldRun:
         pool_z = pool_z_for(patch[0]) if len(patch) == 3 else True
         self.model = UNet(dataset.spatial_dims, dataset.in_channels, dataset.n_classes, config.model.size,
                           pool_z=pool_z).to(self.device)
+        self.layout = memory_format(self.device, dataset.spatial_dims)
+        self.model = self.model.to(memory_format=self.layout)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.tcfg.lr,
                                            weight_decay=self.tcfg.weight_decay)
         minutes = self.tcfg.minutes / n_folds if self.tcfg.minutes else None
@@ -129,6 +131,7 @@ class _FoldRun:
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.sampler = PatchSampler(self.train_samples, patch, foreground_fraction=self.tcfg.foreground_fraction,
                                     seed=self.rng)
+        self.val_tiles = grid_patches(self.val_samples, patch, limit=self.tcfg.val_tiles, seed=seed)
         self.epoch, self.best_dice, self.best_epoch, self.elapsed, self.history = 0, -1.0, 0, 0.0, []
 
     # ------------------------------------------------------------ state
@@ -228,7 +231,8 @@ class _FoldRun:
         x, y = torch.from_numpy(x), torch.from_numpy(y)
         if self.tcfg.augment:
             x, y = augment_batch(x, y, generator=self.generator)
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.layout)
+        y = y.to(self.device, non_blocking=True)
         with autocast(self.device, self.precision):
             loss = dice_ce_loss(self.model(x), y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -247,18 +251,17 @@ class _FoldRun:
         """Loss and foreground Dice pooled over non-overlapping tiles of every validation image."""
         self.model.eval()
         losses, inter, total = [], 0, 0
-        tiles = list(grid_patches(self.val_samples, self.patch))
-        for i in range(0, len(tiles), self.tcfg.batch_size):
-            chunk = tiles[i:i + self.tcfg.batch_size]
-            x = torch.from_numpy(np.stack([t[0] for t in chunk])).to(self.device)
-            y = torch.from_numpy(np.stack([t[1] for t in chunk])).to(self.device)
+        images, targets = self.val_tiles
+        for i in range(0, len(images), self.tcfg.batch_size):
+            x = torch.from_numpy(images[i:i + self.tcfg.batch_size]).to(self.device)
+            y = torch.from_numpy(targets[i:i + self.tcfg.batch_size]).to(self.device)
             with autocast(self.device, self.precision):
-                logits = self.model(x)
-            losses.append(float(dice_ce_loss(logits, y)) * len(chunk))
+                logits = self.model(x.contiguous(memory_format=self.layout))
+            losses.append(float(dice_ce_loss(logits, y)) * len(x))
             a, b = foreground_counts(logits, y)
             inter, total = inter + a, total + b
         self.model.train()
-        return float(np.sum(losses) / max(len(tiles), 1)), (inter / total if total else 1.0)
+        return float(np.sum(losses) / max(len(images), 1)), (inter / total if total else 1.0)
 
 
 def _split_samples(dataset, split: dict):

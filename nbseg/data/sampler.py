@@ -77,8 +77,15 @@ def grid_starts(shape, patch) -> list[tuple]:
     return list(itertools.product(*axes))
 
 
-def grid_patches(samples, patch):
-    """Every sample cut into tiles of ``patch`` (padded), for a deterministic validation pass."""
-    for sample in samples:
-        for start in grid_starts(sample.target.shape, patch):
-            yield crop(sample.image, start, patch, fill=0.0), crop(sample.target, start, patch, fill=IGNORE)
+def grid_patches(samples, patch, *, limit: int | None = None, seed: int = 0):
+    """Samples cut into non-overlapping tiles of ``patch`` (padded), for a deterministic validation pass.
+
+    With ``limit``, a fixed seeded draw of at most that many tiles, spread over all samples.
+    """
+    tiles = [(i, start) for i, s in enumerate(samples) for start in grid_starts(s.target.shape, patch)]
+    if limit is not None and len(tiles) > limit:
+        keep = np.sort(np.random.default_rng(seed).choice(len(tiles), limit, replace=False))
+        tiles = [tiles[k] for k in keep]
+    images = np.stack([crop(samples[i].image, start, patch, fill=0.0) for i, start in tiles])
+    targets = np.stack([crop(samples[i].target, start, patch, fill=IGNORE) for i, start in tiles])
+    return images, targets

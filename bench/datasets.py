@@ -1,0 +1,51 @@
+"""Benchmark data from ../shared/data: fixed, seeded splits, linked into bench/_work (never copied into git)."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+WORK = ROOT / "bench" / "_work"
+
+
+def require_shared() -> Path:
+    if not SHARED.is_dir():
+        raise SystemExit(f"The benchmarks need the real data at {SHARED} (present on development and CI machines).")
+    return SHARED
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if not dst.exists():
+        os.symlink(src, dst)
+
+
+def dsb_fluorescence_split(*, test_fraction: float = 0.2, seed: int = 0) -> dict[str, dict[str, Path]]:
+    """DSB2018 fluorescence images split once into train (for training + validation) and held-back test.
+
+    Returns ``{"train": {"images", "masks"}, "test": {"images", "masks"}}`` folders.
+    """
+    data = require_shared() / "dsb2018"
+    with open(data / "metadata.csv") as handle:
+        names = sorted(r["name"] for r in csv.DictReader(handle) if r["modality"] == "fluorescence")
+    order = np.random.default_rng(seed).permutation(names)
+    n_test = round(len(order) * test_fraction)
+    parts = {"test": order[:n_test], "train": order[n_test:]}
+    out = {}
+    for part, members in parts.items():
+        folders = {kind: WORK / "dsb" / part / kind for kind in ("images", "masks")}
+        for name in members:
+            for kind, folder in folders.items():
+                _link(data / kind / f"{name}.tif", folder / f"{name}.tif")
+        out[part] = folders
+    return out
+
+
+if __name__ == "__main__":
+    split = dsb_fluorescence_split()
+    for part, folders in split.items():
+        print(part, len(list(folders["images"].iterdir())), folders["images"])
