@@ -1,0 +1,111 @@
+"""Format readers behind :func:`nbseg.io.read_image`: each returns (array, axes or None, pixel sizes)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif")
+PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg")
+BIOIO_SUFFIXES = (".czi", ".nd2", ".lif", ".zarr")
+IMAGE_SUFFIXES = TIFF_SUFFIXES + PLAIN_SUFFIXES + BIOIO_SUFFIXES
+AXES_LETTERS = set("TCZYX")
+LARGE_BYTES = 512 * 2**20  # TIFFs above this are memory-mapped rather than loaded
+
+
+class ImageReadError(ValueError):
+    """A file could not be read as an image; the message names the file and the fix."""
+
+
+def read_raw(path: Path, *, lazy: bool):
+    if not path.exists():
+        raise ImageReadError(f"File {path} does not exist.")
+    name = path.name.lower()
+    try:
+        if name.endswith(TIFF_SUFFIXES):
+            return _read_tiff(path, lazy=lazy)
+        if name.endswith(PLAIN_SUFFIXES):
+            return _read_plain(path)
+        if name.endswith(BIOIO_SUFFIXES):
+            return _read_bioio(path)
+    except ImageReadError:
+        raise
+    except Exception as err:  # the readers raise many kinds; say which file and why
+        raise ImageReadError(
+            f"Could not read {path}: {type(err).__name__}: {err}. The file may be truncated or not an image; "
+            "open it in Fiji to check, or re-export it as TIFF."
+        ) from err
+    raise ImageReadError(
+        f"{path} is not a supported image file (suffix {path.suffix!r}); nbseg reads {', '.join(IMAGE_SUFFIXES)}. "
+        "Remove it from the folder or convert it to TIFF."
+    )
+
+
+def _read_tiff(path: Path, *, lazy: bool):
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        axes = series.axes
+        sizes = _tiff_pixel_sizes(tif)
+        big = np.prod(series.shape) * np.dtype(series.dtype).itemsize > LARGE_BYTES
+        if lazy or big:
+            try:
+                data = tifffile.memmap(path, series=0)
+            except ValueError:  # compressed or not contiguous: decode into a disk-backed array
+                data = series.asarray(out="memmap")
+        else:
+            data = series.asarray()
+    # tifffile names RGB samples S and unknown axes Q/I
+    axes = axes.replace("S", "C")
+    if any(a not in AXES_LETTERS for a in axes):
+        axes = None
+    return data, axes, sizes
+
+
+def _tiff_pixel_sizes(tif) -> dict:
+    sizes: dict = {}
+    if tif.is_ome and tif.ome_metadata:
+        for letter in "XYZ":
+            found = re.search(rf'PhysicalSize{letter}="([0-9.eE+-]+)"', tif.ome_metadata)
+            if found:
+                sizes[letter] = float(found.group(1))
+        return sizes
+    page = tif.pages[0]
+    meta = tif.imagej_metadata or {}
+    unit = str(meta.get("unit", "")).lower()
+    if unit in ("micron", "um", "µm", "\\u00b5m"):
+        for letter, tag in (("X", "XResolution"), ("Y", "YResolution")):
+            if tag in page.tags:
+                num, den = page.tags[tag].value
+                if num:
+                    sizes[letter] = den / num
+        if "spacing" in meta:
+            sizes["Z"] = float(meta["spacing"])
+    return sizes
+
+
+def _read_plain(path: Path):
+    import imageio.v3 as iio
+
+    data = np.asarray(iio.imread(path))
+    if data.ndim == 3 and data.shape[-1] == 4:
+        data = data[..., :3]  # alpha carries no signal in microscopy exports
+    return data, ("YXC" if data.ndim == 3 else "YX"), {}
+
+
+def _read_bioio(path: Path):
+    try:
+        from bioio import BioImage
+    except ImportError as err:  # pragma: no cover - bioio is a dependency
+        raise ImageReadError(f"Reading {path} needs bioio: pip install bioio") from err
+    try:
+        image = BioImage(path)
+    except Exception as err:
+        hint = " Install the CZI reader with: pip install 'nbseg[czi]'." if path.suffix.lower() == ".czi" else ""
+        raise ImageReadError(f"Could not open {path} with bioio: {err}.{hint}") from err
+    data = image.get_image_data("CZYX", T=0)
+    pps = image.physical_pixel_sizes
+    sizes = {k: v for k, v in (("Z", pps.Z), ("Y", pps.Y), ("X", pps.X)) if v}
+    return data, "CZYX", sizes
