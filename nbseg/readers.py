@@ -48,6 +48,7 @@ def _read_tiff(path: Path, *, lazy: bool):
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         axes = series.axes
+        described = tif.is_ome or tif.is_imagej or any("axes" in m for m in (tif.shaped_metadata or ()))
         sizes = _tiff_pixel_sizes(tif)
         big = np.prod(series.shape) * np.dtype(series.dtype).itemsize > LARGE_BYTES
         if lazy or big:
@@ -57,10 +58,14 @@ def _read_tiff(path: Path, *, lazy: bool):
                 data = series.asarray(out="memmap")
         else:
             data = series.asarray()
-    # tifffile names RGB samples S and unknown axes Q/I
-    axes = axes.replace("S", "C")
-    if any(a not in AXES_LETTERS for a in axes):
+    # tifffile names RGB samples S and unknown axes Q/I; without ImageJ/OME metadata "S" is only
+    # tifffile's guess from the photometric tag, so let the caller's dims decide instead
+    if "S" in axes and not described:
         axes = None
+    elif axes is not None:
+        axes = axes.replace("S", "C")
+        if any(a not in AXES_LETTERS for a in axes):
+            axes = None
     return data, axes, sizes
 
 
