@@ -107,6 +107,13 @@ def run_lr_find(args) -> int:
     return 0
 
 
+def run_demo(args) -> int:
+    from .pipeline import run_demo
+
+    run_demo(args.project, name=args.sample, minutes=args.minutes, quick=args.quick)
+    return 0
+
+
 def register(subparsers) -> None:
     train = subparsers.add_parser(
         "train", help="train a U-Net on images and masks",
@@ -126,3 +133,13 @@ def register(subparsers) -> None:
     _add_training_options(finder)
     finder.add_argument("--steps", type=int, default=100, help="sweep length in training steps (default 100)")
     finder.set_defaults(func=run_lr_find)
+
+    demo = subparsers.add_parser(
+        "demo", help="the whole pipeline on the bundled sample, headless",
+        description="Train on the bundled sample data, predict its held-back images, threshold, split objects, "
+                    "score them and write a short report — the notebooks' sequence without the notebooks.")
+    demo.add_argument("--project", type=Path, default=Path("demo_project"), help="folder for everything")
+    demo.add_argument("--sample", choices=("nuclei2d", "nuclei3d"), default="nuclei2d", help="which sample")
+    demo.add_argument("--minutes", type=float, default=2.0, help="training time budget (default 2)")
+    demo.add_argument("--quick", action="store_true", help="a run of seconds, to check the set-up")
+    demo.set_defaults(func=run_demo)

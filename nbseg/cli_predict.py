@@ -1,0 +1,133 @@
+"""`nbseg predict`, `nbseg evaluate` and `nbseg export`: use a trained project."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers like 256,256 or 32,128,128")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Wraps the description but keeps the example line as written."""
+
+    def _fill_text(self, text, width, indent):
+        if text.startswith("example:"):
+            return indent + text
+        return super()._fill_text(text, width, indent)
+
+
+def register(subparsers) -> None:
+    _register_predict(subparsers)
+    _register_evaluate(subparsers)
+    _register_export(subparsers)
+
+
+def _register_predict(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict", help="segment images with a trained project", formatter_class=_Formatter,
+        description="Segment images with the model(s) of a trained project. For each input image NAME the "
+                    "output folder gets NAME.prob.ome.tif (probability, 0-255), NAME.mask.ome.tif (the "
+                    "segmentation), NAME.uncertainty.ome.tif (0-255, high = the models disagree or doubt) and, "
+                    "with --instances, NAME.labels.ome.tif (one number per object); uncertainty.csv ranks the "
+                    "images, most uncertain first (check or annotate those). Run it again after an interruption: "
+                    "finished images are skipped.",
+        epilog="example: nbseg predict my_project new_images/ --output predictions/ --instances")
+    p.add_argument("project", type=Path, metavar="PROJECT", help="trained project folder (or one model file)")
+    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="image files and/or folders of images")
+    p.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
+                   help="folder for the results (created if needed)")
+    p.add_argument("--tta", default="flips", metavar="{none,flips,all}",
+                   help="test-time augmentation: none (fastest), flips (default: also flipped copies), "
+                        "all (flips and quarter turns; slowest, a little better)")
+    p.add_argument("--threshold", default="0.5", metavar="{otsu,VALUE}",
+                   help="probability above which a pixel is foreground: a number between 0 and 1 (default 0.5) "
+                        "or 'otsu' (chosen per image)")
+    p.add_argument("--instances", action="store_true", help="also separate and number the objects (labels file)")
+    p.add_argument("--min-size", type=int, default=10, metavar="N", help="drop objects smaller than this many pixels (default 10)")
+    p.add_argument("--overlap", type=float, default=0.5, metavar="F",
+                   help="how much neighbouring tiles overlap, 0 to 0.9 (default 0.5; less is faster)")
+    p.add_argument("--tile", type=_ints, metavar="[Z,]Y,X",
+                   help="tile size Y,X or Z,Y,X (default: the training patch); sides divisible by 8 (16 for size L)")
+    p.add_argument("--batch-size", type=int, default=4, metavar="N", help="tiles per step (default 4; lower it if memory runs out)")
+    p.add_argument("--axes", help="axes of the files if they don't say, e.g. ZYX, CYX (default: as in training)")
+    p.add_argument("--channels", type=_ints, metavar="C[,C...]", help="channels to use, e.g. 0 or 0,2 (default: as in training)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="where to compute (default auto: a GPU if there is one)")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier results in the output folder")
+    p.set_defaults(func=run_predict)
+
+
+def _register_evaluate(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="compare predictions with ground truth (Dice, F1, mAP)", formatter_class=_Formatter,
+        description="Compare predicted masks with ground-truth masks, paired by file name: NAME.labels.ome.tif "
+                    "or NAME.mask.ome.tif (from nbseg predict) or NAME.tif pairs with ground truth NAME.tif. "
+                    "Prints Dice and IoU pooled over all pixels, F1 at IoU 0.5 pooled over all objects, and "
+                    "mAP (IoU 0.5 to 0.95, the DSB 2018 score); writes one row per image to a CSV file.",
+        epilog="example: nbseg evaluate predictions/ test_masks/ --csv results.csv")
+    p.add_argument("pred_dir", type=Path, metavar="PRED_DIR", help="folder of predicted masks or labels")
+    p.add_argument("gt_dir", type=Path, metavar="GT_DIR", help="folder of ground-truth masks or labels")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="per-image results file (default PRED_DIR/evaluation.csv)")
+    p.add_argument("--kind", default="instances", metavar="{instances,binary,multiclass}",
+                   help="instances (default: pixels and objects), binary (pixels only) or multiclass "
+                        "(Dice per class of class maps)")
+    p.set_defaults(func=run_evaluate)
+
+
+def _register_export(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export", help="write the project's model(s) as one TorchScript file", formatter_class=_Formatter,
+        description="Write all models of a project (every fold) as one TorchScript file that takes raw "
+                    "intensities and returns class probabilities, normalisation included. Load it with "
+                    "torch.jit.load in any PyTorch program; nbseg is not needed there.",
+        epilog="example: nbseg export my_project my_model.pt")
+    p.add_argument("project", type=Path, metavar="PROJECT", help="trained project folder (or one model file)")
+    p.add_argument("output", type=Path, metavar="OUTPUT.pt", help="file to write")
+    p.add_argument("--tta", default="none", metavar="{none,flips,all}", help="bake in test-time augmentation: none (default), flips, all")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT.pt if it exists")
+    p.set_defaults(func=run_export)
+
+
+def _progress(done: int, total: int, name: str) -> None:
+    print(f"[{done}/{total}] {name}", file=sys.stderr, flush=True)
+
+
+def run_predict(args) -> int:
+    from .predict import predict_files
+
+    table = predict_files(args.project, args.inputs, args.output, tta=args.tta, threshold=args.threshold,
+                          instances=args.instances, overlap=args.overlap, tile=args.tile, batch_size=args.batch_size,
+                          device=args.device, axes=args.axes, channels=args.channels, min_size=args.min_size,
+                          overwrite=args.overwrite, progress=_progress)
+    done = int((table["status"] == "predicted").sum())
+    print(f"Predicted {done} image(s), {len(table) - done} done earlier; results in {args.output}.")
+    if "uncertainty" in table and len(table):
+        print("Most uncertain (check these first): " + ", ".join(
+            f"{row.image} ({row.uncertainty:.2f})" for row in table.head(5).itertuples()))
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from .metrics import evaluate_folders
+
+    evaluation = evaluate_folders(args.pred_dir, args.gt_dir, kind=args.kind)
+    csv = args.csv or args.pred_dir / "evaluation.csv"
+    evaluation.to_csv(csv)
+    print(evaluation.report())
+    print(f"Per-image results: {csv}")
+    return 0
+
+
+def run_export(args) -> int:
+    from .export import export_torchscript
+
+    path = export_torchscript(args.project, args.output, tta=args.tta, overwrite=args.overwrite)
+    print(f"Wrote {path}. Load it with: model = torch.jit.load({str(path)!r}); "
+          "probs = model(image[None].float())")
+    return 0

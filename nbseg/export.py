@@ -1,0 +1,159 @@
+"""Export a project's ensemble as one TorchScript file: raw intensities in, mean class probabilities
+out, percentile normalisation and softmax averaging inside. Load it with ``torch.jit.load`` alone:
+no nbseg needed (e.g. in a Java/C++ plugin or a plain PyTorch script)."""
+
+import copy
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import List, Tuple
+
+import torch
+from torch import nn
+
+from .ensemble import _fuse_conv_bn, ensemble_info, load_ensemble
+from .tta import tta_variants
+
+FORMAT = "nbseg-torchscript-1"
+META_FILE = "nbseg.json"
+
+
+class _Normalize(nn.Module):
+    """Per sample and channel: the ``low``/``high`` percentiles of a regular subsample map to 0/1,
+    as :func:`nbseg.data.normalize.percentile_normalize` does."""
+
+    def __init__(self, low: float, high: float, sample_size: int = 2_000_000):
+        super().__init__()
+        self.low, self.high, self.sample_size = float(low), float(high), int(sample_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        out = torch.empty_like(x)
+        for b in range(x.shape[0]):
+            for c in range(x.shape[1]):
+                flat = x[b, c].reshape(-1)
+                values = flat[:: max(1, flat.numel() // self.sample_size)]
+                low, high = _percentile(values, self.low), _percentile(values, self.high)
+                if bool(high <= low):
+                    low, high = values.min(), values.max()
+                span = high - low
+                if bool(span <= 0):  # a constant image: nothing to scale
+                    span = torch.ones_like(span)
+                out[b, c] = (x[b, c] - low) / span
+        return out
+
+
+def _percentile(values: torch.Tensor, q: float) -> torch.Tensor:
+    """numpy's default (linear) percentile of a 1D tensor, via two k-th values (no full sort)."""
+    n = values.numel()
+    position = q / 100.0 * (n - 1)
+    below = int(position)
+    above = min(below + 1, n - 1)
+    low = torch.kthvalue(values, below + 1).values
+    high = torch.kthvalue(values, above + 1).values
+    return low + (high - low) * (position - below)
+
+
+class EnsembleModule(nn.Module):
+    """Raw ``(B, C, [Z,] Y, X)`` intensities -> mean softmax ``(B, K, [Z,] Y, X)`` over models x TTA."""
+
+    variants: List[Tuple[int, List[int]]]  # (quarter turns in Y-X, dims flipped after the turn)
+    divisors: List[int]
+
+    def __init__(self, nets: List[nn.Module], percentiles: List[Tuple[float, float]],
+                 variants: List[Tuple[int, List[int]]], divisors: List[int]):
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+        self.norms = nn.ModuleList([_Normalize(low, high) for low, high in percentiles])
+        self.variants = variants
+        self.divisors = divisors
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spatial = x.shape[2:]
+        for i in range(len(self.divisors)):
+            if spatial[i] % self.divisors[i] != 0:
+                raise ValueError("each spatial side of the input must be divisible by the matching entry of "
+                                 "'divisors' in nbseg.json; pad the image (reflect) and crop the output")
+        total = torch.zeros(0)
+        count = 0
+        for net, norm in zip(self.nets, self.norms):
+            normed = norm(x)
+            for turns, flips in self.variants:
+                y = normed
+                if turns != 0:
+                    y = torch.rot90(y, turns, [-2, -1])
+                if len(flips) > 0:
+                    y = torch.flip(y, flips)
+                probs = torch.softmax(net(y).float(), dim=1)
+                if len(flips) > 0:
+                    probs = torch.flip(probs, flips)
+                if turns != 0:
+                    probs = torch.rot90(probs, -turns, [-2, -1])
+                total = probs if count == 0 else total + probs
+                count += 1
+        return total / count
+
+
+def export_torchscript(project, output, *, tta: str = "none", overwrite: bool = False) -> Path:
+    """Write the ensemble of ``project`` as one TorchScript file.
+
+    Parameters
+    ----------
+    project : str, Path, or list
+        Trained project folder (all folds), model file(s), or ``load_ensemble``'s result.
+    output : str or Path
+        The file to write, e.g. ``model.pt``.
+    tta : {"none", "flips", "all"}
+        Test-time augmentation baked into the module.
+    overwrite : bool
+
+    Returns
+    -------
+    Path
+        The file; its ``nbseg.json`` extra file (``torch.jit.load(path, _extra_files=...)``) says
+        the class names, axes and the divisibility the input sides need.
+    """
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} exists already; pass overwrite=True (CLI: --overwrite) to replace it.")
+    ensemble = load_ensemble(project)
+    info = ensemble_info(ensemble)
+    variants = [(v.turns, [2 + a for a in v.flips]) for v in tta_variants(tta, info.spatial_dims)]
+    example = torch.zeros((1, info.in_channels) + tuple(info.patch))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is what Java/C++ plugins load
+        module, percentiles = _script(ensemble, example, variants, list(info.divisors))
+    meta = {"format": FORMAT, "kind": info.kind, "class_names": list(info.class_names),
+            "spatial_dims": info.spatial_dims, "in_channels": info.in_channels, "n_classes": info.n_classes,
+            "axes": "BC" + "ZYX"[-info.spatial_dims:], "patch": list(info.patch), "divisors": list(info.divisors),
+            "percentiles": [list(p) for p in percentiles], "tta": tta, "models": len(ensemble),
+            "usage": "probs = torch.jit.load(path)(image[None].float())  # image (C, [Z,] Y, X); "
+                     "for large images predict tiles of about 'patch' and blend them"}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(module, str(tmp), _extra_files={META_FILE: json.dumps(meta, indent=1)})
+    os.replace(tmp, output)
+    return output
+
+
+def _script(ensemble, example, variants, divisors):
+    nets, percentiles = [], []
+    for model, meta in ensemble:
+        net = copy.deepcopy(model).cpu().eval().requires_grad_(False)  # outputs need no .detach()
+        _fuse_conv_bn(net)
+        with torch.no_grad():
+            nets.append(torch.jit.trace(net, example))
+        percentiles.append(tuple(float(p) for p in meta.get("percentiles") or (1.0, 99.8)))
+    return torch.jit.script(EnsembleModule(nets, percentiles, variants, divisors)), percentiles
+
+
+def read_export_meta(path) -> dict:
+    """The ``nbseg.json`` stored in an exported file."""
+    extra = {META_FILE: ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    return json.loads(extra[META_FILE])

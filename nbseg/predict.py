@@ -1,0 +1,301 @@
+"""Predict with a trained project: one image, files and folders written as OME-TIFF, or the
+out-of-fold predictions of the training images.
+
+This is the public face of prediction; the work is done in :mod:`nbseg.inference` (one image),
+:mod:`nbseg.ensemble` (models and the per-tile function), :mod:`nbseg.tiling` (sliding window)
+and :mod:`nbseg.tta` (test-time augmentation).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .choices import check_choice
+from .ensemble import UNCERTAINTY_CHOICES, check_image, ensemble_info, load_ensemble
+from .inference import Prediction, predict_image, read_for_models, uncertainty_table
+from .io import file_stem, image_files, is_image_file, write_ome_tiff
+from .post import classes, find_threshold, instances as label_instances, parse_threshold
+from .tta import tta_variants
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["Prediction", "load_ensemble", "out_of_fold_predictions", "predict_files", "predict_image",
+           "uncertainty_table", "result_paths"]
+
+RECORD_FILE = "nbseg-predict.json"
+TABLE_FILE = "uncertainty.csv"
+RESULT_KINDS = ("prob", "uncertainty", "labels", "mask")  # the writing order: the mask last marks an image done
+
+
+def result_paths(output_dir, stem: str, *, instances: bool) -> dict:
+    """``{kind: Path}`` of the files :func:`predict_files` writes for one input."""
+    kinds = [k for k in RESULT_KINDS if instances or k != "labels"]
+    return {k: Path(output_dir) / f"{stem}.{k}.ome.tif" for k in kinds}
+
+
+def predict_files(project, inputs, output_dir, *, tta: str = "flips", threshold=0.5, instances: bool = False,
+                  overlap: float = 0.5, tile=None, batch_size: int = 4, device: str = "auto",
+                  precision: str = "auto", uncertainty: str = "entropy", axes: str | None = None, channels=None,
+                  min_size: int = 10, overwrite: bool = False, progress=None) -> "pandas.DataFrame":
+    """Predict image files and write the results beside each other as OME-TIFF.
+
+    For each input ``<stem>`` the output folder gets ``<stem>.prob.ome.tif`` (foreground
+    probability, uint8 0-255; every class for multi-class projects), ``<stem>.uncertainty.ome.tif``
+    (uint8 0-255), ``<stem>.labels.ome.tif`` (objects, with ``instances``) and
+    ``<stem>.mask.ome.tif`` (0/255, or class numbers), with the input's pixel sizes, and
+    ``uncertainty.csv`` ranks the images by uncertainty.
+
+    Everything is checked before anything is written. An interrupted run continues where it
+    stopped when started again with the same settings.
+
+    Parameters
+    ----------
+    project : str, Path, or list
+        Trained project folder, model file(s), or ``load_ensemble``'s result.
+    inputs : str, Path, or list of them
+        Image files and/or folders of images.
+    output_dir : str or Path
+    tta, overlap, tile, batch_size, device, precision, uncertainty, axes, channels :
+        See :func:`nbseg.inference.predict_image`.
+    threshold : float or "otsu"
+        Foreground probability above which a pixel is in the mask (ignored for multi-class
+        projects, whose mask is the most probable class). Default 0.5: a trained network's
+        probabilities are calibrated around it, while Otsu splits even an empty image in two.
+    instances : bool
+        Also label objects (watershed from interiors for ``instances`` projects, else connected
+        components).
+    min_size : int
+        Objects smaller than this many pixels are dropped from the labels.
+    overwrite : bool
+        Replace earlier results in ``output_dir``; without it they are kept and refused.
+    progress : callable(done, total, name), optional
+        Called after each image.
+
+    Returns
+    -------
+    DataFrame
+        One row per input, most uncertain first.
+
+    Raises
+    ------
+    ValueError
+        For inputs the models cannot take, unknown options, or outputs that would replace an input.
+    FileExistsError
+        For earlier results made with other settings (pass ``overwrite=True``).
+    """
+    ensemble = load_ensemble(project)
+    info = ensemble_info(ensemble)
+    tta_variants(tta, info.spatial_dims)
+    threshold = parse_threshold(threshold)
+    check_choice(uncertainty, UNCERTAINTY_CHOICES, what="uncertainty")
+    output_dir = Path(output_dir)
+    files = input_files(inputs)
+    plans = _plan_outputs(files, output_dir, instances)
+    for path in files:  # read every input once before writing anything
+        check_image(read_for_models(path, info, axes=axes, channels=channels), info)
+    settings = {"models": [_resolved(m.get("source")) for _, m in ensemble], "tta": tta, "threshold": threshold,
+                "instances": instances, "overlap": overlap, "tile": list(tile) if tile else None,
+                "uncertainty": uncertainty, "min_size": min_size}
+    record = _check_earlier_results(output_dir, plans, settings, overwrite)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(output_dir / RECORD_FILE, record)  # before any result, so an interrupted run can continue
+    rows = []
+    for i, path in enumerate(files):
+        stem = file_stem(path)
+        if not overwrite and all(p.exists() for p in plans[stem].values()):
+            rows.append(record["images"].get(stem) or {"image": stem, "input": str(path)})
+            rows[-1]["status"] = "done earlier"
+        else:
+            image = read_for_models(path, info, axes=axes, channels=channels)
+            prediction = predict_image(ensemble, image, tta=tta, overlap=overlap, tile=tile, batch_size=batch_size,
+                                       device=device, precision=precision, uncertainty=uncertainty,
+                                       scratch_dir=output_dir)
+            row = write_results(prediction, plans[stem], threshold=threshold, instances=instances, min_size=min_size)
+            rows.append({"image": stem, "input": str(path), **row, "status": "predicted"})
+            record["images"][stem] = {k: v for k, v in rows[-1].items() if k != "status"}
+            _write_json(output_dir / RECORD_FILE, record)
+        if progress:
+            progress(i + 1, len(files), path.name)
+    return _ranked(rows, output_dir / TABLE_FILE)
+
+
+def input_files(inputs) -> list[Path]:
+    """Image files named, and those in folders named (not recursive), in the order given."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files += image_files(item)
+        elif item.is_file() and is_image_file(item):
+            files.append(item)
+        elif item.is_file():
+            raise ValueError(f"{item} is not an image file nbseg reads (suffix {item.suffix!r}). "
+                             "Give image files or folders of them.")
+        else:
+            raise FileNotFoundError(f"Input {item} does not exist. Check the path (relative to {Path.cwd()}).")
+    if not files:
+        raise ValueError("No input given: name image files or folders to predict.")
+    return files
+
+
+def _plan_outputs(files, output_dir: Path, instances: bool) -> dict:
+    plans, sources = {}, {}
+    inputs = {f.resolve() for f in files}
+    for path in files:
+        stem = file_stem(path)
+        if stem in plans:
+            raise ValueError(f"Two inputs share the name {stem!r}: {sources[stem]} and {path}; their results would "
+                             "overwrite each other. Rename one, or predict them into different folders.")
+        plans[stem], sources[stem] = result_paths(output_dir, stem, instances=instances), path
+        clash = [str(p) for p in plans[stem].values() if p.resolve() in inputs]
+        if clash:
+            raise ValueError(f"Writing the results of {path} would replace input image(s) {', '.join(clash)}. "
+                             "Choose an output folder that holds no input image.")
+    if output_dir.resolve() in {f.parent.resolve() for f in files}:
+        raise ValueError(
+            f"The output folder {output_dir} is also where input images are: results would be mixed with "
+            f"the images and read as images next time. Write them to a new folder, e.g. {output_dir / 'predictions'}."
+        )
+    return plans
+
+
+def _check_earlier_results(output_dir: Path, plans, settings, overwrite: bool) -> dict:
+    record_path = output_dir / RECORD_FILE
+    record = json.loads(record_path.read_text()) if record_path.exists() else None
+    existing = sorted(p.name for plan in plans.values() for p in plan.values() if p.exists())
+    if overwrite or not existing:
+        return {"settings": settings, "images": {}}
+    if record is None or record.get("settings") != json.loads(json.dumps(settings)):
+        before = (record or {}).get("settings")
+        changed = ", ".join(f"{k} {before.get(k)!r} -> {v!r}" for k, v in settings.items()
+                            if before and before.get(k) != v) if before else "no record of how they were made"
+        raise FileExistsError(
+            f"{output_dir} holds earlier results ({', '.join(existing[:4])}{', ...' if len(existing) > 4 else ''}) "
+            f"made with other settings ({changed}). Write to a new folder, or pass overwrite=True "
+            "(CLI: --overwrite) to replace them."
+        )
+    return record
+
+
+def write_results(prediction: Prediction, paths: dict, *, threshold, instances: bool, min_size: int = 10) -> dict:
+    """Write one prediction's OME-TIFF files (``paths`` from :func:`result_paths`); returns its summary row."""
+    spatial_axes = "ZYX"[-prediction.uncertainty.ndim:]
+    shape = prediction.uncertainty.shape
+    prob8, unc8 = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+    for part, fg, unc in prediction.foreground_slabs():
+        prob8[part], unc8[part] = _to_uint8(fg), _to_uint8(unc)
+    write = dict(pixel_sizes=prediction.pixel_sizes, overwrite=True)
+    if prediction.kind == "multiclass":
+        write_ome_tiff(paths["prob"], _to_uint8(prediction.probabilities), axes="C" + spatial_axes, **write)
+        mask, used = classes(prediction.probabilities), None
+    else:
+        write_ome_tiff(paths["prob"], prob8, axes=spatial_axes, **write)
+        used = threshold
+        if threshold == "otsu":  # on the saved 8-bit probability, so the mask matches the file
+            used = find_threshold(prob8, method="otsu") / 255 if prob8.min() < prob8.max() else 0.5
+        mask = prob8 > used * 255
+    write_ome_tiff(paths["uncertainty"], unc8, axes=spatial_axes, **write)
+    row = {"uncertainty": prediction.uncertainty_score, "foreground_fraction": float(np.mean(prob8 >= 128)),
+           "threshold": used}
+    if instances:
+        interior = prediction.interior
+        labels = label_instances(mask > 0, interior=interior, min_size=min_size)
+        row["objects"] = int(labels.max(initial=0))
+        write_ome_tiff(paths["labels"], labels.astype(np.uint16 if row["objects"] < 2**16 else np.uint32),
+                       axes=spatial_axes, **write)
+    write_ome_tiff(paths["mask"], mask.astype(np.uint8) * (255 if mask.dtype == bool else 1), axes=spatial_axes,
+                   **write)
+    return row
+
+
+def _resolved(source) -> str:
+    return str(Path(source).resolve()) if source else ""
+
+
+def _to_uint8(values) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(values, dtype=np.float32) * 255), 0, 255).astype(np.uint8)
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def _ranked(rows, table_path: Path):
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    if "uncertainty" in table:
+        table = table.sort_values("uncertainty", ascending=False, kind="stable", na_position="last")
+    table = table.reset_index(drop=True)
+    tmp = table_path.with_name(f".{table_path.name}.tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, table_path)
+    return table
+
+
+def out_of_fold_predictions(project, *, tta: str = "flips", device: str = "auto", progress=None,
+                            **options) -> dict:
+    """Foreground probability of each training image from the fold model that did not train on it.
+
+    Uses ``split.json``: every image in fold *k*'s validation list is predicted by
+    ``models/fold{k}.pt``. With one fold only its validation images are returned; a single
+    image split by region is returned whole, though only its held-back region is unseen.
+
+    Parameters
+    ----------
+    project : str or Path
+        Trained project folder.
+    tta, device : see :func:`predict_image`
+    progress : callable(done, total, name), optional
+    **options
+        Passed to :func:`predict_image` (overlap, tile, batch_size, precision, ...).
+
+    Returns
+    -------
+    dict of name -> ([Z,] Y, X) ndarray of float32
+    """
+    from .config import Config
+
+    project = Path(project)
+    split_path = project / "split.json"
+    if not split_path.exists():
+        raise FileNotFoundError(f"No split.json in {project}; train the project first (nbseg train).")
+    folds = json.loads(split_path.read_text())["folds"]
+    data = Config.load(project).data
+    files = _image_files_by_stem(project, data.images)
+    jobs: dict = {}
+    for k, fold in enumerate(folds):
+        model = project / "models" / f"fold{k}.pt"
+        if not model.exists():
+            raise FileNotFoundError(f"{model} is missing: fold {k} has not finished training. Train it "
+                                    "(nbseg train --resume) before asking for out-of-fold predictions.")
+        for name in fold["val"]:
+            if name not in files:
+                raise FileNotFoundError(f"Training image {name!r} (split.json) is no longer in {data.images}.")
+            jobs.setdefault(name, model)
+    results, ensembles = {}, {}
+    for i, (name, model) in enumerate(jobs.items()):
+        if model not in ensembles:
+            ensembles[model] = load_ensemble(model)
+        ensemble = ensembles[model]
+        prediction = predict_image(ensemble, files[name], tta=tta, device=device, axes=data.axes,
+                                   channels=data.channels, **options)
+        results[name] = np.asarray(prediction.foreground, dtype=np.float32)
+        if progress:
+            progress(i + 1, len(jobs), name)
+    return results
+
+
+def _image_files_by_stem(project: Path, folder) -> dict:
+    folder = Path(folder)
+    if not folder.is_absolute() and not folder.is_dir() and (project / folder).is_dir():
+        folder = project / folder
+    return {file_stem(p): p for p in image_files(folder)}

@@ -1,0 +1,231 @@
+"""Sliding-window inference over 2D images and 3D stacks with Gaussian blending — one code path.
+
+The tiles form a regular grid on each axis and the Gaussian importance map is a product of 1D
+Gaussians, so the summed weight at a pixel is a product of 1D sums: no weight map is stored.
+Tiles are visited row by row along the first spatial axis; a buffer one tile high collects the
+weighted sums, and each finished slab is divided by its weight and handed to the output — an
+array in memory, or a :class:`DiskArray` for volumes beyond the memory budget.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+WEIGHT_FLOOR = 1e-3  # keeps tile borders from vanishing entirely where no other tile reaches
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one tile lies along one axis.
+
+    ``start:stop`` are the image indices it covers; ``offset`` is where they begin inside the
+    tile (non-zero only when the image is smaller than the tile and is padded).
+    """
+
+    start: int
+    stop: int
+    offset: int = 0
+
+
+def axis_placements(size: int, tile: int, overlap: float) -> list[Placement]:
+    """Tile positions along one axis: a step of ``tile * (1 - overlap)``, the last flush with the end.
+
+    An axis shorter than the tile gets one tile with the image centred in it (padded).
+    """
+    if size <= tile:
+        return [Placement(0, size, (tile - size) // 2)]
+    step = max(1, int(tile * (1 - overlap)))
+    starts = list(range(0, size - tile, step)) + [size - tile]
+    return [Placement(s, s + tile, 0) for s in starts]
+
+
+def gaussian_profile(tile: int, sigma_scale: float = 0.125) -> np.ndarray:
+    """1D Gaussian importance over a tile side, peak 1, sigma ``sigma_scale * tile``."""
+    centre = (tile - 1) / 2
+    sigma = max(tile * sigma_scale, 1e-3)
+    profile = np.exp(-0.5 * ((np.arange(tile) - centre) / sigma) ** 2)
+    return np.maximum(profile / profile.max(), WEIGHT_FLOOR)
+
+
+def axis_weights(size: int, placements, profile: np.ndarray) -> np.ndarray:
+    """Summed 1D importance of all tiles at each index of one axis."""
+    weights = np.zeros(size)
+    for p in placements:
+        weights[p.start:p.stop] += profile[p.offset:p.offset + p.stop - p.start]
+    return weights
+
+
+def outer(vectors) -> np.ndarray:
+    """Outer product of 1D arrays: shape ``tuple(len(v) for v in vectors)``."""
+    result = np.ones(())
+    for v in vectors:
+        result = np.multiply.outer(result, v)
+    return result
+
+
+def sliding_window(image, fn, *, tile, n_out: int, overlap: float = 0.5, batch_size: int = 4, out=None,
+                   sigma_scale: float = 0.125, progress=None):
+    """Apply ``fn`` to overlapping tiles of ``image`` and blend the results with Gaussian weights.
+
+    Parameters
+    ----------
+    image : (C, [Z,] Y, X) array-like
+        Any numeric dtype; a memory-mapped array is read one tile at a time.
+    fn : callable
+        Takes a float32 torch tensor ``(B, C, *tile)``, returns ``(B, n_out, *tile)`` (tensor or ndarray).
+    tile : sequence of int
+        Tile shape ``([Z,] Y, X)``. Axes of the image shorter than the tile are padded by reflection.
+    n_out : int
+        Channels ``fn`` returns.
+    overlap : float
+        Share of a tile side that neighbouring tiles overlap, in [0, 1).
+    batch_size : int
+        Tiles per call of ``fn``.
+    out : (n_out, [Z,] Y, X) array-like, optional
+        Where to write; anything that accepts ``out[:, a:b] = slab`` (ndarray, memmap, DiskArray).
+        Default: a new float32 array.
+    sigma_scale : float
+        Gaussian sigma as a share of the tile side.
+    progress : callable(done, total, message), optional
+
+    Returns
+    -------
+    out : (n_out, [Z,] Y, X)
+    """
+    spatial = tuple(image.shape[1:])
+    tile = check_tile(tile, spatial, overlap)
+    grids = [axis_placements(s, t, overlap) for s, t in zip(spatial, tile)]
+    profiles = [gaussian_profile(t, sigma_scale) for t in tile]
+    weights = [axis_weights(s, g, p) for s, g, p in zip(spatial, grids, profiles)]
+    importance = outer(profiles).astype(np.float32)
+    if out is None:
+        out = np.empty((n_out,) + spatial, dtype=np.float32)
+    buffer = np.zeros((n_out, min(tile[0], spatial[0])) + spatial[1:], dtype=np.float32)
+    rest_weight = outer(weights[1:]).astype(np.float32)
+    total, done, anchor = int(np.prod([len(g) for g in grids])), 0, 0
+    for k, row in enumerate(grids[0]):
+        _shift(buffer, row.start - anchor)
+        anchor = row.start
+        for group in _batches(itertools.product(*grids[1:]), batch_size):
+            places = [(row,) + others for others in group]
+            batch = np.stack([_extract(image, p, tile) for p in places])
+            preds = _as_numpy(fn(_to_tensor(batch)), (len(places), n_out) + tuple(tile))
+            for pred, p in zip(preds, places):
+                _accumulate(buffer, pred, p, importance, anchor)
+            done += len(places)
+            if progress:
+                progress(done, total, "tiles")
+        stop = grids[0][k + 1].start if k + 1 < len(grids[0]) else row.stop
+        slab = buffer[:, :stop - anchor]  # finished: no later tile reaches above `stop`
+        slab /= weights[0][anchor:stop].astype(np.float32).reshape((-1,) + (1,) * rest_weight.ndim)
+        slab /= rest_weight  # in place, in two steps: no slab-sized temporaries
+        out[:, anchor:stop] = slab
+    return out
+
+
+def check_tile(tile, spatial, overlap=0.5) -> tuple:
+    """Validate a tile shape against the image's spatial shape; returns it as a tuple of int."""
+    tile = tuple(int(t) for t in tile)
+    if len(tile) != len(spatial):
+        raise ValueError(
+            f"tile {list(tile)} has {len(tile)} sides but the image has {len(spatial)} spatial axes {spatial}; "
+            f"give {len(spatial)} numbers ({'Z, Y, X' if len(spatial) == 3 else 'Y, X'})."
+        )
+    if min(tile) < 1:
+        raise ValueError(f"tile {list(tile)} has a side below 1; every side must be 1 or more.")
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap {overlap} must lie in [0, 1), e.g. 0.5 (half a tile).")
+    return tile
+
+
+def _batches(iterable, size: int):
+    iterator = iter(iterable)
+    while group := list(itertools.islice(iterator, size)):
+        yield group
+
+
+def _shift(buffer: np.ndarray, step: int) -> None:
+    """Move the buffer's window ``step`` indices forward; what was flushed drops out."""
+    if step <= 0:
+        return
+    depth = buffer.shape[1]
+    if step < depth:
+        buffer[:, :depth - step] = buffer[:, step:]
+    buffer[:, max(0, depth - step):] = 0
+
+
+def _extract(image, places, tile) -> np.ndarray:
+    region = image[(slice(None),) + tuple(slice(p.start, p.stop) for p in places)]
+    region = np.asarray(region, dtype=np.float32)
+    pads = [(p.offset, t - p.offset - (p.stop - p.start)) for p, t in zip(places, tile)]
+    if any(a or b for a, b in pads):
+        region = np.pad(region, [(0, 0)] + pads, mode="reflect")
+    return region
+
+
+def _accumulate(buffer, pred, places, importance, anchor) -> None:
+    crop = tuple(slice(p.offset, p.offset + p.stop - p.start) for p in places)
+    target = (slice(places[0].start - anchor, places[0].stop - anchor),) + tuple(
+        slice(p.start, p.stop) for p in places[1:])
+    buffer[(slice(None),) + target] += pred[(slice(None),) + crop] * importance[crop]
+
+
+def _to_tensor(batch: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(batch))
+
+
+def _as_numpy(result, shape) -> np.ndarray:
+    if hasattr(result, "detach"):
+        result = result.detach().float().cpu().numpy()
+    result = np.asarray(result, dtype=np.float32)
+    if result.shape != shape:
+        raise ValueError(f"the tile function returned shape {result.shape}; expected {shape}.")
+    return result
+
+
+class DiskArray:
+    """A ``.npy`` file filled slab by slab along axis 1 with plain writes (no mapping, so written
+    slabs leave the process's memory), then read back memory-mapped with :meth:`open`.
+
+    Parameters
+    ----------
+    path : str or Path
+    shape : tuple of int
+        ``(channels, first axis, ...)``.
+    dtype : numpy dtype
+    """
+
+    def __init__(self, path, shape, dtype=np.float16):
+        self.path = Path(path)
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        mapped = np.lib.format.open_memmap(self.path, mode="w+", dtype=self.dtype, shape=self.shape)
+        self._offset = mapped.offset
+        del mapped
+        self._row = int(np.prod(self.shape[2:])) * self.dtype.itemsize
+
+    def __setitem__(self, key, value) -> None:
+        channels, rows = key
+        if channels != slice(None) or rows.step not in (None, 1):
+            raise IndexError("DiskArray takes only out[:, a:b] = slab.")
+        start = rows.start or 0
+        value = np.ascontiguousarray(value, dtype=self.dtype)
+        with open(self.path, "r+b") as f:
+            for c in range(self.shape[0]):
+                f.seek(self._offset + (c * self.shape[1] + start) * self._row)
+                f.write(value[c].tobytes())
+
+    def open(self) -> np.ndarray:
+        """The filled array, memory-mapped read-only; on POSIX the file is unlinked at once (the
+        mapping keeps it alive until the array is dropped), so nothing is left behind."""
+        array = np.load(self.path, mmap_mode="r")
+        if os.name == "posix":
+            self.path.unlink()
+        return array

@@ -1,0 +1,78 @@
+"""`nbseg predict`, `nbseg evaluate`, `nbseg export` end to end through nbseg.cli.main."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from nbseg.cli import build_parser, main
+from nbseg.model import UNet, save_model_file
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:DeprecationWarning")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def project(tmp_path):
+    torch.manual_seed(0)
+    save_model_file(tmp_path / "project" / "models" / "fold0.pt", UNet(2, 1, 2, "S").eval(),
+                    meta={"kind": "binary", "patch": [32, 32], "percentiles": [1.0, 99.8]})
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        tifffile.imwrite(images / f"{name}.tif", (rng.random((32, 40)) * 255).astype(np.uint8))
+        mask = np.zeros((32, 40), np.uint16)
+        mask[4:12, 4:12], mask[20:28, 20:30] = 1, 2
+        tifffile.imwrite(masks / f"{name}.tif", mask)
+    return tmp_path
+
+
+def test_predict_evaluate_export(project, capsys):
+    out = project / "pred"
+    assert main(["predict", str(project / "project"), str(project / "images"), "--output", str(out),
+                 "--tta", "none", "--instances", "--threshold", "otsu"]) == 0
+    printed = capsys.readouterr().out
+    assert "Predicted 2 image(s)" in printed and "Most uncertain" in printed
+    assert sorted(p.name for p in out.glob("a.*")) == ["a.labels.ome.tif", "a.mask.ome.tif", "a.prob.ome.tif",
+                                                        "a.uncertainty.ome.tif"]
+    assert main(["predict", str(project / "project"), str(project / "images"), "--output", str(out),
+                 "--tta", "none", "--instances", "--threshold", "otsu"]) == 0
+    assert "Predicted 0 image(s), 2 done earlier" in capsys.readouterr().out
+
+    csv = project / "eval.csv"
+    assert main(["evaluate", str(out), str(project / "masks"), "--csv", str(csv)]) == 0
+    printed = capsys.readouterr().out
+    assert "Dice (pooled over pixels)" in printed and "mAP" in printed and csv.exists()
+    assert csv.read_text().splitlines()[0].startswith("image,")
+
+    assert main(["export", str(project / "project"), str(project / "model.pt")]) == 0
+    assert (project / "model.pt").exists() and "torch.jit.load" in capsys.readouterr().out
+
+
+def test_bad_option_gives_a_message_not_a_traceback(project, capsys):
+    code = main(["predict", str(project / "project"), str(project / "images"), "--output", str(project / "o"),
+                 "--tta", "flip"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Did you mean 'flips'" in err and "Traceback" not in err
+    assert not (project / "o").exists()
+    assert main(["evaluate", str(project / "images"), str(project / "nothing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "export"])
+def test_help_is_readable(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([command, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "example: nbseg " + command in text

@@ -1,0 +1,84 @@
+"""TorchScript export: one file for all folds, matching predict, loadable without nbseg."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nbseg.export import export_torchscript, read_export_meta
+from nbseg.inference import predict_image
+from nbseg.model import UNet, save_model_file
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:DeprecationWarning")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_project(root, *, dims=2, folds=2, kind="binary"):
+    classes = 3 if kind == "instances" else 2
+    patch = [8, 16, 16] if dims == 3 else [32, 32]
+    for k in range(folds):
+        torch.manual_seed(k)
+        model = UNet(dims, 1, classes, "S")
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.running_mean.uniform_(-0.3, 0.3)
+                module.running_var.uniform_(0.5, 2.0)
+        meta = {"percentiles": [1.0, 99.0 + k * 0.5], "kind": kind, "patch": patch, "fold": k}
+        save_model_file(root / "models" / f"fold{k}.pt", model.eval(), meta=meta)
+    return root
+
+
+@pytest.mark.parametrize("dims,tta", [(2, "none"), (2, "all"), (3, "flips")])
+def test_export_matches_predict_on_a_tile(tmp_path, dims, tta):
+    project = make_project(tmp_path / "p", dims=dims, kind="instances" if dims == 3 else "binary")
+    path = export_torchscript(project, tmp_path / "model.pt", tta=tta)
+    shape = (8, 16, 16) if dims == 3 else (32, 32)
+    image = (np.random.default_rng(0).gamma(2.0, 40.0, shape)).astype(np.float32)
+    scripted = torch.jit.load(str(path))
+    got = scripted(torch.from_numpy(image)[None, None]).numpy()[0]
+    expected = predict_image(project, image, tta=tta, tile=shape, precision="fp32", dtype=np.float32)
+    np.testing.assert_allclose(got, expected.probabilities, atol=2e-5)
+    meta = read_export_meta(path)
+    assert meta["models"] == 2 and meta["tta"] == tta and meta["spatial_dims"] == dims
+
+
+def test_export_loads_with_plain_torch(tmp_path):
+    project = make_project(tmp_path / "p", folds=1)
+    path = export_torchscript(project, tmp_path / "model.pt")
+    code = (
+        "import json, sys, torch\n"
+        f"extra = {{'nbseg.json': ''}}\n"
+        f"m = torch.jit.load({str(path)!r}, _extra_files=extra)\n"
+        "y = m(torch.rand(2, 1, 32, 48) * 100)\n"
+        "assert 'nbseg' not in sys.modules\n"
+        "print(json.dumps({'shape': list(y.shape), 'sum': float(y.sum(1).mean()), "
+        "'classes': json.loads(extra['nbseg.json'])['class_names']}))\n"
+    )
+    # -I: isolated, so neither the working tree nor PYTHONPATH can supply nbseg
+    result = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["shape"] == [2, 2, 32, 48] and out["sum"] == pytest.approx(1, abs=1e-5)
+
+
+def test_export_refuses_to_overwrite_and_bad_sides(tmp_path):
+    project = make_project(tmp_path / "p", folds=1)
+    path = export_torchscript(project, tmp_path / "model.pt")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export_torchscript(project, path)
+    export_torchscript(project, path, overwrite=True)
+    with pytest.raises(Exception, match="divisible"):
+        torch.jit.load(str(path))(torch.rand(1, 1, 30, 32))
