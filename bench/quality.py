@@ -1,0 +1,238 @@
+"""Time to quality on DSB2018 fluorescence nuclei: pooled Dice, F1@0.5 and mAP(0.5:0.95) on the held-back
+test images (bench/datasets.py split) after B minutes of CPU training, for nbseg, MONAI, deepflash2 and
+a plain Otsu floor. Every method runs as its own process with the same thread count and is scored by
+the same code (nbseg.evaluation.evaluate_folders, kind "instances").
+
+    python bench/quality.py [--budgets 2,5,15] [--methods nbseg,monai,deepflash2,otsu] [--json out.json]
+    python bench/quality.py --quick        # 0.3 min, 3 test images, small models: a smoke run
+
+- nbseg: ``nbseg train --minutes B`` (defaults: size M, 256 patches, batch 8), then
+  ``nbseg predict PROJECT TEST --tta flips --instances``.
+- MONAI: bench/peers/monai_dsb.py (BasicUNet, DiceCELoss, MONAI transforms, sliding_window_inference
+  with the same flips TTA, connected components).
+- deepflash2 0.3.0 with its defaults in its own venv (bench/peers/deepflash2_dsb.py; the venv is made
+  by bench/peers/setup_deepflash2.sh on first use).
+- Otsu: skimage's threshold per image + connected components (no training).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+from datasets import WORK, dsb_fluorescence_split  # noqa: E402
+
+METHODS = ("nbseg", "monai", "deepflash2", "otsu")
+DF2_VENV = WORK / "venv-df2"
+
+
+def thread_env(threads: int) -> dict:
+    env = dict(os.environ)
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        env[key] = str(threads)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def run(cmd: list, *, log: Path, threads: int, timeout: float) -> float:
+    """Run ``cmd``, appending its output to ``log``; return wall seconds. Raises on failure, quoting the log's tail."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with open(log, "a") as handle:
+        handle.write(f"\n$ {' '.join(map(str, cmd))}\n")
+        handle.flush()
+        try:
+            proc = subprocess.run([str(c) for c in cmd], stdout=handle, stderr=subprocess.STDOUT,
+                                  env=thread_env(threads), timeout=timeout, cwd=ROOT)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"timed out after {timeout:.0f} s: {' '.join(map(str, cmd))}\n{tail(log)}")
+    if proc.returncode != 0:
+        raise RuntimeError(f"exit {proc.returncode}: {' '.join(map(str, cmd))}\n{tail(log)}")
+    return time.perf_counter() - started
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def subset(split: dict, work: Path, *, n_train: int | None, n_test: int | None) -> dict:
+    """The split, or the first N images of each part (sorted names) linked into ``work``."""
+    if n_train is None and n_test is None:
+        return split
+    out = {}
+    for part, limit in (("train", n_train), ("test", n_test)):
+        names = sorted(p.name for p in split[part]["images"].iterdir())[:limit]
+        folders = {}
+        for kind in ("images", "masks"):
+            folder = work / "subset" / part / kind
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            for name in names:
+                os.symlink((split[part][kind] / name).resolve(), folder / name)
+            folders[kind] = folder
+        out[part] = folders
+    return out
+
+
+def score(pred_dir: Path, gt_dir: Path) -> dict:
+    from nbseg.metrics import evaluate_folders  # (importing nbseg.evaluation first is circular)
+
+    summary = evaluate_folders(pred_dir, gt_dir, kind="instances").summary
+    keys = ("images", "dice", "iou", "f1@0.5", "precision@0.5", "recall@0.5", "map", "tp@0.5", "fp@0.5", "fn@0.5")
+    return {k: summary[k] for k in keys if k in summary}
+
+
+def otsu_labels(images: Path, out: Path) -> None:
+    import tifffile
+    from skimage.filters import threshold_otsu
+    from skimage.measure import label
+
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(images.glob("*.tif")):
+        image = np.asarray(tifffile.imread(path), dtype=np.float32)
+        fg = image > threshold_otsu(image) if image.min() < image.max() else np.zeros(image.shape, bool)
+        tifffile.imwrite(out / f"{path.stem}.tif", label(fg).astype(np.int32), compression="zlib")
+
+
+def ensure_deepflash2(log: Path) -> None:
+    if (DF2_VENV / ".df2-installed").exists():
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as handle:
+        proc = subprocess.run(["bash", str(HERE / "peers" / "setup_deepflash2.sh")], stdout=handle,
+                              stderr=subprocess.STDOUT, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"could not create the deepflash2 venv\n{tail(log)}")
+
+
+def run_method(method: str, budget: float, data: dict, work: Path, args) -> dict:
+    tag = f"{method}_{budget:g}min" if method != "otsu" else "otsu"
+    out = work / "predictions" / tag
+    shutil.rmtree(out, ignore_errors=True)
+    log = work / "logs" / f"{tag}.log"
+    log.unlink(missing_ok=True)
+    train, test = data["train"], data["test"]
+    row = {"method": method, "budget_min": budget if method != "otsu" else None, "log": str(log.relative_to(ROOT))}
+    timeout = 60 * budget * 2 + args.predict_timeout
+    if method == "nbseg":
+        project = work / "projects" / tag
+        shutil.rmtree(project, ignore_errors=True)
+        cmd = [sys.executable, "-m", "nbseg.cli", "train", "--images", train["images"], "--masks", train["masks"],
+               "--project", project, "--minutes", budget, "--seed", "0", *args.nbseg_train_args]
+        row["train_s"] = round(run(cmd, log=log, threads=args.threads, timeout=timeout), 1)
+        cmd = [sys.executable, "-m", "nbseg.cli", "predict", project, test["images"], "--output", out,
+               "--tta", "flips", "--instances"]
+        row["predict_s"] = round(run(cmd, log=log, threads=args.threads, timeout=args.predict_timeout), 1)
+        row["note"] = "train s = wall time of `nbseg train` (loading included)"
+    elif method == "monai":
+        cmd = [sys.executable, HERE / "peers" / "monai_dsb.py", "--train-images", train["images"],
+               "--train-masks", train["masks"], "--test-images", test["images"], "--output", out,
+               "--minutes", budget, "--threads", args.threads, *args.monai_args]
+        run(cmd, log=log, threads=args.threads, timeout=timeout)
+        record = json.loads((out / "monai.json").read_text())
+        row.update(train_s=record["train_s"], predict_s=record["predict_s"], steps=record["train_steps"])
+        row["note"] = f"BasicUNet, {record['train_steps']} steps of batch {record['batch_size']}"
+    elif method == "deepflash2":
+        ensure_deepflash2(log)
+        cmd = [DF2_VENV / "bin" / "python", HERE / "peers" / "deepflash2_dsb.py", "--train-images", train["images"],
+               "--train-masks", train["masks"], "--test-images", test["images"], "--output", out,
+               "--work", work / "df2" / tag, "--minutes", budget, "--threads", args.threads, *args.df2_args]
+        shutil.rmtree(work / "df2" / tag, ignore_errors=True)
+        run(cmd, log=log, threads=args.threads, timeout=timeout)
+        record = json.loads((out / "deepflash2.json").read_text())
+        row.update(train_s=record["train_s"], predict_s=record["predict_s"], steps=record["train_steps"])
+        row["note"] = (f"{record['encoder']} U-Net, tiles {record['tile_shape']}, {record['train_steps']} steps; "
+                       "instances: 4-connected components (cellpose not installable offline)")
+    elif method == "otsu":
+        started = time.perf_counter()
+        otsu_labels(test["images"], out)
+        row.update(train_s=0.0, predict_s=round(time.perf_counter() - started, 1),
+                   note="skimage threshold_otsu per image + connected components")
+    else:
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    row.update(score(out, test["masks"]))
+    return row
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budgets", default=None, help="training minutes, comma-separated (default 2,5,15)")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 0.3 min, 3 test images, small settings")
+    parser.add_argument("--test-limit", type=int, help="score only the first N test images (sorted names)")
+    parser.add_argument("--train-limit", type=int, help="train on the first N training images only")
+    parser.add_argument("--threads", type=int, default=2, help="threads for every method (default 2)")
+    parser.add_argument("--predict-timeout", type=float, default=None, help="seconds allowed for one prediction run")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+
+    budgets = [float(b) for b in (args.budgets or ("0.3" if args.quick else "2,5,15")).split(",")]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    if args.quick:
+        args.test_limit = args.test_limit or 3
+        args.train_limit = args.train_limit or 12
+        args.nbseg_train_args = ["--size", "S", "--batch-size", "2", "--steps-per-epoch", "4"]
+        args.monai_args = ["--batch-size", "2"]
+        args.df2_args = ["--tile-shape", "256"]
+    else:
+        args.nbseg_train_args, args.monai_args, args.df2_args = [], [], []
+    args.predict_timeout = args.predict_timeout or (900 if args.quick else 4 * 3600)
+
+    work = WORK / "quality"
+    data = subset(dsb_fluorescence_split(), work, n_train=args.train_limit, n_test=args.test_limit)
+    n_test = len(list(data["test"]["images"].iterdir()))
+    n_train = len(list(data["train"]["images"].iterdir()))
+    rows = []
+    for method in methods:
+        for budget in ([0.0] if method == "otsu" else budgets):
+            started = time.perf_counter()
+            try:
+                row = run_method(method, budget, data, work, args)
+                row["status"] = "ok"
+            except Exception as err:  # one failing method must not lose the others
+                row = {"method": method, "budget_min": budget if method != "otsu" else None, "status": "error",
+                       "error": str(err)[-2500:]}
+            row["wall_s"] = round(time.perf_counter() - started, 1)
+            rows.append(row)
+            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items() if k != "error"}
+            print(json.dumps(shown), flush=True)
+            if row["status"] == "error":
+                print(row["error"], file=sys.stderr, flush=True)
+    result = {"quick": args.quick, "budgets_min": budgets, "methods": methods, "threads": args.threads,
+              "test_images": n_test, "train_images": n_train, "rows": rows,
+              "setup": {"nbseg train extra args": " ".join(args.nbseg_train_args) or "(defaults)",
+                        "MONAI extra args": " ".join(args.monai_args) or "(defaults)",
+                        "deepflash2 extra args": " ".join(args.df2_args) or "(defaults)"}}
+    print("\n| method | budget (min) | Dice | F1@0.5 | mAP | train s | predict s |\n|---|---|---|---|---|---|---|")
+    for r in rows:
+        if r["status"] == "ok":
+            print(f"| {r['method']} | {r['budget_min']} | {r['dice']:.3f} | {r['f1@0.5']:.3f} | {r['map']:.3f} | "
+                  f"{r.get('train_s')} | {r.get('predict_s')} |")
+        else:
+            print(f"| {r['method']} | {r['budget_min']} | error | | | | |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
