@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/nbseg demo --project demo_project
 
+# The whole suite on ipywidgets 8, then the panels again on ipywidgets 7.7 (what Colab ships).
 test: venv
 	$(BIN)/python -m pytest -q -ra
+	$(MAKE) test-widgets7
 
 lab: venv
 	$(BIN)/jupyter lab notebooks
@@ -36,3 +38,31 @@ bench-quick: venv
 
 clean:
 	rm -rf $(VENV) demo_project .pytest_cache
+
+# The panel tests again on ipywidgets 7.7 (what Google Colab ships). .venv-w7 reuses .venv's packages
+# through a .pth file (no second torch) and installs ipywidgets 7.7 and its companions over them.
+W7 := .venv-w7
+W7_STAMP := $(W7)/.nbseg-installed
+
+$(W7_STAMP): $(STAMP)
+	$(PYTHON) -m venv $(W7)
+	echo "import site; site.addsitedir('$(abspath $(shell $(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])"))')" \
+		> "$$($(W7)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/nbseg-base.pth"
+	$(W7)/bin/python -m pip install -q "ipywidgets==7.7.*"
+	touch $(W7_STAMP)
+
+test-widgets7: $(W7_STAMP)
+	$(W7)/bin/python -c "import ipywidgets, sys; assert ipywidgets.__version__.startswith('7.7'), ipywidgets.__version__; print('ipywidgets', ipywidgets.__version__)"
+	$(W7)/bin/python -m pytest -q -ra -p no:cacheprovider tests/test_ui_panels.py tests/test_ui_helpers.py
+
+# Regenerate notebooks/*.ipynb and docs/glossary.md from nbseg/ui (_notebooks.py, glossary.py).
+notebooks-docs: venv
+	$(BIN)/python -m nbseg.ui._notebooks
+	$(BIN)/python -m nbseg.ui.glossary
+
+# Only the browser layer (JupyterLab in headless Chromium); screenshots land in artifacts/screenshots/.
+test-browser: venv
+	$(BIN)/python -m pip install -q "playwright>=1.40"
+	$(BIN)/python -m pytest -q -ra tests/test_browser.py
+
+.PHONY: notebooks-docs test-browser

@@ -6,7 +6,7 @@ the same code (nbseg.evaluation.evaluate_folders, kind "instances").
     python bench/quality.py [--budgets 2,5,15] [--methods nbseg,monai,deepflash2,otsu] [--json out.json]
     python bench/quality.py --quick        # 0.3 min, 3 test images, small models: a smoke run
 
-- nbseg: ``nbseg train --minutes B`` (defaults: size M, 256 patches, batch 8), then
+- nbseg: ``nbseg train --minutes B`` (defaults: size S, 128x128 patches, batch 8), then
   ``nbseg predict PROJECT TEST --tta flips --instances``.
 - MONAI: bench/peers/monai_dsb.py (BasicUNet, DiceCELoss, MONAI transforms, sliding_window_inference
   with the same flips TTA, connected components).

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shlex
 import os
 import platform
 import subprocess
@@ -130,7 +131,9 @@ def command_for(name: str, *, quick: bool, json_path: Path) -> list | None:
     path = HERE / script
     if not path.exists():
         return None
-    cmd = [sys.executable, str(path), "--json", str(json_path), *extra]
+    # e.g. NBSEG_BENCH_ARGS_QUALITY="--budgets 5" runs a subset of a long benchmark
+    override = os.environ.get(f"NBSEG_BENCH_ARGS_{name.upper()}", "")
+    cmd = [sys.executable, str(path), "--json", str(json_path), *extra, *shlex.split(override)]
     if quick:
         if not supports_quick(path):
             return []

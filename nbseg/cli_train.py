@@ -39,7 +39,7 @@ def _add_training_options(parser) -> None:
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, help="training time budget in minutes (all folds together)")
     budget.add_argument("--epochs", type=int, help="number of epochs (passes of --steps-per-epoch batches)")
-    train.add_argument("--size", choices=("S", "M", "L"), help="model size: S fastest, L largest (default M)")
+    train.add_argument("--size", choices=("S", "M", "L"), help="model size: S fastest (default; best for CPU minutes), M and L larger (for GPUs)")
     train.add_argument("--patch", type=_ints,
                        help="patch size Y,X (2D) or Z,Y,X (3D); each pooled side divisible by 8 (16 for size L)")
     train.add_argument("--batch-size", type=int, help="patches per training step (default 8)")

@@ -165,8 +165,17 @@ def rand_vi(pred, gt) -> dict:
     return {"rand_error": float(error), "vi": float(split + merge), "vi_split": float(split), "vi_merge": float(merge)}
 
 
-# The set-level evaluation lives in nbseg.evaluation; re-exported so `nbseg.metrics` is the one place to look.
-from .evaluation import Evaluation, evaluate, evaluate_folders, evaluate_image  # noqa: E402
+_EVALUATION_NAMES = ("Evaluation", "evaluate", "evaluate_folders", "evaluate_image")
+
+
+def __getattr__(name):
+    # The set-level evaluation lives in nbseg.evaluation (which imports this module); re-exported
+    # lazily so `nbseg.metrics` is the one place to look and either module can be imported first.
+    if name in _EVALUATION_NAMES:
+        from . import evaluation
+
+        return getattr(evaluation, name)
+    raise AttributeError(f"module 'nbseg.metrics' has no attribute {name!r}")
 
 __all__ = ["AP_THRESHOLDS", "Evaluation", "Overlaps", "dice_iou", "evaluate", "evaluate_folders", "evaluate_image",
            "instance_scores", "matched_pairs", "mean_average_precision", "overlaps", "rand_vi"]

@@ -26,7 +26,7 @@ from .model import UNet, check_patch_size, patch_divisors, pool_z_for, save_mode
 from .runtime import autocast, memory_format, pick_device, pick_precision
 from .schedule import ProgressSchedule
 
-DEFAULT_PATCH = {2: (256, 256), 3: (32, 128, 128)}
+DEFAULT_PATCH = {2: (128, 128), 3: (32, 128, 128)}
 
 
 @dataclass

@@ -1,0 +1,169 @@
+"""Writes notebooks/01_data.ipynb ... 06_threshold_export.ipynb (``python -m nbseg.ui._notebooks``).
+Edit the cells here and re-run, so the six notebooks keep the same setup and structure."""
+from __future__ import annotations
+
+from pathlib import Path
+
+SETUP = '''# Setup. Only inside Google Colab: install nbseg from its repository and turn on Colab's widget manager.
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    NBSEG_REPO = "git+https://github.com/nbseg/nbseg"  # the repository to install from
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"nbseg[ui] @ {NBSEG_REPO}"], check=True)
+    from google.colab import output
+    output.enable_custom_widget_manager()'''
+
+PROJECT = '''from nbseg import project as nbp
+from nbseg.ui import {panel}
+
+SAMPLE = nbp.default_sample()          # "nuclei2d" or "nuclei3d" (or set NBSEG_SAMPLE before starting)
+PROJECT = nbp.default_project(SAMPLE)  # the project folder: every notebook reads and writes here
+print(f"Project folder: {{PROJECT.resolve()}}   quick mode: {{nbp.quick_mode()}}")'''
+
+AUTORUN = '''# Teaching run (NBSEG_QUICK=1 or NBSEG_AUTORUN=1): press the panel's buttons from code, top to bottom.
+if nbp.autorun():
+    panel.press_all(strict=True)'''
+
+NOTEBOOKS = {
+    "01_data": {
+        "panel": "DataPanel",
+        "title": "# 1 · Data: images, masks and the project folder",
+        "intro": """nbseg learns to segment your images from examples: **raw images** and, for each, a **mask**
+(Seg1) that says which pixels belong to the structure (0 = background, 1, 2, ... = classes or objects).
+Masks are matched to images by **file name**.
+
+Everything you decide is saved in a **project folder** (`config.yaml`, and later the split, models,
+predictions and `logs/ui.log`), so each of the next notebooks can be opened on its own, in a fresh kernel
+or a new Colab session.
+
+* No data yet? Pick a **bundled sample**: `nuclei2d` (24 images of nuclei) or `nuclei3d` (2 embryo stacks).
+* Optional: **Seg2** (a second segmentation, used where you draw a merging mask in 02) and **excluding
+  masks** (regions the training ignores).
+* If a file's axes are ambiguous, give them (e.g. `ZYX`, `CYX`); choose **channels** to use only some.
+
+Hover over any control to see what it means.""",
+        "panel_code": "panel = DataPanel(PROJECT, sample_name=SAMPLE)\npanel",
+        "after": """Press **Check data & save project**. nbseg reads every pair, tells whether the data is
+**2D or 3D**, how the labels are read (binary, classes or instances), and shows a preview with the mask
+drawn over the image (a 3D view too for stacks). Next: **02_label_qc** to check the masks, or
+**03_lr_finder**.""",
+    },
+    "02_label_qc": {
+        "panel": "LabelQCPanel",
+        "title": "# 2 · Label quality: look at the masks before training on them",
+        "intro": """A model learns the mistakes in its masks too. This notebook helps you find them:
+
+* the **QC table** flags doubtful masks (empty, odd sizes, wrong label kind, duplicates, outliers);
+  the **overlay browser** shows them page by page, sorted by those flags;
+* masks from **several experts** become one **ground truth** by **STAPLE** (weighs each expert by
+  estimated reliability) or **majority vote**, with each expert's score;
+* **Seg1/Seg2 merge**: where you draw a **merging mask**, Seg2 replaces Seg1;
+* **excluding masks**: draw polygons (type vertices, or click on the image) around regions the loss
+  should ignore.""",
+        "panel_code": "panel = LabelQCPanel(PROJECT)\npanel",
+        "after": """Saved excluding and merging masks are written into the project's `labels/` folder and
+entered in `config.yaml`, so training (04) uses them. Next: **03_lr_finder**.""",
+    },
+    "03_lr_finder": {
+        "panel": "LRPanel",
+        "title": "# 3 · Learning rate: a short sweep that suggests one",
+        "intro": """The **learning rate** is how big a step each training update takes. Too small and
+training crawls; too large and the loss jumps or diverges.
+
+The **LR finder** trains briefly while raising the learning rate from 1e-6 towards 1, records the loss,
+stops once the loss explodes, and suggests the rate where the loss **falls fastest** (the red line). The
+model is put back as it was: the sweep only looks.""",
+        "panel_code": "panel = LRPanel(PROJECT)\npanel",
+        "after": """Press **Run LR sweep**, look at the curve, then **Use suggested rate** to save it into
+`config.yaml` (you may type another value first). Next: **04_train**.""",
+    },
+    "04_train": {
+        "panel": "TrainPanel",
+        "title": "# 4 · Training the U-Net",
+        "intro": """Training shows the U-Net many **patches** (pieces of your images) with their masks and
+nudges its weights to lower the **loss**. After each **epoch** it scores the held-back **validation**
+images with **Dice** (overlap, 0..1) and keeps the best model.
+
+* **Model size** S/M/L: smaller trains faster, larger may learn harder structures.
+* **Patch size**: must contain the structure; each pooled side divisible by 8 (16 for L) — checked as
+  you type.
+* **Epochs** or **minutes**, **batch size**, **folds** (K ≥ 2 trains an ensemble of K models).
+
+Training runs in the kernel in the foreground: the kernel's **stop button (■)** ends it cleanly and keeps
+the best model; **Resume from disk** continues later, even in a new session. Watch the plot: if the
+training loss falls while the validation loss rises, the model is **overfitting**.""",
+        "panel_code": "panel = TrainPanel(PROJECT)\npanel",
+        "after": """Models are in the project's `models/` folder (`fold0.pt`, ...), the per-epoch history
+in `history/`. Next: **05_predict**.""",
+    },
+    "05_predict": {
+        "panel": "PredictPanel",
+        "title": "# 5 · Prediction: probability and uncertainty maps",
+        "intro": """**Inference** runs the trained model(s) over new images, in overlapping **tiles**, and
+gives a **probability map**: per pixel, how likely it belongs to the structure.
+
+* **Models**: one, or all folds as an **ensemble** (their maps are averaged).
+* **TTA** (test-time augmentation): also predict flipped/rotated copies and average — smoother maps.
+* **Uncertainty** marks where models and TTA copies disagree; images are **ranked by uncertainty**, so
+  you can check (or annotate next) the doubtful ones first.""",
+        "panel_code": "panel = PredictPanel(PROJECT)\npanel",
+        "after": """Maps are saved in the project's `predictions/` folder. Next: **06_threshold_export**.""",
+    },
+    "06_threshold_export": {
+        "panel": "ExportPanel",
+        "title": "# 6 · Threshold, objects, scores and export",
+        "intro": """A probability map becomes a mask by a **threshold**: pixels above it are foreground.
+Move the slider and watch the overlay, or take **Otsu**'s threshold chosen from the histogram. When
+masks exist for the predicted images, a **threshold sweep** scores every threshold against them.
+
+**Instances** splits the mask into separate objects; the **metrics** table gives Dice, IoU and F1 at
+IoU 0.5 per image. **Export** writes the results as **OME-TIFF** (Fiji, napari, QuPath read them) and
+the model as **TorchScript**, which runs without nbseg.""",
+        "panel_code": "panel = ExportPanel(PROJECT)\npanel",
+        "after": """Everything is in the project's `export/` folder. To segment more images later, open
+**05_predict** with the same project folder.""",
+    },
+}
+
+
+def build(name: str):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    spec = NOTEBOOKS[name]
+    cells = [
+        new_markdown_cell(spec["title"] + "\n\n" + spec["intro"]),
+        new_code_cell(SETUP),
+        new_markdown_cell("The project folder and the sample. Change `PROJECT` to your own folder to work on "
+                          "your data; keep it the same in every notebook."),
+        new_code_cell(PROJECT.format(panel=spec["panel"])),
+        new_code_cell(spec["panel_code"]),
+        new_markdown_cell(spec["after"]),
+        new_code_cell(AUTORUN),
+    ]
+    nb = new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    })
+    for cell in nb.cells:  # stable ids keep diffs small
+        cell["id"] = f"{name}-{nb.cells.index(cell)}"
+    nbformat.validate(nb)
+    return nb
+
+
+def write_all(folder=None) -> list[Path]:
+    import nbformat
+
+    folder = Path(folder or Path(__file__).resolve().parents[2] / "notebooks")
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in NOTEBOOKS:
+        path = folder / f"{name}.ipynb"
+        nbformat.write(build(name), path)
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    for p in write_all():
+        print(p)

@@ -1,0 +1,225 @@
+"""01_data: create/open a project folder, choose images and masks (or a bundled sample), axes and
+channels; check the data, show whether it is 2D or 3D, preview it with its labels, save config.yaml."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ipywidgets as w
+import numpy as np
+
+from ..config import Config, DataConfig, ModelConfig
+from ..data import SAMPLES, load_dataset, sample
+from ..data.targets import IGNORE
+from ..project import apply_quick, quick_mode
+from .common import PanelBase, control, heading, note, primary_button
+from .viewers import Viewer2D, VolumeView
+
+
+# ------------------------------------------------------------------ state
+
+
+@dataclass
+class DataState:
+    project: Path
+    sample: str = ""  # "" = own data
+    images: str = ""
+    masks: str = ""
+    seg2: str = ""
+    excluding: str = ""
+    axes: str = ""
+    channels: str = ""
+    dims: str = "auto"
+    labels: str = "auto"
+    val_fraction: float = 0.2
+    config: Config | None = None
+    dataset: object = None
+    summary: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ service (no widgets)
+
+
+class DataService:
+    def __init__(self, state: DataState):
+        self.state = state
+
+    def open_project(self) -> bool:
+        """Fill the state from ``project/config.yaml`` when it exists; True if it did."""
+        path = Path(self.state.project) / "config.yaml"
+        if not path.exists():
+            return False
+        cfg = Config.load(self.state.project)
+        d, s = cfg.data, self.state
+        s.config = cfg
+        s.images, s.masks = str(d.images), str(d.masks or "")
+        s.seg2, s.excluding = str(d.seg2 or ""), str(d.excluding_masks or "")
+        s.axes, s.channels = d.axes or "", ",".join(str(c) for c in d.channels or [])
+        s.dims, s.labels, s.val_fraction = str(d.dims or "auto"), d.labels, d.val_fraction
+        s.sample = next((n for n in SAMPLES if str(sample(n)["images"]) == s.images), "")
+        return True
+
+    def use_sample(self, name: str) -> None:
+        if not name:
+            self.state.sample = ""
+            return
+        folders = sample(name)
+        s = self.state
+        s.sample, s.images, s.masks, s.seg2, s.excluding, s.axes, s.channels = (
+            name, str(folders["images"]), str(folders["masks"]), "", "", "", "")
+        s.dims = "auto"
+
+    def data_config(self) -> DataConfig:
+        s = self.state
+        if not s.images.strip():
+            raise ValueError("No image folder given: type the folder of raw images, or pick a bundled sample.")
+        channels = [int(c) for c in s.channels.replace(" ", "").split(",") if c] if s.channels.strip() else None
+        opt = lambda text: Path(text.strip()).expanduser() if text.strip() else None  # noqa: E731
+        return DataConfig(images=opt(s.images), masks=opt(s.masks), seg2=opt(s.seg2), excluding_masks=opt(s.excluding),
+                          axes=s.axes.strip() or None, channels=channels,
+                          dims=None if s.dims == "auto" else int(s.dims), labels=s.labels,
+                          val_fraction=s.val_fraction)
+
+    def load(self) -> dict:
+        """Read and check every pair; record 2D/3D, shapes and label kind; save config.yaml."""
+        s = self.state
+        data = self.data_config()
+        dataset = load_dataset(data)
+        old = s.config
+        if old is not None:
+            fits = old.model.patch is None or len(old.model.patch) == dataset.spatial_dims
+            model = old.model if fits else ModelConfig(size=old.model.size)  # 2D <-> 3D: the old patch can't fit
+            base = Config(data=data, model=model.model_copy(), train=old.train.model_copy())
+        else:
+            base = Config(data=data)
+        if quick_mode():
+            base = apply_quick(base, dataset.spatial_dims)
+        s.config, s.dataset = base, dataset
+        first = dataset.samples[0]
+        s.summary = {
+            "images": len(dataset.samples),
+            "dims": dataset.spatial_dims,
+            "shape": list(first.image.shape[1:]),
+            "channels": dataset.in_channels,
+            "kind": dataset.kind,
+            "classes": dataset.n_classes,
+            "notes": list(dataset.notes),
+        }
+        Path(s.project).mkdir(parents=True, exist_ok=True)
+        base.save(s.project)
+        return s.summary
+
+    def preview(self, index: int = 0):
+        """``(image, labels, excluded, name)`` of sample ``index`` (labels as read, excluded pixels as bool)."""
+        from ..data.pairs import find_pairs
+        from ..io import read_mask
+
+        ds = self.state.dataset
+        if ds is None:
+            raise ValueError("Nothing loaded yet: press 'Check data & save project' first.")
+        smp = ds.samples[int(np.clip(index, 0, len(ds.samples) - 1))]
+        data = self.state.config.data
+        labels = None
+        if data.masks is not None:
+            pairs = {p.name: p for p in find_pairs(data.images, data.masks)}
+            labels = read_mask(pairs[smp.name].mask, dims=ds.spatial_dims)
+        excluded = smp.target == IGNORE
+        return smp.image, labels, (excluded if excluded.any() else None), smp.name
+
+
+# ------------------------------------------------------------------ view
+
+
+class DataPanel(PanelBase):
+    title = "01 Data"
+
+    def __init__(self, project, *, sample_name: str | None = None):
+        super().__init__()
+        self.state = DataState(Path(project))
+        self.service = DataService(self.state)
+        opened = self.service.open_project()
+        if not opened and sample_name:
+            self.service.use_sample(sample_name)
+
+        s = self.state
+        self.project = control(w.Text, "project", "Project folder", value=str(s.project), disabled=True)
+        self.sample = control(w.Dropdown, "sample", "Bundled sample",
+                              options=[("— my own data —", "")] + [(f"{k}: {v}", k) for k, v in SAMPLES.items()],
+                              value=s.sample)
+        self.images = control(w.Text, "raw_image", "Images", value=s.images, placeholder="folder of raw images")
+        self.masks = control(w.Text, "mask", "Masks (Seg1)", value=s.masks, placeholder="folder of label images")
+        self.seg2 = control(w.Text, "seg2", "Seg2 (optional)", value=s.seg2, placeholder="optional")
+        self.excluding = control(w.Text, "excluding_mask", "Excluding masks", value=s.excluding,
+                                 placeholder="optional: nonzero = ignored by the loss")
+        self.axes = control(w.Text, "axes", "Axes", value=s.axes, placeholder="auto, e.g. ZYX or CYX")
+        self.channels = control(w.Text, "channels", "Channels", value=s.channels, placeholder="all, e.g. 0 or 0,2")
+        self.dims = control(w.ToggleButtons, "dims", "Dimension", options=[("auto", "auto"), ("2D", "2"), ("3D", "3")],
+                            value=s.dims)
+        self.labels = control(w.Dropdown, "labels_kind", "Labels", options=["auto", "binary", "multiclass", "instances"],
+                              value=s.labels)
+        self.val_fraction = control(w.BoundedFloatText, "val_fraction", "Validation share", min=0.05, max=0.5,
+                                    step=0.05, value=s.val_fraction)
+        self.check = primary_button("Check data & save project", "save_project", icon="check")
+        self.buttons = [self.check]
+        self.summary = w.HTML("")
+        self.index = control(w.IntSlider, "preview_index", "Preview image", min=0, max=0, continuous_update=False)
+        self.viewer = Viewer2D()
+        self.volume_box = w.VBox([])
+        self.preview_box = w.VBox([self.index, self.viewer.widget, self.volume_box], layout=w.Layout(display="none"))
+
+        self.sample.observe(self._on_sample, names="value")
+        self.on(self.check, "Check data", self._check)
+        self.index.observe(lambda _c: self.run("Preview", self._show_preview), names="value")
+        self.widget = w.VBox([
+            heading("Data"), self.project, self.sample,
+            note("Or give your own folders. Masks are matched to images by file name."),
+            self.images, self.masks, self.seg2, self.excluding,
+            w.HBox([self.axes]), self.channels, self.dims, self.labels, self.val_fraction,
+            self.check, self.status.widget, self.errors.widget, self.summary, self.preview_box,
+        ])
+        if opened:
+            self.status.set(f"Opened the project {s.project} (config.yaml found).", "ok")
+
+    # view -> state
+    def _sync(self) -> None:
+        s = self.state
+        s.images, s.masks, s.seg2, s.excluding = (self.images.value, self.masks.value, self.seg2.value,
+                                                  self.excluding.value)
+        s.axes, s.channels, s.dims, s.labels = self.axes.value, self.channels.value, self.dims.value, self.labels.value
+        s.val_fraction = self.val_fraction.value
+
+    def _on_sample(self, change) -> None:
+        self.service.use_sample(change["new"])
+        if change["new"]:
+            s = self.state
+            self.images.value, self.masks.value, self.seg2.value, self.excluding.value = (
+                s.images, s.masks, s.seg2, s.excluding)
+            self.axes.value = self.channels.value = ""
+            self.dims.value = "auto"
+
+    def _check(self) -> None:
+        self._sync()
+        info = self.service.load()
+        kind = "3D stacks" if info["dims"] == 3 else "2D images"
+        notes = "".join(f"<li>{n}</li>" for n in info["notes"] if not n.startswith("labels read as"))
+        self.summary.value = (
+            f"<div style='max-width:760px'><b>{info['images']} {kind}</b> detected "
+            f"(first: {' x '.join(map(str, info['shape']))} pixels, {info['channels']} channel(s)); labels read as "
+            f"<b>{info['kind']}</b> ({info['classes']} classes). Settings saved to "
+            f"<code>{self.state.project / 'config.yaml'}</code>.<ul>{notes}</ul></div>")
+        self.dims.value = str(info["dims"]) if self.dims.value == "auto" else self.dims.value
+        with self.index.hold_trait_notifications():
+            self.index.max = info["images"] - 1
+        self._show_preview()
+        self.preview_box.layout.display = ""
+        self.status.set(f"Checked {info['images']} image(s): {kind}. Next: notebook 02_label_qc or 03_lr_finder.", "ok")
+
+    def _show_preview(self) -> None:
+        image, labels, excluded, name = self.service.preview(self.index.value)
+        self.viewer.set_data(image, labels, excluded=excluded, title=name)
+        if image.ndim == 4:
+            self.volume = VolumeView(image[0], labels)
+            self.volume_box.children = [w.HTML("<b>3D view</b> (drag to rotate)"), self.volume.widget]
+        else:
+            self.volume = None
+            self.volume_box.children = []

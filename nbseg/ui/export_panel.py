@@ -1,0 +1,244 @@
+"""06_threshold_export: a threshold slider and Otsu with a live overlay preview, a threshold sweep
+against ground truth when there is some, instances, a metrics table, and the export of OME-TIFF
+results and the TorchScript model."""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ipywidgets as w
+import numpy as np
+
+from ..config import Config
+from ..io import file_stem, image_files, read_image, read_mask, write_ome_tiff
+from ..project import project_layout
+from . import plots
+from .common import PanelBase, control, heading, note, primary_button, secondary_button, table_html
+from .session import load_config
+from .viewers import Viewer2D
+
+PROB_SUFFIX = ".prob.ome.tif"
+
+
+@dataclass
+class ExportState:
+    project: Path
+    config: Config | None = None
+    stems: list = field(default_factory=list)
+    threshold: float = 0.5
+    sweep: object = None
+    instances: dict = field(default_factory=dict)
+    evaluation: object = None
+    exported: list = field(default_factory=list)
+
+
+class ExportService:
+    def __init__(self, state: ExportState):
+        self.state = state
+        self._cache: dict = {}
+
+    @property
+    def predictions(self) -> Path:
+        return project_layout(self.state.project)["predictions"]
+
+    @property
+    def export_dir(self) -> Path:
+        return project_layout(self.state.project)["export"]
+
+    def open(self) -> list[str]:
+        s = self.state
+        s.config = load_config(s.project)
+        found = sorted(p.name[: -len(PROB_SUFFIX)] for p in self.predictions.glob(f"*{PROB_SUFFIX}")) \
+            if self.predictions.is_dir() else []
+        if not found:
+            from .session import MissingStep
+
+            raise MissingStep(f"No probability maps in {self.predictions}: run notebook 05_predict first and "
+                              "press 'Predict'.")
+        s.stems = found
+        return found
+
+    def load(self, stem: str):
+        """``(image, probability 0..1, ground truth or None)``, cached."""
+        if stem not in self._cache:
+            prob = read_mask(self.predictions / f"{stem}{PROB_SUFFIX}").astype(np.float32) / 255
+            d = self.state.config.data
+            images = {file_stem(p): p for p in image_files(d.images)}
+            image = read_image(images[stem], axes=d.axes, channels=d.channels, dims=prob.ndim).data \
+                if stem in images else prob[None]
+            gt = None
+            if d.masks is not None:
+                masks = {file_stem(p): p for p in image_files(d.masks)}
+                gt = read_mask(masks[stem], dims=prob.ndim) if stem in masks else None
+            self._cache[stem] = (image, prob, gt)
+        return self._cache[stem]
+
+    def has_ground_truth(self) -> bool:
+        return any(self.load(s)[2] is not None for s in self.state.stems)
+
+    def otsu(self, stem: str) -> float:
+        from ..post import find_threshold
+
+        return float(find_threshold(self.load(stem)[1], method="otsu"))
+
+    def sweep(self):
+        from ..post import threshold_sweep
+
+        probs = {s: self.load(s)[1] for s in self.state.stems if self.load(s)[2] is not None}
+        if not probs:
+            raise ValueError("No ground truth for the predicted images: the sweep needs masks with the same names "
+                             "(set them in 01_data).")
+        gts = {s: self.load(s)[2] for s in probs}
+        self.state.sweep = threshold_sweep(probs, gts)
+        return self.state.sweep
+
+    def make_instances(self, threshold: float, min_size: int = 10) -> dict:
+        from ..post import instances
+
+        self.state.threshold = float(threshold)
+        self.state.instances = {s: instances(self.load(s)[1], threshold=float(threshold), min_size=min_size)
+                                for s in self.state.stems}
+        return self.state.instances
+
+    def metrics(self):
+        from ..metrics import evaluate  # re-exported there (nbseg.metrics and nbseg.evaluation import each other)
+
+        if not self.state.instances:
+            raise ValueError("No objects yet: press 'Instances & metrics' first.")
+        gts = {s: self.load(s)[2] for s in self.state.stems if self.load(s)[2] is not None}
+        if not gts:
+            self.state.evaluation = None
+            return None
+        kind = "instances" if max(len(np.unique(g)) for g in gts.values()) > 2 else "binary"
+        preds = {s: self.state.instances[s] for s in gts}
+        self.state.evaluation = evaluate(preds, gts, kind=kind)
+        out = self.export_dir
+        out.mkdir(parents=True, exist_ok=True)
+        self.state.evaluation.to_csv(out / "metrics.csv")
+        return self.state.evaluation
+
+    def export(self, *, torchscript: bool = True) -> list[Path]:
+        from ..export import export_torchscript
+
+        if not self.state.instances:
+            self.make_instances(self.state.threshold)
+        out = self.export_dir
+        written = []
+        for stem in self.state.stems:
+            labels = self.state.instances[stem]
+            axes = "ZYX" if labels.ndim == 3 else "YX"
+            mask = (labels > 0).astype(np.uint8) * 255
+            written.append(write_ome_tiff(out / f"{stem}.mask.ome.tif", mask, axes=axes, overwrite=True))
+            dtype = np.uint16 if labels.max(initial=0) < 2 ** 16 else np.uint32
+            written.append(write_ome_tiff(out / f"{stem}.labels.ome.tif", labels.astype(dtype), axes=axes,
+                                          overwrite=True))
+        (out / "threshold.txt").write_text(f"{self.state.threshold:.4f}\n")
+        if torchscript:
+            written.append(export_torchscript(self.state.project, out / "model.torchscript.pt", overwrite=True))
+        self.state.exported = written
+        return written
+
+
+class ExportPanel(PanelBase):
+    title = "06 Threshold & export"
+
+    def __init__(self, project):
+        super().__init__()
+        self.state = ExportState(Path(project))
+        self.service = ExportService(self.state)
+        self.pick = control(w.Dropdown, "probability_map", "Image", options=[])
+        self.threshold = control(w.FloatSlider, "threshold", "Threshold", min=0.01, max=0.99, step=0.01, value=0.5,
+                                 continuous_update=False)
+        self.otsu_button = secondary_button("Use Otsu", "otsu", icon="magic")
+        self.otsu_text = w.HTML("")
+        self.viewer = Viewer2D()
+        self.sweep_button = primary_button("Sweep thresholds", "sweep", icon="line-chart")
+        self.sweep_plot = w.Image(format="png", layout=w.Layout(max_width="620px"))
+        self.use_best = secondary_button("Use best threshold", "sweep")
+        self.min_size = control(w.BoundedIntText, "instances", "Min object size", min=0, max=10 ** 6, value=10)
+        self.instances_button = primary_button("Instances & metrics", "instances", icon="th")
+        self.metrics = w.HTML("")
+        self.torchscript = control(w.Checkbox, "export_model", "TorchScript model too", value=True, indent=False)
+        self.export_button = primary_button("Export", "export", icon="download")
+        self.exported = w.HTML("")
+        self.buttons = [self.sweep_button, self.instances_button, self.export_button]
+        self.pick.observe(lambda _c: self.run("Preview", self._preview), names="value")
+        self.threshold.observe(lambda _c: self.run("Preview", self._preview), names="value")
+        self.on(self.otsu_button, "Otsu threshold", self._otsu)
+        self.on(self.sweep_button, "Threshold sweep", self._sweep)
+        self.on(self.use_best, "Use best threshold", self._use_best)
+        self.on(self.instances_button, "Instances & metrics", self._instances)
+        self.on(self.export_button, "Export", self._export)
+        self.sweep_box = w.VBox([note("IoU against the ground truth for thresholds 0.05 ... 0.95."),
+                                 self.sweep_button, self.sweep_plot, self.use_best])
+        self.widget = w.VBox([
+            heading("Threshold, objects and export"),
+            note("Move the threshold: the overlay shows the mask it gives (left) next to the probability map."),
+            self.pick, w.HBox([self.threshold, self.otsu_button]), self.otsu_text, self.viewer.widget,
+            self.sweep_box, self.min_size, self.instances_button, self.metrics, self.torchscript,
+            self.export_button, self.status.widget, self.errors.widget, self.exported,
+        ])
+        self.threshold.layout.width = "460px"
+        self.use_best.layout.display = "none"
+        self.run("Open project", self._open)
+
+    def _open(self) -> None:
+        stems = self.service.open()
+        self.pick.options = stems
+        self.pick.value = stems[0]
+        has_gt = self.service.has_ground_truth()
+        self.sweep_box.layout.display = "" if has_gt else "none"
+        self.sweep_button.layout.display = "" if has_gt else "none"
+        self.status.set(f"{len(stems)} predicted image(s)" + (", with ground truth." if has_gt else
+                                                               "; no ground truth, so no sweep or scores."), "info")
+
+    def _preview(self) -> None:
+        if not self.pick.value:
+            return
+        image, prob, gt = self.service.load(self.pick.value)
+        mask = (prob > self.threshold.value).astype(np.uint8)
+        maps = [("probability", prob, "viridis")]
+        if gt is not None:
+            maps.append(("ground truth", (gt > 0).astype(np.float32), "gray"))
+        self.viewer.set_data(image, mask, maps=maps, title=f"{html.escape(self.pick.value)}: mask at "
+                             f"{self.threshold.value:.2f} | probability" + (" | ground truth" if gt is not None else ""))
+
+    def _otsu(self) -> None:
+        value = self.service.otsu(self.pick.value)
+        self.threshold.value = round(value, 2)
+        self.otsu_text.value = f"Otsu's threshold for {html.escape(self.pick.value)}: <b>{value:.3f}</b>"
+
+    def _sweep(self) -> None:
+        sweep = self.service.sweep()
+        iou = sweep.iou
+        best = float(sweep.best["overall"])
+        self.sweep_plot.value = plots.curve_png(list(iou.index), {"IoU (all images)": list(iou["overall"])},
+                                                xlabel="threshold", ylabel="IoU", mark=best,
+                                                title=f"Best overall: {best:.2f} (IoU {sweep.best_iou['overall']:.3f})")
+        self.use_best.description = f"Use best threshold {best:.2f}"
+        self.use_best.layout.display = ""
+        self.status.set(f"Sweep: the best threshold over all images is {best:.2f}.", "ok")
+
+    def _use_best(self) -> None:
+        self.threshold.value = round(float(self.state.sweep.best["overall"]), 2)
+
+    def _instances(self) -> None:
+        found = self.service.make_instances(self.threshold.value, self.min_size.value)
+        evaluation = self.service.metrics()
+        counts = ", ".join(f"{k}: {int(v.max(initial=0))}" for k, v in found.items())
+        if evaluation is None:
+            self.metrics.value = f"Objects per image — {html.escape(counts)}. No ground truth: no scores."
+        else:
+            table = evaluation.table
+            cols = [c for c in ("image", "dice", "iou", "f1@0.5", "map", "n_pred", "n_gt") if c in table.columns]
+            self.metrics.value = ("<b>Metrics</b> (Dice/IoU: pixel overlap; F1 at IoU 0.5: matched objects)"
+                                  + table_html(table[cols], index=False)
+                                  + f"<pre>{html.escape(evaluation.report())}</pre>")
+        self.status.set(f"Objects at threshold {self.threshold.value:.2f}: {counts}.", "ok")
+
+    def _export(self) -> None:
+        written = self.service.export(torchscript=self.torchscript.value)
+        self.exported.value = ("Written:<ul>" + "".join(f"<li><code>{html.escape(str(p))}</code></li>"
+                                                        for p in written[-4:]) + f"</ul>({len(written)} files)")
+        self.status.set(f"Exported {len(written)} file(s) to {self.service.export_dir}.", "ok")

@@ -1,0 +1,299 @@
+"""02_label_qc: the QC table and a paged overlay browser sorted by QC flags; ground truth from several
+experts (STAPLE / majority vote, per-expert scores); Seg1/Seg2 merge inside a drawn merging mask;
+drawn excluding masks. Polygons are typed as vertex lists ("y,x; y,x; ..."), which works the same in
+ipywidgets 7.7 (Colab) and 8 and needs no extra drawing package."""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ipywidgets as w
+import numpy as np
+
+from .. import overlay as ov
+from ..config import Config
+from ..io import file_stem, image_files, read_image, read_mask, write_ome_tiff
+from ..project import project_layout
+from .common import PanelBase, control, heading, note, primary_button, secondary_button, table_html
+from .compat import set_titles
+from .session import load_config
+from .viewers import Viewer2D
+
+PER_PAGE = 6
+SORTS = {"most flags first": None, "name": "name"}
+
+
+@dataclass
+class QCState:
+    project: Path
+    config: Config | None = None
+    report: object = None
+    order: list = field(default_factory=list)
+    page: int = 0
+    experts: str = ""
+    method: str = "staple"
+    scores: object = None
+    polygons: list = field(default_factory=list)  # dicts: name, kind, vertices, z
+    saved: dict = field(default_factory=dict)
+
+
+class QCService:
+    def __init__(self, state: QCState):
+        self.state = state
+
+    def open(self) -> Config:
+        self.state.config = load_config(self.state.project)
+        return self.state.config
+
+    def names(self) -> list[str]:
+        return [file_stem(p) for p in image_files(self.state.config.data.images)]
+
+    def run_qc(self):
+        from ..qc import qc_dataset
+
+        d = self.state.config.data
+        report = qc_dataset(d.images, d.masks, n_classes=d.n_classes, dims=d.dims)
+        out = project_layout(self.state.project)["labels"]
+        out.mkdir(parents=True, exist_ok=True)
+        report.table.to_csv(out / "qc.csv")
+        self.state.report = report
+        self.sort(None)
+        return report
+
+    def sort(self, by: str | None) -> list[str]:
+        table = self.state.report.table
+        if by == "name":
+            order = sorted(table.index)
+        elif by in table.columns:
+            order = list(table.sort_values([by, "n_flags"], ascending=False, kind="stable").index)
+        else:
+            order = list(table.sort_values("n_flags", ascending=False, kind="stable").index)
+        self.state.order, self.state.page = order, 0
+        return order
+
+    def pages(self) -> int:
+        return max(1, -(-len(self.state.order) // PER_PAGE))
+
+    def page_names(self, page: int) -> list[str]:
+        return self.state.order[page * PER_PAGE:(page + 1) * PER_PAGE]
+
+    def _paths(self, name: str):
+        d = self.state.config.data
+        images = {file_stem(p): p for p in image_files(d.images)}
+        masks = {file_stem(p): p for p in image_files(d.masks)} if d.masks else {}
+        return images.get(name), masks.get(name)
+
+    def image_and_mask(self, name: str):
+        d = self.state.config.data
+        image_path, mask_path = self._paths(name)
+        image = read_image(image_path, axes=d.axes, channels=d.channels, dims=d.dims).data
+        mask = read_mask(mask_path, dims=image.ndim - 1) if mask_path else None
+        return image, mask
+
+    def thumbnail(self, name: str) -> np.ndarray:
+        image, mask = self.image_and_mask(name)
+        z = image.shape[1] // 2 if image.ndim == 4 else None
+        return ov.overlay(ov.plane(image, z), None if mask is None else ov.plane(mask, z))
+
+    def combine_experts(self, folders: str, method: str):
+        from ..expert_folders import ground_truth_folders
+
+        dirs = [Path(p.strip()).expanduser() for p in folders.replace("\n", ";").split(";") if p.strip()]
+        if len(dirs) < 2:
+            raise ValueError("Give two or more expert folders, separated by ';' (one folder of masks per expert).")
+        out = project_layout(self.state.project)["labels"] / f"ground_truth_{method}"
+        scores = ground_truth_folders(dirs, out, method=method, labels="binary", dims=self.state.config.data.dims)
+        self.state.scores = scores
+        cfg = load_config(self.state.project)
+        cfg.data.masks = out
+        cfg.save(self.state.project)
+        self.state.config = cfg
+        return scores
+
+    def add_polygon(self, name: str, vertices_text: str, kind: str, z: int | None = None) -> dict:
+        vertices = ov.parse_vertices(vertices_text)
+        if kind == "merging" and self.state.config.data.seg2 is None:
+            raise ValueError("A merging mask says where Seg2 replaces Seg1, but no Seg2 folder is set: give one "
+                             "in 01_data first.")
+        entry = {"name": name, "kind": kind, "vertices": vertices, "z": z}
+        self.state.polygons.append(entry)
+        return entry
+
+    def drawn(self, name: str, shape, kind: str | None = None) -> np.ndarray | None:
+        from ..labels import polygons_to_mask
+
+        mine = [p for p in self.state.polygons if p["name"] == name and (kind is None or p["kind"] == kind)]
+        if not mine:
+            return None
+        z = [p["z"] for p in mine] if len(shape) == 3 else None
+        return polygons_to_mask([p["vertices"] for p in mine], shape, z=z, clip=True) > 0
+
+    def save_drawn(self) -> dict:
+        """Write excluding/merging masks for every image with polygons; enter the folders in config.yaml."""
+        if not self.state.polygons:
+            self.state.saved = {}
+            return {}
+        labels_dir = project_layout(self.state.project)["labels"]
+        cfg = load_config(self.state.project)
+        saved = {}
+        for kind, key in (("excluding", "excluding_masks"), ("merging", "merging_masks")):
+            names = sorted({p["name"] for p in self.state.polygons if p["kind"] == kind})
+            if not names:
+                continue
+            folder = labels_dir / kind
+            for name in names:
+                image, _ = self.image_and_mask(name)
+                shape = image.shape[1:]
+                mask = self.drawn(name, shape, kind).astype(np.uint8)
+                axes = "ZYX" if len(shape) == 3 else "YX"
+                write_ome_tiff(folder / f"{name}.ome.tif", mask, axes=axes, overwrite=True)
+            setattr(cfg.data, key, folder)
+            saved[kind] = names
+        cfg.save(self.state.project)
+        self.state.config, self.state.saved = cfg, saved
+        return saved
+
+
+class LabelQCPanel(PanelBase):
+    title = "02 Label QC"
+
+    def __init__(self, project):
+        super().__init__()
+        self.state = QCState(Path(project))
+        self.service = QCService(self.state)
+        # QC and browser
+        self.qc_button = primary_button("Run QC", "qc_flags", icon="search")
+        self.sort = control(w.Dropdown, "qc_flags", "Sort by", options=list(SORTS))
+        self.page = control(w.IntSlider, "page", "Page", min=0, max=0, continuous_update=False)
+        self.grid = w.GridBox([], layout=w.Layout(grid_template_columns="repeat(3, 250px)", grid_gap="6px"))
+        self.table = w.HTML("")
+        # experts
+        self.experts = control(w.Textarea, "staple", "Expert folders", placeholder="folder1; folder2; folder3",
+                               layout=w.Layout(width="560px", height="60px"))
+        self.method = control(w.ToggleButtons, "majority", "Combine by", options=[("STAPLE", "staple"),
+                                                                                  ("majority vote", "majority")])
+        self.experts_button = primary_button("Combine experts", "staple", icon="users")
+        self.scores = w.HTML("")
+        # drawing
+        self.draw_image = control(w.Dropdown, "roi", "Image", options=[])
+        self.draw_z = control(w.IntSlider, "z", "Z slice", min=0, max=0, continuous_update=False)
+        self.kind = control(w.ToggleButtons, "excluding_mask", "Mask kind",
+                            options=[("excluding", "excluding"), ("merging (Seg2 wins)", "merging")])
+        self.vertices = control(w.Textarea, "roi", "Vertices (y,x)", placeholder="10,10; 10,60; 50,60; 50,10",
+                                layout=w.Layout(width="560px", height="60px"))
+        self.add_button = secondary_button("Add polygon", "roi", icon="plus")
+        self.save_button = primary_button("Save drawn masks", "excluding_mask", icon="save")
+        self.draw_view = Viewer2D()
+        self.drawn_list = w.HTML("")
+        self.buttons = [self.qc_button, self.experts_button, self.save_button]
+
+        self.on(self.qc_button, "Label QC", self._qc)
+        self.sort.observe(lambda _c: self.run("Sort", self._sort), names="value")
+        self.page.observe(lambda _c: self.run("Page", self._show_page), names="value")
+        self.on(self.experts_button, "Combine experts", self._experts)
+        self.experts.observe(lambda _c: self._show_experts(), names="value")
+        self.on(self.add_button, "Add polygon", self._add)
+        self.on(self.save_button, "Save drawn masks", self._save)
+        self.draw_image.observe(lambda _c: self.run("Show image", self._show_draw), names="value")
+        self.draw_z.observe(lambda _c: self.run("Show slice", self._show_draw), names="value")
+
+        browser = w.VBox([note("Each mask drawn over its image; doubtful ones first."), w.HBox([self.sort, self.page]),
+                          self.grid, self.table])
+        experts = w.VBox([note("Several experts' masks of the same images: one folder per expert, masks named "
+                               "like the images. The combined masks become the training masks."),
+                          self.experts, self.method, self.experts_button, self.scores])
+        drawing = w.VBox([note("Type a polygon's corners as y,x pixel pairs (hover the image to read them in "
+                               "pixels; the preview is scaled). Excluding: the loss ignores it. Merging: Seg2 "
+                               "replaces Seg1 inside it (needs Seg2 in 01)."),
+                          self.draw_image, self.draw_z, self.kind, self.vertices,
+                          w.HBox([self.add_button, self.save_button]), self.drawn_list, self.draw_view.widget])
+        self.tabs = w.Tab(children=[browser, experts, drawing])
+        set_titles(self.tabs, ["QC browser", "Experts", "Draw masks"])
+        self.widget = w.VBox([heading("Label quality"), self.qc_button, self.status.widget, self.errors.widget,
+                              self.tabs])
+        self.sort.layout.width = self.page.layout.width = "360px"
+        self.run("Open project", self._open)
+        self._show_experts()
+
+    def _open(self) -> None:
+        self.service.open()
+        names = self.service.names()
+        self.draw_image.options = names
+        if names:
+            self.draw_image.value = names[0]
+        self.status.set(f"Project {self.state.project}: {len(names)} image(s). Press 'Run QC'.", "info")
+
+    def _show_experts(self) -> None:
+        self.experts_button.layout.display = "" if self.experts.value.strip() else "none"
+
+    def _qc(self) -> None:
+        report = self.service.run_qc()
+        flags = [c for c in report.summary.index if report.summary.loc[c, "count"]]
+        self.sort.options = list(SORTS) + flags
+        self.sort.value = "most flags first"
+        self._sort()
+        rows = report.table
+        wanted = ["n_flags", "reasons", "shape", "n_objects", "foreground_fraction", "smallest_object",
+                  "median_object_size", "n_border"]
+        shown = rows.loc[self.state.order, [c for c in wanted if c in rows.columns]]
+        self.table.value = "<b>QC table</b> (also in labels/qc.csv)" + table_html(shown, max_height="260px")
+        self.status.set(f"QC: {len(report.flagged)} of {len(rows)} image(s) flagged. Results in labels/qc.csv.", "ok")
+
+    def _sort(self) -> None:
+        if self.state.report is None:
+            return
+        self.service.sort(SORTS.get(self.sort.value, self.sort.value))
+        with self.page.hold_trait_notifications():
+            self.page.max = self.service.pages() - 1
+            self.page.value = 0
+        self._show_page()
+
+    def _show_page(self) -> None:
+        table = self.state.report.table
+        cells = []
+        for name in self.service.page_names(self.page.value):
+            rgb = ov.upscale(self.service.thumbnail(name), 240)
+            flags = int(table.loc[name, "n_flags"])
+            why = html.escape(str(table.loc[name, "reasons"]))[:160] if "reasons" in table.columns else ""
+            color = "#c62828" if flags else "#1b5e20"
+            cells.append(w.VBox([w.Image(value=ov.png_bytes(rgb), format="png", layout=w.Layout(width="240px")),
+                                 w.HTML(f"<div style='font-size:80%;width:240px'><b>{html.escape(name)}</b> "
+                                        f"<span style='color:{color}'>{flags} flag(s)</span><br>{why}</div>")]))
+        self.grid.children = cells
+
+    def _experts(self) -> None:
+        scores = self.service.combine_experts(self.experts.value, self.method.value)
+        self.scores.value = "<b>Each expert against the combined mask</b>" + table_html(scores, index=False)
+        self.status.set("Ground truth written to labels/ and set as the training masks.", "ok")
+
+    def _show_draw(self) -> None:
+        name = self.draw_image.value
+        if not name:
+            return
+        image, mask = self.service.image_and_mask(name)
+        if image.ndim == 4:
+            self.draw_z.max = image.shape[1] - 1
+            self.draw_z.layout.display = ""
+        else:
+            self.draw_z.layout.display = "none"
+        drawn = self.service.drawn(name, image.shape[1:])
+        self.draw_view.set_data(image, mask, excluded=drawn, title=f"{name}: drawn regions hatched red")
+        if image.ndim == 4:
+            self.draw_view.z.value = self.draw_z.value
+
+    def _add(self) -> None:
+        z = self.draw_z.value if self.draw_z.layout.display != "none" else None
+        self.service.add_polygon(self.draw_image.value, self.vertices.value, self.kind.value, z)
+        self.drawn_list.value = "<br>".join(
+            f"{p['kind']} polygon on {html.escape(p['name'])}" + (f" (z={p['z']})" if p["z"] is not None else "")
+            + f": {len(p['vertices'])} vertices" for p in self.state.polygons)
+        self._show_draw()
+
+    def _save(self) -> None:
+        saved = self.service.save_drawn()
+        if not saved:
+            self.status.set("No polygons drawn: nothing to save. (Masks are optional.)", "info")
+            return
+        parts = [f"{kind} masks for {len(names)} image(s)" for kind, names in saved.items()]
+        self.status.set("Saved " + " and ".join(parts) + " in labels/ and entered them in config.yaml.", "ok")

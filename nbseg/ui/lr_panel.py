@@ -1,0 +1,116 @@
+"""03_lr_finder: run the learning-rate sweep, plot loss vs learning rate with the suggestion marked,
+and accept the suggestion into config.yaml."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import ipywidgets as w
+
+from ..config import Config
+from ..lr_finder import LRFinderResult, find_lr
+from ..project import QUICK_LR_STEPS, project_layout, propose_lr, quick_mode
+from . import plots
+from .common import PanelBase, control, heading, note, primary_button
+from .session import dataset_for, load_config
+
+
+@dataclass
+class LRState:
+    project: Path
+    config: Config | None = None
+    result: LRFinderResult | None = None
+    num_steps: int = 100
+    accepted: float | None = None
+
+
+class LRService:
+    def __init__(self, state: LRState):
+        self.state = state
+
+    def open(self) -> None:
+        s = self.state
+        s.config = load_config(s.project)
+        saved = project_layout(s.project)["lr_finder"]
+        if saved.exists():
+            s.result = LRFinderResult.load(saved)
+
+    def sweep(self, progress=None) -> LRFinderResult:
+        s = self.state
+        s.config = load_config(s.project)
+        s.result = find_lr(s.config, s.project, num_steps=s.num_steps, dataset=dataset_for(s.config),
+                           progress=progress)
+        return s.result
+
+    def accept(self, lr: float | None = None) -> float:
+        s = self.state
+        if lr is None:
+            if s.result is None:
+                raise ValueError("No sweep yet: press 'Run LR sweep' first.")
+            lr = s.result.suggestion
+        s.config = load_config(s.project)
+        s.config.train.lr = float(lr)
+        s.config.save(s.project)
+        s.accepted = float(lr)
+        return s.accepted
+
+
+class LRPanel(PanelBase):
+    title = "03 LR finder"
+
+    def __init__(self, project):
+        super().__init__()
+        self.state = LRState(Path(project))
+        self.service = LRService(self.state)
+        self.steps = control(w.BoundedIntText, "lr_finder", "Sweep steps", min=5, max=1000,
+                             value=self.state.num_steps)
+        self.progress = w.IntProgress(min=0, max=self.state.num_steps, description="sweep",
+                                      layout=w.Layout(width="560px"))
+        self.run_button = primary_button("Run LR sweep", "lr_finder", icon="line-chart")
+        self.accept_button = primary_button("Use suggested rate", "lr_accept", icon="check")
+        self.lr = control(w.FloatText, "lr", "Learning rate to use", value=3e-3)
+        self.plot = w.Image(format="png", layout=w.Layout(max_width="640px"))
+        self.result_text = w.HTML("")
+        self.buttons = [self.run_button, self.accept_button]
+        self.on(self.run_button, "LR sweep", self._sweep)
+        self.on(self.accept_button, "Use suggested rate", self._accept)
+        self.widget = w.VBox([heading("Learning-rate finder"),
+                              note("A short training with a rising learning rate. The loss first falls, then "
+                                   "explodes; a good rate is where it falls fastest (red line)."),
+                              self.steps, self.run_button, self.progress, self.plot, self.result_text, self.lr,
+                              self.accept_button, self.status.widget, self.errors.widget])
+        self.run("Open project", self._open)
+
+    def _open(self) -> None:
+        self.service.open()
+        if quick_mode():
+            from .session import dataset_for
+
+            self.steps.value = QUICK_LR_STEPS[dataset_for(self.state.config).spatial_dims]
+        self.lr.value = self.state.config.train.lr
+        if self.state.result is not None:
+            self._show()
+        self.status.set(f"Project {self.state.project}: current learning rate {self.lr.value:.2e}.", "info")
+
+    def _sweep(self) -> None:
+        self.state.num_steps = self.steps.value
+        self.progress.max, self.progress.value = self.steps.value, 0
+
+        def tick(step, total, lr, loss):
+            self.progress.value = step + 1
+            self.progress.description = f"lr {lr:.0e}"
+
+        self.service.sweep(progress=tick)
+        self._show()
+
+    def _show(self) -> None:
+        r = self.state.result
+        self.plot.value = plots.lr_png(r)
+        proposal, why = propose_lr(r.suggestion)
+        self.result_text.value = (f"Suggested learning rate: <b>{r.suggestion:.2e}</b> ({len(r.lrs)} steps; "
+                                  f"sweep ended: {r.stop_reason})." + (f"<br><i>Note: {why}.</i>" if why else ""))
+        self.lr.value = proposal
+
+    def _accept(self) -> None:
+        lr = self.service.accept(self.lr.value)
+        self.status.set(f"Learning rate {lr:.2e} saved in config.yaml. Next: notebook 04_train.", "ok")

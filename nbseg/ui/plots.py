@@ -1,0 +1,85 @@
+"""Matplotlib figures rendered to PNG bytes (Agg, no pyplot state), shown in ipywidgets.Image."""
+from __future__ import annotations
+
+import io
+
+
+def _figure(width=6.0, height=3.2):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=90)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def to_png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def history_png(history: list[dict]) -> bytes:
+    """Train/validation loss and validation Dice per epoch (one line per fold)."""
+    fig = _figure(7.5, 3.0)
+    ax_loss, ax_dice = fig.subplots(1, 2)
+    folds = sorted({int(h.get("fold", 0)) for h in history}) or [0]
+    for fold in folds:
+        rows = [h for h in history if int(h.get("fold", 0)) == fold]
+        epochs = [int(h["epoch"]) + 1 for h in rows]
+        suffix = f" (fold {fold + 1})" if len(folds) > 1 else ""
+        ax_loss.plot(epochs, [h["train_loss"] for h in rows], "o-", label="train loss" + suffix)
+        ax_loss.plot(epochs, [h["val_loss"] for h in rows], "s--", label="validation loss" + suffix)
+        ax_dice.plot(epochs, [h["val_dice"] for h in rows], "o-", color="tab:green", label="val Dice" + suffix)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_loss, ax_dice):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("Loss (lower is better)")
+    ax_loss.legend(fontsize=7)
+    ax_dice.set_xlabel("epoch")
+    ax_dice.set_ylabel("Dice")
+    ax_dice.set_ylim(0, 1)
+    ax_dice.set_title("Validation Dice (higher is better)")
+    ax_dice.legend(fontsize=7)
+    return to_png(fig)
+
+
+def lr_png(result) -> bytes:
+    """Loss vs learning rate with the suggestion marked (``LRFinderResult.plot``)."""
+    fig = _figure(6.5, 3.2)
+    ax = fig.subplots()
+    result.plot(ax)
+    ax.set_title("LR finder: pick where the loss falls fastest")
+    return to_png(fig)
+
+
+def curve_png(x, ys: dict, *, xlabel: str, ylabel: str, title: str = "", mark=None) -> bytes:
+    """Lines ``ys[name]`` over ``x``, an optional vertical mark at ``mark``."""
+    fig = _figure(6.0, 3.0)
+    ax = fig.subplots()
+    for name, y in ys.items():
+        ax.plot(x, y, "o-", markersize=3, label=name)
+    if mark is not None:
+        ax.axvline(mark, color="tab:red", linestyle="--", label=f"chosen {mark:.2f}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=7)
+    return to_png(fig)
+
+
+def bars_png(names, values, *, ylabel: str, title: str = "") -> bytes:
+    fig = _figure(6.0, 2.8)
+    ax = fig.subplots()
+    ax.bar(range(len(values)), values, color="tab:purple")
+    ax.set_xticks(range(len(values)))
+    ax.set_xticklabels([str(n)[:14] for n in names], rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return to_png(fig)

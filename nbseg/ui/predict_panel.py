@@ -1,0 +1,180 @@
+"""05_predict: choose the models (one fold or the ensemble), TTA and tile size; predict new images;
+show probability and uncertainty maps; rank the images by uncertainty."""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ipywidgets as w
+import numpy as np
+
+from ..checkpoint import model_files
+from ..config import Config
+from ..io import file_stem, image_files, read_image, read_mask
+from ..project import QUICK_PREDICT_IMAGES, QUICK_TTA, project_layout, quick_mode
+from . import plots
+from .common import PanelBase, control, heading, note, primary_button, table_html
+from .session import load_config
+from .viewers import Viewer2D
+
+
+@dataclass
+class PredictState:
+    project: Path
+    config: Config | None = None
+    models: list = field(default_factory=list)  # chosen model files
+    available: list = field(default_factory=list)
+    tta: str = "flips"
+    tile: str = ""
+    inputs: str = ""
+    table: object = None  # pandas DataFrame, most uncertain first
+
+
+class PredictService:
+    def __init__(self, state: PredictState):
+        self.state = state
+
+    @property
+    def output(self) -> Path:
+        return project_layout(self.state.project)["predictions"]
+
+    def open(self) -> None:
+        s = self.state
+        s.config = load_config(s.project)
+        try:
+            s.available = model_files(s.project)
+        except FileNotFoundError:
+            from .session import MissingStep
+
+            raise MissingStep("No trained model yet: run notebook 04_train first and press 'Train'.") from None
+        s.models = list(s.available)
+        s.inputs = s.inputs or str(s.config.data.images)
+        table = self.output / "uncertainty.csv"
+        if table.exists():
+            import pandas as pd
+
+            s.table = pd.read_csv(table)
+
+    def input_files(self) -> list[Path]:
+        files = image_files(Path(self.state.inputs.strip()).expanduser())
+        return files[:QUICK_PREDICT_IMAGES] if quick_mode() else files
+
+    def parse_tile(self):
+        text = self.state.tile.strip()
+        if not text:
+            return None
+        from .train_panel import parse_patch
+
+        return parse_patch(text)
+
+    def predict(self, progress=None):
+        from ..predict import predict_files
+
+        s = self.state
+        if not s.models:
+            raise ValueError("No model chosen: pick at least one model (all of them form an ensemble).")
+        s.table = predict_files([Path(m) for m in s.models], self.input_files(), self.output, tta=s.tta,
+                                tile=self.parse_tile(), overwrite=True, progress=progress)
+        return s.table
+
+    def maps(self, stem: str):
+        """``(image, probability, uncertainty, ground_truth_or_None)`` of one predicted image."""
+        from ..predict import result_paths
+
+        paths = result_paths(self.output, stem, instances=False)
+        prob = read_mask(paths["prob"]).astype(np.float32) / 255
+        unc = read_mask(paths["uncertainty"]).astype(np.float32) / 255
+        row = self.state.table.set_index("image").loc[stem]
+        d = self.state.config.data
+        image = read_image(row["input"], axes=d.axes, channels=d.channels, dims=prob.ndim).data
+        gt = None
+        if d.masks is not None:
+            masks = {file_stem(p): p for p in image_files(d.masks)}
+            if stem in masks:
+                gt = read_mask(masks[stem], dims=prob.ndim)
+        return image, prob, unc, gt
+
+
+class PredictPanel(PanelBase):
+    title = "05 Predict"
+
+    def __init__(self, project):
+        super().__init__()
+        self.state = PredictState(Path(project))
+        self.service = PredictService(self.state)
+        self.models = control(w.SelectMultiple, "folds", "Models", options=[], rows=3)
+        self.tta = control(w.ToggleButtons, "tta", "TTA", options=[("none", "none"), ("flips", "flips"),
+                                                                    ("all (8-16x)", "all")], value="flips")
+        self.tile = control(w.Text, "tile", "Tile size", placeholder="auto (the training patch)")
+        self.inputs = control(w.Text, "inference", "Images to predict", placeholder="folder of images")
+        self.predict_button = primary_button("Predict", "predict", icon="magic")
+        self.progress = w.IntProgress(min=0, max=1, description="images", layout=w.Layout(width="560px"))
+        self.ranking = w.HTML("")
+        self.ranking_plot = w.Image(format="png", layout=w.Layout(max_width="620px"))
+        self.pick = control(w.Dropdown, "uncertainty", "Show image", options=[])
+        self.viewer = Viewer2D()
+        self.buttons = [self.predict_button]
+        self.on(self.predict_button, "Prediction", self._predict)
+        self.pick.observe(lambda _c: self.run("Show maps", self._show), names="value")
+        self.widget = w.VBox([
+            heading("Prediction"),
+            note("Pick one model or several (an ensemble averages them). Left to right below: the image with the "
+                 "model's mask at 0.5, the probability map (yellow = likely), the uncertainty map (bright = "
+                 "models/TTA disagree)."),
+            self.models, self.tta, self.tile, self.inputs, self.predict_button, self.progress, self.status.widget,
+            self.errors.widget, self.ranking, self.ranking_plot, self.pick, self.viewer.widget,
+        ])
+        self.run("Open project", self._open)
+
+    def _open(self) -> None:
+        self.service.open()
+        s = self.state
+        self.models.options = [(Path(p).name, str(p)) for p in s.available]
+        self.models.value = tuple(str(p) for p in s.models)
+        self.inputs.value = s.inputs
+        if quick_mode():
+            from ..ensemble import ensemble_info, load_ensemble
+
+            self.tta.value = QUICK_TTA[ensemble_info(load_ensemble(s.available[:1])).spatial_dims]
+        n = len(self.service.input_files())
+        self.status.set(f"{len(s.available)} model(s) found; {n} image(s) to predict"
+                        + (" (quick mode: the first few)." if quick_mode() else "."), "info")
+        if s.table is not None:
+            self._show_table()
+
+    def _predict(self) -> None:
+        s = self.state
+        s.models, s.tta, s.tile, s.inputs = list(self.models.value), self.tta.value, self.tile.value, self.inputs.value
+        files = self.service.input_files()
+        self.progress.max, self.progress.value = len(files), 0
+
+        def tick(done, total, name):
+            self.progress.value = done
+            self.progress.description = f"{done}/{total}"
+
+        self.service.predict(progress=tick)
+        self._show_table()
+        self.status.set(f"Predicted {len(s.table)} image(s) into {self.service.output}. Next: 06_threshold_export.",
+                        "ok")
+
+    def _show_table(self) -> None:
+        table = self.state.table
+        cols = [c for c in ("image", "uncertainty", "foreground_fraction", "threshold") if c in table.columns]
+        self.ranking.value = ("<b>Images ranked by uncertainty</b> (most uncertain first: check these first)"
+                              + table_html(table[cols], index=False))
+        self.ranking_plot.value = plots.bars_png(list(table["image"]), list(table["uncertainty"]),
+                                                 ylabel="uncertainty", title="Uncertainty per image")
+        self.pick.options = list(table["image"])
+        if self.pick.options:
+            self.pick.value = self.pick.options[0]
+            self._show()
+
+    def _show(self) -> None:
+        stem = self.pick.value
+        if not stem:
+            return
+        image, prob, unc, _gt = self.service.maps(stem)
+        self.viewer.set_data(image, (prob > 0.5).astype(np.uint8),
+                             maps=[("probability", prob, "viridis"), ("uncertainty", unc, "magma")],
+                             title=f"{html.escape(stem)}: image + mask | probability | uncertainty")

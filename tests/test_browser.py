@@ -1,0 +1,236 @@
+"""Layer 3: JupyterLab in headless Chromium, driven by Playwright. Each notebook is opened, all its
+cells are run, then every visible primary button is pressed top to bottom; no error output, widgets
+rendered, a loss plot after training, the ipyvolume canvas for the 3D sample. Screenshots go to
+artifacts/screenshots/. Skips (with the reason) where chromium or playwright is missing; CI installs both."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("NBSEG_CHROMIUM", "/usr/bin/chromium")
+SHOTS = ROOT / "artifacts" / "screenshots"
+ORDER = ["01_data", "02_label_qc", "03_lr_finder", "04_train", "05_predict", "06_threshold_export"]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+        "--enable-unsafe-swiftshader"]
+
+
+def _need_browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"chromium not found at {CHROMIUM} (CI installs it: apt-get install -y chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    if shutil.which("jupyter", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("jupyter lab is not installed in this environment")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def lab_server(root: Path, env: dict):
+    port = _free_port()
+    cmd = [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", f"--port={port}",
+           "--ip=127.0.0.1", "--ServerApp.token=", "--ServerApp.password=", "--allow-root",
+           f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+           "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    settings = root / ".lab-settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True, exist_ok=True)  # render every cell (no windowing), so all panels are in the DOM
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    env = {**env, "JUPYTERLAB_SETTINGS_DIR": str(root / ".lab-settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(root / ".lab-workspaces")}  # no tabs restored from earlier runs
+    log = open(root / "jupyter.log", "w")
+    proc = subprocess.Popen(cmd, cwd=root, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("JupyterLab did not start: " + (root / "jupyter.log").read_text()[-3000:])
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started, by our own PID
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+KERNEL_IDLE = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  return !!k && k.status === 'idle';
+}"""
+NB = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+NO_PENDING_CELLS = """() => ![...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-InputArea-prompt')]
+  .some(p => p.textContent.includes('*'))"""
+
+
+STARTED = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt')]
+  .some(p => /\\[(\\d+|\\*)\\]/.test(p.textContent))"""
+ALL_RAN = """() => { const ps = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt')];
+  return ps.length > 0 && ps.every(p => /\\[\\d+\\]/.test(p.textContent)); }"""
+
+
+def _wait_idle(page, timeout_s: float = 420) -> None:
+    deadline = time.monotonic() + timeout_s
+    calm = 0
+    while time.monotonic() < deadline:
+        if page.evaluate(KERNEL_IDLE) and page.evaluate(NO_PENDING_CELLS):
+            calm += 1
+            if calm >= 3:  # idle on three checks in a row
+                return
+        else:
+            calm = 0
+        page.wait_for_timeout(500)
+    raise TimeoutError("the kernel stayed busy")
+
+
+def _problems(page) -> list[str]:
+    return page.evaluate("""() => {
+      const out = [];
+      for (const el of document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')) {
+        if (/Traceback|Error/.test(el.textContent)) out.push(el.textContent.slice(0, 400));
+      }
+      for (const el of document.querySelectorAll('.jp-OutputArea-output')) {
+        if (/Error displaying widget|Failed to load model class/.test(el.textContent)) out.push(el.textContent.slice(0, 300));
+      }
+      for (const el of document.querySelectorAll('.jupyter-widgets b')) {
+        if (el.textContent.startsWith('Fix:') && el.offsetParent !== null) out.push(el.parentElement.textContent.slice(0, 400));
+      }
+      return out;
+    }""")
+
+
+def _run_notebook(page, url: str, name: str, press: bool = True) -> dict:
+    page.goto(f"{url}/lab/tree/{name}.ipynb")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget && "
+                           "window.jupyterapp.shell.currentWidget.sessionContext", timeout=120_000)
+    page.wait_for_function(KERNEL_IDLE, timeout=120_000)
+    page.evaluate("() => { window.jupyterapp.shell.collapseLeft(); window.jupyterapp.shell.collapseRight(); }")
+    for _attempt in range(3):  # a run-all sent while the notebook is still settling can be dropped
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        try:
+            page.wait_for_function(STARTED, timeout=20_000)
+            break
+        except Exception:  # noqa: BLE001 - try again
+            continue
+    page.wait_for_function(ALL_RAN, timeout=420_000)
+    _wait_idle(page)
+    page.wait_for_selector(".jp-OutputArea .jupyter-widgets", state="attached", timeout=60_000)
+    pressed = []
+    if press:
+        done = 0
+        while True:
+            buttons = page.locator(f"{NB} .jp-OutputArea .jupyter-widgets.mod-primary:visible")
+            if buttons.count() <= done:
+                break
+            button = buttons.nth(done)
+            button.scroll_into_view_if_needed()
+            if button.is_enabled():
+                pressed.append(button.inner_text().strip())
+                button.click()
+                page.wait_for_timeout(1000)
+                _wait_idle(page)
+                page.wait_for_timeout(500)
+            done += 1
+    return {"pressed": pressed, "problems": _problems(page),
+            "widgets": page.locator(".jupyter-widgets").count()}
+
+
+def _shoot(page, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    panel = page.locator(f"{NB} .jp-Cell").nth(4)  # the cell that shows the panel
+    panel.scroll_into_view_if_needed()
+    panel.screenshot(path=str(path))
+    return path
+
+
+def _close(page) -> None:
+    """Shut the notebook's kernel down and close it without saving (one notebook open at a time)."""
+    page.evaluate("""async () => {
+      const w = window.jupyterapp.shell.currentWidget;
+      await w.sessionContext.shutdown();
+      w.context.model.dirty = false;
+      w.dispose();
+    }""")
+    page.wait_for_timeout(500)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _workdir(tmp_path: Path) -> Path:
+    for name in ORDER:
+        shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", tmp_path / f"{name}.ipynb")
+    return tmp_path
+
+
+def test_lab_2d_sequence(browser, tmp_path):
+    root = _workdir(tmp_path)
+    env = {"NBSEG_QUICK": "1", "NBSEG_AUTORUN": "0", "NBSEG_SAMPLE": "nuclei2d",
+           "NBSEG_PROJECT": str(root / "project"), "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "2"}
+    with lab_server(root, env) as url:
+        page = browser.new_page(viewport={"width": 1300, "height": 2600})
+        results = {}
+        for name in ORDER:
+            results[name] = _run_notebook(page, url, name)
+            _shoot(page, f"2d_{name}")
+            assert results[name]["problems"] == [], f"{name}: {results[name]['problems']}"
+            assert results[name]["widgets"] > 5, f"{name}: widgets did not render"
+            if name == "04_train":
+                assert "Train" in results[name]["pressed"]
+                ok = page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea .widget-image')]
+                    .some(img => img.naturalWidth > 300 && img.offsetParent !== null)""")
+                assert ok, "no loss plot image after training"
+                assert page.locator("progress").count() >= 1, "no fastprogress bar"
+            _close(page)
+        page.close()
+    assert (root / "project" / "models" / "fold0.pt").exists()
+    assert list((root / "project" / "export").glob("*.mask.ome.tif"))
+    assert results["01_data"]["pressed"] == ["Check data & save project"]
+
+
+def test_lab_3d_volume_canvas(browser, tmp_path):
+    root = _workdir(tmp_path)
+    env = {"NBSEG_QUICK": "1", "NBSEG_AUTORUN": "0", "NBSEG_SAMPLE": "nuclei3d",
+           "NBSEG_PROJECT": str(root / "project"), "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "2"}
+    with lab_server(root, env) as url:
+        page = browser.new_page(viewport={"width": 1300, "height": 2600})
+        result = _run_notebook(page, url, "01_data")
+        page.wait_for_selector(".jp-OutputArea canvas", timeout=60_000)
+        assert page.locator(".jp-OutputArea canvas").count() >= 1, "no ipyvolume canvas"
+        _shoot(page, "3d_01_data")
+        assert result["problems"] == [], result["problems"]
+        page.close()

@@ -1,0 +1,90 @@
+"""Layer 2: every notebook executed top to bottom with nbclient in quick mode (the teaching run),
+01 -> 06 in one project folder, failing on any error output."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ORDER = ["01_data", "02_label_qc", "03_lr_finder", "04_train", "05_predict", "06_threshold_export"]
+
+
+def run_notebook(path: Path, cwd: Path, timeout: int = 600) -> tuple[object, float]:
+    nb = nbformat.read(path, as_version=4)
+    started = time.monotonic()
+    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
+                                     resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    return nb, time.monotonic() - started
+
+
+def errors_in(nb) -> list[str]:
+    found = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                found.append(f"{out.get('ename')}: {out.get('evalue')}")
+            if out.get("output_type") == "stream" and out.get("name") == "stderr" and "Traceback" in out.get("text", ""):
+                found.append(out["text"][-2000:])
+    return found
+
+
+def _sequence(sample: str, tmp_path: Path, monkeypatch, names=ORDER) -> dict:
+    project = tmp_path / "project"
+    monkeypatch.setenv("NBSEG_QUICK", "1")
+    monkeypatch.setenv("NBSEG_SAMPLE", sample)
+    monkeypatch.setenv("NBSEG_PROJECT", str(project))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    times = {}
+    for name in names:
+        nb, seconds = run_notebook(NOTEBOOKS / f"{name}.ipynb", tmp_path)
+        times[name] = round(seconds, 1)
+        assert errors_in(nb) == [], f"{name}: {errors_in(nb)}"
+    timing = ", ".join(f"{k} {v}s" for k, v in times.items())
+    print(f"\nteaching run ({sample}, NBSEG_QUICK=1): {sum(times.values()):.0f}s in all: {timing}")
+    return {"project": project, "times": times}
+
+
+def test_notebooks_are_valid_and_start_with_setup():
+    for name in ORDER:
+        nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+        nbformat.validate(nb)
+        code = [c.source for c in nb.cells if c.cell_type == "code"]
+        assert "google.colab" in code[0] and "enable_custom_widget_manager" in code[0], name
+        assert "pip" in code[0]
+        assert nb.cells[0].cell_type == "markdown"
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{name} has saved outputs"
+
+
+@pytest.mark.slow
+def test_teaching_run_2d(tmp_path, monkeypatch):
+    run = _sequence("nuclei2d", tmp_path, monkeypatch)
+    project = run["project"]
+    assert (project / "config.yaml").exists()
+    assert (project / "lr_finder.json").exists()
+    assert list((project / "models").glob("fold*.pt"))
+    assert sum(run["times"].values()) < 600  # the teaching run: ~80-240 s on 2 shared cores
+
+
+@pytest.mark.slow
+def test_teaching_run_3d(tmp_path, monkeypatch):
+    run = _sequence("nuclei3d", tmp_path, monkeypatch, names=["01_data", "04_train"])
+    assert list((run["project"] / "models").glob("fold*.pt"))
+
+
+def test_notebooks_match_their_generator():
+    """notebooks/*.ipynb are written by nbseg/ui/_notebooks.py: edit there and run it."""
+    from nbseg.ui._notebooks import build
+
+    for name in ORDER:
+        on_disk = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+        built = build(name)
+        assert [c.source for c in on_disk.cells] == [c.source for c in built.cells], \
+            f"{name}.ipynb differs from nbseg/ui/_notebooks.py: run `python -m nbseg.ui._notebooks`"

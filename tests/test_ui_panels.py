@@ -1,0 +1,312 @@
+"""Layer 1: the panels driven headless (``.value`` and ``.click()``) through a full quick-mode run on
+the bundled sample, asserting on their state and on the files they write. Runs on ipywidgets 7.7
+(``make test-widgets7``) and 8."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+ipw = pytest.importorskip("ipywidgets")
+
+from nbseg.config import Config  # noqa: E402
+from nbseg.ui import compat  # noqa: E402
+from nbseg.ui.common import walk  # noqa: E402
+
+INPUTS = (ipw.Text, ipw.Dropdown, ipw.ToggleButtons, ipw.IntSlider, ipw.FloatSlider, ipw.Checkbox,
+          ipw.BoundedIntText, ipw.BoundedFloatText, ipw.FloatText, ipw.IntText, ipw.Button, ipw.Textarea,
+          ipw.SelectMultiple, ipw.RadioButtons)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def quick_env():
+    old = {k: os.environ.get(k) for k in ("NBSEG_QUICK", "NBSEG_AUTORUN", "MPLBACKEND")}
+    os.environ.update(NBSEG_QUICK="1", NBSEG_AUTORUN="0", MPLBACKEND="Agg")
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return tmp_path_factory.mktemp("ui") / "nuclei2d"
+
+
+def assert_tooltips(panel):
+    missing = [f"{type(c).__name__}({getattr(c, 'description', '')!r})" for c in walk(panel.widget)
+               if isinstance(c, INPUTS) and not compat.get_tooltip(c)]
+    assert missing == [], f"controls without a tooltip: {missing}"
+
+
+def assert_primary_order(panel, names):
+    assert [b.description for b in panel.buttons] == names
+    assert all(b.button_style == "primary" for b in panel.buttons)
+
+
+# ---------------------------------------------------------------- 01 data
+
+def test_01_data_sample_preview_and_config(project):
+    from nbseg.ui import DataPanel
+
+    panel = DataPanel(project, sample_name="nuclei2d")
+    assert_tooltips(panel)
+    assert_primary_order(panel, ["Check data & save project"])
+    assert panel.images.value.endswith("nuclei2d/images")
+    panel.check.click()
+    assert panel.error is None, panel.errors.message.value
+    assert panel.state.summary["dims"] == 2 and panel.state.summary["images"] == 24
+    assert "2D images" in panel.summary.value and panel.dims.value == "2"
+    assert panel.viewer.image_widget.value[:4] == b"\x89PNG"
+    panel.index.value = 3
+    assert panel.viewer.title.value.count("dsb_03")
+    cfg = Config.load(project)
+    assert cfg.model.size == "S" and cfg.train.epochs is not None  # quick mode
+    again = DataPanel(project)  # a fresh kernel finds the project on disk
+    assert again.sample.value == "nuclei2d" and "config.yaml found" in again.status.text
+
+
+def test_01_data_error_is_explained_not_raised(tmp_path):
+    from nbseg.ui import DataPanel
+
+    panel = DataPanel(tmp_path / "bad")
+    panel.images.value = str(tmp_path / "no_such_folder")
+    panel.masks.value = str(tmp_path / "no_masks")
+    panel.check.click()
+    assert panel.error is not None
+    assert "does not exist" in panel.errors.message.value and "Fix:" in panel.errors.message.value
+    assert "Traceback" not in panel.errors.message.value
+    assert panel.errors.details.selected_index is None
+    assert "Traceback" in (tmp_path / "bad" / "logs" / "ui.log").read_text()
+    with pytest.raises(Exception, match="does not exist"):
+        panel.press_all(strict=True)
+
+
+# ---------------------------------------------------------------- 03 LR finder
+
+def test_03_lr_finder_sweep_and_accept(project):
+    from nbseg.ui import LRPanel
+
+    panel = LRPanel(project)
+    assert panel.error is None
+    assert_tooltips(panel)
+    assert_primary_order(panel, ["Run LR sweep", "Use suggested rate"])
+    panel.steps.value = 12
+    panel.run_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert panel.plot.value[:4] == b"\x89PNG" and "Suggested learning rate" in panel.result_text.value
+    assert (project / "lr_finder.json").exists()
+    assert panel.progress.value == len(panel.state.result.lrs)
+    panel.lr.value = 2e-3
+    panel.accept_button.click()
+    assert Config.load(project).train.lr == pytest.approx(2e-3)
+
+
+# ---------------------------------------------------------------- 04 train
+
+def test_04_patch_rule_is_checked_live(project):
+    from nbseg.ui import TrainPanel
+
+    panel = TrainPanel(project)
+    assert panel.error is None
+    assert_tooltips(panel)
+    assert_primary_order(panel, ["Train"])
+    panel.patch.value = "60,60"
+    assert panel.train_button.disabled and "Nearest valid sizes" in panel.rule.value
+    panel.patch.value = "16,64,64"
+    assert panel.train_button.disabled and "2D" in panel.rule.value
+    panel.size.value = "L"
+    panel.patch.value = "64,64"
+    assert not panel.train_button.disabled and "divisible by 16" in panel.rule.value
+
+
+def test_04_train_plot_files_and_resume(project):
+    from nbseg.ui import TrainPanel
+
+    panel = TrainPanel(project)
+    panel.epochs.value = 2
+    panel.steps.value = 4
+    panel.train_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert (project / "models" / "fold0.pt").exists() and (project / "history" / "fold0.csv").exists()
+    assert panel.callback.plots_drawn == 2 and panel.plot.value[:4] == b"\x89PNG"
+    assert "<progress" in panel.bars.value and "val Dice" in panel.bars.value
+    assert "Trained 1 model" in panel.status.text
+    assert Config.load(project).train.epochs == 2
+    panel.epochs.value = 3
+    panel.resume_button.click()  # continues from the checkpoint: one more epoch
+    assert panel.error is None, panel.errors.message.value
+    assert [h["epoch"] for h in panel.state.history] == [0, 1, 2]
+
+
+def test_04_stop_button_keeps_best_model(project, monkeypatch):
+    from nbseg.ui import TrainPanel
+    from nbseg.ui.progress import WidgetBarsCallback
+
+    original = WidgetBarsCallback.on_batch_end
+
+    def interrupt(self, e):
+        original(self, e)
+        if e.epoch == 1 and e.step == 1:
+            raise KeyboardInterrupt  # what the kernel's stop button does
+
+    monkeypatch.setattr(WidgetBarsCallback, "on_batch_end", interrupt)
+    panel = TrainPanel(project)
+    panel.epochs.value = 3
+    panel.steps.value = 3
+    panel.train_button.click()
+    assert panel.error is None
+    assert panel.state.result.interrupted and "best model so far is kept" in panel.status.text
+    assert (project / "models" / "fold0.pt").exists()
+
+
+# ---------------------------------------------------------------- viewers
+
+def test_viewer_3d_orthogonal_and_volume_fallback(monkeypatch):
+    from nbseg.ui.viewers import Viewer2D, VolumeView
+
+    image = np.random.default_rng(0).random((1, 12, 20, 24)).astype(np.float32)
+    labels = (image[0] > 0.7).astype(int)
+    viewer = Viewer2D(image, labels, z_scale=2)
+    assert viewer.z.max == 11 and viewer.z.layout.display == ""
+    flat = viewer.rgb.shape
+    viewer.ortho.value = True
+    assert viewer.rgb.shape[0] > flat[0]  # XZ/YZ added under the XY plane
+    viewer.z.value = 0
+    assert viewer.image_widget.value[:4] == b"\x89PNG"
+    monkeypatch.setenv("NBSEG_NO_IPYVOLUME", "1")
+    fallback = VolumeView(image[0], labels)
+    assert fallback.mode == "slices" and fallback.fallback.ortho.value
+    monkeypatch.delenv("NBSEG_NO_IPYVOLUME")
+    pytest.importorskip("ipyvolume")
+    view = VolumeView(image[0])
+    assert view.mode == "ipyvolume", view.reason
+
+
+# ---------------------------------------------------------------- 02 label QC
+
+def test_02_label_qc_browser_experts_and_drawing(project, tmp_path):
+    import tifffile
+
+    from nbseg.data import sample
+    from nbseg.ui import LabelQCPanel
+
+    panel = LabelQCPanel(project)
+    assert panel.error is None, panel.errors.message.value
+    assert_tooltips(panel)
+    assert_primary_order(panel, ["Run QC", "Combine experts", "Save drawn masks"])
+    assert panel.experts_button.layout.display == "none"  # no expert folders given
+    panel.qc_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert (project / "labels" / "qc.csv").exists() and len(panel.grid.children) == 6
+    assert panel.page.max == 3
+    panel.page.value = 2
+    assert len(panel.grid.children) == 6
+    panel.sort.value = "name"
+    assert panel.state.order == sorted(panel.state.order)
+    # drawing an excluding polygon, typed as vertices
+    panel.vertices.value = "0,0; 0,40; 40,40; 40,0"
+    panel.add_button.click()
+    assert panel.error is None and len(panel.state.polygons) == 1
+    panel.kind.value = "merging"
+    panel.add_button.click()  # no Seg2 in this project: explained, not raised
+    assert panel.error is not None and "Seg2" in panel.errors.message.value
+    panel.save_button.click()
+    assert panel.error is None, panel.errors.message.value
+    first = panel.state.polygons[0]["name"]
+    saved = project / "labels" / "excluding" / f"{first}.ome.tif"
+    assert saved.exists() and tifffile.imread(saved)[10, 10] == 1 and tifffile.imread(saved)[100, 100] == 0
+    assert Config.load(project).data.excluding_masks == project / "labels" / "excluding"
+    # ground truth from three "experts" (copies of a few masks, one shifted), in a separate project
+    other = tmp_path / "experts_project"
+    other.mkdir()
+    cfg = Config.load(project)
+    masks = sorted(sample("nuclei2d")["masks"].iterdir())[:2]
+    images = tmp_path / "images"
+    images.mkdir()
+    for m in masks:
+        (images / m.name).write_bytes((sample("nuclei2d")["images"] / m.name).read_bytes())
+    cfg.data.images, cfg.data.masks, cfg.data.excluding_masks = images, None, None
+    cfg.save(other)
+    folders = []
+    for k in range(3):
+        folder = tmp_path / f"expert{k}"
+        folder.mkdir()
+        for m in masks:
+            mask = (tifffile.imread(m) > 0).astype(np.uint8)
+            tifffile.imwrite(folder / m.name, np.roll(mask, k, 0))
+        folders.append(str(folder))
+    experts = LabelQCPanel(other)
+    experts.experts.value = "; ".join(folders)
+    assert experts.experts_button.layout.display == ""
+    experts.method.value = "majority"
+    experts.experts_button.click()
+    assert experts.error is None, experts.errors.message.value
+    assert "expert0" in experts.scores.value and "sensitivity" in experts.scores.value
+    assert Config.load(other).data.masks == other / "labels" / "ground_truth_majority"
+
+
+# ---------------------------------------------------------------- 05 predict, 06 threshold & export
+
+def test_05_predict_maps_and_ranking(project):
+    from nbseg.ui import PredictPanel
+
+    panel = PredictPanel(project)
+    assert panel.error is None, panel.errors.message.value
+    assert_tooltips(panel)
+    assert_primary_order(panel, ["Predict"])
+    assert panel.models.value and panel.tta.value == "flips"
+    panel.tta.value = "none"
+    panel.predict_button.click()
+    assert panel.error is None, panel.errors.message.value
+    table = panel.state.table
+    assert len(table) == 4 and list(table["uncertainty"]) == sorted(table["uncertainty"], reverse=True)
+    assert (project / "predictions" / "uncertainty.csv").exists()
+    assert panel.pick.options[0] == table["image"][0]
+    assert panel.viewer.rgb.shape[1] > 3 * 256  # image | probability | uncertainty side by side
+    panel.tile.value = "60,60"
+    panel.predict_button.click()
+    assert panel.error is not None and "Nearest valid tile" in panel.errors.message.value
+
+
+def test_06_threshold_sweep_instances_export(project):
+    from nbseg.ui import ExportPanel
+
+    panel = ExportPanel(project)
+    assert panel.error is None, panel.errors.message.value
+    assert_tooltips(panel)
+    assert_primary_order(panel, ["Sweep thresholds", "Instances & metrics", "Export"])
+    before = panel.viewer.rgb.copy()
+    panel.threshold.value = 0.9
+    assert not np.array_equal(before, panel.viewer.rgb)  # live preview follows the slider
+    panel.otsu_button.click()
+    assert panel.error is None and "Otsu" in panel.otsu_text.value
+    panel.sweep_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert panel.sweep_plot.value[:4] == b"\x89PNG" and panel.use_best.layout.display == ""
+    panel.use_best.click()
+    assert panel.threshold.value == pytest.approx(round(float(panel.state.sweep.best["overall"]), 2))
+    panel.instances_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert "Dice" in panel.metrics.value and (project / "export" / "metrics.csv").exists()
+    panel.export_button.click()
+    assert panel.error is None, panel.errors.message.value
+    stem = panel.state.stems[0]
+    assert (project / "export" / f"{stem}.mask.ome.tif").exists()
+    assert (project / "export" / f"{stem}.labels.ome.tif").exists()
+    import torch
+
+    scripted = torch.jit.load(str(project / "export" / "model.torchscript.pt"))
+    assert scripted(torch.rand(1, 1, 64, 64)).shape[-2:] == (64, 64)
+
+
+def test_06_without_predictions_says_which_notebook(tmp_path):
+    from nbseg.ui import ExportPanel, PredictPanel
+
+    panel = ExportPanel(tmp_path / "empty")
+    assert panel.error is not None and "01_data" in panel.errors.message.value
+    panel = PredictPanel(tmp_path / "empty")
+    assert "01_data" in panel.errors.message.value
