@@ -91,7 +91,7 @@ def main(argv=None) -> int:
         nbseg_extra = ["--size", "S", "--batch-size", "1", "--steps-per-epoch", "2", "--patch", "16,64,64"]
         monai_extra = ["--batch-size", "1", "--patch", "16,64,64"]
     else:
-        nbseg_extra, monai_extra = [], ["--batch-size", "8", "--patch", "32,128,128"]  # nbseg's 3D defaults
+        nbseg_extra, monai_extra = [], ["--batch-size", "2", "--patch", "32,128,128"]  # nbseg's 3D defaults
     timeout = 60 * minutes * 2 + (600 if args.quick else 3 * 3600)
     rows = []
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:

@@ -42,7 +42,7 @@ def _add_training_options(parser) -> None:
     train.add_argument("--size", choices=("S", "M", "L"), help="model size: S fastest (default; best for CPU minutes), M and L larger (for GPUs)")
     train.add_argument("--patch", type=_ints,
                        help="patch size Y,X (2D) or Z,Y,X (3D); each pooled side divisible by 8 (16 for size L)")
-    train.add_argument("--batch-size", type=int, help="patches per training step (default 8)")
+    train.add_argument("--batch-size", type=int, help="patches per training step (default 8 in 2D, 2 in 3D)")
     train.add_argument("--lr", type=float, help="peak learning rate (default 3e-3; see `nbseg lr-find`)")
     train.add_argument("--steps-per-epoch", type=int, help="training steps per epoch (default 32)")
     train.add_argument("--patience", type=int, help="stop after this many epochs without a better validation Dice")

@@ -140,7 +140,7 @@ def find_lr(config, project=None, *, num_steps: int = 100, dataset=None, progres
                  pool_z=pool_z_for(patch[0]) if len(patch) == 3 else True).to(device)
     sampler = PatchSampler(dataset.samples, patch, foreground_fraction=config.train.foreground_fraction,
                            seed=config.train.seed)
-    result = lr_sweep(model, lambda: sampler.batch(config.train.batch_size), num_steps=num_steps, device=device,
+    result = lr_sweep(model, lambda: sampler.batch(config.train.batch_for(dataset.spatial_dims)), num_steps=num_steps, device=device,
                       precision=pick_precision(device, config.train.precision), progress=progress)
     if project is not None:
         Path(project).mkdir(parents=True, exist_ok=True)

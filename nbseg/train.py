@@ -107,6 +107,7 @@ class _FoldRun:
 
     def __init__(self, config, project, dataset, patch, fold, n_folds, split, callbacks, notes):
         self.cfg, self.tcfg = config, config.train
+        self.batch_size = config.train.batch_for(dataset.spatial_dims)
         self.dataset, self.patch, self.fold, self.n_folds = dataset, patch, fold, n_folds
         self.callbacks, self.notes = list(callbacks), notes
         self.paths = project_paths(project, fold)
@@ -227,7 +228,7 @@ class _FoldRun:
     def _step(self) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr(self.elapsed)
-        x, y = self.sampler.batch(self.tcfg.batch_size)
+        x, y = self.sampler.batch(self.batch_size)
         x, y = torch.from_numpy(x), torch.from_numpy(y)
         if self.tcfg.augment:
             x, y = augment_batch(x, y, generator=self.generator)
@@ -252,9 +253,9 @@ class _FoldRun:
         self.model.eval()
         losses, inter, total = [], 0, 0
         images, targets = self.val_tiles
-        for i in range(0, len(images), self.tcfg.batch_size):
-            x = torch.from_numpy(images[i:i + self.tcfg.batch_size]).to(self.device)
-            y = torch.from_numpy(targets[i:i + self.tcfg.batch_size]).to(self.device)
+        for i in range(0, len(images), self.batch_size):
+            x = torch.from_numpy(images[i:i + self.batch_size]).to(self.device)
+            y = torch.from_numpy(targets[i:i + self.batch_size]).to(self.device)
             with autocast(self.device, self.precision):
                 logits = self.model(x.contiguous(memory_format=self.layout))
             losses.append(float(dice_ce_loss(logits, y)) * len(x))
