@@ -88,10 +88,12 @@ NO_PENDING_CELLS = """() => ![...document.querySelectorAll('.jp-NotebookPanel:no
   .some(p => p.textContent.includes('*'))"""
 
 
-STARTED = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt')]
-  .some(p => /\\[(\\d+|\\*)\\]/.test(p.textContent))"""
-ALL_RAN = """() => { const ps = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt')];
-  return ps.length > 0 && ps.every(p => /\\[\\d+\\]/.test(p.textContent)); }"""
+# Scoped to the notebook in front (JupyterLab can restore the previous one beside it).
+PROMPTS = "window.jupyterapp.shell.currentWidget.node.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')"
+STARTED = f"""() => [...{PROMPTS}].some(p => /\\[(\\d+|\\*)\\]/.test(p.textContent))"""
+ALL_RAN = f"""() => {{ const ps = [...{PROMPTS}]; return ps.length > 0 && ps.every(p => /\\[\\d+\\]/.test(p.textContent)); }}"""
+IS_OPEN = """(name) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  return !!w && !!w.context && w.context.path.endsWith(name) && !!w.sessionContext; }"""
 
 
 def _wait_idle(page, timeout_s: float = 420) -> None:
@@ -125,9 +127,8 @@ def _problems(page) -> list[str]:
 
 
 def _run_notebook(page, url: str, name: str, press: bool = True) -> dict:
-    page.goto(f"{url}/lab/tree/{name}.ipynb")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget && "
-                           "window.jupyterapp.shell.currentWidget.sessionContext", timeout=120_000)
+    page.goto(f"{url}/lab/tree/{name}.ipynb?reset")  # ?reset: no restored workspace, this notebook alone
+    page.wait_for_function(IS_OPEN, arg=f"{name}.ipynb", timeout=120_000)
     page.wait_for_function(KERNEL_IDLE, timeout=120_000)
     page.evaluate("() => { window.jupyterapp.shell.collapseLeft(); window.jupyterapp.shell.collapseRight(); }")
     for _attempt in range(3):  # a run-all sent while the notebook is still settling can be dropped
@@ -137,6 +138,8 @@ def _run_notebook(page, url: str, name: str, press: bool = True) -> dict:
             break
         except Exception:  # noqa: BLE001 - try again
             continue
+    else:
+        raise AssertionError(f"{name}: Run All did not start any cell")
     page.wait_for_function(ALL_RAN, timeout=420_000)
     _wait_idle(page)
     page.wait_for_selector(".jp-OutputArea .jupyter-widgets", state="attached", timeout=60_000)

@@ -121,9 +121,13 @@ class ExportService:
     def export(self, *, torchscript: bool = True) -> list[Path]:
         from ..export import export_torchscript
 
+        if not self.state.stems:
+            raise ValueError("Nothing to export: no predictions are open. Run notebook 05_predict, then open this "
+                             "panel again.")
         if not self.state.instances:
             self.make_instances(self.state.threshold)
         out = self.export_dir
+        out.mkdir(parents=True, exist_ok=True)
         written = []
         for stem in self.state.stems:
             labels = self.state.instances[stem]
