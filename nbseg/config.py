@@ -76,7 +76,9 @@ class TrainConfig(_Strict):
     schedule: Literal["onecycle", "cosine"] = "onecycle"
     steps_per_epoch: int = 32
     patience: Optional[int] = None  # epochs without a better validation Dice before stopping
-    val_tiles: int = 128  # validation tiles scored each epoch (a fixed, seeded draw; keeps epochs short)
+    # validation tiles scored each epoch (a fixed, seeded draw; keeps epochs short). None: as many as
+    # hold 2 million pixels (128 tiles of 128x128; 8-16 stack tiles) — at least 8
+    val_tiles: Optional[int] = None
     folds: int = 1
     seed: int = 0
     foreground_fraction: float = 0.5  # share of patches centred on a labelled object

@@ -27,6 +27,7 @@ from .runtime import autocast, memory_format, pick_device, pick_precision
 from .schedule import ProgressSchedule
 
 DEFAULT_PATCH = {2: (128, 128), 3: (32, 128, 128)}
+VALIDATION_PIXELS = 2 * 2**20  # pixels scored per validation pass when val_tiles is not set
 
 
 @dataclass
@@ -132,7 +133,8 @@ class _FoldRun:
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.sampler = PatchSampler(self.train_samples, patch, foreground_fraction=self.tcfg.foreground_fraction,
                                     seed=self.rng)
-        self.val_tiles = grid_patches(self.val_samples, patch, limit=self.tcfg.val_tiles, seed=seed)
+        limit = self.tcfg.val_tiles or max(8, VALIDATION_PIXELS // int(np.prod(patch)))
+        self.val_tiles = grid_patches(self.val_samples, patch, limit=limit, seed=seed)
         self.epoch, self.best_dice, self.best_epoch, self.elapsed, self.history = 0, -1.0, 0, 0.0, []
 
     # ------------------------------------------------------------ state
