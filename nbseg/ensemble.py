@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .choices import check_choice
+from .data.normalize import intensity_bounds  # noqa: F401  (shared with training; re-exported for nbseg.inference)
 from .model import SIZES, load_model_file
 from .tta import tta_variants
 
@@ -130,39 +131,6 @@ def check_image(image, info: EnsembleInfo) -> None:
             f"but the model ({info.source}) was trained on {info.in_channels}-channel images. Pick the "
             f"channel(s) it was trained on (channels=[0], CLI: --channels 0), or train a model on these images."
         )
-
-
-def intensity_bounds(data, percentiles=DEFAULT_PERCENTILES, *, name: str = "image",
-                     sample_size: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel ``(low, span)`` such that ``(data - low) / span`` is what
-    :func:`nbseg.data.normalize.percentile_normalize` returns — without making the float copy.
-
-    Parameters
-    ----------
-    data : (C, [Z,] Y, X) array-like
-    percentiles : (float, float)
-
-    Returns
-    -------
-    low, span : (C,) ndarray of float32 and float64
-    """
-    from .data.normalize import IntensityError
-
-    lows, spans = [], []
-    for c, channel in enumerate(data):
-        flat = np.asarray(channel).reshape(-1)
-        values = flat[::max(1, flat.size // sample_size)].astype(np.float32)
-        if not np.all(np.isfinite(values)):
-            raise IntensityError(f"{name} channel {c} holds NaN or infinite values; fix or remove the image.")
-        low, high = np.percentile(values, percentiles)
-        if high <= low:
-            low, high = values.min(), values.max()
-        if high <= low:
-            raise IntensityError(f"{name} channel {c} is constant (every pixel is {low:g}); there is nothing to "
-                                 "segment. Remove it or check the export.")
-        lows.append(np.float32(low))
-        spans.append(float(high) - float(low))
-    return np.array(lows, dtype=np.float32), np.array(spans, dtype=np.float64)
 
 
 def inference_copy(model, device):

@@ -24,12 +24,8 @@ from nbseg.tta import tta_variants
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # two threads on two shared cores thrash (OpenMP spin-waits); one is 5-20x faster here
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(before)
 
 
 def make_model(dims=2, channels=1, classes=2, seed=0, pool_z=True):
