@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,7 +26,8 @@ from nbseg.ground_truth import estimate_ground_truth  # noqa: E402
 from nbseg.io import read_mask  # noqa: E402
 from nbseg.qc import FLAGS, qc_dataset  # noqa: E402
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parent.parent / "shared" / "data"
 README_MAJORITY = 0.950  # strict majority of the 10 experts vs GoldStandard, bubil-multirater/README.md
 THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
 
@@ -34,15 +37,15 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * np.count_nonzero(a & b) / total if total else 1.0
 
 
-def bubil_ground_truth(root: Path) -> list[dict]:
-    """Mean Dice vs GoldStandard per method and expert set."""
+def bubil_ground_truth(root: Path, *, limit: int | None = None) -> list[dict]:
+    """Mean Dice vs GoldStandard per method and expert set (the first ``limit`` images)."""
     experts = sorted(p.name for p in (root / "experts").iterdir() if p.is_dir())
     expert_sets = {
         "all 10 experts": experts,
         "9 (Person2 duplicate dropped)": [e for e in experts if e != "Person2_ImageJ"],
         "8 (Person2 = GoldStandard left out)": [e for e in experts if not e.startswith("Person2")],
     }
-    names = sorted(p.stem for p in (root / "masks").glob("*.tif"))
+    names = sorted(p.stem for p in (root / "masks").glob("*.tif"))[:limit]
     dices: dict = {}
     started = time.perf_counter()
     for name in names:
@@ -65,8 +68,17 @@ def bubil_ground_truth(root: Path) -> list[dict]:
             for (s, m), v in dices.items()]
 
 
-def dsb_qc(root: Path) -> dict:
+def dsb_qc(root: Path, *, limit: int | None = None, work: Path | None = None) -> dict:
     started = time.perf_counter()
+    if limit:  # the first images only, linked into a folder of their own
+        names = sorted(p.name for p in (root / "images").iterdir())[:limit]
+        for kind in ("images", "masks"):
+            folder = work / kind
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            for name in names:
+                os.symlink((root / kind / name).resolve(), folder / name)
+        root = work
     report = qc_dataset(root / "images", root / "masks")
     seconds = time.perf_counter() - started
     table = report.table
@@ -110,12 +122,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared/data folder")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--quick", action="store_true", help="5 BU-BIL images and 40 DSB images: a smoke run")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"Data folder {args.data} not found; pass --data.", file=sys.stderr)
         return 2
-    gt_rows = bubil_ground_truth(args.data / "bubil-multirater" / "ds1")
-    qc = dsb_qc(args.data / "dsb2018")
+    limit = (5, 40) if args.quick else (None, None)
+    gt_rows = bubil_ground_truth(args.data / "bubil-multirater" / "ds1", limit=limit[0])
+    qc = dsb_qc(args.data / "dsb2018", limit=limit[1], work=HERE / "_work" / "labels_quick")
     print_markdown(gt_rows, qc)
     if args.json:
         args.json.write_text(json.dumps({"ground_truth": gt_rows, "qc_dsb2018": qc}, indent=2))

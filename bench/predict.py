@@ -39,12 +39,18 @@ def parse_args(argv=None):
                         "cost (stitching, memory) on the full volume in minutes")
     p.add_argument("--volume", type=Path, default=LUCCHI, help="ZYX volume (default Lucchi++ train)")
     p.add_argument("--quick", action="store_true", help=f"crop the volume to {[s.stop for s in QUICK_CROP]}")
+    p.add_argument("--crop", action="store_true", help="the same crop as --quick, as a figure of its own: speed "
+                   "with many TTA passes in minutes, where the full volume would take hours on a 2-core CPU")
     p.add_argument("--tta", default="flips")
     p.add_argument("--overlap", type=float, default=0.5)
     p.add_argument("--tile", default="32,128,128", help="Z,Y,X")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--threads", type=int, help="torch threads in each run (default torch's)")
     p.add_argument("--precision", default="auto", help="nbseg precision (auto/fp32/bf16)")
+    p.add_argument("--peer-from", type=Path, metavar="JSON",
+                   help="take MONAI's figures from an earlier result of this script with the same volume, model, "
+                        "tiles, overlap, TTA and batch (MONAI's side does not change with nbseg's code; on the "
+                        "full volume it runs for a quarter of an hour)")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--worker", choices=("nbseg", "monai", "limit"), help=argparse.SUPPRESS)
     p.add_argument("--save", type=Path, help=argparse.SUPPRESS)
@@ -60,7 +66,7 @@ def load_volume(args) -> np.ndarray:
     import tifffile
 
     volume = tifffile.imread(args.volume)
-    return np.ascontiguousarray(volume[QUICK_CROP] if args.quick else volume)
+    return np.ascontiguousarray(volume[QUICK_CROP] if args.quick or args.crop else volume)
 
 
 def load_models(args):
@@ -220,12 +226,23 @@ def spawn(args, kind: str, save: Path) -> dict:
     command = [sys.executable, __file__, "--worker", kind, "--save", str(save), "--tta", args.tta,
                "--overlap", str(args.overlap), "--tile", ",".join(map(str, args.tile)), "--batch-size",
                str(args.batch_size), "--precision", args.precision, "--volume", str(args.volume)]
-    command += ["--quick"] * args.quick + (["--threads", str(args.threads)] if args.threads else [])
+    command += ["--quick"] * args.quick + ["--crop"] * args.crop + (["--threads", str(args.threads)] if args.threads else [])
     command += ["--project", str(args.project)] if args.project else ["--model", args.model]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if done.returncode:
         raise RuntimeError(f"{kind} run failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def earlier_peer(args) -> dict:
+    """MONAI's figures from an earlier result, after checking it measured the same thing."""
+    earlier = json.loads(args.peer_from.read_text())
+    now = {"tile": list(args.tile), "overlap": args.overlap, "tta": args.tta, "batch_size": args.batch_size,
+           "model": str(args.project or args.model), "volume": str(args.volume)}
+    differs = {k: (earlier.get(k), v) for k, v in now.items() if earlier.get(k) != v}
+    if differs or earlier.get("case", "").startswith("crop") != bool(args.quick or args.crop):
+        raise SystemExit(f"{args.peer_from} measured something else ({differs or 'another crop'}); run MONAI again.")
+    return earlier["monai"]
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> dict:
@@ -249,6 +266,12 @@ def markdown(report: dict) -> str:
         f"| physical limit, no overlap | {lim['precision']} | | | {lim['limit_no_overlap_mpx_per_s']:.3f} | | | |",
     ]
     agree = report["agreement"]
+    if agree is None:
+        agreement_line = f"MONAI's figures are from an earlier run of this script ({report['peer_from']}), same settings."
+    else:
+        agreement_line = (f"Agreement of the foreground probabilities: max |diff| {agree['max_abs_diff']:.3f}, "
+                          f"mean {agree['mean_abs_diff']:.4f}, Dice of the masks {agree['mask_dice']:.4f} "
+                          "(the engines pad borders and place the last tile alike but not identically).")
     return "\n".join([
         f"Volume {shape} ({report['volume']}), model {report['model']}, tile {list(report['tile'])}, overlap {report['overlap']}, "
         f"TTA {report['tta']} ({lim['passes']} passes x {lim['tiles']} tiles), batch {report['batch_size']}, "
@@ -258,9 +281,7 @@ def markdown(report: dict) -> str:
         f"**{report['rss_ratio']:.2f}x** the peak RSS (goal <= {GOALS['rss_ratio']}x); "
         f"{report['limit_share']:.0%} of the physical limit for these tiles "
         f"({lim['gflop_per_tile']:.1f} GFLOP per tile; bare 3x3x3 conv {lim['bare_conv_gflops']:.0f} GFLOP/s).",
-        f"Agreement of the foreground probabilities: max |diff| {agree['max_abs_diff']:.3f}, "
-        f"mean {agree['mean_abs_diff']:.4f}, Dice of the masks {agree['mask_dice']:.4f} "
-        "(the engines pad borders and place the last tile alike but not identically).",
+        agreement_line,
     ])
 
 
@@ -272,13 +293,15 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         nb = spawn(args, "nbseg", tmp / "nbseg.npy")
-        mo = spawn(args, "monai", tmp / "monai.npy")
+        mo = earlier_peer(args) if args.peer_from else spawn(args, "monai", tmp / "monai.npy")
         limit = spawn(args, "limit", tmp / "limit.npy")
-        agree = agreement(np.load(tmp / "nbseg.npy"), np.load(tmp / "monai.npy"))
+        agree = None if args.peer_from else agreement(np.load(tmp / "nbseg.npy"), np.load(tmp / "monai.npy"))
         shape = np.load(tmp / "nbseg.npy", mmap_mode="r").shape
-    report = {"volume": str(args.volume), "quick": args.quick, "model": str(args.project or args.model), "volume_shape": list(shape), "tile": list(args.tile),
+    case = ("crop " if args.quick or args.crop else "full volume ") + "x".join(map(str, shape))
+    report = {"volume": str(args.volume), "case": case, "quick": args.quick, "model": str(args.project or args.model), "volume_shape": list(shape), "tile": list(args.tile),
               "overlap": args.overlap, "tta": args.tta, "batch_size": args.batch_size,
               "nbseg": nb, "monai": mo, "limit": limit, "agreement": agree,
+              "peer_from": str(args.peer_from) if args.peer_from else None,
               "speedup": nb["mpx_per_s"] / mo["mpx_per_s"], "cpu_speedup": nb["mpx_per_cpu_s"] / mo["mpx_per_cpu_s"],
               "rss_ratio": nb["peak_rss_mb"] / mo["peak_rss_mb"],
               "limit_share": nb["mpx_per_s"] / limit["limit_mpx_per_s"], "goals": GOALS}

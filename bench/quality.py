@@ -70,8 +70,8 @@ def tail(path: Path, lines: int = 25) -> str:
         return ""
 
 
-def subset(split: dict, work: Path, *, n_train: int | None, n_test: int | None) -> dict:
-    """The split, or the first N images of each part (sorted names) linked into ``work``."""
+def subset(split: dict, work: Path, *, n_train: int | None, n_test: int | None, name: str = "subset") -> dict:
+    """The split, or the first N images of each part (sorted names) linked into ``work / name``."""
     if n_train is None and n_test is None:
         return split
     out = {}
@@ -79,7 +79,7 @@ def subset(split: dict, work: Path, *, n_train: int | None, n_test: int | None) 
         names = sorted(p.name for p in split[part]["images"].iterdir())[:limit]
         folders = {}
         for kind in ("images", "masks"):
-            folder = work / "subset" / part / kind
+            folder = work / name / part / kind
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
             for name in names:
@@ -95,6 +95,16 @@ def score(pred_dir: Path, gt_dir: Path) -> dict:
     summary = evaluate_folders(pred_dir, gt_dir, kind="instances").summary
     keys = ("images", "dice", "iou", "f1@0.5", "precision@0.5", "recall@0.5", "map", "tp@0.5", "fp@0.5", "fn@0.5")
     return {k: summary[k] for k in keys if k in summary}
+
+
+def score_on_subset(pred_dir: Path, gt_dir: Path, work: Path) -> dict:
+    """Score the predictions of the images in ``gt_dir`` only (a method that predicted more images)."""
+    folder = work / "subset_scoring" / pred_dir.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for gt in sorted(gt_dir.iterdir()):
+        os.symlink((pred_dir / gt.name).resolve(), folder / gt.name)
+    return score(folder, gt_dir)
 
 
 def otsu_labels(images: Path, out: Path) -> None:
@@ -149,6 +159,7 @@ def run_method(method: str, budget: float, data: dict, work: Path, args) -> dict
         row["note"] = f"BasicUNet, {record['train_steps']} steps of batch {record['batch_size']}"
     elif method == "deepflash2":
         ensure_deepflash2(log)
+        test = data.get("df2_test", test)
         cmd = [DF2_VENV / "bin" / "python", HERE / "peers" / "deepflash2_dsb.py", "--train-images", train["images"],
                "--train-masks", train["masks"], "--test-images", test["images"], "--output", out,
                "--work", work / "df2" / tag, "--minutes", budget, "--threads", args.threads, *args.df2_args]
@@ -157,7 +168,8 @@ def run_method(method: str, budget: float, data: dict, work: Path, args) -> dict
         record = json.loads((out / "deepflash2.json").read_text())
         row.update(train_s=record["train_s"], predict_s=record["predict_s"], steps=record["train_steps"])
         row["note"] = (f"{record['encoder']} U-Net, tiles {record['tile_shape']}, {record['train_steps']} steps; "
-                       "instances: 4-connected components (cellpose not installable offline)")
+                       "instances: 4-connected components (cellpose not installable offline); "
+                       f"{len(list(test['images'].iterdir()))} test images")
     elif method == "otsu":
         started = time.perf_counter()
         otsu_labels(test["images"], out)
@@ -166,7 +178,34 @@ def run_method(method: str, budget: float, data: dict, work: Path, args) -> dict
     else:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     row.update(score(out, test["masks"]))
+    row["tag"] = tag
     return row
+
+
+def paired_on_df2_subset(rows: list, data: dict, work: Path) -> None:
+    """deepflash2 predicts only the first N test images (its CPU prediction takes minutes per image):
+    score every other method on those same images too, so the comparison with it is paired."""
+    if "df2_test" not in data:
+        return
+    gt = data["df2_test"]["masks"]
+    for row in rows:
+        if row.get("status") != "ok" or row["method"] == "deepflash2":
+            continue
+        pred = work / "predictions" / row["tag"]
+        if pred.is_dir():
+            row["df2_subset"] = score_on_subset(pred, gt, work)
+
+
+def keep_earlier_rows(earlier: dict, rows: list) -> list:
+    """Rows of an earlier run for (method, budget) pairs this run did not measure, marked as such."""
+    now = {(r["method"], r.get("budget_min")) for r in rows}
+    kept = [{**r, "earlier": True} for r in earlier.get("rows", [])
+            if (r["method"], r.get("budget_min")) not in now and r.get("status") == "ok"]
+    for r in kept:
+        r.setdefault("tag", f"{r['method']}_{r['budget_min']:g}min" if r["method"] != "otsu" else "otsu")
+        r["note"] = (r.get("note", "") + " (earlier run of this benchmark)").strip()
+    order = {m: i for i, m in enumerate(METHODS)}
+    return sorted(rows + kept, key=lambda r: (order.get(r["method"], 9), r.get("budget_min") or 0))
 
 
 def main(argv=None) -> int:
@@ -178,6 +217,12 @@ def main(argv=None) -> int:
     parser.add_argument("--train-limit", type=int, help="train on the first N training images only")
     parser.add_argument("--threads", type=int, default=2, help="threads for every method (default 2)")
     parser.add_argument("--predict-timeout", type=float, default=None, help="seconds allowed for one prediction run")
+    parser.add_argument("--df2-budgets", help="deepflash2's budgets (default: the same as --budgets)")
+    parser.add_argument("--df2-test-limit", type=int, default=None,
+                        help="deepflash2 predicts only the first N test images (default 10; its CPU prediction "
+                             "takes 1-5 min per image); the others are scored on those too, as a paired table")
+    parser.add_argument("--keep-earlier", type=Path, metavar="JSON",
+                        help="keep the rows of an earlier result for (method, budget) pairs not run now")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
 
@@ -200,9 +245,14 @@ def main(argv=None) -> int:
     data = subset(dsb_fluorescence_split(), work, n_train=args.train_limit, n_test=args.test_limit)
     n_test = len(list(data["test"]["images"].iterdir()))
     n_train = len(list(data["train"]["images"].iterdir()))
+    df2_limit = args.df2_test_limit or (None if args.quick else 10)
+    if "deepflash2" in methods and df2_limit and df2_limit < n_test:
+        data["df2_test"] = subset({"train": data["train"], "test": data["test"]}, work, n_train=None,
+                                  n_test=df2_limit, name="df2_subset")["test"]
+    df2_budgets = [float(b) for b in args.df2_budgets.split(",")] if args.df2_budgets else budgets
     rows = []
     for method in methods:
-        for budget in ([0.0] if method == "otsu" else budgets):
+        for budget in ([0.0] if method == "otsu" else df2_budgets if method == "deepflash2" else budgets):
             started = time.perf_counter()
             try:
                 row = run_method(method, budget, data, work, args)
@@ -216,7 +266,12 @@ def main(argv=None) -> int:
             print(json.dumps(shown), flush=True)
             if row["status"] == "error":
                 print(row["error"], file=sys.stderr, flush=True)
-    result = {"quick": args.quick, "budgets_min": budgets, "methods": methods, "threads": args.threads,
+    if args.keep_earlier:
+        rows = keep_earlier_rows(json.loads(args.keep_earlier.read_text()), rows)
+    paired_on_df2_subset(rows, data, work)
+    result = {"quick": args.quick, "budgets_min": sorted({r["budget_min"] for r in rows if r.get("budget_min")}),
+              "df2_test_images": len(list(data["df2_test"]["images"].iterdir())) if "df2_test" in data else None,
+              "methods": methods, "threads": args.threads,
               "test_images": n_test, "train_images": n_train, "rows": rows,
               "setup": {"nbseg train extra args": " ".join(args.nbseg_train_args) or "(defaults)",
                         "MONAI extra args": " ".join(args.monai_args) or "(defaults)",

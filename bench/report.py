@@ -22,11 +22,12 @@ NOTES_END = "<!-- hand-written notes: end -->"
 DEFAULT_NOTES = "_(none yet: write notes here; `python bench/run_all.py` keeps this part)_"
 
 # The order of the sections in the report; names are the keys of results["benchmarks"].
-ORDER = ("train_throughput", "quality", "predict", "lucchi3d", "labels", "teaching_run", "import_time", "gpu")
+ORDER = ("train_throughput", "quality", "predict", "predict_volume", "lucchi3d", "labels", "teaching_run", "import_time", "gpu")
 TITLES = {
     "train_throughput": "Training throughput (CPU)",
     "quality": "Time to quality: DSB2018 fluorescence nuclei",
-    "predict": "Inference throughput and memory",
+    "predict": "Inference throughput (crop, full TTA)",
+    "predict_volume": "Inference memory on the whole Lucchi++ volume",
     "lucchi3d": "3D: Lucchi++ mitochondria",
     "labels": "Label tools: ground truth from several experts, QC",
     "teaching_run": "Teaching run: the notebooks in quick mode",
@@ -172,6 +173,7 @@ def section_quality(result) -> tuple[str, list[Figure]]:
             "",
             table(["method", "budget (min)", "pooled Dice", "F1@0.5", "mAP 0.5:0.95", "train s", "predict s", "notes"],
                   body)]
+    text += _df2_subset_table(result)
     if result.get("setup"):
         text += ["", "Set-up: " + "; ".join(f"{k}: {v}" for k, v in result["setup"].items())]
     figures = []
@@ -182,9 +184,14 @@ def section_quality(result) -> tuple[str, list[Figure]]:
         ours = by.get(("nbseg", budget))
         if not ours:
             continue
+        paired = method == "deepflash2" and ours.get("df2_subset")
+        if paired:  # deepflash2 predicted only a subset: compare on those images
+            ours = ours["df2_subset"]
+        where = f" ({r.get('images')} images deepflash2 predicted)" if paired else ""
         for key, label in QUALITY_METRICS:
             if _finite(ours.get(key)) and _finite(r.get(key)):
-                figures.append(Figure("quality", f"{label} after {budget:g} min", ours[key], display(method), r[key]))
+                figures.append(Figure("quality", f"{label} after {budget:g} min{where}", ours[key], display(method),
+                                      r[key]))
     floor = next((r for r in rows if r.get("budget_min") in (None, 0) and r.get("status", "ok") == "ok"), None)
     if floor:
         for budget in sorted({b for m, b in by if m == "nbseg" and b}):
@@ -193,6 +200,21 @@ def section_quality(result) -> tuple[str, list[Figure]]:
                 figures.append(Figure("quality", f"mAP 0.5:0.95 after {budget:g} min", ours["map"],
                                       display(floor["method"]), floor["map"]))
     return "\n".join(text), figures
+
+
+def _df2_subset_table(result) -> list[str]:
+    """The paired table on the test images deepflash2 predicted (its CPU prediction is slow)."""
+    rows = [r for r in result["rows"] if r.get("status", "ok") == "ok"]
+    df2 = [r for r in rows if r["method"] == "deepflash2"]
+    if not result.get("df2_test_images") or not df2:
+        return []
+    body = [[display(r["method"]), _budget(r), *(r[k] for k, _ in QUALITY_METRICS)] for r in df2]
+    body += [[display(r["method"]), _budget(r), *(r["df2_subset"].get(k) for k, _ in QUALITY_METRICS)]
+             for r in rows if r.get("df2_subset")]
+    return ["", f"deepflash2's CPU prediction (its default tiles and flip TTA) takes minutes per image, so it "
+                f"predicted the first {result['df2_test_images']} test images (sorted names); every method scored "
+                "on those same images:", "",
+            table(["method", "budget (min)", *(label for _, label in QUALITY_METRICS)], body)]
 
 
 def _budget(row):
@@ -351,6 +373,7 @@ SECTIONS = {
     "train_throughput": section_train_throughput,
     "quality": section_quality,
     "predict": section_predict,
+    "predict_volume": section_predict,
     "lucchi3d": section_lucchi3d,
     "labels": section_labels,
     "teaching_run": section_teaching_run,

@@ -37,7 +37,9 @@ BENCHMARKS = {
     "import_time": ("import_time.py", [], (900, 600)),
     "gpu": ("gpu.py", [], (3600, 900)),
     "train_throughput": ("train_throughput.py", [], (1800, 900)),
-    "predict": ("predict.py", [], (3 * 3600, 1200)),
+    # speed with the full TTA on a crop (minutes), memory on the whole Lucchi++ volume (one pass: tens of minutes)
+    "predict": ("predict.py", ["--crop", "--tta", "all"], (3 * 3600, 1200)),
+    "predict_volume": ("predict.py", ["--tta", "none"], (3 * 3600, 1200)),
     "lucchi3d": ("lucchi3d.py", [], (4 * 3600, 1200)),
     "quality": ("quality.py", [], (14 * 3600, 3600)),
     "labels": ("labels.py", [], (3600, 900)),

@@ -174,6 +174,9 @@ def foreground_of(probs, kind: str, *, axis: int = 0):
     return 1 - take(0)
 
 
+CPU_VOXELS = 2**19  # one 32x128x128 tile, four 256x256 ones
+
+
 class TilePredictor:
     """The per-tile function for :func:`nbseg.tiling.sliding_window`: raw tiles in; out, the mean
     probabilities of classes 1..K-1 over models x TTA variants, then an uncertainty channel.
@@ -211,7 +214,6 @@ class TilePredictor:
     def __call__(self, batch):
         import torch
 
-        from .runtime import autocast
 
         shape = (1, -1) + (1,) * self.info.spatial_dims
         layout = torch.channels_last_3d if self.info.spatial_dims == 3 else torch.channels_last
@@ -221,14 +223,31 @@ class TilePredictor:
             for net, (low, scale) in zip(self.nets, self.bounds):
                 normed = (x - low.view(shape)) * scale.view(shape)
                 for variant in self.variants:
-                    with autocast(self.device, self.precision):
-                        logits = net(variant.forward(normed).contiguous(memory_format=layout))
-                    probs = variant.inverse(torch.softmax(logits.float(), dim=1))
+                    probs = torch.cat([self._probabilities(net, variant.forward(part).contiguous(memory_format=layout))
+                                       for part in normed.split(self._chunk(normed), dim=0)])
+                    probs = variant.inverse(probs)
                     total = probs if total is None else total + probs
                     spread = self._add_spread(spread, probs)
             mean = total / self.n_passes
             # class 0 is left out: it is 1 minus the others, and storing it would cost a volume's worth
             return torch.cat([mean[:, 1:], self._uncertainty(mean, spread)[:, None]], dim=1).cpu()
+
+    def _probabilities(self, net, x):
+        import torch
+
+        from .runtime import autocast
+
+        with autocast(self.device, self.precision):
+            logits = net(x)
+        return torch.softmax(logits.float(), dim=1)
+
+    def _chunk(self, batch) -> int:
+        """Tiles per forward pass. On a CPU a batch brings no speed, only memory: the network's
+        activations grow with it (about 260 MB per 32x128x128 tile for a 3D U-Net of size S), so a
+        CPU sees at most CPU_VOXELS voxels at a time. GPUs take the whole batch."""
+        if self.device.type != "cpu":
+            return batch.shape[0]
+        return max(1, CPU_VOXELS // int(np.prod(batch.shape[2:])))
 
     def _add_spread(self, spread, probs):
         import torch

@@ -121,6 +121,15 @@ def orthogonal(volume, z: int, y: int, x: int) -> dict[str, np.ndarray]:
     return {"yx": volume[z], "zx": volume[:, y, :], "zy": volume[:, :, x]}
 
 
+def z_scale_of(pixel_sizes) -> float:
+    """Z spacing over X spacing from ``(Z, Y, X)`` pixel sizes, so views of anisotropic stacks keep
+    their proportions; 1 when the sizes are unknown (None) or not 3D."""
+    sizes = tuple(pixel_sizes or ())
+    if len(sizes) != 3 or not sizes[0] or not sizes[-1]:
+        return 1.0
+    return float(sizes[0]) / float(sizes[-1])
+
+
 def stretch_z(plane2d, factor: float) -> np.ndarray:
     """Repeat rows of a Z-by-something plane ``factor`` times (nearest), for anisotropic voxels."""
     reps = max(1, int(round(factor)))

@@ -18,6 +18,7 @@ from .choices import check_choice
 from .ensemble import UNCERTAINTY_CHOICES, check_image, ensemble_info, load_ensemble
 from .inference import Prediction, predict_image, read_for_models, uncertainty_table
 from .io import file_stem, image_files, is_image_file, write_ome_tiff
+from .out_of_fold import out_of_fold_predictions
 from .post import classes, find_threshold, instances as label_instances, parse_threshold
 from .tta import tta_variants
 
@@ -29,12 +30,13 @@ __all__ = ["Prediction", "load_ensemble", "out_of_fold_predictions", "predict_fi
 
 RECORD_FILE = "nbseg-predict.json"
 TABLE_FILE = "uncertainty.csv"
-RESULT_KINDS = ("prob", "uncertainty", "labels", "mask")  # the writing order: the mask last marks an image done
+RESULT_KINDS = ("prob", "interior", "uncertainty", "labels", "mask")  # writing order: the mask last marks it done
 
 
-def result_paths(output_dir, stem: str, *, instances: bool) -> dict:
-    """``{kind: Path}`` of the files :func:`predict_files` writes for one input."""
-    kinds = [k for k in RESULT_KINDS if instances or k != "labels"]
+def result_paths(output_dir, stem: str, *, instances: bool, interior: bool = False) -> dict:
+    """``{kind: Path}`` of the files :func:`predict_files` writes for one input (``interior``: the
+    interior probability of ``instances`` projects, which seeds the watershed that splits objects)."""
+    kinds = [k for k in RESULT_KINDS if (instances or k != "labels") and (interior or k != "interior")]
     return {k: Path(output_dir) / f"{stem}.{k}.ome.tif" for k in kinds}
 
 
@@ -46,7 +48,9 @@ def predict_files(project, inputs, output_dir, *, tta: str = "flips", threshold=
 
     For each input ``<stem>`` the output folder gets ``<stem>.prob.ome.tif`` (foreground
     probability, uint8 0-255; every class for multi-class projects), ``<stem>.uncertainty.ome.tif``
-    (uint8 0-255), ``<stem>.labels.ome.tif`` (objects, with ``instances``) and
+    (uint8 0-255), ``<stem>.interior.ome.tif`` (interior probability, uint8, for projects trained on
+    instances: it seeds the watershed that splits touching objects, here or later in notebook 06),
+    ``<stem>.labels.ome.tif`` (objects, with ``instances``) and
     ``<stem>.mask.ome.tif`` (0/255, or class numbers), with the input's pixel sizes, and
     ``uncertainty.csv`` ranks the images by uncertainty.
 
@@ -95,7 +99,7 @@ def predict_files(project, inputs, output_dir, *, tta: str = "flips", threshold=
     check_choice(uncertainty, UNCERTAINTY_CHOICES, what="uncertainty")
     output_dir = Path(output_dir)
     files = input_files(inputs)
-    plans = _plan_outputs(files, output_dir, instances)
+    plans = _plan_outputs(files, output_dir, instances, interior=info.kind == "instances")
     for path in files:  # read every input once before writing anything
         check_image(read_for_models(path, info, axes=axes, channels=channels), info)
     settings = {"models": [_resolved(m.get("source")) for _, m in ensemble], "tta": tta, "threshold": threshold,
@@ -144,7 +148,7 @@ def input_files(inputs) -> list[Path]:
     return files
 
 
-def _plan_outputs(files, output_dir: Path, instances: bool) -> dict:
+def _plan_outputs(files, output_dir: Path, instances: bool, *, interior: bool = False) -> dict:
     plans, sources = {}, {}
     inputs = {f.resolve() for f in files}
     for path in files:
@@ -152,7 +156,7 @@ def _plan_outputs(files, output_dir: Path, instances: bool) -> dict:
         if stem in plans:
             raise ValueError(f"Two inputs share the name {stem!r}: {sources[stem]} and {path}; their results would "
                              "overwrite each other. Rename one, or predict them into different folders.")
-        plans[stem], sources[stem] = result_paths(output_dir, stem, instances=instances), path
+        plans[stem], sources[stem] = result_paths(output_dir, stem, instances=instances, interior=interior), path
         clash = [str(p) for p in plans[stem].values() if p.resolve() in inputs]
         if clash:
             raise ValueError(f"Writing the results of {path} would replace input image(s) {', '.join(clash)}. "
@@ -200,6 +204,8 @@ def write_results(prediction: Prediction, paths: dict, *, threshold, instances: 
         if threshold == "otsu":  # on the saved 8-bit probability, so the mask matches the file
             used = find_threshold(prob8, method="otsu") / 255 if prob8.min() < prob8.max() else 0.5
         mask = prob8 > used * 255
+    if "interior" in paths and prediction.interior is not None:
+        write_ome_tiff(paths["interior"], _slabs_to_uint8(prediction.interior), axes=spatial_axes, **write)
     write_ome_tiff(paths["uncertainty"], unc8, axes=spatial_axes, **write)
     row = {"uncertainty": prediction.uncertainty_score, "foreground_fraction": float(np.mean(prob8 >= 128)),
            "threshold": used}
@@ -216,6 +222,14 @@ def write_results(prediction: Prediction, paths: dict, *, threshold, instances: 
 
 def _resolved(source) -> str:
     return str(Path(source).resolve()) if source else ""
+
+
+def _slabs_to_uint8(values, step: int = 16) -> np.ndarray:
+    """``_to_uint8`` a slab at a time along the first axis (``values`` may live on disk)."""
+    out = np.empty(values.shape, np.uint8)
+    for start in range(0, values.shape[0], step):
+        out[start:start + step] = _to_uint8(values[start:start + step])
+    return out
 
 
 def _to_uint8(values) -> np.ndarray:
@@ -239,63 +253,3 @@ def _ranked(rows, table_path: Path):
     table.to_csv(tmp, index=False)
     os.replace(tmp, table_path)
     return table
-
-
-def out_of_fold_predictions(project, *, tta: str = "flips", device: str = "auto", progress=None,
-                            **options) -> dict:
-    """Foreground probability of each training image from the fold model that did not train on it.
-
-    Uses ``split.json``: every image in fold *k*'s validation list is predicted by
-    ``models/fold{k}.pt``. With one fold only its validation images are returned; a single
-    image split by region is returned whole, though only its held-back region is unseen.
-
-    Parameters
-    ----------
-    project : str or Path
-        Trained project folder.
-    tta, device : see :func:`predict_image`
-    progress : callable(done, total, name), optional
-    **options
-        Passed to :func:`predict_image` (overlap, tile, batch_size, precision, ...).
-
-    Returns
-    -------
-    dict of name -> ([Z,] Y, X) ndarray of float32
-    """
-    from .config import Config
-
-    project = Path(project)
-    split_path = project / "split.json"
-    if not split_path.exists():
-        raise FileNotFoundError(f"No split.json in {project}; train the project first (nbseg train).")
-    folds = json.loads(split_path.read_text())["folds"]
-    data = Config.load(project).data
-    files = _image_files_by_stem(project, data.images)
-    jobs: dict = {}
-    for k, fold in enumerate(folds):
-        model = project / "models" / f"fold{k}.pt"
-        if not model.exists():
-            raise FileNotFoundError(f"{model} is missing: fold {k} has not finished training. Train it "
-                                    "(nbseg train --resume) before asking for out-of-fold predictions.")
-        for name in fold["val"]:
-            if name not in files:
-                raise FileNotFoundError(f"Training image {name!r} (split.json) is no longer in {data.images}.")
-            jobs.setdefault(name, model)
-    results, ensembles = {}, {}
-    for i, (name, model) in enumerate(jobs.items()):
-        if model not in ensembles:
-            ensembles[model] = load_ensemble(model)
-        ensemble = ensembles[model]
-        prediction = predict_image(ensemble, files[name], tta=tta, device=device, axes=data.axes,
-                                   channels=data.channels, **options)
-        results[name] = np.asarray(prediction.foreground, dtype=np.float32)
-        if progress:
-            progress(i + 1, len(jobs), name)
-    return results
-
-
-def _image_files_by_stem(project: Path, folder) -> dict:
-    folder = Path(folder)
-    if not folder.is_absolute() and not folder.is_dir() and (project / folder).is_dir():
-        folder = project / folder
-    return {file_stem(p): p for p in image_files(folder)}

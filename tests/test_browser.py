@@ -200,40 +200,69 @@ def _workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_lab_2d_sequence(browser, tmp_path):
+def _sequence(browser, tmp_path, sample: str) -> tuple[Path, dict]:
+    """Notebooks 01 -> 06 in one project folder, each opened alone, Run All, every primary button pressed."""
     root = _workdir(tmp_path)
-    env = {"NBSEG_QUICK": "1", "NBSEG_AUTORUN": "0", "NBSEG_SAMPLE": "nuclei2d",
+    env = {"NBSEG_QUICK": "1", "NBSEG_AUTORUN": "0", "NBSEG_SAMPLE": sample,
            "NBSEG_PROJECT": str(root / "project"), "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "2"}
+    tag = "3d" if sample.endswith("3d") else "2d"
+    results = {}
     with lab_server(root, env) as url:
         page = browser.new_page(viewport={"width": 1300, "height": 2600})
-        results = {}
         for name in ORDER:
             results[name] = _run_notebook(page, url, name)
-            _shoot(page, f"2d_{name}")
+            if name == "01_data" and tag == "3d":
+                page.wait_for_selector(".jp-OutputArea canvas", timeout=60_000)
+                results[name]["canvases"] = page.locator(".jp-OutputArea canvas").count()
+            if name == "02_label_qc":
+                results[name]["drawn"] = _draw_by_clicks(page)
+            if name == "04_train":
+                results[name]["loss_plot"] = page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea .widget-image')]
+                    .some(img => img.naturalWidth > 300 && img.offsetParent !== null)""")
+                results[name]["progress_bars"] = page.locator("progress").count()
+            _shoot(page, f"{tag}_{name}")
             assert results[name]["problems"] == [], f"{name}: {results[name]['problems']}"
             assert results[name]["widgets"] > 5, f"{name}: widgets did not render"
-            if name == "04_train":
-                assert "Train" in results[name]["pressed"]
-                ok = page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea .widget-image')]
-                    .some(img => img.naturalWidth > 300 && img.offsetParent !== null)""")
-                assert ok, "no loss plot image after training"
-                assert page.locator("progress").count() >= 1, "no fastprogress bar"
             _close(page)
         page.close()
+    return root, results
+
+
+def _draw_by_clicks(page) -> str:
+    """Open the 'Draw masks' tab, click four corners on the image and double-click the last: the
+    corner list fills from the clicks and the polygon is added (ipyevents in a real browser)."""
+    page.locator(f"{NB} .jupyter-widgets .lm-TabBar-tab, {NB} .jupyter-widgets .p-TabBar-tab").filter(
+        has_text="Draw masks").first.click()
+    page.wait_for_timeout(500)
+    image = page.locator(f"{NB} .jupyter-widgets img.widget-image:visible").last
+    image.scroll_into_view_if_needed()
+    box = image.bounding_box()
+    corners = [(0.2, 0.2), (0.2, 0.6), (0.6, 0.6), (0.6, 0.2)]
+    for fx, fy in corners[:-1]:
+        page.mouse.click(box["x"] + fx * box["width"] * 0.9, box["y"] + fy * box["height"] * 0.9)
+        page.wait_for_timeout(400)
+    fx, fy = corners[-1]
+    page.mouse.dblclick(box["x"] + fx * box["width"] * 0.9, box["y"] + fy * box["height"] * 0.9)
+    page.wait_for_timeout(1500)
+    _wait_idle(page)
+    return page.locator(f"{NB} .jupyter-widgets").filter(has_text="polygon on").last.inner_text()
+
+
+def test_lab_2d_sequence(browser, tmp_path):
+    root, results = _sequence(browser, tmp_path, "nuclei2d")
+    assert results["01_data"]["pressed"] == ["Check data & save project"]
+    assert "excluding polygon on" in results["02_label_qc"]["drawn"] and "4 corners" in results["02_label_qc"]["drawn"]
+    assert "Train" in results["04_train"]["pressed"]
+    assert results["04_train"]["loss_plot"], "no loss plot image after training"
+    assert results["04_train"]["progress_bars"] >= 1, "no fastprogress bar"
     assert (root / "project" / "models" / "fold0.pt").exists()
     assert list((root / "project" / "export").glob("*.mask.ome.tif"))
-    assert results["01_data"]["pressed"] == ["Check data & save project"]
 
 
-def test_lab_3d_volume_canvas(browser, tmp_path):
-    root = _workdir(tmp_path)
-    env = {"NBSEG_QUICK": "1", "NBSEG_AUTORUN": "0", "NBSEG_SAMPLE": "nuclei3d",
-           "NBSEG_PROJECT": str(root / "project"), "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "2"}
-    with lab_server(root, env) as url:
-        page = browser.new_page(viewport={"width": 1300, "height": 2600})
-        result = _run_notebook(page, url, "01_data")
-        page.wait_for_selector(".jp-OutputArea canvas", timeout=60_000)
-        assert page.locator(".jp-OutputArea canvas").count() >= 1, "no ipyvolume canvas"
-        _shoot(page, "3d_01_data")
-        assert result["problems"] == [], result["problems"]
-        page.close()
+def test_lab_3d_sequence(browser, tmp_path):
+    root, results = _sequence(browser, tmp_path, "nuclei3d")
+    assert results["01_data"]["canvases"] >= 1, "no ipyvolume canvas"
+    assert "(z=" in results["02_label_qc"]["drawn"], "a 3D polygon belongs to a slice"
+    assert results["04_train"]["loss_plot"], "no loss plot image after training"
+    assert (root / "project" / "models" / "fold0.pt").exists()
+    assert list((root / "project" / "export").glob("*.labels.ome.tif"))

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
-import torch
 
 from nbseg.cli import build_parser, main
-from nbseg.model import UNet, save_model_file
+
+from model_projects import make_project  # tests/model_projects.py
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:DeprecationWarning")
 
@@ -19,9 +19,7 @@ def _one_thread(one_thread):
 
 @pytest.fixture
 def project(tmp_path):
-    torch.manual_seed(0)
-    save_model_file(tmp_path / "project" / "models" / "fold0.pt", UNet(2, 1, 2, "S").eval(),
-                    meta={"kind": "binary", "patch": [32, 32], "percentiles": [1.0, 99.8]})
+    make_project(tmp_path / "project")
     images, masks = tmp_path / "images", tmp_path / "masks"
     images.mkdir()
     masks.mkdir()

@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from nbseg.export import export_torchscript, read_export_meta
 from nbseg.inference import predict_image
-from nbseg.model import UNet, save_model_file
+
+import model_projects  # tests/model_projects.py
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:DeprecationWarning")
 
@@ -23,18 +23,9 @@ def _one_thread(one_thread):
 
 
 def make_project(root, *, dims=2, folds=2, kind="binary"):
-    classes = 3 if kind == "instances" else 2
     patch = [8, 16, 16] if dims == 3 else [32, 32]
-    for k in range(folds):
-        torch.manual_seed(k)
-        model = UNet(dims, 1, classes, "S")
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.running_mean.uniform_(-0.3, 0.3)
-                module.running_var.uniform_(0.5, 2.0)
-        meta = {"percentiles": [1.0, 99.0 + k * 0.5], "kind": kind, "patch": patch, "fold": k}
-        save_model_file(root / "models" / f"fold{k}.pt", model.eval(), meta=meta)
-    return root
+    return model_projects.make_project(root, dims=dims, folds=folds, kind=kind, patch=patch,
+                                       percentiles=lambda k: [1.0, 99.0 + k * 0.5])
 
 
 @pytest.mark.parametrize("dims,tta", [(2, "none"), (2, "all"), (3, "flips")])

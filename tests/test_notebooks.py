@@ -75,8 +75,10 @@ def test_teaching_run_2d(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_teaching_run_3d(tmp_path, monkeypatch):
-    run = _sequence("nuclei3d", tmp_path, monkeypatch, names=["01_data", "04_train"])
-    assert list((run["project"] / "models").glob("fold*.pt"))
+    run = _sequence("nuclei3d", tmp_path, monkeypatch)
+    project = run["project"]
+    assert list((project / "models").glob("fold*.pt"))
+    assert list((project / "export").glob("*.labels.ome.tif"))
 
 
 def test_notebooks_match_their_generator():

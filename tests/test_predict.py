@@ -22,30 +22,12 @@ from nbseg.predict import out_of_fold_predictions, predict_files
 from nbseg.tiling import DiskArray, axis_placements, gaussian_profile, sliding_window
 from nbseg.tta import tta_variants
 
+from model_projects import make_model, make_project  # tests/model_projects.py
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread(one_thread):
     yield
-
-
-def make_model(dims=2, channels=1, classes=2, seed=0, pool_z=True):
-    torch.manual_seed(seed)
-    model = UNet(dims, channels, classes, "S", pool_z=pool_z)
-    for module in model.modules():  # non-trivial batch-norm statistics, as after training
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.running_mean.uniform_(-0.3, 0.3)
-            module.running_var.uniform_(0.5, 2.0)
-    return model.eval()
-
-
-def make_project(root: Path, *, dims=2, folds=1, channels=1, kind="binary", patch=None) -> Path:
-    classes = 3 if kind == "instances" else 2
-    patch = patch or ([8, 32, 32] if dims == 3 else [32, 32])
-    for k in range(folds):
-        meta = {"percentiles": [1.0, 99.8], "kind": kind, "n_classes": classes, "in_channels": channels,
-                "spatial_dims": dims, "patch": patch, "axes": None, "channels": None, "fold": k}
-        save_model_file(root / "models" / f"fold{k}.pt", make_model(dims, channels, classes, seed=k), meta=meta)
-    return root
 
 
 def write_images(folder: Path, shapes, *, seed=0, pixel_sizes=(0.5, 0.5)) -> list[Path]:
@@ -314,6 +296,10 @@ def test_predict_files_instances_3d_and_multiclass(tmp_path, dims, kind):
     else:
         assert prob.shape == shape and set(np.unique(mask)) <= {0, 255}
         assert read_image(tmp_path / "out" / "img0.labels.ome.tif").axes == "CZYX"
+        # the interior probability is kept: notebook 06 splits touching objects with it later
+        interior = tifffile.imread(tmp_path / "out" / "img0.interior.ome.tif")
+        assert interior.shape == shape and interior.dtype == np.uint8 and np.all(interior <= prob)
+    assert (tmp_path / "out" / "img0.interior.ome.tif").exists() == (kind == "instances")
 
 
 def test_predict_files_continues_an_interrupted_run_and_guards_results(tmp_path):

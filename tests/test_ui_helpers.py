@@ -45,6 +45,8 @@ def test_orthogonal_planes_and_plane():
     assert planes["zx"][1, 3] == vol[1, 2, 3] == planes["zy"][1, 2]
     assert ov.plane(vol[None], 2).shape == (5, 6)
     assert ov.stretch_z(planes["zx"], 2.2).shape == (8, 6)
+    assert ov.z_scale_of((2.0, 0.5, 0.5)) == 4.0
+    assert ov.z_scale_of((None, 0.5, 0.5)) == ov.z_scale_of((0.5, 0.5)) == ov.z_scale_of(None) == 1.0
 
 
 def test_polygon_mask_and_typed_vertices():

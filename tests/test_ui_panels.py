@@ -211,9 +211,32 @@ def test_02_label_qc_browser_experts_and_drawing(project, tmp_path):
     panel.vertices.value = "0,0; 0,40; 40,40; 40,0"
     panel.add_button.click()
     assert panel.error is None and len(panel.state.polygons) == 1
+    assert panel.vertices.value == ""  # added: the corner list is ready for the next polygon
+    panel.vertices.value = "0,0; 0,40; 40,40"
     panel.kind.value = "merging"
     panel.add_button.click()  # no Seg2 in this project: explained, not raised
     assert panel.error is not None and "Seg2" in panel.errors.message.value
+    # drawing by clicks (what ipyevents sends: click positions in the shown picture's pixels)
+    drawer, view = panel.draw.drawer, panel.draw.view
+    assert drawer.clickable, drawer.reason
+    f = view._factor
+    assert panel.vertices.value == "0,0; 0,40; 40,40"  # a polygon not added keeps its corners
+    panel.vertices.value = ""
+    panel.kind.value = "excluding"
+    panel.draw_image.value = panel.draw_image.options[1]
+    for y, x in [(5, 5), (5, 30), (30, 30), (30, 5)]:
+        drawer.handle({"type": "click", "dataX": x * f + f / 2, "dataY": y * f + f / 2})
+    assert panel.vertices.value == "5,5; 5,30; 30,30; 30,5"
+    assert panel.draw.view.excluded is not None and panel.draw.view.excluded[20, 20]  # shown before closing
+    drawer.handle({"type": "click", "dataX": 5 * f + 1, "dataY": 30 * f + 1})  # a double click's 2nd click
+    drawer.handle({"type": "click", "dataX": 10 ** 6, "dataY": 10})  # outside the image: ignored
+    drawer.handle({"type": "dblclick"})
+    assert panel.error is None, panel.errors.message.value
+    assert len(panel.state.polygons) == 2 and panel.vertices.value == ""
+    assert panel.state.polygons[1]["vertices"] == [(5, 5), (5, 30), (30, 30), (30, 5)]
+    drawer.handle({"type": "click", "dataX": 1, "dataY": 1})
+    panel.draw.undo_button.click()
+    assert panel.vertices.value == ""
     panel.save_button.click()
     assert panel.error is None, panel.errors.message.value
     first = panel.state.polygons[0]["name"]
@@ -289,6 +312,8 @@ def test_06_threshold_sweep_instances_export(project):
     assert panel.sweep_plot.value[:4] == b"\x89PNG" and panel.use_best.layout.display == ""
     panel.use_best.click()
     assert panel.threshold.value == pytest.approx(round(float(panel.state.sweep.best["overall"]), 2))
+    if Config.load(project).data.labels in ("auto", "instances"):  # the sample's masks are instance labels
+        assert panel.service.splits_touching_objects() and "watershed" in panel.objects_note.value
     panel.instances_button.click()
     assert panel.error is None, panel.errors.message.value
     assert "Dice" in panel.metrics.value and (project / "export" / "metrics.csv").exists()

@@ -58,8 +58,8 @@ drawn over the image (a 3D view too for stacks). Next: **02_label_qc** to check 
 * masks from **several experts** become one **ground truth** by **STAPLE** (weighs each expert by
   estimated reliability) or **majority vote**, with each expert's score;
 * **Seg1/Seg2 merge**: where you draw a **merging mask**, Seg2 replaces Seg1;
-* **excluding masks**: draw polygons (type vertices, or click on the image) around regions the loss
-  should ignore.""",
+* **excluding masks**: draw polygons around regions the loss should ignore: click their corners on
+  the image and double-click the last one (or type the corners as y,x pairs).""",
         "panel_code": "panel = LabelQCPanel(PROJECT)\npanel",
         "after": """Saved excluding and merging masks are written into the project's `labels/` folder and
 entered in `config.yaml`, so training (04) uses them. Next: **03_lr_finder**.""",
@@ -116,7 +116,9 @@ gives a **probability map**: per pixel, how likely it belongs to the structure.
 Move the slider and watch the overlay, or take **Otsu**'s threshold chosen from the histogram. When
 masks exist for the predicted images, a **threshold sweep** scores every threshold against them.
 
-**Instances** splits the mask into separate objects; the **metrics** table gives Dice, IoU and F1 at
+**Instances** splits the mask into separate objects: for a model trained on instance labels, a
+**watershed** grown from the predicted object interiors separates touching objects; otherwise each
+connected part of the mask is one object. The **metrics** table gives Dice, IoU and F1 at
 IoU 0.5 per image. **Export** writes the results as **OME-TIFF** (Fiji, napari, QuPath read them) and
 the model as **TorchScript**, which runs without nbseg.""",
         "panel_code": "panel = ExportPanel(PROJECT)\npanel",

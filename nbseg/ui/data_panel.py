@@ -8,6 +8,7 @@ from pathlib import Path
 import ipywidgets as w
 import numpy as np
 
+from .. import overlay as ov
 from ..config import Config, DataConfig, ModelConfig
 from ..data import SAMPLES, load_dataset, sample
 from ..data.targets import IGNORE
@@ -126,6 +127,11 @@ class DataService:
         excluded = smp.target == IGNORE
         return smp.image, labels, (excluded if excluded.any() else None), smp.name
 
+    def z_scale(self, index: int = 0) -> float:
+        """Z spacing over X spacing of sample ``index`` (1 when its pixel sizes are unknown)."""
+        ds = self.state.dataset
+        return ov.z_scale_of(ds.samples[int(np.clip(index, 0, len(ds.samples) - 1))].pixel_sizes) if ds else 1.0
+
 
 # ------------------------------------------------------------------ view
 
@@ -216,9 +222,11 @@ class DataPanel(PanelBase):
 
     def _show_preview(self) -> None:
         image, labels, excluded, name = self.service.preview(self.index.value)
+        z_scale = self.service.z_scale(self.index.value)
+        self.viewer.z_scale = z_scale
         self.viewer.set_data(image, labels, excluded=excluded, title=name)
         if image.ndim == 4:
-            self.volume = VolumeView(image[0], labels)
+            self.volume = VolumeView(image[0], labels, z_scale=z_scale)
             self.volume_box.children = [w.HTML("<b>3D view</b> (drag to rotate)"), self.volume.widget]
         else:
             self.volume = None

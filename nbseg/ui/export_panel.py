@@ -19,6 +19,7 @@ from .session import load_config
 from .viewers import Viewer2D
 
 PROB_SUFFIX = ".prob.ome.tif"
+INTERIOR_SUFFIX = ".interior.ome.tif"  # written by predict for projects trained on instances
 
 
 @dataclass
@@ -74,6 +75,18 @@ class ExportService:
             self._cache[stem] = (image, prob, gt)
         return self._cache[stem]
 
+    def interior(self, stem: str):
+        """Interior probability 0..1 of a project trained on instances, or None (then objects are
+        connected components of the mask; with it a seeded watershed splits touching objects)."""
+        key = ("interior", stem)
+        if key not in self._cache:
+            path = self.predictions / f"{stem}{INTERIOR_SUFFIX}"
+            self._cache[key] = read_mask(path).astype(np.float32) / 255 if path.exists() else None
+        return self._cache[key]
+
+    def splits_touching_objects(self) -> bool:
+        return bool(self.state.stems) and all(self.interior(s) is not None for s in self.state.stems)
+
     def has_ground_truth(self) -> bool:
         return any(self.load(s)[2] is not None for s in self.state.stems)
 
@@ -97,8 +110,8 @@ class ExportService:
         from ..post import instances
 
         self.state.threshold = float(threshold)
-        self.state.instances = {s: instances(self.load(s)[1], threshold=float(threshold), min_size=min_size)
-                                for s in self.state.stems}
+        self.state.instances = {s: instances(self.load(s)[1], interior=self.interior(s), threshold=float(threshold),
+                                             min_size=min_size) for s in self.state.stems}
         return self.state.instances
 
     def metrics(self):
@@ -163,6 +176,7 @@ class ExportPanel(PanelBase):
         self.min_size = control(w.BoundedIntText, "instances", "Min object size", min=0, max=10 ** 6, value=10)
         self.instances_button = primary_button("Instances & metrics", "instances", icon="th")
         self.metrics = w.HTML("")
+        self.objects_note = w.HTML("")
         self.torchscript = control(w.Checkbox, "export_model", "TorchScript model too", value=True, indent=False)
         self.export_button = primary_button("Export", "export", icon="download")
         self.exported = w.HTML("")
@@ -180,7 +194,7 @@ class ExportPanel(PanelBase):
             heading("Threshold, objects and export"),
             note("Move the threshold: the overlay shows the mask it gives (left) next to the probability map."),
             self.pick, w.HBox([self.threshold, self.otsu_button]), self.otsu_text, self.viewer.widget,
-            self.sweep_box, self.min_size, self.instances_button, self.metrics, self.torchscript,
+            self.sweep_box, self.objects_note, self.min_size, self.instances_button, self.metrics, self.torchscript,
             self.export_button, self.status.widget, self.errors.widget, self.exported,
         ])
         self.threshold.layout.width = "460px"
@@ -196,6 +210,11 @@ class ExportPanel(PanelBase):
         self.sweep_button.layout.display = "" if has_gt else "none"
         self.status.set(f"{len(stems)} predicted image(s)" + (", with ground truth." if has_gt else
                                                                "; no ground truth, so no sweep or scores."), "info")
+        self.objects_note.value = "<div style='color:#555;font-size:90%'>" + (
+            "Objects: a watershed seeded from the predicted interiors splits touching objects (the project was "
+            "trained on instances)." if self.service.splits_touching_objects() else
+            "Objects: connected parts of the mask (touching objects stay one; train on instance labels to split them).") \
+            + "</div>"
 
     def _preview(self) -> None:
         if not self.pick.value:

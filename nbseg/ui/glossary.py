@@ -36,8 +36,9 @@ TERMS: dict[str, Term] = {
     "excluding_mask": T("Excluding mask", "Regions left out of training, e.g. badly labelled areas. Rule: the loss "
                         "ignores every nonzero pixel of it (they count neither as object nor background).",
                         "01_data: Excluding masks; 02_label_qc: Draw"),
-    "roi": T("ROI (region of interest)", "A drawn region, here a polygon of (y, x) vertices in pixels, that becomes "
-             "a merging or excluding mask.", "02_label_qc: Vertices"),
+    "roi": T("ROI (region of interest)", "A drawn region, here a polygon whose corners you click on the image "
+             "(double-click closes it) or type as y,x pixel pairs; it becomes a merging or excluding mask.",
+             "02_label_qc: Corners"),
     "sample": T("Bundled sample", "Example data shipped inside nbseg: nuclei2d (24 fluorescence images, 256x256) or "
                 "nuclei3d (2 embryo stacks, 51x120x122), both with instance masks.", "01_data: Sample"),
     "axes": T("Axes", "The order of the file's dimensions when the file does not say, e.g. YX, CYX, ZYX, ZCYX, YXC. "

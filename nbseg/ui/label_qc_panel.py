@@ -1,7 +1,6 @@
 """02_label_qc: the QC table and a paged overlay browser sorted by QC flags; ground truth from several
 experts (STAPLE / majority vote, per-expert scores); Seg1/Seg2 merge inside a drawn merging mask;
-drawn excluding masks. Polygons are typed as vertex lists ("y,x; y,x; ..."), which works the same in
-ipywidgets 7.7 (Colab) and 8 and needs no extra drawing package."""
+drawn excluding masks (polygons clicked on the image or typed: nbseg.ui.draw)."""
 from __future__ import annotations
 
 import html
@@ -15,10 +14,10 @@ from .. import overlay as ov
 from ..config import Config
 from ..io import file_stem, image_files, read_image, read_mask, write_ome_tiff
 from ..project import project_layout
-from .common import PanelBase, control, heading, note, primary_button, secondary_button, table_html
+from .common import PanelBase, control, heading, note, primary_button, table_html
 from .compat import set_titles
 from .session import load_config
-from .viewers import Viewer2D
+from .draw import DrawTab
 
 PER_PAGE = 6
 SORTS = {"most flags first": None, "name": "name"}
@@ -120,14 +119,18 @@ class QCService:
         self.state.polygons.append(entry)
         return entry
 
-    def drawn(self, name: str, shape, kind: str | None = None) -> np.ndarray | None:
+    def drawn(self, name: str, shape, kind: str | None = None, *, pending=None, z=None) -> np.ndarray | None:
+        """The region drawn on image ``name`` (``shape`` = its spatial shape), with the ``pending``
+        polygon (corners, on slice ``z`` in 3D) not added yet; None where nothing is drawn."""
         from ..labels import polygons_to_mask
 
         mine = [p for p in self.state.polygons if p["name"] == name and (kind is None or p["kind"] == kind)]
+        if pending:
+            mine = mine + [{"vertices": pending, "z": z}]
         if not mine:
             return None
-        z = [p["z"] for p in mine] if len(shape) == 3 else None
-        return polygons_to_mask([p["vertices"] for p in mine], shape, z=z, clip=True) > 0
+        slices = [p["z"] for p in mine] if len(shape) == 3 else None
+        return polygons_to_mask([p["vertices"] for p in mine], shape, z=slices, clip=True) > 0
 
     def save_drawn(self) -> dict:
         """Write excluding/merging masks for every image with polygons; enter the folders in config.yaml."""
@@ -175,17 +178,10 @@ class LabelQCPanel(PanelBase):
                                                                                   ("majority vote", "majority")])
         self.experts_button = primary_button("Combine experts", "staple", icon="users")
         self.scores = w.HTML("")
-        # drawing
-        self.draw_image = control(w.Dropdown, "roi", "Image", options=[])
-        self.draw_z = control(w.IntSlider, "z", "Z slice", min=0, max=0, continuous_update=False)
-        self.kind = control(w.ToggleButtons, "excluding_mask", "Mask kind",
-                            options=[("excluding", "excluding"), ("merging (Seg2 wins)", "merging")])
-        self.vertices = control(w.Textarea, "roi", "Vertices (y,x)", placeholder="10,10; 10,60; 50,60; 50,10",
-                                layout=w.Layout(width="560px", height="60px"))
-        self.add_button = secondary_button("Add polygon", "roi", icon="plus")
-        self.save_button = primary_button("Save drawn masks", "excluding_mask", icon="save")
-        self.draw_view = Viewer2D()
-        self.drawn_list = w.HTML("")
+        self.draw = DrawTab(self, self.service)
+        # the drawing controls, by the names tests and users reach them
+        self.vertices, self.kind, self.add_button = self.draw.corners, self.draw.kind, self.draw.add_button
+        self.save_button, self.draw_image = self.draw.save_button, self.draw.image
         self.buttons = [self.qc_button, self.experts_button, self.save_button]
 
         self.on(self.qc_button, "Label QC", self._qc)
@@ -193,22 +189,13 @@ class LabelQCPanel(PanelBase):
         self.page.observe(lambda _c: self.run("Page", self._show_page), names="value")
         self.on(self.experts_button, "Combine experts", self._experts)
         self.experts.observe(lambda _c: self._show_experts(), names="value")
-        self.on(self.add_button, "Add polygon", self._add)
-        self.on(self.save_button, "Save drawn masks", self._save)
-        self.draw_image.observe(lambda _c: self.run("Show image", self._show_draw), names="value")
-        self.draw_z.observe(lambda _c: self.run("Show slice", self._show_draw), names="value")
 
         browser = w.VBox([note("Each mask drawn over its image; doubtful ones first."), w.HBox([self.sort, self.page]),
                           self.grid, self.table])
         experts = w.VBox([note("Several experts' masks of the same images: one folder per expert, masks named "
                                "like the images. The combined masks become the training masks."),
                           self.experts, self.method, self.experts_button, self.scores])
-        drawing = w.VBox([note("Type a polygon's corners as y,x pixel pairs (hover the image to read them in "
-                               "pixels; the preview is scaled). Excluding: the loss ignores it. Merging: Seg2 "
-                               "replaces Seg1 inside it (needs Seg2 in 01)."),
-                          self.draw_image, self.draw_z, self.kind, self.vertices,
-                          w.HBox([self.add_button, self.save_button]), self.drawn_list, self.draw_view.widget])
-        self.tabs = w.Tab(children=[browser, experts, drawing])
+        self.tabs = w.Tab(children=[browser, experts, self.draw.widget])
         set_titles(self.tabs, ["QC browser", "Experts", "Draw masks"])
         self.widget = w.VBox([heading("Label quality"), self.qc_button, self.status.widget, self.errors.widget,
                               self.tabs])
@@ -219,9 +206,7 @@ class LabelQCPanel(PanelBase):
     def _open(self) -> None:
         self.service.open()
         names = self.service.names()
-        self.draw_image.options = names
-        if names:
-            self.draw_image.value = names[0]
+        self.draw.open(names)
         self.status.set(f"Project {self.state.project}: {len(names)} image(s). Press 'Run QC'.", "info")
 
     def _show_experts(self) -> None:
@@ -266,34 +251,3 @@ class LabelQCPanel(PanelBase):
         scores = self.service.combine_experts(self.experts.value, self.method.value)
         self.scores.value = "<b>Each expert against the combined mask</b>" + table_html(scores, index=False)
         self.status.set("Ground truth written to labels/ and set as the training masks.", "ok")
-
-    def _show_draw(self) -> None:
-        name = self.draw_image.value
-        if not name:
-            return
-        image, mask = self.service.image_and_mask(name)
-        if image.ndim == 4:
-            self.draw_z.max = image.shape[1] - 1
-            self.draw_z.layout.display = ""
-        else:
-            self.draw_z.layout.display = "none"
-        drawn = self.service.drawn(name, image.shape[1:])
-        self.draw_view.set_data(image, mask, excluded=drawn, title=f"{name}: drawn regions hatched red")
-        if image.ndim == 4:
-            self.draw_view.z.value = self.draw_z.value
-
-    def _add(self) -> None:
-        z = self.draw_z.value if self.draw_z.layout.display != "none" else None
-        self.service.add_polygon(self.draw_image.value, self.vertices.value, self.kind.value, z)
-        self.drawn_list.value = "<br>".join(
-            f"{p['kind']} polygon on {html.escape(p['name'])}" + (f" (z={p['z']})" if p["z"] is not None else "")
-            + f": {len(p['vertices'])} vertices" for p in self.state.polygons)
-        self._show_draw()
-
-    def _save(self) -> None:
-        saved = self.service.save_drawn()
-        if not saved:
-            self.status.set("No polygons drawn: nothing to save. (Masks are optional.)", "info")
-            return
-        parts = [f"{kind} masks for {len(names)} image(s)" for kind, names in saved.items()]
-        self.status.set("Saved " + " and ".join(parts) + " in labels/ and entered them in config.yaml.", "ok")

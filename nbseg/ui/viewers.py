@@ -84,12 +84,23 @@ class Viewer2D:
                 planes.append((cut(self.image[0]), cut(self.labels), cut(self.excluded),
                                [(n, cut(m), c) for n, m, c in self.maps]))
         rgbs = [self._composite(*p) for p in planes]
+        self._xy_shape = planes[0][0].shape[-2:]  # the XY plane is the top-left part of what is shown
         rgb = rgbs[0]
         if len(rgbs) > 1:  # XY on top, XZ and YZ below
             rgb = _stack(rgb, ov.side_by_side(rgbs[1], np.transpose(rgbs[2], (1, 0, 2))))
         self.rgb = ov.upscale(rgb, 320)
+        self._factor = self.rgb.shape[0] // rgb.shape[0]
         self.image_widget.value = ov.png_bytes(self.rgb)
         self.image_widget.layout.width = f"{min(900, self.rgb.shape[1])}px"
+
+    def pixel_at(self, shown_x: float, shown_y: float) -> tuple[int, int] | None:
+        """``(y, x)`` in image pixels of a point of the shown picture (its own pixels), or None
+        when the point is outside the image's XY plane (on a map or an orthogonal view)."""
+        if self.rgb is None:
+            return None
+        y, x = int(shown_y // self._factor), int(shown_x // self._factor)
+        height, width = self._xy_shape
+        return (y, x) if 0 <= y < height and 0 <= x < width else None
 
 
 def _stack(top, bottom, gap=4, fill=40):
@@ -125,12 +136,18 @@ class VolumeView:
     def _ipyvolume(volume, labels, z_scale):
         import ipyvolume as ipv
 
-        scaled = ov.to_uint8(volume).astype(np.float32) / 255.0
-        fig = ipv.figure(width=420, height=420)
         import warnings
 
+        scaled = ov.to_uint8(volume).astype(np.float32) / 255.0
+        depth, height, width = volume.shape
+        extent = [[0, width], [0, height], [0, depth * z_scale]]  # x, y, z in X pixels: true proportions
+        fig = ipv.figure(width=420, height=420)
         with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)  # ipyvolume's gradient of flat regions
-            ipv.volshow(scaled, level=[0.25, 0.55, 0.85], opacity=[0.02, 0.08, 0.2], controls=False)
+            ipv.volshow(scaled, level=[0.25, 0.55, 0.85], opacity=[0.02, 0.08, 0.2], controls=False, extent=extent)
+        side = max(width, height, depth * z_scale)  # one cube around it, so Z is not stretched to fit
+        ipv.xlim(0, side)
+        ipv.ylim(0, side)
+        ipv.zlim(0, side)
         ipv.style.box_off()
         return fig

@@ -1,0 +1,72 @@
+"""Out-of-fold predictions: each training image predicted by the fold model that did not train on
+it, for ranking training images by how much the model disagrees with their labels (nbseg.qc)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .ensemble import load_ensemble
+from .inference import predict_image
+from .io import file_stem, image_files
+
+
+def out_of_fold_predictions(project, *, tta: str = "flips", device: str = "auto", progress=None,
+                            **options) -> dict:
+    """Foreground probability of each training image from the fold model that did not train on it.
+
+    Uses ``split.json``: every image in fold *k*'s validation list is predicted by
+    ``models/fold{k}.pt``. With one fold only its validation images are returned; a single
+    image split by region is returned whole, though only its held-back region is unseen.
+
+    Parameters
+    ----------
+    project : str or Path
+        Trained project folder.
+    tta, device : see :func:`predict_image`
+    progress : callable(done, total, name), optional
+    **options
+        Passed to :func:`predict_image` (overlap, tile, batch_size, precision, ...).
+
+    Returns
+    -------
+    dict of name -> ([Z,] Y, X) ndarray of float16
+    """
+    from .config import Config
+
+    project = Path(project)
+    split_path = project / "split.json"
+    if not split_path.exists():
+        raise FileNotFoundError(f"No split.json in {project}; train the project first (nbseg train).")
+    folds = json.loads(split_path.read_text())["folds"]
+    data = Config.load(project).data
+    files = _image_files_by_stem(project, data.images)
+    jobs: dict = {}
+    for k, fold in enumerate(folds):
+        model = project / "models" / f"fold{k}.pt"
+        if not model.exists():
+            raise FileNotFoundError(f"{model} is missing: fold {k} has not finished training. Train it "
+                                    "(nbseg train --resume) before asking for out-of-fold predictions.")
+        for name in fold["val"]:
+            if name not in files:
+                raise FileNotFoundError(f"Training image {name!r} (split.json) is no longer in {data.images}.")
+            jobs.setdefault(name, model)
+    results, ensembles = {}, {}
+    for i, (name, model) in enumerate(jobs.items()):
+        if model not in ensembles:
+            ensembles[model] = load_ensemble(model)
+        ensemble = ensembles[model]
+        prediction = predict_image(ensemble, files[name], tta=tta, device=device, axes=data.axes,
+                                   channels=data.channels, **options)
+        results[name] = np.asarray(prediction.foreground, dtype=np.float16)  # half the memory of float32
+        if progress:
+            progress(i + 1, len(jobs), name)
+    return results
+
+
+def _image_files_by_stem(project: Path, folder) -> dict:
+    folder = Path(folder)
+    if not folder.is_absolute() and not folder.is_dir() and (project / folder).is_dir():
+        folder = project / folder
+    return {file_stem(p): p for p in image_files(folder)}

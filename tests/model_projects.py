@@ -1,0 +1,32 @@
+"""Untrained model projects for prediction tests: U-Nets with non-trivial batch-norm statistics
+(as after training), saved as models/fold{k}.pt with the meta that training writes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nbseg.model import UNet, save_model_file
+
+
+def make_model(dims=2, channels=1, classes=2, seed=0, pool_z=True):
+    torch.manual_seed(seed)
+    model = UNet(dims, channels, classes, "S", pool_z=pool_z)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.running_mean.uniform_(-0.3, 0.3)
+            module.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def make_project(root: Path, *, dims=2, folds=1, channels=1, kind="binary", patch=None,
+                 percentiles=lambda k: [1.0, 99.8]) -> Path:
+    """``root`` with ``folds`` models; ``percentiles(k)`` gives fold k's normalisation."""
+    classes = 3 if kind == "instances" else 2
+    patch = patch or ([8, 32, 32] if dims == 3 else [32, 32])
+    for k in range(folds):
+        meta = {"percentiles": percentiles(k), "kind": kind, "n_classes": classes, "in_channels": channels,
+                "spatial_dims": dims, "patch": patch, "axes": None, "channels": None, "fold": k}
+        save_model_file(Path(root) / "models" / f"fold{k}.pt", make_model(dims, channels, classes, seed=k), meta=meta)
+    return Path(root)
