@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 RESULT_PRIORITY = {"instances": (".labels", ".mask", ""), "binary": (".mask", ".labels", ""),
                    "multiclass": (".mask", "")}
-NOT_MASKS = (".prob", ".uncertainty")
+NOT_MASKS = (".prob", ".uncertainty", ".interior")  # maps predict writes beside the masks
 EVALUATION_KINDS = tuple(RESULT_PRIORITY)
 
 
@@ -145,7 +145,7 @@ def evaluate_folders(pred_dir, gt_dir, *, kind: str = "instances", n_classes: in
     """Evaluate a folder of predictions against a folder of ground truth, paired by name.
 
     Predictions may be ``nbseg predict`` outputs (``<name>.labels.ome.tif`` preferred, else
-    ``<name>.mask.ome.tif``; ``.prob``/``.uncertainty`` files are skipped) or plain
+    ``<name>.mask.ome.tif``; ``.prob``/``.uncertainty``/``.interior`` files are skipped) or plain
     ``<name>.tif`` masks; ground truth is ``<name>.<any image suffix>``.
 
     Raises
