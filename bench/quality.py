@@ -76,14 +76,14 @@ def subset(split: dict, work: Path, *, n_train: int | None, n_test: int | None, 
         return split
     out = {}
     for part, limit in (("train", n_train), ("test", n_test)):
-        names = sorted(p.name for p in split[part]["images"].iterdir())[:limit]
+        files = sorted(p.name for p in split[part]["images"].iterdir())[:limit]
         folders = {}
         for kind in ("images", "masks"):
             folder = work / name / part / kind
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
-            for name in names:
-                os.symlink((split[part][kind] / name).resolve(), folder / name)
+            for file in files:
+                os.symlink((split[part][kind] / file).resolve(), folder / file)
             folders[kind] = folder
         out[part] = folders
     return out
@@ -102,8 +102,10 @@ def score_on_subset(pred_dir: Path, gt_dir: Path, work: Path) -> dict:
     folder = work / "subset_scoring" / pred_dir.name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    for gt in sorted(gt_dir.iterdir()):
-        os.symlink((pred_dir / gt.name).resolve(), folder / gt.name)
+    stems = {gt.name.split(".")[0] for gt in gt_dir.iterdir()}
+    for pred in sorted(pred_dir.iterdir()):  # every file of those images (nbseg writes <stem>.labels.ome.tif, ...)
+        if pred.name.split(".")[0] in stems:
+            os.symlink(pred.resolve(), folder / pred.name)
     return score(folder, gt_dir)
 
 
@@ -183,7 +185,7 @@ def run_method(method: str, budget: float, data: dict, work: Path, args) -> dict
 
 
 def paired_on_df2_subset(rows: list, data: dict, work: Path) -> None:
-    """deepflash2 predicts only the first N test images (its CPU prediction takes minutes per image):
+    """deepflash2 predicts only the first N test images (its CPU prediction is slow):
     score every other method on those same images too, so the comparison with it is paired."""
     if "df2_test" not in data:
         return
@@ -245,8 +247,10 @@ def main(argv=None) -> int:
     data = subset(dsb_fluorescence_split(), work, n_train=args.train_limit, n_test=args.test_limit)
     n_test = len(list(data["test"]["images"].iterdir()))
     n_train = len(list(data["train"]["images"].iterdir()))
-    df2_limit = args.df2_test_limit or (None if args.quick else 10)
-    if "deepflash2" in methods and df2_limit and df2_limit < n_test:
+    earlier = json.loads(args.keep_earlier.read_text()) if args.keep_earlier else {}
+    df2_limit = args.df2_test_limit or earlier.get("df2_test_images") or (None if args.quick else 10)
+    df2_rows = "deepflash2" in methods or any(r["method"] == "deepflash2" for r in earlier.get("rows", []))
+    if df2_rows and df2_limit and df2_limit < n_test:
         data["df2_test"] = subset({"train": data["train"], "test": data["test"]}, work, n_train=None,
                                   n_test=df2_limit, name="df2_subset")["test"]
     df2_budgets = [float(b) for b in args.df2_budgets.split(",")] if args.df2_budgets else budgets
@@ -266,8 +270,7 @@ def main(argv=None) -> int:
             print(json.dumps(shown), flush=True)
             if row["status"] == "error":
                 print(row["error"], file=sys.stderr, flush=True)
-    if args.keep_earlier:
-        rows = keep_earlier_rows(json.loads(args.keep_earlier.read_text()), rows)
+    rows = keep_earlier_rows(earlier, rows) if earlier else rows
     paired_on_df2_subset(rows, data, work)
     result = {"quick": args.quick, "budgets_min": sorted({r["budget_min"] for r in rows if r.get("budget_min")}),
               "df2_test_images": len(list(data["df2_test"]["images"].iterdir())) if "df2_test" in data else None,

@@ -211,7 +211,9 @@ def _df2_subset_table(result) -> list[str]:
     body = [[display(r["method"]), _budget(r), *(r[k] for k, _ in QUALITY_METRICS)] for r in df2]
     body += [[display(r["method"]), _budget(r), *(r["df2_subset"].get(k) for k, _ in QUALITY_METRICS)]
              for r in rows if r.get("df2_subset")]
-    return ["", f"deepflash2's CPU prediction (its default tiles and flip TTA) takes minutes per image, so it "
+    per_image = [r["predict_s"] / r["images"] for r in df2 if r.get("predict_s") and r.get("images")]
+    speed = f" ({max(per_image):.0f} s per image here)" if per_image else ""
+    return ["", f"deepflash2's CPU prediction (its default tiles and flip TTA) is slow{speed}, so it "
                 f"predicted the first {result['df2_test_images']} test images (sorted names); every method scored "
                 "on those same images:", "",
             table(["method", "budget (min)", *(label for _, label in QUALITY_METRICS)], body)]
@@ -286,7 +288,7 @@ def section_lucchi3d(result) -> tuple[str, list[Figure]]:
                          r.get("note", "")])
     text = (f"Lucchi++ volume split by z: training {result.get('train_shape')}, validation {result.get('val_shape')} "
             f"(ZYX). {result.get('budget_min', 0):g} min of CPU training each, {result.get('threads', '?')} threads; "
-            f"foreground IoU over the whole validation part. The bar: MONAI's 3D U-Net reaches IoU "
+            f"foreground IoU over the whole validation part, TTA {result.get('tta', 'flips')}. The bar: MONAI's 3D U-Net reaches IoU "
             f"{fmt(result.get('bar'))} there after 10 CPU minutes.\n\n"
             + table(["method", "IoU", "Dice", "train s", "predict s", "notes"], body))
     ok = {r["method"]: r for r in result["rows"] if r.get("status", "ok") == "ok"}

@@ -234,7 +234,9 @@ def test_02_label_qc_browser_experts_and_drawing(project, tmp_path):
     assert panel.error is None, panel.errors.message.value
     assert len(panel.state.polygons) == 2 and panel.vertices.value == ""
     assert panel.state.polygons[1]["vertices"] == [(5, 5), (5, 30), (30, 30), (30, 5)]
+    shown = panel.service.image_and_mask(panel.draw_image.value)
     drawer.handle({"type": "click", "dataX": 1, "dataY": 1})
+    assert panel.service.image_and_mask(panel.draw_image.value) is shown  # a click does not read the files again
     panel.draw.undo_button.click()
     assert panel.vertices.value == ""
     panel.save_button.click()
@@ -270,6 +272,13 @@ def test_02_label_qc_browser_experts_and_drawing(project, tmp_path):
     assert experts.error is None, experts.errors.message.value
     assert "expert0" in experts.scores.value and "sensitivity" in experts.scores.value
     assert Config.load(other).data.masks == other / "labels" / "ground_truth_majority"
+    # a mask written again on disk is read again
+    name = experts.service.names()[0]
+    assert experts.service.image_and_mask(name)[1].any()
+    written = next((other / "labels" / "ground_truth_majority").glob(name + ".*"))
+    tifffile.imwrite(written, np.zeros_like(tifffile.imread(written)))
+    os.utime(written, ns=(written.stat().st_atime_ns, written.stat().st_mtime_ns + 10 ** 9))
+    assert not experts.service.image_and_mask(name)[1].any()
 
 
 # ---------------------------------------------------------------- 05 predict, 06 threshold & export

@@ -40,6 +40,7 @@ class QCState:
 class QCService:
     def __init__(self, state: QCState):
         self.state = state
+        self._last_read = (None, None)  # (key, (image, mask)): the Draw tab redraws on every click
 
     def open(self) -> Config:
         self.state.config = load_config(self.state.project)
@@ -84,11 +85,16 @@ class QCService:
         return images.get(name), masks.get(name)
 
     def image_and_mask(self, name: str):
+        """The image and its mask, read again only when a file (or how to read it) changed."""
         d = self.state.config.data
         image_path, mask_path = self._paths(name)
-        image = read_image(image_path, axes=d.axes, channels=d.channels, dims=d.dims).data
-        mask = read_mask(mask_path, dims=image.ndim - 1) if mask_path else None
-        return image, mask
+        key = (d.axes, tuple(d.channels or ()), d.dims,
+               *((str(p), p.stat().st_mtime_ns) for p in (image_path, mask_path) if p is not None))
+        if self._last_read[0] != key:
+            image = read_image(image_path, axes=d.axes, channels=d.channels, dims=d.dims).data
+            mask = read_mask(mask_path, dims=image.ndim - 1) if mask_path else None
+            self._last_read = (key, (image, mask))
+        return self._last_read[1]
 
     def thumbnail(self, name: str) -> np.ndarray:
         image, mask = self.image_and_mask(name)
