@@ -99,12 +99,17 @@ def score(pred_dir: Path, gt_dir: Path) -> dict:
 
 def score_on_subset(pred_dir: Path, gt_dir: Path, work: Path) -> dict:
     """Score the predictions of the images in ``gt_dir`` only (a method that predicted more images)."""
+    import nbseg.metrics  # noqa: F401  (before nbseg.evaluation: importing that first is circular)
+    from nbseg.evaluation import _prediction_files
+    from nbseg.io import file_stem
+
     folder = work / "subset_scoring" / pred_dir.name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    stems = {gt.name.split(".")[0] for gt in gt_dir.iterdir()}
-    for pred in sorted(pred_dir.iterdir()):  # every file of those images (nbseg writes <stem>.labels.ome.tif, ...)
-        if pred.name.split(".")[0] in stems:
+    names = {file_stem(gt) for gt in gt_dir.iterdir()}
+    # evaluate's own pairing rule picks each image's file (nbseg writes <name>.labels.ome.tif beside others)
+    for name, pred in _prediction_files(pred_dir, "instances").items():
+        if name in names:
             os.symlink(pred.resolve(), folder / pred.name)
     return score(folder, gt_dir)
 

@@ -288,8 +288,8 @@ def section_lucchi3d(result) -> tuple[str, list[Figure]]:
                          r.get("note", "")])
     text = (f"Lucchi++ volume split by z: training {result.get('train_shape')}, validation {result.get('val_shape')} "
             f"(ZYX). {result.get('budget_min', 0):g} min of CPU training each, {result.get('threads', '?')} threads; "
-            f"foreground IoU over the whole validation part, TTA {result.get('tta', 'flips')}. The bar: MONAI's 3D U-Net reaches IoU "
-            f"{fmt(result.get('bar'))} there after 10 CPU minutes.\n\n"
+            f"foreground IoU over the whole validation part, TTA {result.get('tta', 'flips')}. "
+            f"The bar: MONAI's 3D U-Net reaches IoU {fmt(result.get('bar'))} there after 10 CPU minutes.\n\n"
             + table(["method", "IoU", "Dice", "train s", "predict s", "notes"], body))
     ok = {r["method"]: r for r in result["rows"] if r.get("status", "ok") == "ok"}
     figures = []
