@@ -203,6 +203,9 @@ def paired_on_df2_subset(rows: list, data: dict, work: Path) -> None:
             row["df2_subset"] = score_on_subset(pred, gt, work)
 
 
+EARLIER_MARK = "(earlier run of this benchmark)"
+
+
 def keep_earlier_rows(earlier: dict, rows: list) -> list:
     """Rows of an earlier run for (method, budget) pairs this run did not measure, marked as such."""
     now = {(r["method"], r.get("budget_min")) for r in rows}
@@ -210,7 +213,9 @@ def keep_earlier_rows(earlier: dict, rows: list) -> list:
             if (r["method"], r.get("budget_min")) not in now and r.get("status") == "ok"]
     for r in kept:
         r.setdefault("tag", f"{r['method']}_{r['budget_min']:g}min" if r["method"] != "otsu" else "otsu")
-        r["note"] = (r.get("note", "") + " (earlier run of this benchmark)").strip()
+        # once only: a row kept through several runs would otherwise collect one marker per run
+        note = r.get("note", "").replace(EARLIER_MARK, "").strip()
+        r["note"] = f"{note} {EARLIER_MARK}".strip()
     order = {m: i for i, m in enumerate(METHODS)}
     return sorted(rows + kept, key=lambda r: (order.get(r["method"], 9), r.get("budget_min") or 0))
 

@@ -53,3 +53,18 @@ def test_paired_scoring_reads_nbseg_file_names_on_the_subset_only(tmp_path):
     scores = quality.score_on_subset(pred, gt, tmp_path / "work")
     assert scores["images"] == 2
     assert (scores["tp@0.5"], scores["fp@0.5"], scores["fn@0.5"]) == (3, 1, 1)
+
+
+def test_rows_kept_through_several_runs_carry_one_earlier_mark():
+    first = {"rows": [{"method": "monai", "budget_min": 2, "status": "ok", "note": "BasicUNet"}]}
+    for _ in range(3):
+        first = {"rows": quality.keep_earlier_rows(first, [])}
+    (row,) = first["rows"]
+    assert row["note"] == f"BasicUNet {quality.EARLIER_MARK}"
+    assert row["earlier"] is True
+
+
+def test_rows_measured_now_replace_the_earlier_ones():
+    earlier = {"rows": [{"method": "monai", "budget_min": 2, "status": "ok", "note": "old"}]}
+    now = [{"method": "monai", "budget_min": 2, "status": "ok", "note": "new"}]
+    assert quality.keep_earlier_rows(earlier, now) == now
