@@ -21,8 +21,9 @@ def ground_truth_folders(expert_dirs, output_dir, *, method="staple", labels="bi
     Each folder holds one expert's masks, named like the images (``cell_01.tif`` in every
     folder). Writes one mask per image to ``output_dir`` with the same file name (TIFF; other
     formats become ``<name>.tif``), optionally the probabilities to ``output_dir/probability``,
-    and the per-expert scores to ``output_dir/expert_scores.csv``. Nothing is written unless
-    every image succeeds, and existing files are never replaced.
+    and the per-expert scores to ``output_dir/expert_scores.csv``. The masks keep the pixel
+    sizes the experts' files agree on. Nothing is written unless every image succeeds, and
+    existing files are never replaced.
 
     Parameters
     ----------
@@ -66,16 +67,19 @@ def ground_truth_folders(expert_dirs, output_dir, *, method="staple", labels="bi
     try:
         rows = []
         for i, stem in enumerate(sorted(targets)):
-            masks = [read_mask(f[stem], dims=dims) for f in files]
+            masks, sizes = zip(*(read_mask(f[stem], dims=dims, return_pixel_sizes=True) for f in files))
+            masks = list(masks)
             try:
                 result = estimate_ground_truth(masks, method=method, labels=labels, threshold=threshold,
                                                names=names, region=region)
             except ValueError as err:
                 raise ValueError(f"Image {stem}: {err}") from err
             axes = "ZYX" if result.mask.ndim == 3 else "YX"
-            write_ome_tiff(staging / targets[stem], result.mask, axes=axes)
+            pixel_sizes = _common_pixel_sizes(sizes)
+            write_ome_tiff(staging / targets[stem], result.mask, axes=axes, pixel_sizes=pixel_sizes)
             if save_probability:
-                write_ome_tiff(staging / "probability" / targets[stem], result.probability, axes=axes)
+                write_ome_tiff(staging / "probability" / targets[stem], result.probability, axes=axes,
+                               pixel_sizes=pixel_sizes)
             rows.append(result.expert_scores.reset_index().assign(image=stem))
             if progress:
                 progress(i + 1, len(targets), stem)
@@ -89,6 +93,16 @@ def ground_truth_folders(expert_dirs, output_dir, *, method="staple", labels="bi
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _common_pixel_sizes(sizes) -> tuple:
+    """Per axis, the pixel size the experts' files agree on; None where none gives one or they differ."""
+    # a mask drawn in a tool that drops metadata must not cost the others' sizes
+    common = []
+    for axis_sizes in zip(*sizes):
+        known = {round(s, 9) for s in axis_sizes if s}
+        common.append(known.pop() if len(known) == 1 else None)
+    return tuple(common)
 
 
 def _expert_names(dirs: list[Path]) -> list[str]:

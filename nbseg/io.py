@@ -111,8 +111,14 @@ def read_image(path, *, axes: str | None = None, channels=None, dims: int | None
     return Image(data=data, axes="C" + spatial, pixel_sizes=pixel_sizes, path=path)
 
 
-def read_mask(path, *, dims: int | None = None, axes: str | None = None) -> np.ndarray:
+def read_mask(path, *, dims: int | None = None, axes: str | None = None, return_pixel_sizes: bool = False):
     """Read a label file as an integer ``([Z,] Y, X)`` array.
+
+    Parameters
+    ----------
+    return_pixel_sizes : bool
+        Also return the file's ``([Z,] Y, X)`` pixel sizes (``None`` where it has none), so
+        that masks derived from it can be written with them.
 
     Raises
     ------
@@ -120,6 +126,11 @@ def read_mask(path, *, dims: int | None = None, axes: str | None = None) -> np.n
         For several channels, or float values that are not whole numbers.
     """
     image = read_image(path, dims=dims, axes=axes)
+    mask = _mask_values(image, path)
+    return (mask, image.pixel_sizes) if return_pixel_sizes else mask
+
+
+def _mask_values(image: Image, path) -> np.ndarray:
     if image.data.shape[0] != 1:
         raise ImageReadError(
             f"Mask {path} has {image.data.shape[0]} channels (shape {image.data.shape}); a mask needs one. "

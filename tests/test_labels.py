@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import tifffile
 
+from nbseg.io import read_image, write_ome_tiff
 from nbseg.labels import (
     IGNORE, apply_excluding_mask, disagreement_mask, estimate_ground_truth, excluding_mask,
     ground_truth_folders, merge_segmentations, polygons_to_mask,
@@ -261,6 +262,33 @@ def test_ground_truth_folders_writes_masks_and_scores(tmp_path):
     assert list(table.columns[:2]) == ["image", "expert"] and len(table) == 6
     saved = pd.read_csv(out / "expert_scores.csv")
     assert saved.loc[saved.expert == "cyd", "dice"].iloc[0] == pytest.approx(2 * 36 / (36 + 42))
+
+
+def test_ground_truth_keeps_the_pixel_sizes_the_experts_agree_on(tmp_path):
+    truth = np.stack([square()] * 3)  # ZYX
+    experts = {"ann": (0.5, 0.1, 0.1), "bob": (0.5, 0.1, 0.1), "cyd": None}  # cyd's tool dropped them
+    dirs = []
+    for name, sizes in experts.items():
+        dirs.append(tmp_path / name)
+        if sizes:
+            write_ome_tiff(tmp_path / name / "img0.ome.tif", truth, axes="ZYX", pixel_sizes=sizes)
+        else:
+            (tmp_path / name).mkdir()
+            tifffile.imwrite(tmp_path / name / "img0.ome.tif", truth, ome=False, metadata=None,
+                            photometric="minisblack")
+    ground_truth_folders(dirs, tmp_path / "out", method="majority", save_probability=True, dims=3)
+    for written in (tmp_path / "out" / "img0.ome.tif", tmp_path / "out" / "probability" / "img0.ome.tif"):
+        image = read_image(written, dims=3)
+        assert image.pixel_sizes == pytest.approx((0.5, 0.1, 0.1))
+
+
+def test_ground_truth_leaves_out_pixel_sizes_the_experts_disagree_on(tmp_path):
+    for name, z in (("ann", 0.5), ("bob", 1.0)):
+        write_ome_tiff(tmp_path / name / "img0.ome.tif", np.stack([square()] * 2), axes="ZYX",
+                       pixel_sizes=(z, 0.2, 0.2))
+    ground_truth_folders([tmp_path / "ann", tmp_path / "bob"], tmp_path / "out", method="majority", dims=3)
+    sizes = read_image(tmp_path / "out" / "img0.ome.tif", dims=3).pixel_sizes
+    assert sizes[0] is None and sizes[1:] == pytest.approx((0.2, 0.2))
 
 
 def test_ground_truth_folders_refuses_to_overwrite(tmp_path):
