@@ -32,8 +32,8 @@ def training_rate(*, device, dims: int, size: str, patch, batch: int, precision:
     """Training patches/s (AdamW, Dice+CE) after warm-up."""
     import torch
 
-    from nbseg.loss import dice_ce_loss
-    from nbseg.model import UNet
+    from nbseg.model.loss import dice_ce_loss
+    from nbseg.model.unet import UNet
     from nbseg.runtime import autocast
 
     torch.manual_seed(0)
@@ -70,8 +70,8 @@ def training_rate(*, device, dims: int, size: str, patch, batch: int, precision:
 
 def inference_rate(*, device, side: int, precision: str, batch_size: int, tta: str) -> float:
     """Mpx/s of predict_image on a ``side`` x ``side`` image (an untrained size-M model)."""
-    from nbseg.inference import predict_image
-    from nbseg.model import UNet
+    from nbseg.predict.image import predict_image
+    from nbseg.model.unet import UNet
 
     model = UNet(2, 1, 3, "M").eval()
     meta = {"kind": "instances", "patch": [256, 256], "percentiles": [1.0, 99.8], "n_classes": 3,

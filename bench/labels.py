@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nbseg.ground_truth import estimate_ground_truth  # noqa: E402
-from nbseg.io import read_mask  # noqa: E402
-from nbseg.qc import FLAGS, qc_dataset  # noqa: E402
+from nbseg.labels.consensus import estimate_ground_truth  # noqa: E402
+from nbseg.io.images import read_mask  # noqa: E402
+from nbseg.labels.qc import FLAGS, qc_dataset  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data"

@@ -65,7 +65,7 @@ def write_split(work: Path, *, quick: bool) -> dict:
 
 
 def iou_dice(pred: np.ndarray, gt: np.ndarray) -> dict:
-    from nbseg.metrics import dice_iou
+    from nbseg.metrics.scores import dice_iou
 
     scores = dice_iou((pred > 0).astype(np.uint8), (gt > 0).astype(np.uint8))[1]
     return {"iou": scores["iou"], "dice": scores["dice"]}
@@ -110,12 +110,12 @@ def main(argv=None) -> int:
                 project = work / "projects" / tag
                 shutil.rmtree(project, ignore_errors=True)
                 row["train_s"] = round(run(
-                    [sys.executable, "-m", "nbseg.cli", "train", "--images", parts["train"]["images"],
+                    [sys.executable, "-m", "nbseg", "train", "--images", parts["train"]["images"],
                      "--masks", parts["train"]["masks"], "--project", project, "--dims", "3", "--labels", "binary",
                      "--minutes", minutes, "--seed", "0", *nbseg_extra],
                     log=log, threads=args.threads, timeout=timeout), 1)
                 row["predict_s"] = round(run(
-                    [sys.executable, "-m", "nbseg.cli", "predict", project, parts["val"]["images"], "--output", out,
+                    [sys.executable, "-m", "nbseg", "predict", project, parts["val"]["images"], "--output", out,
                      "--tta", args.tta], log=log, threads=args.threads, timeout=timeout), 1)
                 pred = read(out / "lucchi.mask.ome.tif")
                 row["note"] = "train s = wall time of `nbseg train`"

@@ -72,8 +72,8 @@ def load_volume(args) -> np.ndarray:
 def load_models(args):
     import torch
 
-    from nbseg.ensemble import load_ensemble
-    from nbseg.model import UNet
+    from nbseg.predict.ensemble import load_ensemble
+    from nbseg.model.unet import UNet
 
     if args.project:
         return load_ensemble(args.project)
@@ -119,7 +119,7 @@ def peak_rss_mb() -> float:
 
 
 def run_nbseg(args, volume, ensemble) -> tuple[np.ndarray, dict]:
-    from nbseg.inference import predict_image
+    from nbseg.predict.image import predict_image
     from nbseg.runtime import pick_device, pick_precision
 
     options = dict(tta=args.tta, overlap=args.overlap, tile=args.tile, batch_size=args.batch_size,
@@ -138,7 +138,7 @@ def run_monai(args, volume, ensemble) -> tuple[np.ndarray, dict]:
     from monai.inferers import sliding_window_inference
 
     from nbseg.data.normalize import percentile_normalize
-    from nbseg.tta import tta_variants
+    from nbseg.predict.tta import tta_variants
 
     def infer(x):
         total = None
@@ -170,10 +170,10 @@ def run_limit(args, volume_shape, ensemble) -> dict:
     import torch
     from flops import forward_flops
 
-    from nbseg.ensemble import inference_copy
+    from nbseg.predict.ensemble import inference_copy
     from nbseg.runtime import autocast, pick_device, pick_precision
-    from nbseg.tiling import axis_placements
-    from nbseg.tta import tta_variants
+    from nbseg.predict.tiling import axis_placements
+    from nbseg.predict.tta import tta_variants
 
     model = ensemble[0][0]
     tile_flops = forward_flops(model, torch.zeros((1, 1) + args.tile))

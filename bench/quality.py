@@ -90,7 +90,7 @@ def subset(split: dict, work: Path, *, n_train: int | None, n_test: int | None, 
 
 
 def score(pred_dir: Path, gt_dir: Path) -> dict:
-    from nbseg.metrics import evaluate_folders  # (importing nbseg.evaluation first is circular)
+    from nbseg.metrics import evaluate_folders
 
     summary = evaluate_folders(pred_dir, gt_dir, kind="instances").summary
     keys = ("images", "dice", "iou", "f1@0.5", "precision@0.5", "recall@0.5", "map", "tp@0.5", "fp@0.5", "fn@0.5")
@@ -99,9 +99,8 @@ def score(pred_dir: Path, gt_dir: Path) -> dict:
 
 def score_on_subset(pred_dir: Path, gt_dir: Path, work: Path) -> dict:
     """Score the predictions of the images in ``gt_dir`` only (a method that predicted more images)."""
-    import nbseg.metrics  # noqa: F401  (before nbseg.evaluation: importing that first is circular)
-    from nbseg.evaluation import _prediction_files
-    from nbseg.io import file_stem
+    from nbseg.metrics.evaluation import _prediction_files
+    from nbseg.io.images import file_stem
 
     folder = work / "subset_scoring" / pred_dir.name
     shutil.rmtree(folder, ignore_errors=True)
@@ -149,10 +148,10 @@ def run_method(method: str, budget: float, data: dict, work: Path, args) -> dict
     if method == "nbseg":
         project = work / "projects" / tag
         shutil.rmtree(project, ignore_errors=True)
-        cmd = [sys.executable, "-m", "nbseg.cli", "train", "--images", train["images"], "--masks", train["masks"],
+        cmd = [sys.executable, "-m", "nbseg", "train", "--images", train["images"], "--masks", train["masks"],
                "--project", project, "--minutes", budget, "--seed", "0", *args.nbseg_train_args]
         row["train_s"] = round(run(cmd, log=log, threads=args.threads, timeout=timeout), 1)
-        cmd = [sys.executable, "-m", "nbseg.cli", "predict", project, test["images"], "--output", out,
+        cmd = [sys.executable, "-m", "nbseg", "predict", project, test["images"], "--output", out,
                "--tta", "flips", "--instances"]
         row["predict_s"] = round(run(cmd, log=log, threads=args.threads, timeout=args.predict_timeout), 1)
         row["note"] = "train s = wall time of `nbseg train` (loading included)"

@@ -15,8 +15,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flops import bare_conv_gflops, forward_flops  # noqa: E402
 
-from nbseg.loss import dice_ce_loss  # noqa: E402
-from nbseg.model import SIZES, UNet  # noqa: E402
+from nbseg.model.loss import dice_ce_loss  # noqa: E402
+from nbseg.model.unet import SIZES, UNet  # noqa: E402
 from nbseg.runtime import memory_format  # noqa: E402
 
 

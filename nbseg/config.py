@@ -7,7 +7,9 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-CONFIG_FILE = "config.yaml"
+from .data.normalize import DEFAULT_PERCENTILES
+from .project import CONFIG_FILE
+
 
 
 class _Strict(BaseModel):
@@ -43,7 +45,7 @@ class DataConfig(_Strict):
     labels: Literal["auto", "binary", "multiclass", "instances"] = "auto"
     n_classes: Optional[int] = None
     val_fraction: float = 0.2
-    percentiles: tuple[float, float] = (1.0, 99.8)
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES
 
     @model_validator(mode="after")
     def _check(self):

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nbseg.model import UNet, save_model_file
+from nbseg.model.unet import UNet, save_model_file
 
 
 def make_model(dims=2, channels=1, classes=2, seed=0, pool_z=True):

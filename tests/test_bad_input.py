@@ -5,16 +5,16 @@ import numpy as np
 import pytest
 import tifffile
 
-from nbseg.cli import main
+from nbseg.cli.main import main
 from nbseg.config import Config, DataConfig
 from nbseg.data import DataError, load_dataset
 from nbseg.data.normalize import IntensityError
 from nbseg.data.pairs import PairingError
 from nbseg.data.split import SplitError, make_folds
 from nbseg.data.targets import LabelError
-from nbseg.io import ImageReadError, image_files, read_image, read_mask
-from nbseg.model import PatchSizeError, check_patch_size
-from nbseg.train import fit, resolve_patch
+from nbseg.io.images import ImageReadError, image_files, read_image, read_mask
+from nbseg.model.unet import PatchSizeError, check_patch_size
+from nbseg.train.trainer import fit, resolve_patch
 
 
 def write_pairs(root, images, masks, names=None):

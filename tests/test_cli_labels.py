@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import tifffile
 
-from nbseg.cli import main
+from nbseg.cli.main import main
 
 
 def square(shape=(16, 16), top=4, size=6):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from nbseg.cli import build_parser, main
+from nbseg.cli.main import build_parser, main
 
 from model_projects import make_project  # tests/model_projects.py
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from nbseg.export import export_torchscript, read_export_meta
-from nbseg.inference import predict_image
+from nbseg.predict.export import export_torchscript, read_export_meta
+from nbseg.predict.image import predict_image
 
 import model_projects  # tests/model_projects.py
 

@@ -1,12 +1,18 @@
-"""The core never imports ipywidgets, IPython or matplotlib at module level: only nbseg.ui may."""
+"""The core never imports ipywidgets, IPython or matplotlib at module level: only nbseg.ui may.
+The pipeline is visible as subpackages, and no two modules import each other (lazy imports included)."""
 from __future__ import annotations
 
+import ast
 import json
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nbseg
+
+PACKAGE = Path(nbseg.__file__).parent
+SUBPACKAGES = {"io", "data", "labels", "model", "train", "predict", "metrics", "cli", "ui"}
 
 FORBIDDEN = ("ipywidgets", "IPython", "matplotlib", "ipyvolume")
 
@@ -14,15 +20,15 @@ FORBIDDEN = ("ipywidgets", "IPython", "matplotlib", "ipyvolume")
 def core_modules() -> list[str]:
     names = ["nbseg"]
     for info in pkgutil.walk_packages(nbseg.__path__, "nbseg."):
-        if info.name == "nbseg.ui" or info.name.startswith("nbseg.ui."):
-            continue
+        if info.name == "nbseg.ui" or info.name.startswith("nbseg.ui.") or info.name == "nbseg.__main__":
+            continue  # __main__ runs the command line when imported
         names.append(info.name)
     return names
 
 
 def test_core_modules_found():
     names = core_modules()
-    assert "nbseg.train" in names and "nbseg.overlay" in names and "nbseg.project" in names
+    assert "nbseg.train.trainer" in names and "nbseg.predict.files" in names and "nbseg.project" in names
     assert not any(n.startswith("nbseg.ui") for n in names)
 
 
@@ -63,3 +69,61 @@ def test_each_core_module_alone():
             if found:
                 bad[name] = found
     assert bad == {}, f"core modules import UI libraries at module level: {bad}"
+
+
+def module_files() -> dict[str, Path]:
+    files = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        files[".".join(parts)] = path
+    return files
+
+
+def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
+    """nbseg modules that ``name`` imports anywhere in its file (inside functions too)."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name in known}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            subs = {f"{target}.{a.name}" for a in node.names} & known
+            found |= subs or ({target} & known)
+    found.discard(name)
+    return found
+
+
+def test_pipeline_is_visible_as_subpackages():
+    top = sorted(p.stem for p in PACKAGE.glob("*.py"))
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert SUBPACKAGES <= packages, f"missing subpackages: {SUBPACKAGES - packages}"
+    assert len(top) <= 8, f"{len(top)} plain modules at nbseg/'s top (at most 8): {top}"
+
+
+def test_no_import_circle():
+    files = module_files()
+    graph = {name: imported_modules(name, path, set(files)) for name, path in files.items()}
+    state, stack, circles = {}, [], []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                circles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    assert not circles, "import circles: " + "; ".join(" -> ".join(c) for c in circles)

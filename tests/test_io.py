@@ -6,7 +6,7 @@ import pytest
 import tifffile
 
 from nbseg.data import sample
-from nbseg.io import file_stem, image_files, read_image, read_mask, write_ome_tiff
+from nbseg.io.images import file_stem, image_files, read_image, read_mask, write_ome_tiff
 
 
 def test_grey_2d_tiff_becomes_cyx(tmp_path):

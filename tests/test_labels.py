@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 import tifffile
 
-from nbseg.io import read_image, write_ome_tiff
+from nbseg.io.images import read_image, write_ome_tiff
+from nbseg.data.targets import IGNORE
 from nbseg.labels import (
-    IGNORE, apply_excluding_mask, disagreement_mask, estimate_ground_truth, excluding_mask,
-    ground_truth_folders, merge_segmentations, polygons_to_mask,
+    apply_excluding_mask, disagreement_mask, estimate_ground_truth, excluding_mask, ground_truth_folders,
+    merge_segmentations, polygons_to_mask,
 )
 
 

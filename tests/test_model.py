@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nbseg.config import Config
-from nbseg.model import UNet, check_patch_size, load_model_file, pool_z_for, save_model_file
+from nbseg.model.unet import UNet, check_patch_size, load_model_file, pool_z_for, save_model_file
 
 
 @pytest.mark.parametrize("dims, shape", [(2, (2, 1, 64, 48)), (3, (1, 2, 16, 32, 32))])

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from nbseg.cli import main
-from nbseg.io import read_image
+from nbseg.cli.main import main
+from nbseg.io.images import read_image
 
 
 @pytest.mark.parametrize("name", ["nuclei2d", "nuclei3d"])

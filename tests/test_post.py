@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nbseg.post import (classes, fill_object_holes, find_threshold, instances, parse_threshold,
+from nbseg.predict.post import (classes, fill_object_holes, find_threshold, instances, parse_threshold,
                         remove_small_objects, threshold, threshold_sweep)
 
 
@@ -116,7 +116,7 @@ def test_instances_from_a_real_mask(shared_data):
     import tifffile
 
     from nbseg.data.targets import instances_to_three_class
-    from nbseg.metrics import instance_scores
+    from nbseg.metrics.scores import instance_scores
 
     path = sorted((shared_data / "dsb2018" / "masks").glob("*.tif"))[0]
     gt = tifffile.imread(path)[:128, :128]

@@ -14,13 +14,13 @@ from torch import nn
 
 from nbseg.config import Config, DataConfig
 from nbseg.data.normalize import percentile_normalize
-from nbseg.ensemble import intensity_bounds
-from nbseg.inference import predict_image
-from nbseg.io import read_image
-from nbseg.model import UNet, save_model_file
-from nbseg.predict import out_of_fold_predictions, predict_files
-from nbseg.tiling import DiskArray, axis_placements, gaussian_profile, sliding_window
-from nbseg.tta import tta_variants
+from nbseg.data.normalize import intensity_bounds
+from nbseg.predict.image import predict_image
+from nbseg.io.images import read_image
+from nbseg.model.unet import UNet, save_model_file
+from nbseg.predict.files import out_of_fold_predictions, predict_files
+from nbseg.predict.tiling import DiskArray, axis_placements, gaussian_profile, sliding_window
+from nbseg.predict.tta import tta_variants
 
 from model_projects import make_model, make_project  # tests/model_projects.py
 

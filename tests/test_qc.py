@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import tifffile
 
-from nbseg.qc import FLAGS, qc_dataset, rank_by_disagreement, robust_z
+from nbseg.labels.qc import FLAGS, qc_dataset, rank_by_disagreement, robust_z
 
 
 def nuclei(shape=(48, 48), n=3, seed=0):

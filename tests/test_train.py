@@ -12,14 +12,14 @@ import pytest
 import tifffile
 import torch
 
-from nbseg.callbacks import Callback
-from nbseg.checkpoint import read_history
+from nbseg.train.callbacks import Callback
+from nbseg.train.checkpoint import read_history
 from nbseg.config import Config
 from nbseg.data import load_dataset, sample
-from nbseg.lr_finder import lr_sweep, suggest_lr
+from nbseg.train.lr_finder import MAX_PROPOSED_LR, lr_sweep, propose_lr, suggest_lr
 from nbseg.data.sampler import PatchSampler
-from nbseg.model import UNet, load_model_file
-from nbseg.train import fit
+from nbseg.model.unet import UNet, load_model_file
+from nbseg.train.trainer import fit
 
 QUICK = {2: dict(patch=[64, 64]), 3: dict(patch=[16, 48, 48])}
 
@@ -94,7 +94,7 @@ def test_time_budget_stops_training(tmp_path):
 def test_resume_after_sigkill_mid_epoch(tmp_path):
     root = crops(tmp_path, 2)
     project = tmp_path / "project"
-    args = [sys.executable, "-m", "nbseg.cli", "train", "--images", str(root / "images"), "--masks",
+    args = [sys.executable, "-m", "nbseg", "train", "--images", str(root / "images"), "--masks",
             str(root / "masks"), "--project", str(project), "--epochs", "12", "--steps-per-epoch", "6",
             "--size", "S", "--patch", "64,64", "--batch-size", "4", "--precision", "fp32"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -139,3 +139,37 @@ def test_suggestion_is_at_steepest_descent():
     losses = 1 / (1 + np.exp((np.log10(lrs) + 3) * 3)) + 0.1  # steepest fall at 1e-3
     losses[-5:] = [1, 2, 3, 4, 5]
     assert 5e-4 < suggest_lr(lrs, losses) < 2e-3
+
+
+def test_propose_lr_caps_overshooting_suggestions():
+    assert propose_lr(3e-3) == (3e-3, "")
+    lr, why = propose_lr(0.5)
+    assert lr == MAX_PROPOSED_LR and "above" in why
+    assert propose_lr(float("nan"))[1]
+
+
+def test_lr_finder_runs_fits_training_step_and_honours_augment(monkeypatch):
+    """The sweep trains with fit()'s own step: augmentation only when train.augment is on."""
+    import nbseg.train.step as step_module
+    from nbseg.train.lr_finder import find_lr
+
+    calls = {"steps": 0, "augment": 0}
+    real_call, real_augment = step_module.TrainStep.__call__, step_module.augment_batch
+
+    def counted_call(self, x, y):
+        calls["steps"] += 1
+        return real_call(self, x, y)
+
+    def counted_augment(*args, **kwargs):
+        calls["augment"] += 1
+        return real_augment(*args, **kwargs)
+
+    monkeypatch.setattr(step_module.TrainStep, "__call__", counted_call)
+    monkeypatch.setattr(step_module, "augment_batch", counted_augment)
+    for augment in (False, True):
+        calls.update(steps=0, augment=0)
+        config = Config(data=sample("nuclei2d"), model={"patch": [64, 64]},
+                        train={"batch_size": 2, "augment": augment})
+        result = find_lr(config, num_steps=5)
+        assert calls["steps"] == len(result.lrs) == 5
+        assert calls["augment"] == (5 if augment else 0), f"augment={augment}"

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nbseg import overlay as ov
-from nbseg import project as nbp
+from nbseg.ui import overlay as ov
+from nbseg.ui import teaching as nbp
 
 
 def test_overlay_colours_labels_and_keeps_background():
@@ -76,7 +76,7 @@ def test_quick_mode_and_sample(monkeypatch, tmp_path):
 
 def test_apply_quick_checks_patch_rule():
     from nbseg.config import Config, DataConfig
-    from nbseg.model import check_patch_size
+    from nbseg.model.unet import check_patch_size
 
     for dims in (2, 3):
         cfg = nbp.apply_quick(Config(data=DataConfig(images=Path("x"))), dims)
@@ -84,20 +84,10 @@ def test_apply_quick_checks_patch_rule():
         assert len(cfg.model.patch) == dims and cfg.train.epochs >= 1
 
 
-def test_propose_lr_caps_overshooting_suggestions():
-    assert nbp.propose_lr(3e-3) == (3e-3, "")
-    lr, why = nbp.propose_lr(0.5)
-    assert lr == nbp.MAX_PROPOSED_LR and "above" in why
-    assert nbp.propose_lr(float("nan"))[1]
-
-
-def test_append_log_and_status(tmp_path):
-    path = nbp.append_log(tmp_path, "something broke\nTraceback ...")
-    assert path == tmp_path / "logs" / "ui.log" and "something broke" in path.read_text()
-    nbp.append_log(tmp_path, "again")
-    assert path.read_text().count("-----") == 2
-    assert nbp.project_status(tmp_path)["config"] is False
+def test_needs_step_names_the_notebook(tmp_path):
     assert "01_data" in nbp.needs_step(tmp_path, "config")
+    (tmp_path / "config.yaml").write_text("data: {}\n")
+    assert nbp.needs_step(tmp_path, "config") == ""
 
 
 # ---------------------------------------------------------------- UI glue

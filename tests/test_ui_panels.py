@@ -344,3 +344,61 @@ def test_06_without_predictions_says_which_notebook(tmp_path):
     assert panel.error is not None and "01_data" in panel.errors.message.value
     panel = PredictPanel(tmp_path / "empty")
     assert "01_data" in panel.errors.message.value
+
+
+# ---------------------------------------------------------------- one core path for what the panels do
+
+def _ome_pixel_sizes(path):
+    """(Z, Y, X) physical sizes as tifffile's own OME parser reads them (not nbseg's reader)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+    return tuple(pixels.get(f"PhysicalSize{a}") for a in "ZYX")
+
+
+def test_06_export_keeps_pixel_sizes(tmp_path):
+    """Notebook 06 writes its masks and labels through the core writer predict uses: pixel sizes stay."""
+    import tifffile  # noqa: F401
+    from model_projects import make_project  # tests/model_projects.py
+
+    from nbseg.config import DataConfig
+    from nbseg.io.images import write_ome_tiff
+    from nbseg.predict.files import predict_files
+    from nbseg.ui.export_panel import ExportService, ExportState
+
+    project = make_project(tmp_path / "p", dims=3, kind="instances", patch=[8, 32, 32])
+    images = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    write_ome_tiff(images / "cells.ome.tif", rng.normal(100, 20, (8, 40, 40)).astype(np.float32), axes="ZYX",
+                   pixel_sizes=(2.0, 0.25, 0.25))
+    Config(data=DataConfig(images=images)).save(project)
+    predict_files(project, images, project / "predictions", tta="none", instances=True)
+    service = ExportService(ExportState(project))
+    service.open()
+    service.make_instances(0.5)
+    written = service.export(torchscript=False)
+    assert {p.name for p in written} == {"cells.mask.ome.tif", "cells.labels.ome.tif"}
+    for path in written:
+        assert _ome_pixel_sizes(path) == (2.0, 0.25, 0.25), path.name
+
+
+def test_cli_and_notebook_03_propose_the_same_rate(tmp_path, monkeypatch, capsys):
+    """The cap on an overshooting suggestion lives in the core: `nbseg lr-find` and 03 propose one rate."""
+    import re
+
+    import nbseg.train.lr_finder as finder
+    from nbseg.cli.main import main
+    from nbseg.data import sample
+    from nbseg.ui import LRPanel
+
+    monkeypatch.setattr(finder, "suggest_lr", lambda lrs, smoothed: 0.5)  # a short sweep that overshoots
+    src = sample("nuclei2d")
+    project = tmp_path / "p"
+    Config(data=src).save(project)
+    assert main(["lr-find", "--images", str(src["images"]), "--masks", str(src["masks"]), "--project", str(project),
+                 "--steps", "6", "--patch", "64,64", "--batch-size", "2"]) == 0
+    printed = float(re.search(r"proposed learning rate: (\S+)", capsys.readouterr().out).group(1))
+    panel = LRPanel(project)
+    assert panel.error is None, panel.errors.message.value
+    assert panel.lr.value == pytest.approx(printed) == pytest.approx(finder.MAX_PROPOSED_LR)

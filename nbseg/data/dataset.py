@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..io import read_image, read_mask
+from ..io.images import read_image, read_mask
 from .normalize import percentile_normalize
 from .pairs import find_pairs
 from .targets import IGNORE, LabelError, detect_label_kind, n_classes_for, to_target
@@ -82,7 +82,7 @@ def load_dataset(data_config, *, progress=None) -> Dataset:
 def _read_label(pair, image, dims):
     mask = _read_aux(pair.mask, image, dims, "mask")
     if pair.seg2 is not None:
-        from ..labels import merge_segmentations  # Seg1/Seg2 curation lives with the other label tools
+        from ..labels.curation import merge_segmentations  # Seg1/Seg2 curation lives with the other label tools
 
         seg2 = _read_aux(pair.seg2, image, dims, "Seg2")
         merging = _read_aux(pair.merging, image, dims, "merging mask") if pair.merging else np.ones_like(seg2)

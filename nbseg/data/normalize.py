@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
+DEFAULT_PERCENTILES = (1.0, 99.8)  # low/high intensity percentiles mapped to 0 and 1
+
 
 class IntensityError(ValueError):
     """An image that cannot be normalised (constant, or NaN/inf values)."""
 
 
-def intensity_bounds(image, percentiles=(1.0, 99.8), *, name: str = "image", sample_size: int = 2_000_000):
+def intensity_bounds(image, percentiles=DEFAULT_PERCENTILES, *, name: str = "image", sample_size: int = 2_000_000):
     """Per-channel ``(low, span)`` such that ``(image - low) / span`` maps ``percentiles`` to 0 and 1.
 
     Parameters
@@ -43,7 +45,7 @@ def intensity_bounds(image, percentiles=(1.0, 99.8), *, name: str = "image", sam
     return np.array(lows, dtype=np.float32), np.array(spans, dtype=np.float64)
 
 
-def percentile_normalize(image, *, percentiles=(1.0, 99.8), name: str = "image", sample_size: int = 2_000_000):
+def percentile_normalize(image, *, percentiles=DEFAULT_PERCENTILES, name: str = "image", sample_size: int = 2_000_000):
     """Scale each channel so its ``percentiles`` map to 0 and 1.
 
     Parameters

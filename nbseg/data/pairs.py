@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io import file_stem, image_files
+from ..io.images import file_stem, image_files
 
 
 class PairingError(ValueError):

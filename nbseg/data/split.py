@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-SPLIT_FILE = "split.json"
+from ..project import ProjectLayout
+
 
 
 class SplitError(ValueError):
@@ -40,7 +41,7 @@ def make_folds(names, *, folds: int = 1, val_fraction: float = 0.2, seed: int = 
 
 def load_or_make_split(project, names, *, folds: int, val_fraction: float, seed: int) -> list[dict]:
     """Reuse ``project/split.json`` when it names the same images and fold count; else make and save one."""
-    path = Path(project) / SPLIT_FILE
+    path = ProjectLayout(project).split
     if path.exists():
         saved = json.loads(path.read_text())
         if (saved.get("names") == sorted(names) and len(saved["folds"]) == folds

@@ -13,7 +13,7 @@ if "google.colab" in sys.modules:
     from google.colab import output
     output.enable_custom_widget_manager()'''
 
-PROJECT = '''from nbseg import project as nbp
+PROJECT = '''from nbseg.ui import teaching as nbp
 from nbseg.ui import {panel}
 
 SAMPLE = nbp.default_sample()          # "nuclei2d" or "nuclei3d" (or set NBSEG_SAMPLE before starting)

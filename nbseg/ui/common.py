@@ -9,7 +9,7 @@ from pathlib import Path
 
 import ipywidgets as w
 
-from ..project import append_log
+from ..project import ProjectLayout
 from .compat import collapse, descr_style, set_titles, set_tooltip
 from .glossary import tip
 
@@ -137,7 +137,7 @@ class ErrorBox:
         tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))
         if project is not None:
             try:
-                self.log_path = append_log(project, f"{action}: {type(err).__name__}: {err}\n{tb}")
+                self.log_path = ProjectLayout(project).append_log(f"{action}: {type(err).__name__}: {err}\n{tb}")
             except OSError:
                 self.log_path = None
         where = f" Logged to {html.escape(str(self.log_path))}." if self.log_path else ""

@@ -8,11 +8,11 @@ from pathlib import Path
 import ipywidgets as w
 import numpy as np
 
-from .. import overlay as ov
+from . import overlay as ov
 from ..config import Config, DataConfig, ModelConfig
 from ..data import SAMPLES, load_dataset, sample
 from ..data.targets import IGNORE
-from ..project import apply_quick, quick_mode
+from .teaching import apply_quick, quick_mode
 from .common import PanelBase, control, heading, note, primary_button
 from .viewers import Viewer2D, VolumeView
 
@@ -113,7 +113,7 @@ class DataService:
     def preview(self, index: int = 0):
         """``(image, labels, excluded, name)`` of sample ``index`` (labels as read, excluded pixels as bool)."""
         from ..data.pairs import find_pairs
-        from ..io import read_mask
+        from ..io.images import read_mask
 
         ds = self.state.dataset
         if ds is None:

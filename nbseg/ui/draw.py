@@ -9,7 +9,7 @@ from typing import Callable
 
 import ipywidgets as w
 
-from .. import overlay as ov
+from . import overlay as ov
 from .common import control, note, primary_button, secondary_button
 from .viewers import Viewer2D
 

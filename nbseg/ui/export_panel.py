@@ -11,15 +11,15 @@ import ipywidgets as w
 import numpy as np
 
 from ..config import Config
-from ..io import file_stem, image_files, read_image, read_mask, write_ome_tiff
-from ..project import project_layout
+from ..io.images import file_stem, image_files, read_image, read_mask
+from ..predict.outputs import result_paths
+from ..project import ProjectLayout
 from . import plots
 from .common import PanelBase, control, heading, note, primary_button, secondary_button, table_html
 from .session import load_config
 from .viewers import Viewer2D
 
-PROB_SUFFIX = ".prob.ome.tif"
-INTERIOR_SUFFIX = ".interior.ome.tif"  # written by predict for projects trained on instances
+PROB_SUFFIX = result_paths("", "", instances=False)["prob"].name  # the names predict writes
 
 
 @dataclass
@@ -41,11 +41,11 @@ class ExportService:
 
     @property
     def predictions(self) -> Path:
-        return project_layout(self.state.project)["predictions"]
+        return ProjectLayout(self.state.project).predictions
 
     @property
     def export_dir(self) -> Path:
-        return project_layout(self.state.project)["export"]
+        return ProjectLayout(self.state.project).export
 
     def open(self) -> list[str]:
         s = self.state
@@ -63,7 +63,9 @@ class ExportService:
     def load(self, stem: str):
         """``(image, probability 0..1, ground truth or None)``, cached."""
         if stem not in self._cache:
-            prob = read_mask(self.predictions / f"{stem}{PROB_SUFFIX}").astype(np.float32) / 255
+            prob, self._cache[("sizes", stem)] = read_mask(self.predictions / f"{stem}{PROB_SUFFIX}",
+                                                           return_pixel_sizes=True)
+            prob = prob.astype(np.float32) / 255
             d = self.state.config.data
             images = {file_stem(p): p for p in image_files(d.images)}
             image = read_image(images[stem], axes=d.axes, channels=d.channels, dims=prob.ndim).data \
@@ -80,7 +82,7 @@ class ExportService:
         connected components of the mask; with it a seeded watershed splits touching objects)."""
         key = ("interior", stem)
         if key not in self._cache:
-            path = self.predictions / f"{stem}{INTERIOR_SUFFIX}"
+            path = result_paths(self.predictions, stem, instances=True, interior=True)["interior"]
             self._cache[key] = read_mask(path).astype(np.float32) / 255 if path.exists() else None
         return self._cache[key]
 
@@ -91,12 +93,12 @@ class ExportService:
         return any(self.load(s)[2] is not None for s in self.state.stems)
 
     def otsu(self, stem: str) -> float:
-        from ..post import find_threshold
+        from ..predict.post import find_threshold
 
         return float(find_threshold(self.load(stem)[1], method="otsu"))
 
     def sweep(self):
-        from ..post import threshold_sweep
+        from ..predict.post import threshold_sweep
 
         probs = {s: self.load(s)[1] for s in self.state.stems if self.load(s)[2] is not None}
         if not probs:
@@ -107,7 +109,7 @@ class ExportService:
         return self.state.sweep
 
     def make_instances(self, threshold: float, min_size: int = 10) -> dict:
-        from ..post import instances
+        from ..predict.post import instances
 
         self.state.threshold = float(threshold)
         self.state.instances = {s: instances(self.load(s)[1], interior=self.interior(s), threshold=float(threshold),
@@ -115,7 +117,7 @@ class ExportService:
         return self.state.instances
 
     def metrics(self):
-        from ..metrics import evaluate  # re-exported there (nbseg.metrics and nbseg.evaluation import each other)
+        from ..metrics.evaluation import evaluate
 
         if not self.state.instances:
             raise ValueError("No objects yet: press 'Instances & metrics' first.")
@@ -126,33 +128,25 @@ class ExportService:
         kind = "instances" if max(len(np.unique(g)) for g in gts.values()) > 2 else "binary"
         preds = {s: self.state.instances[s] for s in gts}
         self.state.evaluation = evaluate(preds, gts, kind=kind)
-        out = self.export_dir
-        out.mkdir(parents=True, exist_ok=True)
-        self.state.evaluation.to_csv(out / "metrics.csv")
+        self.state.evaluation.to_csv(self.export_dir / "metrics.csv")
         return self.state.evaluation
 
     def export(self, *, torchscript: bool = True) -> list[Path]:
-        from ..export import export_torchscript
+        from ..predict.export import export_torchscript
 
         if not self.state.stems:
             raise ValueError("Nothing to export: no predictions are open. Run notebook 05_predict, then open this "
                              "panel again.")
         if not self.state.instances:
             self.make_instances(self.state.threshold)
-        out = self.export_dir
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for stem in self.state.stems:
-            labels = self.state.instances[stem]
-            axes = "ZYX" if labels.ndim == 3 else "YX"
-            mask = (labels > 0).astype(np.uint8) * 255
-            written.append(write_ome_tiff(out / f"{stem}.mask.ome.tif", mask, axes=axes, overwrite=True))
-            dtype = np.uint16 if labels.max(initial=0) < 2 ** 16 else np.uint32
-            written.append(write_ome_tiff(out / f"{stem}.labels.ome.tif", labels.astype(dtype), axes=axes,
-                                          overwrite=True))
-        (out / "threshold.txt").write_text(f"{self.state.threshold:.4f}\n")
+        from ..predict.outputs import export_objects
+
+        sizes = {s: self._cache.get(("sizes", s)) for s in self.state.stems}
+        written = export_objects(self.export_dir, self.state.instances, pixel_sizes=sizes,
+                                 threshold=self.state.threshold)
         if torchscript:
-            written.append(export_torchscript(self.state.project, out / "model.torchscript.pt", overwrite=True))
+            written.append(export_torchscript(self.state.project, self.export_dir / "model.torchscript.pt",
+                                              overwrite=True))
         self.state.exported = written
         return written
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import ipywidgets as w
 import numpy as np
 
-from .. import overlay as ov
+from . import overlay as ov
 from ..config import Config
-from ..io import file_stem, image_files, read_image, read_mask, write_ome_tiff
-from ..project import project_layout
+from ..io.images import file_stem, image_files, read_image, read_mask
+from ..project import ProjectLayout
 from .common import PanelBase, control, heading, note, primary_button, table_html
 from .compat import set_titles
 from .session import load_config
@@ -40,7 +40,7 @@ class QCState:
 class QCService:
     def __init__(self, state: QCState):
         self.state = state
-        self._last_read = (None, None)  # (key, (image, mask)): the Draw tab redraws on every click
+        self._last_read = (None, None, None)  # (key, (image, mask), pixel sizes): the Draw tab redraws per click
 
     def open(self) -> Config:
         self.state.config = load_config(self.state.project)
@@ -50,13 +50,11 @@ class QCService:
         return [file_stem(p) for p in image_files(self.state.config.data.images)]
 
     def run_qc(self):
-        from ..qc import qc_dataset
+        from ..labels.qc import qc_dataset
 
         d = self.state.config.data
         report = qc_dataset(d.images, d.masks, n_classes=d.n_classes, dims=d.dims)
-        out = project_layout(self.state.project)["labels"]
-        out.mkdir(parents=True, exist_ok=True)
-        report.table.to_csv(out / "qc.csv")
+        report.to_csv(ProjectLayout(self.state.project).labels / "qc.csv")
         self.state.report = report
         self.sort(None)
         return report
@@ -91,10 +89,15 @@ class QCService:
         key = (d.axes, tuple(d.channels or ()), d.dims,
                *((str(p), p.stat().st_mtime_ns) for p in (image_path, mask_path) if p is not None))
         if self._last_read[0] != key:
-            image = read_image(image_path, axes=d.axes, channels=d.channels, dims=d.dims).data
-            mask = read_mask(mask_path, dims=image.ndim - 1) if mask_path else None
-            self._last_read = (key, (image, mask))
+            image = read_image(image_path, axes=d.axes, channels=d.channels, dims=d.dims)
+            mask = read_mask(mask_path, dims=image.data.ndim - 1) if mask_path else None
+            self._last_read = (key, (image.data, mask), image.pixel_sizes)
         return self._last_read[1]
+
+    def pixel_sizes(self, name: str):
+        """The image's ``([Z,] Y, X)`` pixel sizes (None where the file has none)."""
+        self.image_and_mask(name)
+        return self._last_read[2]
 
     def thumbnail(self, name: str) -> np.ndarray:
         image, mask = self.image_and_mask(name)
@@ -102,12 +105,12 @@ class QCService:
         return ov.overlay(ov.plane(image, z), None if mask is None else ov.plane(mask, z))
 
     def combine_experts(self, folders: str, method: str):
-        from ..expert_folders import ground_truth_folders
+        from ..labels.expert_folders import ground_truth_folders
 
         dirs = [Path(p.strip()).expanduser() for p in folders.replace("\n", ";").split(";") if p.strip()]
         if len(dirs) < 2:
             raise ValueError("Give two or more expert folders, separated by ';' (one folder of masks per expert).")
-        out = project_layout(self.state.project)["labels"] / f"ground_truth_{method}"
+        out = ProjectLayout(self.state.project).labels / f"ground_truth_{method}"
         scores = ground_truth_folders(dirs, out, method=method, labels="binary", dims=self.state.config.data.dims)
         self.state.scores = scores
         cfg = load_config(self.state.project)
@@ -128,7 +131,7 @@ class QCService:
     def drawn(self, name: str, shape, kind: str | None = None, *, pending=None, z=None) -> np.ndarray | None:
         """The region drawn on image ``name`` (``shape`` = its spatial shape), with the ``pending``
         polygon (corners, on slice ``z`` in 3D) not added yet; None where nothing is drawn."""
-        from ..labels import polygons_to_mask
+        from ..labels.curation import polygons_to_mask
 
         mine = [p for p in self.state.polygons if p["name"] == name and (kind is None or p["kind"] == kind)]
         if pending:
@@ -143,7 +146,9 @@ class QCService:
         if not self.state.polygons:
             self.state.saved = {}
             return {}
-        labels_dir = project_layout(self.state.project)["labels"]
+        from ..labels.curation import write_region_masks
+
+        labels_dir = ProjectLayout(self.state.project).labels
         cfg = load_config(self.state.project)
         saved = {}
         for kind, key in (("excluding", "excluding_masks"), ("merging", "merging_masks")):
@@ -151,12 +156,8 @@ class QCService:
             if not names:
                 continue
             folder = labels_dir / kind
-            for name in names:
-                image, _ = self.image_and_mask(name)
-                shape = image.shape[1:]
-                mask = self.drawn(name, shape, kind).astype(np.uint8)
-                axes = "ZYX" if len(shape) == 3 else "YX"
-                write_ome_tiff(folder / f"{name}.ome.tif", mask, axes=axes, overwrite=True)
+            regions = {n: self.drawn(n, self.image_and_mask(n)[0].shape[1:], kind) for n in names}
+            write_region_masks(folder, regions, pixel_sizes={n: self.pixel_sizes(n) for n in names})
             setattr(cfg.data, key, folder)
             saved[kind] = names
         cfg.save(self.state.project)

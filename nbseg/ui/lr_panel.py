@@ -8,8 +8,9 @@ from pathlib import Path
 import ipywidgets as w
 
 from ..config import Config
-from ..lr_finder import LRFinderResult, find_lr
-from ..project import QUICK_LR_STEPS, project_layout, propose_lr, quick_mode
+from ..train.lr_finder import LRFinderResult, find_lr
+from ..project import ProjectLayout
+from .teaching import QUICK_LR_STEPS, quick_mode
 from . import plots
 from .common import PanelBase, control, heading, note, primary_button
 from .session import dataset_for, load_config
@@ -31,7 +32,7 @@ class LRService:
     def open(self) -> None:
         s = self.state
         s.config = load_config(s.project)
-        saved = project_layout(s.project)["lr_finder"]
+        saved = ProjectLayout(s.project).lr_finder
         if saved.exists():
             s.result = LRFinderResult.load(saved)
 
@@ -47,7 +48,7 @@ class LRService:
         if lr is None:
             if s.result is None:
                 raise ValueError("No sweep yet: press 'Run LR sweep' first.")
-            lr = s.result.suggestion
+            lr = s.result.proposal
         s.config = load_config(s.project)
         s.config.train.lr = float(lr)
         s.config.save(s.project)
@@ -106,7 +107,7 @@ class LRPanel(PanelBase):
     def _show(self) -> None:
         r = self.state.result
         self.plot.value = plots.lr_png(r)
-        proposal, why = propose_lr(r.suggestion)
+        proposal, why = r.proposal, r.proposal_note
         self.result_text.value = (f"Suggested learning rate: <b>{r.suggestion:.2e}</b> ({len(r.lrs)} steps; "
                                   f"sweep ended: {r.stop_reason})." + (f"<br><i>Note: {why}.</i>" if why else ""))
         self.lr.value = proposal

@@ -9,10 +9,10 @@ from pathlib import Path
 import ipywidgets as w
 import numpy as np
 
-from ..checkpoint import model_files
 from ..config import Config
-from ..io import file_stem, image_files, read_image, read_mask
-from ..project import QUICK_PREDICT_IMAGES, QUICK_TTA, project_layout, quick_mode
+from ..io.images import file_stem, image_files, read_image, read_mask
+from ..project import ProjectLayout
+from .teaching import QUICK_PREDICT_IMAGES, QUICK_TTA, quick_mode
 from . import plots
 from .common import PanelBase, control, heading, note, primary_button, table_html
 from .session import load_config
@@ -37,13 +37,13 @@ class PredictService:
 
     @property
     def output(self) -> Path:
-        return project_layout(self.state.project)["predictions"]
+        return ProjectLayout(self.state.project).predictions
 
     def open(self) -> None:
         s = self.state
         s.config = load_config(s.project)
         try:
-            s.available = model_files(s.project)
+            s.available = ProjectLayout(s.project).model_files()
         except FileNotFoundError:
             from .session import MissingStep
 
@@ -69,7 +69,7 @@ class PredictService:
         return parse_patch(text)
 
     def predict(self, progress=None):
-        from ..predict import predict_files
+        from ..predict.files import predict_files
 
         s = self.state
         if not s.models:
@@ -80,7 +80,7 @@ class PredictService:
 
     def maps(self, stem: str):
         """``(image, probability, uncertainty, ground_truth_or_None)`` of one predicted image."""
-        from ..predict import result_paths
+        from ..predict.outputs import result_paths
 
         paths = result_paths(self.output, stem, instances=False)
         prob = read_mask(paths["prob"]).astype(np.float32) / 255
@@ -134,7 +134,7 @@ class PredictPanel(PanelBase):
         self.models.value = tuple(str(p) for p in s.models)
         self.inputs.value = s.inputs
         if quick_mode():
-            from ..ensemble import ensemble_info, load_ensemble
+            from ..predict.ensemble import ensemble_info, load_ensemble
 
             self.tta.value = QUICK_TTA[ensemble_info(load_ensemble(s.available[:1])).spatial_dims]
         n = len(self.service.input_files())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipywidgets as w
 from fastprogress.fastprogress import NBMasterBar, NBProgressBar, html_progress_bar
 
-from ..callbacks import Callback
+from ..train.callbacks import Callback
 from . import plots
 
 try:  # fastprogress >= 1.1 builds HTML with fastcore's FT; older versions with strings

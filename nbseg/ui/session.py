@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import Config
-from ..project import needs_step
+from .teaching import needs_step
 
 _DATASETS: dict = {}
 

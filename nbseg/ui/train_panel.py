@@ -8,11 +8,11 @@ from pathlib import Path
 
 import ipywidgets as w
 
-from ..checkpoint import read_history
+from ..train.checkpoint import read_history
 from ..config import Config
-from ..model import SIZES, PatchSizeError, check_patch_size, patch_divisors
-from ..project import project_layout
-from ..train import TrainResult, fit
+from ..model.unet import SIZES, PatchSizeError, check_patch_size, patch_divisors
+from ..project import ProjectLayout
+from ..train.trainer import TrainResult, fit
 from . import plots
 from .common import PanelBase, control, heading, note, primary_button, secondary_button
 from .progress import WidgetBarsCallback
@@ -63,7 +63,7 @@ class TrainService:
         return self.state.config
 
     def saved_history(self) -> list:
-        folder = project_layout(self.state.project)["history"]
+        folder = ProjectLayout(self.state.project).history
         rows = []
         for path in sorted(folder.glob("fold*.csv")) if folder.is_dir() else []:
             rows += read_history(path)
@@ -145,7 +145,7 @@ class TrainPanel(PanelBase):
         self.dims = dataset_for(cfg).spatial_dims
         t = cfg.train
         self.size.value = cfg.model.size
-        from ..train import resolve_patch
+        from ..train.trainer import resolve_patch
 
         patch = cfg.model.patch or resolve_patch(cfg, dataset_for(cfg))[0]
         self.patch.value = ",".join(map(str, patch))

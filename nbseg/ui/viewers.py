@@ -7,7 +7,7 @@ import os
 import ipywidgets as w
 import numpy as np
 
-from .. import overlay as ov
+from . import overlay as ov
 from .common import control
 
 

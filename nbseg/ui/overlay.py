@@ -6,6 +6,8 @@ import io
 
 import numpy as np
 
+from ..data.normalize import DEFAULT_PERCENTILES
+
 # A short, colour-blind-friendly cycle for object labels (RGB, 0..255).
 LABEL_COLORS = np.array([
     [230, 159, 0], [86, 180, 233], [0, 158, 115], [240, 228, 66], [0, 114, 178], [213, 94, 0],
@@ -20,7 +22,7 @@ _MAPS = {
 }
 
 
-def to_uint8(image, *, percentiles=(1.0, 99.8), low=None, high=None) -> np.ndarray:
+def to_uint8(image, *, percentiles=DEFAULT_PERCENTILES, low=None, high=None) -> np.ndarray:
     """Scale ``image`` to 0..255 for display between two percentiles (or given ``low``/``high``)."""
     image = np.asarray(image, dtype=np.float32)
     finite = image[np.isfinite(image)]

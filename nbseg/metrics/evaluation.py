@@ -1,13 +1,14 @@
 """Evaluate a set of predictions against ground truth: per-image table, pooled summary, folders
-paired by name. The per-image metrics are in :mod:`nbseg.metrics`."""
+paired by name. The per-image metrics are in :mod:`nbseg.metrics.scores`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .metrics import _ratio, _same_shape, dice_iou, instance_scores, rand_vi
+from .scores import dice_iou, instance_scores, rand_vi, ratio, same_shape
 
 if TYPE_CHECKING:
     import pandas
@@ -47,6 +48,7 @@ class Evaluation:
 
         pooled = {k: v for k, v in self.summary.items() if k != "images"}
         frame = pd.concat([self.table, pd.DataFrame([{"image": "(pooled)", **pooled}])], ignore_index=True)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(path, index=False)
 
 
@@ -64,7 +66,7 @@ def evaluate_image(pred, gt, *, kind: str = "instances", n_classes: int | None =
     n_classes : int, optional
         Multiclass: K (default the largest class seen + 1).
     """
-    pred, gt = _same_shape(pred, gt)
+    pred, gt = same_shape(pred, gt)
     row = {}
     fg = dice_iou(pred > 0, gt > 0)[1]
     row.update(dice=fg["dice"], iou=fg["iou"], intersection=fg["intersection"], pred_pixels=fg["pred"],
@@ -109,7 +111,7 @@ def evaluate(preds, gts, *, kind: str = "instances", n_classes: int | None = Non
     """
     import pandas as pd
 
-    from .choices import check_choice
+    from ..choices import check_choice
 
     check_choice(kind, EVALUATION_KINDS, what="evaluation kind")
     missing = sorted(set(preds) ^ set(gts))
@@ -127,16 +129,16 @@ def evaluate(preds, gts, *, kind: str = "instances", n_classes: int | None = Non
 def pooled_summary(table) -> dict:
     """Dice/IoU pooled over pixels, F1 pooled over objects, mean per-image mAP, Rand error and VI."""
     inter, pred, gt = (float(table[c].sum()) for c in ("intersection", "pred_pixels", "gt_pixels"))
-    summary = {"images": len(table), "dice": _ratio(2 * inter, pred + gt), "iou": _ratio(inter, pred + gt - inter)}
+    summary = {"images": len(table), "dice": ratio(2 * inter, pred + gt), "iou": ratio(inter, pred + gt - inter)}
     if "tp@0.5" in table:
         tp, fp, fn = (int(table[f"{c}@0.5"].sum()) for c in ("tp", "fp", "fn"))
-        summary.update({"tp@0.5": tp, "fp@0.5": fp, "fn@0.5": fn, "precision@0.5": _ratio(tp, tp + fp),
-                        "recall@0.5": _ratio(tp, tp + fn), "f1@0.5": _ratio(2 * tp, 2 * tp + fp + fn),
+        summary.update({"tp@0.5": tp, "fp@0.5": fp, "fn@0.5": fn, "precision@0.5": ratio(tp, tp + fp),
+                        "recall@0.5": ratio(tp, tp + fn), "f1@0.5": ratio(2 * tp, 2 * tp + fp + fn),
                         "map": float(table["map"].mean()), "rand_error": float(table["rand_error"].mean()),
                         "vi": float(table["vi"].mean())})
     for column in [c for c in table if c.startswith("inter class ")]:
         c = column.removeprefix("inter class ")
-        summary[f"dice class {c}"] = _ratio(2 * float(table[column].sum()), float(table[f"sum class {c}"].sum()))
+        summary[f"dice class {c}"] = ratio(2 * float(table[column].sum()), float(table[f"sum class {c}"].sum()))
     return summary
 
 
@@ -153,8 +155,8 @@ def evaluate_folders(pred_dir, gt_dir, *, kind: str = "instances", n_classes: in
     ValueError
         Listing every name found on one side only.
     """
-    from .choices import check_choice
-    from .io import read_mask
+    from ..choices import check_choice
+    from ..io.images import read_mask
 
     check_choice(kind, EVALUATION_KINDS, what="evaluation kind")
     preds, gts = _prediction_files(pred_dir, kind), _files_by_stem(gt_dir, "ground-truth")
@@ -178,7 +180,7 @@ def evaluate_folders(pred_dir, gt_dir, *, kind: str = "instances", n_classes: in
 
 
 def _files_by_stem(folder, role: str) -> dict:
-    from .io import file_stem, image_files
+    from ..io.images import file_stem, image_files
 
     found = {}
     for path in image_files(folder):

@@ -3,19 +3,17 @@ per-tile function (normalise, run every model on every TTA variant, average the 
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .choices import check_choice
-from .data.normalize import intensity_bounds  # noqa: F401  (shared with training; re-exported for nbseg.inference)
-from .model import SIZES, load_model_file
+from ..choices import check_choice
+from ..model.unet import SIZES, load_model_file
+from ..project import ProjectLayout
 from .tta import tta_variants
 
 UNCERTAINTY_CHOICES = ("entropy", "mutual_info", "std")
-DEFAULT_PERCENTILES = (1.0, 99.8)
 
 
 @dataclass(frozen=True)
@@ -70,18 +68,7 @@ def _model_paths(source) -> list[Path]:
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is neither a project folder nor a model file. Check the path "
                                 f"(relative to {Path.cwd()}).")
-    files = sorted((path / "models").glob("fold*.pt"), key=_fold_number)
-    if not files:
-        raise FileNotFoundError(
-            f"No trained model in {path / 'models'} (looked for fold0.pt, fold1.pt, ...). "
-            f"Train one first (`nbseg train --project {path} ...`) or point to the project folder that has one."
-        )
-    return files
-
-
-def _fold_number(path: Path) -> int:
-    found = re.search(r"(\d+)", path.stem)
-    return int(found.group(1)) if found else 0
+    return ProjectLayout(path).model_files()
 
 
 def ensemble_info(ensemble) -> EnsembleInfo:
@@ -235,7 +222,7 @@ class TilePredictor:
     def _probabilities(self, net, x):
         import torch
 
-        from .runtime import autocast
+        from ..runtime import autocast
 
         with autocast(self.device, self.precision):
             logits = net(x)

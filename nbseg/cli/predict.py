@@ -99,7 +99,7 @@ def _progress(done: int, total: int, name: str) -> None:
 
 
 def run_predict(args) -> int:
-    from .predict import predict_files
+    from ..predict.files import predict_files
 
     table = predict_files(args.project, args.inputs, args.output, tta=args.tta, threshold=args.threshold,
                           instances=args.instances, overlap=args.overlap, tile=args.tile, batch_size=args.batch_size,
@@ -114,7 +114,7 @@ def run_predict(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from .metrics import evaluate_folders
+    from ..metrics.evaluation import evaluate_folders
 
     evaluation = evaluate_folders(args.pred_dir, args.gt_dir, kind=args.kind)
     csv = args.csv or args.pred_dir / "evaluation.csv"
@@ -125,7 +125,7 @@ def run_evaluate(args) -> int:
 
 
 def run_export(args) -> int:
-    from .export import export_torchscript
+    from ..predict.export import export_torchscript
 
     path = export_torchscript(args.project, args.output, tta=args.tta, overwrite=args.overwrite)
     print(f"Wrote {path}. Load it with: model = torch.jit.load({str(path)!r}); "

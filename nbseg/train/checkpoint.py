@@ -10,23 +10,6 @@ import torch
 HISTORY_FIELDS = ["fold", "epoch", "train_loss", "val_loss", "val_dice", "lr", "seconds"]
 
 
-def project_paths(project, fold: int) -> dict[str, Path]:
-    project = Path(project)
-    return {
-        "model": project / "models" / f"fold{fold}.pt",
-        "checkpoint": project / "checkpoints" / f"fold{fold}.pt",
-        "history": project / "history" / f"fold{fold}.csv",
-    }
-
-
-def model_files(project) -> list[Path]:
-    """The best model of each fold, ``models/fold*.pt``, in fold order."""
-    found = sorted((Path(project) / "models").glob("fold*.pt"), key=lambda p: int(p.stem[4:] or 0))
-    if not found:
-        raise FileNotFoundError(f"No trained model in {Path(project) / 'models'}. Train first: nbseg train ...")
-    return found
-
-
 def _atomic_save(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

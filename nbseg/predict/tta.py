@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .choices import check_choice
+from ..choices import check_choice
 
 TTA_CHOICES = ("none", "flips", "all")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .config import CONFIG_FILE, Config
+from ..config import Config
+from ..project import ProjectLayout
 
 
 def _ints(text: str) -> list[int]:
@@ -62,7 +63,7 @@ _TRAIN_KEYS = ("minutes", "epochs", "batch_size", "lr", "steps_per_epoch", "pati
 
 def config_from_args(args) -> Config:
     """Settings from --config, else the project's saved config; options given on the command line win."""
-    saved = args.config or (args.project / CONFIG_FILE)
+    saved = args.config or ProjectLayout(args.project).config
     base = Config.load(saved).model_dump() if Path(saved).exists() else {"data": {}, "model": {}, "train": {}}
     for arg, key in _DATA_KEYS.items():
         if getattr(args, arg, None) is not None:
@@ -83,8 +84,8 @@ def config_from_args(args) -> Config:
 
 
 def run_train(args) -> int:
-    from .callbacks import PrintProgress
-    from .train import fit
+    from ..train.callbacks import PrintProgress
+    from ..train.trainer import fit
 
     config = config_from_args(args)
     result = fit(config, args.project, callbacks=[PrintProgress()], resume=args.resume)
@@ -96,19 +97,22 @@ def run_train(args) -> int:
 
 
 def run_lr_find(args) -> int:
-    from .lr_finder import find_lr
+    from ..train.lr_finder import find_lr
 
     config = config_from_args(args)
     result = find_lr(config, args.project, num_steps=args.steps)
     print(f"swept {len(result.lrs)} learning rates from {result.lrs[0]:.1e} to {result.lrs[-1]:.1e} "
           f"({result.stop_reason})")
-    print(f"suggested learning rate: {result.suggestion:.2e}  (use: nbseg train ... --lr {result.suggestion:.1e})")
-    print(f"saved: {args.project / 'lr_finder.json'}")
+    print(f"steepest descent at {result.suggestion:.2e}")
+    if result.proposal_note:
+        print(f"note: {result.proposal_note}")
+    print(f"proposed learning rate: {result.proposal:.2e}  (use: nbseg train ... --lr {result.proposal:.2e})")
+    print(f"saved: {ProjectLayout(args.project).lr_finder}")
     return 0
 
 
 def run_demo(args) -> int:
-    from .pipeline import run_demo
+    from ..pipeline import run_demo
 
     run_demo(args.project, name=args.sample, minutes=args.minutes, quick=args.quick)
     return 0

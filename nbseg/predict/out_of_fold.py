@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from .ensemble import load_ensemble
-from .inference import predict_image
-from .io import file_stem, image_files
+from .image import predict_image
+from ..io.images import file_stem, image_files
+from ..project import ProjectLayout
 
 
 def out_of_fold_predictions(project, *, tta: str = "flips", device: str = "auto", progress=None,
@@ -33,18 +34,18 @@ def out_of_fold_predictions(project, *, tta: str = "flips", device: str = "auto"
     -------
     dict of name -> ([Z,] Y, X) ndarray of float16
     """
-    from .config import Config
+    from ..config import Config
 
-    project = Path(project)
-    split_path = project / "split.json"
+    layout = ProjectLayout(project)
+    split_path = layout.split
     if not split_path.exists():
-        raise FileNotFoundError(f"No split.json in {project}; train the project first (nbseg train).")
+        raise FileNotFoundError(f"No {split_path.name} in {project}; train the project first (nbseg train).")
     folds = json.loads(split_path.read_text())["folds"]
     data = Config.load(project).data
-    files = _image_files_by_stem(project, data.images)
+    files = _image_files_by_stem(layout.root, data.images)
     jobs: dict = {}
     for k, fold in enumerate(folds):
-        model = project / "models" / f"fold{k}.pt"
+        model = layout.model(k)
         if not model.exists():
             raise FileNotFoundError(f"{model} is missing: fold {k} has not finished training. Train it "
                                     "(nbseg train --resume) before asking for out-of-fold predictions.")

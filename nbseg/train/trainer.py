@@ -12,33 +12,46 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
+from .. import __version__
 from .callbacks import BatchEnd, EpochEnd, TrainBegin, TrainEnd, emit
-from .checkpoint import (load_training_state, project_paths, restore_rng, save_training_state, write_history)
-from .config import Config
-from .data import load_dataset
-from .data.augment import augment_batch
-from .data.sampler import PatchSampler, grid_patches
-from .data.split import load_or_make_split
-from .data.targets import CLASS_NAMES
-from .loss import dice_ce_loss, foreground_counts
-from .model import UNet, check_patch_size, patch_divisors, pool_z_for, save_model_file
-from .runtime import autocast, memory_format, pick_device, pick_precision
+from .checkpoint import load_training_state, restore_rng, save_training_state, write_history
+from ..config import Config
+from ..data import load_dataset
+from ..data.sampler import PatchSampler, grid_patches
+from ..data.split import load_or_make_split
+from ..data.targets import CLASS_NAMES
+from ..model.loss import dice_ce_loss, foreground_counts
+from ..model.unet import check_patch_size, patch_divisors, save_model_file
+from ..project import ProjectLayout
+from ..runtime import autocast, pick_device, pick_precision
 from .schedule import ProgressSchedule
+from .step import TrainStep, build_model
 
 DEFAULT_PATCH = {2: (128, 128), 3: (32, 128, 128)}
 VALIDATION_PIXELS = 2 * 2**20  # pixels scored per validation pass when val_tiles is not set
 
 
+@dataclass(frozen=True)
+class FoldResult:
+    """One fold's training: its best model, that model's validation Dice, the history, why it stopped."""
+
+    model_path: Path
+    best_dice: float
+    history: list
+    stopped: str
+
+
 @dataclass
 class TrainResult:
-    """What fit() produced: one model file per fold and its history."""
+    """What fit() produced: one :class:`FoldResult` per fold."""
 
     project: Path
-    model_paths: list = field(default_factory=list)
-    best_dice: list = field(default_factory=list)
-    histories: list = field(default_factory=list)
-    stopped: list = field(default_factory=list)
+    folds: list = field(default_factory=list)
+
+    model_paths = property(lambda self: [f.model_path for f in self.folds])
+    best_dice = property(lambda self: [f.best_dice for f in self.folds])
+    histories = property(lambda self: [f.history for f in self.folds])
+    stopped = property(lambda self: [f.stopped for f in self.folds])
 
     @property
     def interrupted(self) -> bool:
@@ -74,11 +87,8 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
     result = TrainResult(project)
     for k, fold in enumerate(folds):
         outcome = _FoldRun(config, project, dataset, patch, k, len(folds), fold, callbacks, notes).run(resume)
-        result.model_paths.append(outcome["model_path"])
-        result.best_dice.append(outcome["best_dice"])
-        result.histories.append(outcome["history"])
-        result.stopped.append(outcome["stopped"])
-        if outcome["stopped"] == "interrupted":
+        result.folds.append(outcome)
+        if outcome.stopped == "interrupted":
             break
     return result
 
@@ -111,7 +121,9 @@ class _FoldRun:
         self.batch_size = config.train.batch_for(dataset.spatial_dims)
         self.dataset, self.patch, self.fold, self.n_folds = dataset, patch, fold, n_folds
         self.callbacks, self.notes = list(callbacks), notes
-        self.paths = project_paths(project, fold)
+        layout = ProjectLayout(project)
+        self.paths = {"model": layout.model(fold), "checkpoint": layout.checkpoint(fold),
+                      "history": layout.history_file(fold)}
         self.train_samples, self.val_samples = _split_samples(dataset, split)
         self.device = pick_device(self.tcfg.device)
         self.precision = pick_precision(self.device, self.tcfg.precision)
@@ -119,18 +131,15 @@ class _FoldRun:
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
-        pool_z = pool_z_for(patch[0]) if len(patch) == 3 else True
-        self.model = UNet(dataset.spatial_dims, dataset.in_channels, dataset.n_classes, config.model.size,
-                          pool_z=pool_z).to(self.device)
-        self.layout = memory_format(self.device, dataset.spatial_dims)
-        self.model = self.model.to(memory_format=self.layout)
+        self.model, self.layout = build_model(dataset, config.model.size, patch, self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.tcfg.lr,
                                            weight_decay=self.tcfg.weight_decay)
+        self.step = TrainStep(self.model, self.optimizer, device=self.device, precision=self.precision,
+                              layout=self.layout, augment=self.tcfg.augment, generator=self.generator)
         minutes = self.tcfg.minutes / n_folds if self.tcfg.minutes else None
         total = self.tcfg.epochs * self.tcfg.steps_per_epoch if self.tcfg.epochs else None
         self.schedule = ProgressSchedule(self.tcfg.schedule, self.tcfg.lr, total_steps=total, minutes=minutes)
         self.minutes = minutes
-        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.sampler = PatchSampler(self.train_samples, patch, foreground_fraction=self.tcfg.foreground_fraction,
                                     seed=self.rng)
         limit = self.tcfg.val_tiles or max(8, VALIDATION_PIXELS // int(np.prod(patch)))
@@ -170,7 +179,7 @@ class _FoldRun:
 
     # ------------------------------------------------------------ loop
 
-    def run(self, resume: bool) -> dict:
+    def run(self, resume: bool) -> FoldResult:
         if resume and self.paths["checkpoint"].exists():
             self._restore()
         emit(self.callbacks, "on_train_begin", TrainBegin(
@@ -189,8 +198,7 @@ class _FoldRun:
                 self._save_model(self._validate()[1])
         emit(self.callbacks, "on_train_end", TrainEnd(self.fold, self.best_dice, self.best_epoch,
                                                       str(self.paths["model"]), stopped))
-        return {"model_path": self.paths["model"], "best_dice": self.best_dice, "history": self.history,
-                "stopped": stopped}
+        return FoldResult(self.paths["model"], self.best_dice, self.history, stopped)
 
     def _epoch(self):
         started = time.monotonic()
@@ -228,26 +236,10 @@ class _FoldRun:
         return self.minutes is not None and self.elapsed >= 60 * self.minutes
 
     def _step(self) -> float:
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.schedule.lr(self.elapsed)
-        x, y = self.sampler.batch(self.batch_size)
-        x, y = torch.from_numpy(x), torch.from_numpy(y)
-        if self.tcfg.augment:
-            x, y = augment_batch(x, y, generator=self.generator)
-        x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.layout)
-        y = y.to(self.device, non_blocking=True)
-        with autocast(self.device, self.precision):
-            loss = dice_ce_loss(self.model(x), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
+        self.step.set_lr(self.schedule.lr(self.elapsed))
+        loss = self.step(*self.sampler.batch(self.batch_size))
         self.schedule.step_count += 1
-        return float(loss.detach())
+        return loss
 
     @torch.no_grad()
     def _validate(self) -> tuple[float, float]:
@@ -270,7 +262,7 @@ class _FoldRun:
 def _split_samples(dataset, split: dict):
     by_name = {s.name: s for s in dataset.samples}
     if "region_split" in split:  # a single image: hold back the end of its first spatial axis
-        from .data.dataset import Sample
+        from ..data.dataset import Sample
 
         sample = by_name[split["train"][0]]
         n = sample.target.shape[0]

@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Modules that define register(subparsers); each sub-command sets `func(args) -> int`.
-COMMAND_MODULES = ("nbseg.cli_train", "nbseg.cli_predict", "nbseg.cli_labels")
+COMMAND_MODULES = ("nbseg.cli.train", "nbseg.cli.predict", "nbseg.cli.labels")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .ground_truth import check_options, estimate_ground_truth
-from .io import file_stem, image_files, read_mask, write_ome_tiff
+from .consensus import check_options, estimate_ground_truth
+from ..io.images import file_stem, image_files, read_mask, write_ome_tiff
 
 SCORES_FILE = "expert_scores.csv"
 

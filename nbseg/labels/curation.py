@@ -1,5 +1,5 @@
-"""Label curation: Seg1/Seg2 merging, excluding masks, drawn polygons, and ground truth from
-several experts (the estimators live in :mod:`nbseg.ground_truth` and are re-exported here).
+"""Label curation: Seg1/Seg2 merging, excluding masks, drawn polygons and regions (ground truth
+from several experts is :mod:`.consensus`).
 
 Merging follows Allen Cell Segmenter ML's curation: two candidate segmentations of an image
 (Seg1, Seg2) and a merging mask that says where Seg2 is the better one. Excluding masks mark
@@ -7,13 +7,12 @@ pixels the loss ignores (the dataset loader sets the target to -1 there).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from .io import read_mask
-from .expert_folders import ground_truth_folders
-from .ground_truth import GroundTruth, estimate_ground_truth, score_experts
-
-IGNORE = -1  # the training target value the loss skips; nbseg.data.targets.IGNORE
+from ..data.targets import IGNORE
+from ..io.images import read_mask, write_ome_tiff
 
 
 def merge_segmentations(seg1, seg2, merging_mask):
@@ -45,6 +44,28 @@ def merge_segmentations(seg1, seg2, merging_mask):
             + ". They must all be drawn on the same image: re-export the odd one at the image's size."
         )
     return np.where(merging_mask > 0, seg2, seg1)
+
+
+def write_region_masks(folder, regions: dict, *, pixel_sizes: dict | None = None) -> list[Path]:
+    """Write drawn regions (excluding or merging masks) as ``<name>.ome.tif``, 1 inside, 0 outside.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Created when missing; this is the folder to enter as ``excluding_masks`` / ``merging_masks``.
+    regions : dict of name -> ([Z,] Y, X) ndarray of bool
+        The region of each image (named like the image, so pairing by name finds it).
+    pixel_sizes : dict of name -> tuple, optional
+        Each image's pixel sizes, kept in the mask file.
+    """
+    folder = Path(folder)
+    written = []
+    for name, region in regions.items():
+        region = np.asarray(region)
+        written.append(write_ome_tiff(folder / f"{name}.ome.tif", region.astype(np.uint8),
+                                      axes="ZYX"[-region.ndim:], pixel_sizes=(pixel_sizes or {}).get(name),
+                                      overwrite=True))
+    return written
 
 
 def polygons_to_mask(polygons, shape, *, z=None, values=1, clip=False) -> np.ndarray:
@@ -227,5 +248,5 @@ def _load(mask) -> np.ndarray:
 
 __all__ = [
     "merge_segmentations", "polygons_to_mask", "excluding_mask", "apply_excluding_mask", "disagreement_mask",
-    "estimate_ground_truth", "ground_truth_folders", "score_experts", "GroundTruth", "IGNORE",
+    "write_region_masks",
 ]

@@ -12,6 +12,7 @@ from typing import List, Tuple
 import torch
 from torch import nn
 
+from ..data.normalize import DEFAULT_PERCENTILES
 from .ensemble import _fuse_conv_bn, ensemble_info, load_ensemble
 from .tta import tta_variants
 
@@ -146,7 +147,7 @@ def _script(ensemble, example, variants, divisors):
         _fuse_conv_bn(net)
         with torch.no_grad():
             nets.append(torch.jit.trace(net, example))
-        percentiles.append(tuple(float(p) for p in meta.get("percentiles") or (1.0, 99.8)))
+        percentiles.append(tuple(float(p) for p in meta.get("percentiles") or DEFAULT_PERCENTILES))
     return torch.jit.script(EnsembleModule(nets, percentiles, variants, divisors)), percentiles
 
 

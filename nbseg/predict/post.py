@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .choices import check_choice
+from ..choices import check_choice
 
 if TYPE_CHECKING:
     import pandas

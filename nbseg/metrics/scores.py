@@ -29,21 +29,21 @@ def dice_iou(pred, gt, *, classes=(1,)) -> dict:
         Pixel counts are kept so sets of images can be pooled. A class absent from both
         images scores 1 (nothing to find, nothing found).
     """
-    pred, gt = _same_shape(pred, gt)
+    pred, gt = same_shape(pred, gt)
     scores = {}
     for c in classes:
         p, g = pred == c, gt == c
         inter, n_pred, n_gt = int(np.count_nonzero(p & g)), int(np.count_nonzero(p)), int(np.count_nonzero(g))
-        scores[c] = {"dice": _ratio(2 * inter, n_pred + n_gt), "iou": _ratio(inter, n_pred + n_gt - inter),
+        scores[c] = {"dice": ratio(2 * inter, n_pred + n_gt), "iou": ratio(inter, n_pred + n_gt - inter),
                      "intersection": inter, "pred": n_pred, "gt": n_gt}
     return scores
 
 
-def _ratio(num, den) -> float:
+def ratio(num, den) -> float:
     return num / den if den else 1.0
 
 
-def _same_shape(pred, gt):
+def same_shape(pred, gt):
     pred, gt = np.asarray(pred), np.asarray(gt)
     if pred.shape != gt.shape:
         raise ValueError(f"prediction has shape {pred.shape} but ground truth {gt.shape}; "
@@ -66,7 +66,7 @@ def overlaps(pred, gt) -> Overlaps:
     """IoU of every pair of objects that share a pixel (sparse, so large 3D label images fit)."""
     from skimage.segmentation import relabel_sequential
 
-    pred, gt = _same_shape(pred, gt)
+    pred, gt = same_shape(pred, gt)
     pred = relabel_sequential(pred.astype(np.int64, copy=False))[0].ravel()
     gt = relabel_sequential(gt.astype(np.int64, copy=False))[0].ravel()
     n_pred, n_gt = int(pred.max(initial=0)), int(gt.max(initial=0))
@@ -159,23 +159,11 @@ def rand_vi(pred, gt) -> dict:
     """
     from skimage.metrics import adapted_rand_error, variation_of_information
 
-    pred, gt = _same_shape(pred, gt)
+    pred, gt = same_shape(pred, gt)
     error, _, _ = adapted_rand_error(gt, pred)
     split, merge = variation_of_information(gt, pred)
     return {"rand_error": float(error), "vi": float(split + merge), "vi_split": float(split), "vi_merge": float(merge)}
 
 
-_EVALUATION_NAMES = ("Evaluation", "evaluate", "evaluate_folders", "evaluate_image")
-
-
-def __getattr__(name):
-    # The set-level evaluation lives in nbseg.evaluation (which imports this module); re-exported
-    # lazily so `nbseg.metrics` is the one place to look and either module can be imported first.
-    if name in _EVALUATION_NAMES:
-        from . import evaluation
-
-        return getattr(evaluation, name)
-    raise AttributeError(f"module 'nbseg.metrics' has no attribute {name!r}")
-
-__all__ = ["AP_THRESHOLDS", "Evaluation", "Overlaps", "dice_iou", "evaluate", "evaluate_folders", "evaluate_image",
-           "instance_scores", "matched_pairs", "mean_average_precision", "overlaps", "rand_vi"]
+__all__ = ["AP_THRESHOLDS", "Overlaps", "dice_iou", "instance_scores", "matched_pairs", "mean_average_precision",
+           "overlaps", "rand_vi", "ratio", "same_shape"]

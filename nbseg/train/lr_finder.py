@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.augment import augment_batch
-from .loss import dice_ce_loss
-from .runtime import autocast
+from ..project import ProjectLayout
+from ..runtime import memory_format
+from .step import TrainStep, build_model
 
-RESULT_FILE = "lr_finder.json"
+MAX_PROPOSED_LR = 1e-2  # AdamW on a U-Net is rarely stable above this
 
 
 @dataclass
@@ -28,16 +28,26 @@ class LRFinderResult:
     suggestion: float
     stop_reason: str
 
+    @property
+    def proposal(self) -> float:
+        """The learning rate to train with: the suggestion, capped (see :func:`propose_lr`)."""
+        return propose_lr(self.suggestion)[0]
+
+    @property
+    def proposal_note(self) -> str:
+        """Why the proposal differs from the suggestion ("" when it does not)."""
+        return propose_lr(self.suggestion)[1]
+
     def save(self, path) -> Path:
         path = Path(path)
-        path = path / RESULT_FILE if path.is_dir() else path
+        path = ProjectLayout(path).lr_finder if path.is_dir() else path
         path.write_text(json.dumps(asdict(self)))
         return path
 
     @classmethod
     def load(cls, path) -> "LRFinderResult":
         path = Path(path)
-        path = path / RESULT_FILE if path.is_dir() else path
+        path = ProjectLayout(path).lr_finder if path.is_dir() else path
         return cls(**json.loads(path.read_text()))
 
     def plot(self, ax=None):
@@ -76,10 +86,26 @@ def suggest_lr(lrs, smoothed) -> float:
     return float(lrs[int(np.argmin(slopes))])
 
 
+def propose_lr(suggestion: float, *, cap: float = MAX_PROPOSED_LR) -> tuple[float, str]:
+    """The learning rate to propose from a sweep's suggestion, and a note when it was changed.
+
+    Short sweeps (quick mode, few images) can suggest rates where training diverges; above ``cap``
+    the proposal is ``cap`` and the note says why. The CLI and notebook 03 both propose this.
+    """
+    if not suggestion > 0:
+        return cap / 3, f"the sweep gave no usable suggestion ({suggestion!r}); proposing {cap / 3:.1e}"
+    if suggestion > cap:
+        return cap, (f"the suggestion {suggestion:.1e} is above {cap:.0e}, where U-Net training with AdamW rarely "
+                     f"stays stable (a short sweep often overshoots); proposing {cap:.0e}")
+    return float(f"{suggestion:.3g}"), ""
+
+
 def lr_sweep(model, next_batch, *, start_lr: float = 1e-6, end_lr: float = 1.0, num_steps: int = 100,
-             beta: float = 0.9, diverge: float = 4.0, weight_decay: float = 1e-4, device=None,
-             precision: str = "fp32", generator=None, progress=None) -> LRFinderResult:
+             beta: float = 0.9, diverge: float = 4.0, weight_decay: float = 1e-4, augment: bool = True,
+             device=None, precision: str = "fp32", generator=None, progress=None) -> LRFinderResult:
     """Train ``model`` briefly with an exponentially rising learning rate; restore its weights afterwards.
+
+    Each step is fit()'s own :class:`~nbseg.train.step.TrainStep` (augmentation, precision, memory layout).
 
     Parameters
     ----------
@@ -91,32 +117,29 @@ def lr_sweep(model, next_batch, *, start_lr: float = 1e-6, end_lr: float = 1.0, 
         Exponential smoothing of the loss (bias-corrected).
     diverge : float
         Stop once the smoothed loss exceeds this many times its best.
+    augment : bool
+        Augment each batch, as training does when ``train.augment`` is on.
     progress : callable(step, num_steps, lr, loss), optional
     """
     device = device or next(model.parameters()).device
     saved = copy.deepcopy(model.state_dict())
     optimizer = torch.optim.AdamW(model.parameters(), lr=start_lr, weight_decay=weight_decay)
-    generator = generator or torch.Generator().manual_seed(0)
+    step = TrainStep(model, optimizer, device=device, precision=precision, augment=augment,
+                     layout=memory_format(device, model.spec["spatial_dims"]),
+                     generator=generator or torch.Generator().manual_seed(0))
     lrs, losses, smoothed, average, best, reason = [], [], [], 0.0, math.inf, "end of sweep"
     model.train()
     try:
-        for step, lr in enumerate(exponential_lrs(start_lr, end_lr, num_steps)):
-            optimizer.param_groups[0]["lr"] = float(lr)
-            x, y = next_batch()
-            x, y = augment_batch(torch.from_numpy(x), torch.from_numpy(y), generator=generator)
-            with autocast(device, precision):
-                loss = dice_ce_loss(model(x.to(device)), y.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            value = float(loss.detach())
+        for i, lr in enumerate(exponential_lrs(start_lr, end_lr, num_steps)):
+            step.set_lr(lr)
+            value = step(*next_batch())
             average = beta * average + (1 - beta) * value
-            current = average / (1 - beta ** (step + 1))
+            current = average / (1 - beta ** (i + 1))
             lrs.append(float(lr)), losses.append(value), smoothed.append(current)
             best = min(best, current)
             if progress:
-                progress(step, num_steps, float(lr), current)
-            if step > 0 and should_stop(current, best, diverge=diverge):
+                progress(i, num_steps, float(lr), current)
+            if i > 0 and should_stop(current, best, diverge=diverge):
                 reason = f"loss exceeded {diverge:g}x its best"
                 break
     finally:
@@ -126,21 +149,21 @@ def lr_sweep(model, next_batch, *, start_lr: float = 1e-6, end_lr: float = 1.0, 
 
 def find_lr(config, project=None, *, num_steps: int = 100, dataset=None, progress=None) -> LRFinderResult:
     """Run the sweep for a project's data and model settings; save the result in ``project``."""
-    from .data import load_dataset
-    from .data.sampler import PatchSampler
-    from .model import UNet, pool_z_for
-    from .runtime import pick_device, pick_precision
-    from .train import resolve_patch
+    from ..data import load_dataset
+    from ..data.sampler import PatchSampler
+    from ..runtime import pick_device, pick_precision
+    from .trainer import resolve_patch
 
     dataset = dataset or load_dataset(config.data)
     patch, _ = resolve_patch(config, dataset)
     torch.manual_seed(config.train.seed)
     device = pick_device(config.train.device)
-    model = UNet(dataset.spatial_dims, dataset.in_channels, dataset.n_classes, config.model.size,
-                 pool_z=pool_z_for(patch[0]) if len(patch) == 3 else True).to(device)
+    model, _ = build_model(dataset, config.model.size, patch, device)
     sampler = PatchSampler(dataset.samples, patch, foreground_fraction=config.train.foreground_fraction,
                            seed=config.train.seed)
-    result = lr_sweep(model, lambda: sampler.batch(config.train.batch_for(dataset.spatial_dims)), num_steps=num_steps, device=device,
+    batch = config.train.batch_for(dataset.spatial_dims)
+    result = lr_sweep(model, lambda: sampler.batch(batch), num_steps=num_steps, device=device,
+                      weight_decay=config.train.weight_decay, augment=config.train.augment,
                       precision=pick_precision(device, config.train.precision), progress=progress)
     if project is not None:
         Path(project).mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,8 @@
 """Predict with a trained project: one image, files and folders written as OME-TIFF, or the
 out-of-fold predictions of the training images.
 
-This is the public face of prediction; the work is done in :mod:`nbseg.inference` (one image),
-:mod:`nbseg.ensemble` (models and the per-tile function), :mod:`nbseg.tiling` (sliding window)
-and :mod:`nbseg.tta` (test-time augmentation).
+The work is done in :mod:`.image` (one image), :mod:`.ensemble` (models and the per-tile function),
+:mod:`.tiling` (sliding window) and :mod:`.tta` (test-time augmentation).
 """
 from __future__ import annotations
 
@@ -14,32 +13,22 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .choices import check_choice
+from ..choices import check_choice
 from .ensemble import UNCERTAINTY_CHOICES, check_image, ensemble_info, load_ensemble
-from .inference import Prediction, predict_image, read_for_models, uncertainty_table
-from .io import file_stem, image_files, is_image_file, write_ome_tiff
+from .image import predict_image, read_for_models
+from ..io.images import file_stem, image_files, is_image_file
 from .out_of_fold import out_of_fold_predictions
-from .post import classes, find_threshold, instances as label_instances, parse_threshold
+from .outputs import result_paths, write_results
+from .post import parse_threshold
 from .tta import tta_variants
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["Prediction", "load_ensemble", "out_of_fold_predictions", "predict_files", "predict_image",
-           "uncertainty_table", "result_paths"]
+__all__ = ["input_files", "predict_files"]
 
 RECORD_FILE = "nbseg-predict.json"
 TABLE_FILE = "uncertainty.csv"
-RESULT_KINDS = ("prob", "interior", "uncertainty", "labels", "mask")  # writing order: the mask last marks it done
-
-
-def result_paths(output_dir, stem: str, *, instances: bool, interior: bool = False) -> dict:
-    """``{kind: Path}`` of the files :func:`predict_files` writes for one input (``interior``: the
-    interior probability of ``instances`` projects, which seeds the watershed that splits objects)."""
-    kinds = [k for k in RESULT_KINDS if (instances or k != "labels") and (interior or k != "interior")]
-    return {k: Path(output_dir) / f"{stem}.{k}.ome.tif" for k in kinds}
-
-
 def predict_files(project, inputs, output_dir, *, tta: str = "flips", threshold=0.5, instances: bool = False,
                   overlap: float = 0.5, tile=None, batch_size: int = 4, device: str = "auto",
                   precision: str = "auto", uncertainty: str = "entropy", axes: str | None = None, channels=None,
@@ -187,53 +176,8 @@ def _check_earlier_results(output_dir: Path, plans, settings, overwrite: bool) -
     return record
 
 
-def write_results(prediction: Prediction, paths: dict, *, threshold, instances: bool, min_size: int = 10) -> dict:
-    """Write one prediction's OME-TIFF files (``paths`` from :func:`result_paths`); returns its summary row."""
-    spatial_axes = "ZYX"[-prediction.uncertainty.ndim:]
-    shape = prediction.uncertainty.shape
-    prob8, unc8 = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
-    for part, fg, unc in prediction.foreground_slabs():
-        prob8[part], unc8[part] = _to_uint8(fg), _to_uint8(unc)
-    write = dict(pixel_sizes=prediction.pixel_sizes, overwrite=True)
-    if prediction.kind == "multiclass":
-        write_ome_tiff(paths["prob"], _to_uint8(prediction.probabilities), axes="C" + spatial_axes, **write)
-        mask, used = classes(prediction.probabilities), None
-    else:
-        write_ome_tiff(paths["prob"], prob8, axes=spatial_axes, **write)
-        used = threshold
-        if threshold == "otsu":  # on the saved 8-bit probability, so the mask matches the file
-            used = find_threshold(prob8, method="otsu") / 255 if prob8.min() < prob8.max() else 0.5
-        mask = prob8 > used * 255
-    if "interior" in paths and prediction.interior is not None:
-        write_ome_tiff(paths["interior"], _slabs_to_uint8(prediction.interior), axes=spatial_axes, **write)
-    write_ome_tiff(paths["uncertainty"], unc8, axes=spatial_axes, **write)
-    row = {"uncertainty": prediction.uncertainty_score, "foreground_fraction": float(np.mean(prob8 >= 128)),
-           "threshold": used}
-    if instances:
-        interior = prediction.interior
-        labels = label_instances(mask > 0, interior=interior, min_size=min_size)
-        row["objects"] = int(labels.max(initial=0))
-        write_ome_tiff(paths["labels"], labels.astype(np.uint16 if row["objects"] < 2**16 else np.uint32),
-                       axes=spatial_axes, **write)
-    write_ome_tiff(paths["mask"], mask.astype(np.uint8) * (255 if mask.dtype == bool else 1), axes=spatial_axes,
-                   **write)
-    return row
-
-
 def _resolved(source) -> str:
     return str(Path(source).resolve()) if source else ""
-
-
-def _slabs_to_uint8(values, step: int = 16) -> np.ndarray:
-    """``_to_uint8`` a slab at a time along the first axis (``values`` may live on disk)."""
-    out = np.empty(values.shape, np.uint8)
-    for start in range(0, values.shape[0], step):
-        out[start:start + step] = _to_uint8(values[start:start + step])
-    return out
-
-
-def _to_uint8(values) -> np.ndarray:
-    return np.clip(np.rint(np.asarray(values, dtype=np.float32) * 255), 0, 255).astype(np.uint8)
 
 
 def _write_json(path: Path, data) -> None:

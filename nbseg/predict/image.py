@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .choices import check_choice
-from .ensemble import (UNCERTAINTY_CHOICES, TilePredictor, check_image, ensemble_info, intensity_bounds,
-                       load_ensemble)
+from ..choices import check_choice
+from ..data.normalize import DEFAULT_PERCENTILES, intensity_bounds
+from .ensemble import UNCERTAINTY_CHOICES, TilePredictor, check_image, ensemble_info, load_ensemble
 from .heap import retained_heap
-from .io import Image, read_image
+from ..io.images import Image, read_image
 from .tiling import DiskArray, check_tile, sliding_window
 from .tta import tta_variants
 
@@ -131,7 +131,7 @@ def predict_image(models, image, *, tta: str = "flips", overlap: float = 0.5, ti
     -------
     Prediction
     """
-    from .runtime import pick_device, pick_precision
+    from ..runtime import pick_device, pick_precision
 
     ensemble = load_ensemble(models)
     info = ensemble_info(ensemble)
@@ -143,12 +143,12 @@ def predict_image(models, image, *, tta: str = "flips", overlap: float = 0.5, ti
     name = str(image.path or "image")
     bounds = {}
     for _, meta in ensemble:
-        key = tuple(meta.get("percentiles") or (1.0, 99.8))
+        key = tuple(meta.get("percentiles") or DEFAULT_PERCENTILES)
         bounds.setdefault(key, intensity_bounds(image.data, key, name=name))
     torch_device = pick_device(device)
     predictor = TilePredictor(ensemble, info=info, tta=tta, device=torch_device,
                               precision=pick_precision(torch_device, precision), uncertainty=uncertainty,
-                              bounds=[bounds[tuple(m.get("percentiles") or (1.0, 99.8))] for _, m in ensemble])
+                              bounds=[bounds[tuple(m.get("percentiles") or DEFAULT_PERCENTILES)] for _, m in ensemble])
     store = _output_store((info.n_classes,) + image.spatial_shape, dtype, memory_budget, scratch_dir)
     with retained_heap():
         sliding_window(image.data, predictor, tile=tile, n_out=info.n_classes, overlap=overlap,

@@ -73,7 +73,7 @@ def _register_qc(subparsers) -> None:
 
 
 def _ground_truth(args) -> int:
-    from .expert_folders import ground_truth_folders
+    from ..labels.expert_folders import ground_truth_folders
 
     table = ground_truth_folders(
         args.expert_dirs, args.output, method=args.method, labels="multiclass" if args.multiclass else "binary",
@@ -93,7 +93,7 @@ def _ground_truth(args) -> int:
 
 
 def _qc(args) -> int:
-    from .qc import qc_dataset
+    from ..labels.qc import qc_dataset
 
     csv = Path(args.csv) if args.csv else None
     if csv is not None and csv.exists() and not args.overwrite:
@@ -109,7 +109,7 @@ def _qc(args) -> int:
             print(f"- {name}: {reasons}")
     if csv is not None:
         csv.parent.mkdir(parents=True, exist_ok=True)
-        report.table.to_csv(csv)
+        report.to_csv(csv)
         print(f"\nFull table written to {csv}")
     return 1 if args.strict and len(flagged) else 0
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from .io import file_stem, image_files
+from ..io.images import file_stem, image_files
 from .qc_checks import check_pair
 
 FLAGS = {
@@ -54,6 +56,13 @@ class QCReport:
     table: pd.DataFrame
     summary: pd.DataFrame
     notes: list = field(default_factory=list)
+
+    def to_csv(self, path) -> Path:
+        """Write the full table (every image, every measurement); the folder is created when missing."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.table.to_csv(path)
+        return path
 
     @property
     def flagged(self) -> pd.DataFrame:

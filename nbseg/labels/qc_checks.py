@@ -9,7 +9,7 @@ import hashlib
 
 import numpy as np
 
-from .io import read_image
+from ..io.images import read_image
 
 COLUMNS = ("image", "mask", "dims", "shape", "channels", "image_dtype", "mask_dtype", "n_label_values",
            "foreground_fraction", "n_objects", "smallest_object", "median_object_size", "n_tiny", "n_split",

@@ -1,0 +1,10 @@
+"""Reading images and masks into ``C[Z]YX`` with their pixel sizes, and writing OME-TIFF.
+
+:mod:`.images` is the public API (pairing by stem, axes, channels); :mod:`.readers` holds one
+reader per file format.
+"""
+from .images import Image, file_stem, image_files, is_image_file, read_image, read_mask, write_ome_tiff
+from .readers import IMAGE_SUFFIXES, ImageReadError
+
+__all__ = ["IMAGE_SUFFIXES", "Image", "ImageReadError", "file_stem", "image_files", "is_image_file", "read_image",
+           "read_mask", "write_ome_tiff"]

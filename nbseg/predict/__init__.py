@@ -1,0 +1,11 @@
+"""Prediction: files and folders (:mod:`.files`), one image (:mod:`.image`), the models and the
+per-tile function (:mod:`.ensemble`), the sliding window (:mod:`.tiling`), test-time augmentation
+(:mod:`.tta`), thresholds and objects (:mod:`.post`), out-of-fold predictions and export."""
+from .ensemble import load_ensemble
+from .files import predict_files
+from .image import Prediction, predict_image, uncertainty_table
+from .out_of_fold import out_of_fold_predictions
+from .outputs import result_paths
+
+__all__ = ["Prediction", "load_ensemble", "out_of_fold_predictions", "predict_files", "predict_image",
+           "result_paths", "uncertainty_table"]

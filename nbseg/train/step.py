@@ -1,0 +1,65 @@
+"""The model and the training step that fit() and the learning-rate finder share.
+
+One step: draw a batch, augment it when the config says so, move it to the device in the
+memory layout the device prefers, forward under the chosen precision (a GradScaler for fp16),
+backward, optimiser step. Keeping it in one place means the LR sweep sees the same training
+that fit() runs.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..data.augment import augment_batch
+from ..model.loss import dice_ce_loss
+from ..model.unet import UNet, pool_z_for
+from ..runtime import autocast, memory_format
+
+
+def build_model(dataset, size: str, patch, device) -> tuple[torch.nn.Module, torch.memory_format]:
+    """The U-Net for ``dataset`` on ``device``, and the memory layout its inputs should use.
+
+    Parameters
+    ----------
+    dataset : nbseg.data.Dataset
+        Gives the spatial dimensions, input channels and classes.
+    size : str
+        Model size (``"S"``, ``"M"``, ``"L"``).
+    patch : sequence of int
+        The training patch, ``(Y, X)`` or ``(Z, Y, X)``; a 3D patch too thin to pool in Z keeps Z whole.
+    device : torch.device
+    """
+    pool_z = pool_z_for(patch[0]) if len(patch) == 3 else True
+    model = UNet(dataset.spatial_dims, dataset.in_channels, dataset.n_classes, size, pool_z=pool_z)
+    layout = memory_format(device, dataset.spatial_dims)
+    return model.to(device).to(memory_format=layout), layout
+
+
+class TrainStep:
+    """One optimiser step on a batch; call it with numpy arrays ``x`` (N, C, [Z,] Y, X) and ``y``."""
+
+    def __init__(self, model, optimizer, *, device, precision: str, layout, augment: bool, generator):
+        self.model, self.optimizer, self.device = model, optimizer, device
+        self.precision, self.layout, self.augment, self.generator = precision, layout, augment, generator
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = float(lr)
+
+    def __call__(self, x, y) -> float:
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+        if self.augment:
+            x, y = augment_batch(x, y, generator=self.generator)
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.layout)
+        y = y.to(self.device, non_blocking=True)
+        with autocast(self.device, self.precision):
+            loss = dice_ce_loss(self.model(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        return float(loss.detach())
