@@ -71,3 +71,26 @@ def test_help_is_readable(command, capsys):
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     assert "example: nbseg " + command in text
+
+
+def _digests(folder):
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_predict_never_changes_its_inputs(project, capsys):
+    """Inputs are opened read-only: a truncated TIFF is named and refused, never extended on disk."""
+    images = project / "images"
+    data = (images / "b.tif").read_bytes()
+    (images / "cut.tif").write_bytes(data[: len(data) // 2])
+    before = _digests(images)
+    out = project / "pred"
+    code = main(["predict", str(project / "project"), str(images), "--output", str(out), "--tta", "none"])
+    err = capsys.readouterr().err
+    assert code != 0 and "cut.tif" in err and "truncated" in err and "Traceback" not in err
+    assert _digests(images) == before
+    (images / "cut.tif").unlink()
+    before = _digests(images)
+    assert main(["predict", str(project / "project"), str(images), "--output", str(out), "--tta", "none"]) == 0
+    assert _digests(images) == before

@@ -42,6 +42,15 @@ def read_raw(path: Path, *, lazy: bool):
     )
 
 
+def _check_complete(path: Path, series) -> None:
+    """Refuse an uncompressed TIFF whose pixel data runs past the end of the file (a cut-off copy)."""
+    offset = series.dataoffset  # None for compressed or scattered data: decoding finds those
+    if offset is not None and offset + series.nbytes > path.stat().st_size:
+        raise ImageReadError(
+            f"{path} is truncated: its pixel data needs {offset + series.nbytes:,} bytes but the file has "
+            f"{path.stat().st_size:,}. Copy or export the file again.")
+
+
 def _read_tiff(path: Path, *, lazy: bool):
     import tifffile
 
@@ -51,9 +60,10 @@ def _read_tiff(path: Path, *, lazy: bool):
         described = tif.is_ome or tif.is_imagej or any("axes" in m for m in (tif.shaped_metadata or ()))
         sizes = _tiff_pixel_sizes(tif)
         big = np.prod(series.shape) * np.dtype(series.dtype).itemsize > LARGE_BYTES
+        _check_complete(path, series)
         if lazy or big:
-            try:
-                data = tifffile.memmap(path, series=0)
+            try:  # read-only: tifffile's default 'r+' would write to (and extend) the user's file
+                data = tifffile.memmap(path, series=0, mode="r")
             except ValueError:  # compressed or not contiguous: decode into a disk-backed array
                 data = series.asarray(out="memmap")
         else:
