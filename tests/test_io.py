@@ -96,3 +96,33 @@ def test_real_dsb_image_and_mask(shared_data):
     image = read_image(shared_data / "dsb2018" / "images" / name)
     mask = read_mask(shared_data / "dsb2018" / "masks" / name)
     assert image.spatial_shape == mask.shape and mask.max() > 1
+
+
+@pytest.mark.parametrize("kwargs, expected, unit", [
+    # Fiji's calibration: µm with a Z spacing
+    (dict(imagej=True, resolution=(1 / 0.2, 1 / 0.2), metadata={"axes": "ZYX", "spacing": 1.5, "unit": "micron"}),
+     (1.5, 0.2, 0.2), "µm"),
+    # nanometres become micrometres
+    (dict(imagej=True, resolution=(1 / 5, 1 / 5), metadata={"axes": "ZYX", "spacing": 10, "unit": "nm"}),
+     (0.01, 0.005, 0.005), "µm"),
+    # Fiji's relative(x=y=1): only the ratio is known (BBBC050's embryos: Z 2.18x XY)
+    (dict(imagej=True, resolution=(1, 1), metadata={"axes": "ZYX", "spacing": 2.18, "unit": "relative(x=y=1)"}),
+     (2.18, 1.0, 1.0), "relative"),
+    # OME with units
+    (dict(ome=True, metadata={"axes": "ZYX", "PhysicalSizeX": 40, "PhysicalSizeXUnit": "nm", "PhysicalSizeY": 40,
+                              "PhysicalSizeYUnit": "nm", "PhysicalSizeZ": 0.1, "PhysicalSizeZUnit": "µm"}),
+     (0.1, 0.04, 0.04), "µm"),
+    # a scanner's 200 pixels per inch is no pixel size
+    (dict(resolution=(200, 200), resolutionunit="INCH"), (None, None, None), None),
+])
+def test_pixel_sizes_from_calibration(tmp_path, kwargs, expected, unit):
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, np.zeros((4, 8, 8), np.uint16), **kwargs)
+    image = read_image(path, dims=3)
+    assert image.pixel_sizes == pytest.approx(expected) if expected[0] else image.pixel_sizes == expected
+    assert image.unit == unit
+
+
+def test_bundled_3d_sample_keeps_its_z_spacing():
+    image = read_image(sample("nuclei3d")["images"] / "8_cell_stage.tif")
+    assert image.pixel_sizes == pytest.approx((2.18, 1.0, 1.0)) and image.unit == "relative"

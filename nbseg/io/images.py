@@ -29,12 +29,16 @@ class Image:
     pixel_sizes : tuple of float or None
         ``([Z,] Y, X)`` in micrometres; None where the file does not say.
     path : Path or None
+    unit : str or None
+        ``"µm"``, or ``"relative"`` when the file gives only ratios (Fiji's ``relative(x=y=1)``);
+        None when it gives no pixel sizes.
     """
 
     data: np.ndarray
     axes: str
     pixel_sizes: tuple = field(default=())
     path: Path | None = None
+    unit: str | None = None
 
     @property
     def spatial_dims(self) -> int:
@@ -108,7 +112,8 @@ def read_image(path, *, axes: str | None = None, channels=None, dims: int | None
         data = _select_channels(data, channels, path)
     spatial = "ZYX" if data.ndim == 4 else "YX"
     pixel_sizes = tuple(sizes.get(a) for a in spatial)
-    return Image(data=data, axes="C" + spatial, pixel_sizes=pixel_sizes, path=path)
+    unit = sizes.get("unit", "µm") if any(s is not None for s in pixel_sizes) else None
+    return Image(data=data, axes="C" + spatial, pixel_sizes=pixel_sizes, path=path, unit=unit)
 
 
 def read_mask(path, *, dims: int | None = None, axes: str | None = None, return_pixel_sizes: bool = False):

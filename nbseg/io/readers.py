@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .pixel_sizes import tiff_pixel_sizes
+
 TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif")
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg")
 BIOIO_SUFFIXES = (".czi", ".nd2", ".lif", ".zarr")
@@ -58,7 +60,7 @@ def _read_tiff(path: Path, *, lazy: bool):
         series = tif.series[0]
         axes = series.axes
         described = tif.is_ome or tif.is_imagej or any("axes" in m for m in (tif.shaped_metadata or ()))
-        sizes = _tiff_pixel_sizes(tif)
+        sizes = tiff_pixel_sizes(tif)
         big = np.prod(series.shape) * np.dtype(series.dtype).itemsize > LARGE_BYTES
         _check_complete(path, series)
         if lazy or big:
@@ -77,28 +79,6 @@ def _read_tiff(path: Path, *, lazy: bool):
         if any(a not in AXES_LETTERS for a in axes):
             axes = None
     return data, axes, sizes
-
-
-def _tiff_pixel_sizes(tif) -> dict:
-    sizes: dict = {}
-    if tif.is_ome and tif.ome_metadata:
-        for letter in "XYZ":
-            found = re.search(rf'PhysicalSize{letter}="([0-9.eE+-]+)"', tif.ome_metadata)
-            if found:
-                sizes[letter] = float(found.group(1))
-        return sizes
-    page = tif.pages[0]
-    meta = tif.imagej_metadata or {}
-    unit = str(meta.get("unit", "")).lower()
-    if unit in ("micron", "um", "µm", "\\u00b5m"):
-        for letter, tag in (("X", "XResolution"), ("Y", "YResolution")):
-            if tag in page.tags:
-                num, den = page.tags[tag].value
-                if num:
-                    sizes[letter] = den / num
-        if "spacing" in meta:
-            sizes["Z"] = float(meta["spacing"])
-    return sizes
 
 
 def _read_plain(path: Path):
