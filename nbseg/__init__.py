@@ -2,7 +2,7 @@
 
 The public face, imported on first use (``import nbseg`` stays light)::
 
-    from nbseg import Config, fit, find_lr, predict_files, predict_image, read_image
+    from nbseg import Config, PredictOptions, fit, find_lr, predict_files, predict_image, read_image
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _PUBLIC = {"Config": "nbseg.config", "fit": "nbseg.train.trainer", "find_lr": "nbseg.train.lr_finder",
            "predict_files": "nbseg.predict.files", "predict_image": "nbseg.predict.image",
-           "read_image": "nbseg.io.images"}
+           "read_image": "nbseg.io.images", "PredictOptions": "nbseg.predict.options"}
 __all__ = ["__version__", *_PUBLIC]
 
 

@@ -53,6 +53,7 @@ def run_demo(project, *, name: str = "nuclei2d", minutes: float = 2.0, quick: bo
     """
     from .metrics.evaluation import evaluate_folders
     from .predict.files import predict_files
+    from .predict.options import PredictOptions
     from .train.trainer import fit
 
     project = Path(project)
@@ -66,8 +67,8 @@ def run_demo(project, *, name: str = "nuclei2d", minutes: float = 2.0, quick: bo
                     model=model, train=train)
     result = fit(config, project, callbacks=[PrintProgress(stream)])
     output = project / "predictions"
-    table = predict_files(project, folders["test_images"], output, tta="none" if quick else "flips",
-                          threshold=0.5, instances=True, overwrite=True)
+    options = PredictOptions(tta="none" if quick else "flips", threshold=0.5, instances=True)
+    table = predict_files(project, folders["test_images"], output, options, overwrite=True)
     evaluation = evaluate_folders(output, folders["test_masks"], kind="instances")
     evaluation.table.to_csv(project / "evaluation.csv", index=False)
     report = write_report(project, result, evaluation, table, seconds=time.monotonic() - started)

@@ -220,9 +220,10 @@ def test_non_binary_masks_to_binary_staple_are_refused():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"method": "vote"}, "method is 'vote'; use one of 'staple', 'majority'"),
+    ({"method": "vote"}, "method 'vote' is unknown; use one of 'staple', 'majority'"),
+    ({"method": "stapel"}, "Did you mean 'staple'"),
     ({"threshold": 1.5}, r"threshold is 1.5"),
-    ({"labels": "instances"}, "labels is 'instances'"),
+    ({"labels": "instances"}, "labels 'instances' is unknown"),
 ])
 def test_bad_options_are_explained(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -366,6 +367,6 @@ def test_ground_truth_folders_on_3d_stacks(tmp_path):
 
 def test_ground_truth_folders_checks_options_before_anything(tmp_path):
     dirs = three_experts(tmp_path)
-    with pytest.raises(ValueError, match="^method is 'vote'"):
+    with pytest.raises(ValueError, match="^method 'vote' is unknown"):
         ground_truth_folders(dirs, tmp_path / "out", method="vote")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["experts"]

@@ -49,10 +49,12 @@ def test_orthogonal_planes_and_plane():
     assert ov.z_scale_of((None, 0.5, 0.5)) == ov.z_scale_of((0.5, 0.5)) == ov.z_scale_of(None) == 1.0
 
 
-def test_polygon_mask_and_typed_vertices():
+def test_typed_vertices_fill_a_polygon():
+    from nbseg.labels.curation import polygons_to_mask  # what the Draw tab fills typed corners with
+
     vertices = ov.parse_vertices("1,1; 1,8\n8,8; (8,1)")
     assert vertices == [(1, 1), (1, 8), (8, 8), (8, 1)]
-    mask = ov.polygon_mask((10, 10), vertices)
+    mask = polygons_to_mask([vertices], (10, 10)) > 0
     assert mask[4, 4] and not mask[0, 0] and not mask[9, 9]
     with pytest.raises(ValueError, match="at least 3"):
         ov.parse_vertices("1,1; 2,2")

@@ -1,25 +1,10 @@
 """`nbseg predict`, `nbseg evaluate` and `nbseg export`: use a trained project."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers like 256,256 or 32,128,128")
-
-
-class _Formatter(argparse.HelpFormatter):
-    """Wraps the description but keeps the example line as written."""
-
-    def _fill_text(self, text, width, indent):
-        if text.startswith("example:"):
-            return indent + text
-        return super()._fill_text(text, width, indent)
+from .args import DEVICES, add_command, add_project, int_list
 
 
 def register(subparsers) -> None:
@@ -29,16 +14,16 @@ def register(subparsers) -> None:
 
 
 def _register_predict(subparsers) -> None:
-    p = subparsers.add_parser(
-        "predict", help="segment images with a trained project", formatter_class=_Formatter,
+    p = add_command(
+        subparsers, "predict", run_predict, help="segment images with a trained project",
         description="Segment images with the model(s) of a trained project. For each input image NAME the "
                     "output folder gets NAME.prob.ome.tif (probability, 0-255), NAME.mask.ome.tif (the "
                     "segmentation), NAME.uncertainty.ome.tif (0-255, high = the models disagree or doubt) and, "
                     "with --instances, NAME.labels.ome.tif (one number per object); uncertainty.csv ranks the "
                     "images, most uncertain first (check or annotate those). Run it again after an interruption: "
                     "finished images are skipped.",
-        epilog="example: nbseg predict my_project new_images/ --output predictions/ --instances")
-    p.add_argument("project", type=Path, metavar="PROJECT", help="trained project folder (or one model file)")
+        example="nbseg predict my_project new_images/ --output predictions/ --instances")
+    add_project(p)
     p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="image files and/or folders of images")
     p.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
                    help="folder for the results (created if needed)")
@@ -52,46 +37,44 @@ def _register_predict(subparsers) -> None:
     p.add_argument("--min-size", type=int, default=10, metavar="N", help="drop objects smaller than this many pixels (default 10)")
     p.add_argument("--overlap", type=float, default=0.5, metavar="F",
                    help="how much neighbouring tiles overlap, 0 to 0.9 (default 0.5; less is faster)")
-    p.add_argument("--tile", type=_ints, metavar="[Z,]Y,X",
+    p.add_argument("--tile", type=int_list("tile size", "256,256 or 32,128,128"), metavar="[Z,]Y,X",
                    help="tile size Y,X or Z,Y,X (default: the training patch); sides divisible by 8 (16 for size L)")
     p.add_argument("--batch-size", type=int, default=4, metavar="N", help="tiles per step (default 4; lower it if memory runs out)")
     p.add_argument("--axes", help="axes of the files if they don't say, e.g. ZYX, CYX (default: as in training)")
-    p.add_argument("--channels", type=_ints, metavar="C[,C...]", help="channels to use, e.g. 0 or 0,2 (default: as in training)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+    p.add_argument("--channels", type=int_list("channels", "0 or 0,2"), metavar="C[,C...]",
+                   help="channels to use, e.g. 0 or 0,2 (default: as in training)")
+    p.add_argument("--device", default="auto", choices=DEVICES,
                    help="where to compute (default auto: a GPU if there is one)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier results in the output folder")
-    p.set_defaults(func=run_predict)
 
 
 def _register_evaluate(subparsers) -> None:
-    p = subparsers.add_parser(
-        "evaluate", help="compare predictions with ground truth (Dice, F1, mAP)", formatter_class=_Formatter,
+    p = add_command(
+        subparsers, "evaluate", run_evaluate, help="compare predictions with ground truth (Dice, F1, mAP)",
         description="Compare predicted masks with ground-truth masks, paired by file name: NAME.labels.ome.tif "
                     "or NAME.mask.ome.tif (from nbseg predict) or NAME.tif pairs with ground truth NAME.tif. "
                     "Prints Dice and IoU pooled over all pixels, F1 at IoU 0.5 pooled over all objects, and "
                     "mAP (IoU 0.5 to 0.95, the DSB 2018 score); writes one row per image to a CSV file.",
-        epilog="example: nbseg evaluate predictions/ test_masks/ --csv results.csv")
+        example="nbseg evaluate predictions/ test_masks/ --csv results.csv")
     p.add_argument("pred_dir", type=Path, metavar="PRED_DIR", help="folder of predicted masks or labels")
     p.add_argument("gt_dir", type=Path, metavar="GT_DIR", help="folder of ground-truth masks or labels")
     p.add_argument("--csv", type=Path, metavar="FILE", help="per-image results file (default PRED_DIR/evaluation.csv)")
     p.add_argument("--kind", default="instances", metavar="{instances,binary,multiclass}",
                    help="instances (default: pixels and objects), binary (pixels only) or multiclass "
                         "(Dice per class of class maps)")
-    p.set_defaults(func=run_evaluate)
 
 
 def _register_export(subparsers) -> None:
-    p = subparsers.add_parser(
-        "export", help="write the project's model(s) as one TorchScript file", formatter_class=_Formatter,
+    p = add_command(
+        subparsers, "export", run_export, help="write the project's model(s) as one TorchScript file",
         description="Write all models of a project (every fold) as one TorchScript file that takes raw "
                     "intensities and returns class probabilities, normalisation included. Load it with "
                     "torch.jit.load in any PyTorch program; nbseg is not needed there.",
-        epilog="example: nbseg export my_project my_model.pt")
-    p.add_argument("project", type=Path, metavar="PROJECT", help="trained project folder (or one model file)")
+        example="nbseg export my_project my_model.pt")
+    add_project(p)
     p.add_argument("output", type=Path, metavar="OUTPUT.pt", help="file to write")
     p.add_argument("--tta", default="none", metavar="{none,flips,all}", help="bake in test-time augmentation: none (default), flips, all")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT.pt if it exists")
-    p.set_defaults(func=run_export)
 
 
 def _progress(done: int, total: int, name: str) -> None:
@@ -100,11 +83,13 @@ def _progress(done: int, total: int, name: str) -> None:
 
 def run_predict(args) -> int:
     from ..predict.files import predict_files
+    from ..predict.options import PredictOptions
 
-    table = predict_files(args.project, args.inputs, args.output, tta=args.tta, threshold=args.threshold,
-                          instances=args.instances, overlap=args.overlap, tile=args.tile, batch_size=args.batch_size,
-                          device=args.device, axes=args.axes, channels=args.channels, min_size=args.min_size,
-                          overwrite=args.overwrite, progress=_progress)
+    options = PredictOptions(tta=args.tta, threshold=args.threshold, instances=args.instances, overlap=args.overlap,
+                             tile=args.tile, batch_size=args.batch_size, device=args.device, axes=args.axes,
+                             channels=args.channels, min_size=args.min_size)
+    table = predict_files(args.project, args.inputs, args.output, options, overwrite=args.overwrite,
+                          progress=_progress)
     done = int((table["status"] == "predicted").sum())
     print(f"Predicted {done} image(s), {len(table) - done} done earlier; results in {args.output}.")
     if "uncertainty" in table and len(table):

@@ -3,8 +3,8 @@
 :mod:`.images` is the public API (pairing by stem, axes, channels); :mod:`.readers` holds one
 reader per file format.
 """
-from .images import Image, file_stem, image_files, is_image_file, read_image, read_mask, write_ome_tiff
+from .images import Image, file_stem, files_by_stem, image_files, is_image_file, read_image, read_mask, write_ome_tiff
 from .readers import IMAGE_SUFFIXES, ImageReadError
 
-__all__ = ["IMAGE_SUFFIXES", "Image", "ImageReadError", "file_stem", "image_files", "is_image_file", "read_image",
-           "read_mask", "write_ome_tiff"]
+__all__ = ["IMAGE_SUFFIXES", "Image", "ImageReadError", "file_stem", "files_by_stem", "image_files", "is_image_file",
+           "read_image", "read_mask", "write_ome_tiff"]

@@ -83,6 +83,17 @@ def image_files(folder) -> list[Path]:
     return files
 
 
+def files_by_stem(folder) -> dict[str, Path]:
+    """``{file_stem(path): path}`` of the image files in ``folder``: how images and masks are paired.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``folder`` does not exist or holds no image file (see :func:`image_files`).
+    """
+    return {file_stem(p): p for p in image_files(folder)}
+
+
 def read_image(path, *, axes: str | None = None, channels=None, dims: int | None = None,
                lazy: bool = False) -> Image:
     """Read one image file as ``C[Z]YX``.

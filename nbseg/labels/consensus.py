@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..choices import check_choice
 
 METHODS = ("staple", "majority")
 LABEL_KINDS = ("binary", "multiclass")
@@ -242,17 +243,12 @@ def _as_labels(mask: np.ndarray, name: str, labels: str) -> np.ndarray:
 
 def check_options(*, method, labels, region, threshold) -> None:
     """Raise ValueError, saying what is allowed, for options :func:`estimate_ground_truth` refuses."""
-    _check_choice("method", method, METHODS)
-    _check_choice("labels", labels, LABEL_KINDS)
-    _check_choice("region", region, REGIONS)
+    check_choice(method, METHODS, what="method")
+    check_choice(labels, LABEL_KINDS, what="labels", hint=" (binarise instance masks first: mask > 0)")
+    check_choice(region, REGIONS, what="region")
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold is {threshold}; it must lie in [0, 1), "
                          "e.g. 0.5 (foreground if more likely than not).")
-
-
-def _check_choice(what: str, given, allowed) -> None:
-    if given not in allowed:
-        raise ValueError(f"{what} is {given!r}; use one of {', '.join(map(repr, allowed))}.")
 
 
 def _share(hits: np.ndarray) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .consensus import check_options, estimate_ground_truth
-from ..io.images import file_stem, image_files, read_mask, write_ome_tiff
+from ..io.images import file_stem, files_by_stem, read_mask, write_ome_tiff
 
 SCORES_FILE = "expert_scores.csv"
 
@@ -115,7 +115,7 @@ def _expert_names(dirs: list[Path]) -> list[str]:
 
 
 def _matched_files(dirs: list[Path], names: list[str]) -> list[dict]:
-    files = [{file_stem(p): p for p in image_files(d)} for d in dirs]
+    files = [files_by_stem(d) for d in dirs]
     every = set().union(*files)
     missing = {n: sorted(every - set(f)) for n, f in zip(names, files) if every - set(f)}
     if missing:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io.images import file_stem, image_files
+from ..io.images import files_by_stem
 from .qc_checks import check_pair
 
 FLAGS = {
@@ -104,7 +104,7 @@ def qc_dataset(images, masks, *, n_classes=None, min_object_size=10, max_border_
     -------
     QCReport
     """
-    image_by_stem, mask_by_stem = _by_stem(images), _by_stem(masks)
+    image_by_stem, mask_by_stem = files_by_stem(images), files_by_stem(masks)
     names = sorted(set(image_by_stem) | set(mask_by_stem))
     options = dict(n_classes=n_classes, min_object_size=min_object_size,
                    max_border_fraction=max_border_fraction, dims=dims)
@@ -188,10 +188,6 @@ def rank_by_disagreement(predictions, masks, *, threshold=0.5) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- across images
-
-
-def _by_stem(folder) -> dict:
-    return {file_stem(p): p for p in image_files(folder)}
 
 
 def _flag(issues, name, flag, reason) -> None:

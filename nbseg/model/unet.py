@@ -52,22 +52,33 @@ class UNet(nn.Module):
         Width and depth: S and M pool 3 times, L 4 times.
     pool_z : bool
         3D only: pool along Z too. Off for stacks with few slices.
+    slices : bool
+        3D only: a 2D U-Net applied to every Z slice (Z folded into the batch). It takes and gives
+        ``(N, C, Z, Y, X)`` like a 3D model, so training and prediction treat it as one; it suits thin
+        or strongly anisotropic stacks, and learns faster per CPU minute than 3D convolutions.
     """
 
     def __init__(self, spatial_dims: int = 2, in_channels: int = 1, n_classes: int = 2, size: str = "M",
-                 pool_z: bool = True):
+                 pool_z: bool = True, slices: bool = False):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims is {spatial_dims}; use 2 for images, 3 for stacks.")
         if size not in SIZES:
             raise ValueError(f"size {size!r} is unknown; use one of {', '.join(SIZES)}.")
+        if slices and spatial_dims != 3:
+            raise ValueError("slices=True applies a 2D U-Net to each slice of a stack; it needs spatial_dims=3.")
+        self.slices = bool(slices)
+        pool_z = bool(pool_z) and not self.slices  # a slice model never mixes slices
         self.spec = dict(spatial_dims=spatial_dims, in_channels=in_channels, n_classes=n_classes, size=size,
-                         pool_z=bool(pool_z))
-        conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
-        norm = nn.BatchNorm2d if spatial_dims == 2 else nn.BatchNorm3d
-        up = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
-        pool = nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d
-        step = 2 if spatial_dims == 2 or pool_z else (1, 2, 2)
+                         pool_z=pool_z)
+        if self.slices:  # only recorded when set, so earlier model files keep their spec
+            self.spec["slices"] = True
+        planar = spatial_dims == 2 or self.slices
+        conv = nn.Conv2d if planar else nn.Conv3d
+        norm = nn.BatchNorm2d if planar else nn.BatchNorm3d
+        up = nn.ConvTranspose2d if planar else nn.ConvTranspose3d
+        pool = nn.MaxPool2d if planar else nn.MaxPool3d
+        step = 2 if planar or pool_z else (1, 2, 2)
         widths = SIZES[size]
 
         self.encoders = nn.ModuleList(
@@ -83,6 +94,13 @@ class UNet(nn.Module):
         return len(self.encoders) - 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.slices:  # (N, C, Z, Y, X) -> (N*Z, C, Y, X) -> the 2D U-Net -> back
+            n, c, z, h, w = x.shape
+            out = self._unet(x.transpose(1, 2).reshape(n * z, c, h, w))
+            return out.reshape(n, z, out.shape[1], h, w).transpose(1, 2)
+        return self._unet(x)
+
+    def _unet(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
         for encode in self.encoders[:-1]:
             x = encode(x)
@@ -99,13 +117,55 @@ def pool_z_for(patch_z: int) -> bool:
     return patch_z >= MIN_POOLED_Z
 
 
-def patch_divisors(patch, size: str) -> tuple:
-    """What each patch axis must be divisible by: ``2**depth``, or 1 for an unpooled Z."""
+def pooling_divisors(spatial_dims: int, size: str, *, pool_z: bool = True) -> tuple:
+    """What each spatial side of a U-Net's input must be divisible by: ``2**depth`` on every pooled
+    axis, 1 on an unpooled Z. The one rule for training patches and prediction tiles.
+
+    Parameters
+    ----------
+    spatial_dims : {2, 3}
+    size : {"S", "M", "L"}
+    pool_z : bool
+        3D only: whether Z is pooled.
+
+    Returns
+    -------
+    ([Z,] Y, X) tuple of int
+    """
     depth = len(SIZES[size]) - 1
-    divisors = [2**depth] * len(patch)
-    if len(patch) == 3 and not pool_z_for(patch[0]):
+    divisors = [2**depth] * spatial_dims
+    if spatial_dims == 3 and not pool_z:
         divisors[0] = 1
     return tuple(divisors)
+
+
+def patch_divisors(patch, size: str) -> tuple:
+    """What each patch axis must be divisible by: ``2**depth``, or 1 for an unpooled Z."""
+    return pooling_divisors(len(patch), size, pool_z=len(patch) != 3 or pool_z_for(patch[0]))
+
+
+def divisibility_problem(shape, divisors, *, noun: str = "sizes") -> str | None:
+    """None if every side of ``shape`` is a positive multiple of its divisor; else the sides that
+    are not and the nearest valid shapes, for an error message.
+
+    Parameters
+    ----------
+    shape, divisors : ([Z,] Y, X) sequences of int
+    noun : str
+        What the nearest valid shapes are called in the message, e.g. ``"tiles"``.
+
+    Returns
+    -------
+    str or None
+        E.g. ``"Y=100 is not divisible by 8. Nearest valid sizes: [96, 128] or [104, 128]"``.
+    """
+    names = "ZYX"[-len(shape):]
+    bad = [i for i, (n, d) in enumerate(zip(shape, divisors)) if n % d or n < d]
+    if not bad:
+        return None
+    detail = "; ".join(f"{names[i]}={shape[i]} is not divisible by {divisors[i]}" for i in bad)
+    nearest = nearest_choices([_nearest(n, d) for n, d in zip(shape, divisors)])
+    return f"{detail}. Nearest valid {noun}: {' or '.join(str(list(c)) for c in nearest)}"
 
 
 def check_patch_size(patch, *, size: str) -> None:
@@ -117,18 +177,9 @@ def check_patch_size(patch, *, size: str) -> None:
         ``([Z,] Y, X)``.
     size : {"S", "M", "L"}
     """
-    divisors = patch_divisors(patch, size)
-    bad = [(n, d) for n, d in zip(patch, divisors) if n % d or n < d]
-    if not bad:
-        return
-    nearest = [_nearest(n, d) for n, d in zip(patch, divisors)]
-    names = "ZYX"[-len(patch):]
-    detail = "; ".join(f"{names[i]}={n} is not divisible by {d}" for i, (n, d) in enumerate(zip(patch, divisors))
-                       if n % d or n < d)
-    raise PatchSizeError(
-        f"Patch size {list(patch)} does not fit model size {size!r}: {detail}. "
-        f"Nearest valid sizes: {' or '.join(str(list(c)) for c in nearest_choices(nearest))}."
-    )
+    problem = divisibility_problem(patch, patch_divisors(patch, size))
+    if problem:
+        raise PatchSizeError(f"Patch size {list(patch)} does not fit model size {size!r}: {problem}.")
 
 
 def _nearest(n: int, d: int) -> tuple[int, int]:

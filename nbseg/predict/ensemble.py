@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..choices import check_choice
-from ..model.unet import SIZES, load_model_file
+from ..model.unet import load_model_file, pooling_divisors
 from ..project import ProjectLayout
 from .tta import tta_variants
 
@@ -93,12 +93,8 @@ def ensemble_info(ensemble) -> EnsembleInfo:
                         str(meta.get("source", "the given model")))
 
 
-def _divisors(spec) -> list:
-    depth = len(SIZES[spec["size"]]) - 1
-    divisors = [2**depth] * spec["spatial_dims"]
-    if spec["spatial_dims"] == 3 and not spec.get("pool_z", True):
-        divisors[0] = 1
-    return divisors
+def _divisors(spec) -> tuple:
+    return pooling_divisors(spec["spatial_dims"], spec["size"], pool_z=spec.get("pool_z", True))
 
 
 def check_image(image, info: EnsembleInfo) -> None:

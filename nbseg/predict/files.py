@@ -11,16 +11,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..choices import check_choice
-from .ensemble import UNCERTAINTY_CHOICES, check_image, ensemble_info, load_ensemble
-from .image import predict_image, read_for_models
+from .ensemble import check_image, ensemble_info, load_ensemble
+from .image import choose_tile, predict_image, read_for_models
 from ..io.images import file_stem, image_files, is_image_file
+from .options import PredictOptions
 from .out_of_fold import out_of_fold_predictions
 from .outputs import result_paths, write_results
-from .post import parse_threshold
-from .tta import tta_variants
 
 if TYPE_CHECKING:
     import pandas
@@ -29,10 +25,10 @@ __all__ = ["input_files", "predict_files"]
 
 RECORD_FILE = "nbseg-predict.json"
 TABLE_FILE = "uncertainty.csv"
-def predict_files(project, inputs, output_dir, *, tta: str = "flips", threshold=0.5, instances: bool = False,
-                  overlap: float = 0.5, tile=None, batch_size: int = 4, device: str = "auto",
-                  precision: str = "auto", uncertainty: str = "entropy", axes: str | None = None, channels=None,
-                  min_size: int = 10, overwrite: bool = False, progress=None) -> "pandas.DataFrame":
+
+
+def predict_files(project, inputs, output_dir, options: PredictOptions | None = None, *, overwrite: bool = False,
+                  progress=None, **settings) -> "pandas.DataFrame":
     """Predict image files and write the results beside each other as OME-TIFF.
 
     For each input ``<stem>`` the output folder gets ``<stem>.prob.ome.tif`` (foreground
@@ -53,21 +49,16 @@ def predict_files(project, inputs, output_dir, *, tta: str = "flips", threshold=
     inputs : str, Path, or list of them
         Image files and/or folders of images.
     output_dir : str or Path
-    tta, overlap, tile, batch_size, device, precision, uncertainty, axes, channels :
-        See :func:`nbseg.inference.predict_image`.
-    threshold : float or "otsu"
-        Foreground probability above which a pixel is in the mask (ignored for multi-class
-        projects, whose mask is the most probable class). Default 0.5: a trained network's
-        probabilities are calibrated around it, while Otsu splits even an empty image in two.
-    instances : bool
-        Also label objects (watershed from interiors for ``instances`` projects, else connected
-        components).
-    min_size : int
-        Objects smaller than this many pixels are dropped from the labels.
+    options : PredictOptions, optional
+        How to predict: tta, threshold (default 0.5: a trained network's probabilities are
+        calibrated around it, while Otsu splits even an empty image in two), instances, min_size,
+        overlap, tile, batch_size, device, precision, uncertainty, axes, channels.
     overwrite : bool
         Replace earlier results in ``output_dir``; without it they are kept and refused.
     progress : callable(done, total, name), optional
         Called after each image.
+    **settings
+        Instead of ``options``, or changing some of it: ``tta="none"``, ``instances=True``, ...
 
     Returns
     -------
@@ -81,19 +72,17 @@ def predict_files(project, inputs, output_dir, *, tta: str = "flips", threshold=
     FileExistsError
         For earlier results made with other settings (pass ``overwrite=True``).
     """
+    options = PredictOptions.build(options, **settings)
     ensemble = load_ensemble(project)
     info = ensemble_info(ensemble)
-    tta_variants(tta, info.spatial_dims)
-    threshold = parse_threshold(threshold)
-    check_choice(uncertainty, UNCERTAINTY_CHOICES, what="uncertainty")
     output_dir = Path(output_dir)
     files = input_files(inputs)
-    plans = _plan_outputs(files, output_dir, instances, interior=info.kind == "instances")
+    plans = _plan_outputs(files, output_dir, options.instances, interior=info.kind == "instances")
     for path in files:  # read every input once before writing anything
-        check_image(read_for_models(path, info, axes=axes, channels=channels), info)
-    settings = {"models": [_resolved(m.get("source")) for _, m in ensemble], "tta": tta, "threshold": threshold,
-                "instances": instances, "overlap": overlap, "tile": list(tile) if tile else None,
-                "uncertainty": uncertainty, "min_size": min_size}
+        image = read_for_models(path, info, axes=options.axes, channels=options.channels)
+        check_image(image, info)
+        choose_tile(options.tile, image.spatial_shape, info)
+    settings = options.record([_resolved(m.get("source")) for _, m in ensemble])
     record = _check_earlier_results(output_dir, plans, settings, overwrite)
     output_dir.mkdir(parents=True, exist_ok=True)
     _write_json(output_dir / RECORD_FILE, record)  # before any result, so an interrupted run can continue
@@ -104,17 +93,21 @@ def predict_files(project, inputs, output_dir, *, tta: str = "flips", threshold=
             rows.append(record["images"].get(stem) or {"image": stem, "input": str(path)})
             rows[-1]["status"] = "done earlier"
         else:
-            image = read_for_models(path, info, axes=axes, channels=channels)
-            prediction = predict_image(ensemble, image, tta=tta, overlap=overlap, tile=tile, batch_size=batch_size,
-                                       device=device, precision=precision, uncertainty=uncertainty,
-                                       scratch_dir=output_dir)
-            row = write_results(prediction, plans[stem], threshold=threshold, instances=instances, min_size=min_size)
-            rows.append({"image": stem, "input": str(path), **row, "status": "predicted"})
+            rows.append(_predict_one(ensemble, info, path, plans[stem], options, output_dir))
             record["images"][stem] = {k: v for k, v in rows[-1].items() if k != "status"}
             _write_json(output_dir / RECORD_FILE, record)
         if progress:
             progress(i + 1, len(files), path.name)
     return _ranked(rows, output_dir / TABLE_FILE)
+
+
+def _predict_one(ensemble, info, path: Path, plan: dict, options: PredictOptions, output_dir: Path) -> dict:
+    """Predict one file and write its results (``plan``); returns its row of the table."""
+    image = read_for_models(path, info, axes=options.axes, channels=options.channels)
+    prediction = predict_image(ensemble, image, options, scratch_dir=output_dir)
+    row = write_results(prediction, plan, threshold=options.threshold, instances=options.instances,
+                        min_size=options.min_size)
+    return {"image": file_stem(path), "input": str(path), **row, "status": "predicted"}
 
 
 def input_files(inputs) -> list[Path]:

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..choices import check_choice
 from ..data.normalize import DEFAULT_PERCENTILES, intensity_bounds
-from .ensemble import UNCERTAINTY_CHOICES, TilePredictor, check_image, ensemble_info, load_ensemble
+from ..model.unet import divisibility_problem
+from .ensemble import TilePredictor, check_image, ensemble_info, load_ensemble
 from .heap import retained_heap
 from ..io.images import Image, read_image
+from .options import PredictOptions
 from .tiling import DiskArray, check_tile, sliding_window
-from .tta import tta_variants
 
 if TYPE_CHECKING:
     import pandas
@@ -89,10 +89,8 @@ class Prediction:
             yield part, fg, stored[-1]
 
 
-def predict_image(models, image, *, tta: str = "flips", overlap: float = 0.5, tile=None, batch_size: int = 4,
-                  device: str = "auto", precision: str = "auto", uncertainty: str = "entropy",
-                  axes: str | None = None, channels=None, dtype=np.float16, memory_budget: int | None = None,
-                  scratch_dir=None, progress=None) -> Prediction:
+def predict_image(models, image, options: PredictOptions | None = None, *, dtype=np.float16,
+                  memory_budget: int | None = None, scratch_dir=None, progress=None, **settings) -> Prediction:
     """Class probabilities and uncertainty for one image, averaged over models and TTA variants.
 
     Parameters
@@ -102,21 +100,10 @@ def predict_image(models, image, *, tta: str = "flips", overlap: float = 0.5, ti
         predicting many images).
     image : Image, str, Path, or (C, [Z,] Y, X) ndarray
         A ``([Z,] Y, X)`` array is taken as one channel.
-    tta : {"none", "flips", "all"}
-        Test-time augmentation (see :mod:`nbseg.tta`).
-    overlap : float
-        Share of a tile side that neighbouring tiles overlap, in [0, 1).
-    tile : sequence of int, optional
-        ``([Z,] Y, X)``; default the training patch, clipped to the image. Sides must be divisible
-        by what the U-Net pools (8, or 16 for size "L").
-    batch_size : int
-        Tiles per forward pass.
-    device : {"auto", "cpu", "cuda", "mps"}
-    precision : {"auto", "fp32", "bf16", "fp16"}
-        "auto": mixed precision on GPUs, bf16 on CPUs where it measures faster, else fp32.
-    uncertainty : {"entropy", "mutual_info", "std"}
-    axes, channels :
-        Passed to :func:`nbseg.io.read_image`; default what the model was trained with.
+    options : PredictOptions, optional
+        How to predict: tta, overlap, tile, batch_size, device, precision, uncertainty, and the
+        axes and channels of image files (default what the model was trained with). The
+        threshold, instances and min_size it holds are not used here.
     dtype : numpy dtype
         Of the results; float16 halves memory.
     memory_budget : int, optional
@@ -126,38 +113,43 @@ def predict_image(models, image, *, tta: str = "flips", overlap: float = 0.5, ti
         Default the system's temporary folder.
     progress : callable(done, total, message), optional
         Called after each batch of tiles.
+    **settings
+        Instead of ``options``, or changing some of it: ``tta="none"``, ``tile=(256, 256)``, ...
 
     Returns
     -------
     Prediction
     """
-    from ..runtime import pick_device, pick_precision
-
+    options = PredictOptions.build(options, **settings)  # checks before any work
     ensemble = load_ensemble(models)
     info = ensemble_info(ensemble)
-    tta_variants(tta, info.spatial_dims)  # name checks before any work
-    check_choice(uncertainty, UNCERTAINTY_CHOICES, what="uncertainty")
-    image = as_image(image, info, axes=axes, channels=channels)
-    tile = choose_tile(tile, image.spatial_shape, info)
-    check_tile(tile, image.spatial_shape, overlap)
-    name = str(image.path or "image")
+    image = as_image(image, info, axes=options.axes, channels=options.channels)
+    tile = choose_tile(options.tile, image.spatial_shape, info)
+    predictor = _tile_predictor(ensemble, info, image, options)
+    store = _output_store((info.n_classes,) + image.spatial_shape, dtype, memory_budget, scratch_dir)
+    with retained_heap():
+        sliding_window(image.data, predictor, tile=tile, n_out=info.n_classes, overlap=options.overlap,
+                       batch_size=options.batch_size, out=store, progress=progress)
+    result = store.open() if isinstance(store, DiskArray) else store
+    prediction = Prediction(result, info.kind, info.class_names, name=str(image.path or "image"),
+                            pixel_sizes=image.pixel_sizes, n_passes=predictor.n_passes)
+    prediction.uncertainty_score = uncertainty_score(prediction)
+    return prediction
+
+
+def _tile_predictor(ensemble, info, image, options: PredictOptions) -> TilePredictor:
+    """The per-tile function, with each model's normalisation of ``image`` (computed once per
+    distinct percentile pair) and the device and precision ``options`` resolve to."""
+    from ..runtime import pick_device, pick_precision
+
     bounds = {}
     for _, meta in ensemble:
         key = tuple(meta.get("percentiles") or DEFAULT_PERCENTILES)
-        bounds.setdefault(key, intensity_bounds(image.data, key, name=name))
-    torch_device = pick_device(device)
-    predictor = TilePredictor(ensemble, info=info, tta=tta, device=torch_device,
-                              precision=pick_precision(torch_device, precision), uncertainty=uncertainty,
-                              bounds=[bounds[tuple(m.get("percentiles") or DEFAULT_PERCENTILES)] for _, m in ensemble])
-    store = _output_store((info.n_classes,) + image.spatial_shape, dtype, memory_budget, scratch_dir)
-    with retained_heap():
-        sliding_window(image.data, predictor, tile=tile, n_out=info.n_classes, overlap=overlap,
-                       batch_size=batch_size, out=store, progress=progress)
-    result = store.open() if isinstance(store, DiskArray) else store
-    prediction = Prediction(result, info.kind, info.class_names, name=name, pixel_sizes=image.pixel_sizes,
-                            n_passes=predictor.n_passes)
-    prediction.uncertainty_score = uncertainty_score(prediction)
-    return prediction
+        bounds.setdefault(key, intensity_bounds(image.data, key, name=str(image.path or "image")))
+    device = pick_device(options.device)
+    return TilePredictor(ensemble, info=info, tta=options.tta, device=device,
+                         precision=pick_precision(device, options.precision), uncertainty=options.uncertainty,
+                         bounds=[bounds[tuple(m.get("percentiles") or DEFAULT_PERCENTILES)] for _, m in ensemble])
 
 
 def as_image(image, info, *, axes=None, channels=None) -> Image:
@@ -190,17 +182,30 @@ def read_for_models(path, info, *, axes=None, channels=None, lazy: bool = True) 
 
 
 def choose_tile(tile, spatial_shape, info) -> tuple:
-    """The tile to use: as given (checked), or the training patch clipped to the image rounded up
-    to what the U-Net pools."""
+    """The tile to use: as given (checked against the image and the models), or the training
+    patch clipped to the image rounded up to what the U-Net pools.
+
+    Parameters
+    ----------
+    tile : ([Z,] Y, X) sequence of int, or None
+    spatial_shape : ([Z,] Y, X) tuple of int
+        The image's.
+    info : EnsembleInfo
+
+    Raises
+    ------
+    ValueError
+        For a tile of the wrong length or with sides the U-Net cannot take (naming the nearest valid tiles).
+    """
     divisors = info.divisors
     if tile is not None:
-        tile = tuple(int(t) for t in tile)
-        bad = [(t, d) for t, d in zip(tile, divisors) if t % d or t < d]
-        if len(tile) == len(divisors) and bad:
-            nearest = [max(d, round(t / d) * d) for t, d in zip(tile, divisors)]
+        tile = check_tile(tile, spatial_shape)
+        problem = divisibility_problem(tile, divisors, noun="tiles")
+        if problem:
             raise ValueError(
                 f"tile {list(tile)} does not fit the model: each side must be a multiple of {list(divisors)} "
-                f"(what the U-Net pools). Nearest valid tile: {nearest}."
+                f"(what the U-Net pools); {problem}. Give one of them (CLI: --tile), or no tile to use the "
+                "training patch."
             )
         return tile
     patch = info.patch if len(info.patch) == len(spatial_shape) else (256,) * len(spatial_shape)

@@ -9,12 +9,12 @@ import numpy as np
 
 from .ensemble import load_ensemble
 from .image import predict_image
-from ..io.images import file_stem, image_files
+from .options import PredictOptions
+from ..io.images import files_by_stem
 from ..project import ProjectLayout
 
 
-def out_of_fold_predictions(project, *, tta: str = "flips", device: str = "auto", progress=None,
-                            **options) -> dict:
+def out_of_fold_predictions(project, options: PredictOptions | None = None, *, progress=None, **settings) -> dict:
     """Foreground probability of each training image from the fold model that did not train on it.
 
     Uses ``split.json``: every image in fold *k*'s validation list is predicted by
@@ -25,10 +25,11 @@ def out_of_fold_predictions(project, *, tta: str = "flips", device: str = "auto"
     ----------
     project : str or Path
         Trained project folder.
-    tta, device : see :func:`predict_image`
+    options : PredictOptions, optional
+        How to predict (see :func:`predict_image`); the axes and channels are the training data's.
     progress : callable(done, total, name), optional
-    **options
-        Passed to :func:`predict_image` (overlap, tile, batch_size, precision, ...).
+    **settings
+        Instead of ``options``, or changing some of it: ``tta="none"``, ``device="cpu"``, ...
 
     Returns
     -------
@@ -36,6 +37,7 @@ def out_of_fold_predictions(project, *, tta: str = "flips", device: str = "auto"
     """
     from ..config import Config
 
+    options = PredictOptions.build(options, **settings)  # checked before any file is read
     layout = ProjectLayout(project)
     split_path = layout.split
     if not split_path.exists():
@@ -58,8 +60,7 @@ def out_of_fold_predictions(project, *, tta: str = "flips", device: str = "auto"
         if model not in ensembles:
             ensembles[model] = load_ensemble(model)
         ensemble = ensembles[model]
-        prediction = predict_image(ensemble, files[name], tta=tta, device=device, axes=data.axes,
-                                   channels=data.channels, **options)
+        prediction = predict_image(ensemble, files[name], options, axes=data.axes, channels=data.channels)
         results[name] = np.asarray(prediction.foreground, dtype=np.float16)  # half the memory of float32
         if progress:
             progress(i + 1, len(jobs), name)
@@ -70,4 +71,4 @@ def _image_files_by_stem(project: Path, folder) -> dict:
     folder = Path(folder)
     if not folder.is_absolute() and not folder.is_dir() and (project / folder).is_dir():
         folder = project / folder
-    return {file_stem(p): p for p in image_files(folder)}
+    return files_by_stem(folder)

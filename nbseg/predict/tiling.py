@@ -135,11 +135,26 @@ def check_tile(tile, spatial, overlap=0.5) -> tuple:
             f"tile {list(tile)} has {len(tile)} sides but the image has {len(spatial)} spatial axes {spatial}; "
             f"give {len(spatial)} numbers ({'Z, Y, X' if len(spatial) == 3 else 'Y, X'})."
         )
+    check_tile_sides(tile)
+    check_overlap(overlap)
+    return tile
+
+
+def check_tile_sides(tile) -> tuple:
+    """``tile`` as a tuple of int; raise ValueError unless it has sides and each is 1 or more."""
+    tile = tuple(int(t) for t in tile)
+    if not tile:
+        raise ValueError("tile [] has no sides; give 2 numbers (Y, X) or 3 (Z, Y, X), or no tile at all.")
     if min(tile) < 1:
         raise ValueError(f"tile {list(tile)} has a side below 1; every side must be 1 or more.")
+    return tile
+
+
+def check_overlap(overlap) -> float:
+    """Return ``overlap`` unless it lies outside [0, 1), the share of a tile side tiles may share."""
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap {overlap} must lie in [0, 1), e.g. 0.5 (half a tile).")
-    return tile
+    return overlap
 
 
 def _batches(iterable, size: int):

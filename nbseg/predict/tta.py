@@ -49,10 +49,15 @@ class Variant:
         return self.turns % 2 == 0
 
 
+def check_tta(tta: str) -> str:
+    """Return ``tta`` if it is one of :data:`TTA_CHOICES`; else raise ValueError with a "did you mean"."""
+    return check_choice(tta, TTA_CHOICES, what="tta",
+                        hint=" ('none' = no augmentation, 'flips' = flip each axis, 'all' = flips and quarter turns)")
+
+
 def tta_variants(tta: str, spatial_dims: int) -> list[Variant]:
     """The variants for ``tta`` (``"none"``, ``"flips"``, ``"all"``) on 2D or 3D data; the first is identity."""
-    check_choice(tta, TTA_CHOICES, what="tta",
-                 hint=" ('none' = no augmentation, 'flips' = flip each axis, 'all' = flips and quarter turns)")
+    check_tta(tta)
     if tta == "none":
         return [Variant()]
     if tta == "flips":

@@ -168,16 +168,74 @@ class Status:
         self.widget.value = f"<div style='color:{color};max-width:760px'>{html.escape(text)}</div>"
 
 
+FEEDBACK = object()  # marks where :meth:`PanelBase.assemble` puts the status line and the error box
+
+
 class PanelBase:
     """A panel's view: ``widget`` (the root), ``buttons`` (primary, in pressing order), the status line,
-    the error box, and ``run()`` that calls a service action safely."""
+    the error box, and ``run()`` that calls a service action safely.
+
+    A panel declares ``State`` (a dataclass made from the project folder) and ``Service`` (its actions,
+    made from the state), creates its widgets in :meth:`build` and may have an ``_open`` action.
+
+    Parameters
+    ----------
+    project : str or Path
+        The project folder every notebook reads and writes.
+    """
 
     title = ""
+    State = None
+    Service = None
+    _open = None  # the panel's "Open project" action; errors land in the error box, not the notebook
 
-    def __init__(self):
+    def __init__(self, project):
         self.status = Status()
         self.errors = ErrorBox()
         self.buttons: list[w.Button] = []
+        self.state = self.State(Path(project))
+        self.service = self.Service(self.state)
+        self.build()
+        if self._open is not None:
+            self.run("Open project", self._open)
+
+    def build(self) -> None:
+        """Create the widgets and ``self.widget`` (see :meth:`primary` and :meth:`assemble`)."""
+        raise NotImplementedError
+
+    def primary(self, description: str, key: str, fn, *, icon: str = "", action: str = "") -> w.Button:
+        """A primary button, added to ``buttons`` (so create them in pressing order), that runs ``fn``.
+
+        Parameters
+        ----------
+        description, key, icon
+            As for :func:`primary_button` (``key``: the glossary term of its tooltip).
+        fn : callable
+            The action, called through :meth:`run`.
+        action : str
+            Its name in the status line and errors (default ``description``).
+        """
+        button = primary_button(description, key, icon=icon)
+        self.buttons.append(button)
+        self.on(button, action or description, fn)
+        return button
+
+    def secondary(self, description: str, key: str, fn, *, icon: str = "", action: str = "") -> w.Button:
+        """A secondary button (not pressed by :meth:`press_all`) that runs ``fn``; as :meth:`primary`."""
+        button = secondary_button(description, key, icon=icon)
+        self.on(button, action or description, fn)
+        return button
+
+    def assemble(self, title: str, *parts, intro: str = "") -> w.VBox:
+        """Set ``widget``: the heading, the ``intro`` note, then ``parts`` with the status line and the
+        error box where :data:`FEEDBACK` stands among them (else after them)."""
+        if not any(part is FEEDBACK for part in parts):
+            parts = (*parts, FEEDBACK)
+        children = [heading(title)] + ([note(intro)] if intro else [])
+        for part in parts:
+            children += [self.status.widget, self.errors.widget] if part is FEEDBACK else [part]
+        self.widget = w.VBox(children)
+        return self.widget
 
     @property
     def error(self):

@@ -13,7 +13,7 @@ from ..config import Config, DataConfig, ModelConfig
 from ..data import SAMPLES, load_dataset, sample
 from ..data.targets import IGNORE
 from .teaching import apply_quick, quick_mode
-from .common import PanelBase, control, heading, note, primary_button
+from .common import FEEDBACK, PanelBase, control, note
 from .viewers import Viewer2D, VolumeView
 
 
@@ -137,16 +137,40 @@ class DataService:
 
 
 class DataPanel(PanelBase):
+    """The 01_data panel; ``sample_name`` fills in a bundled sample unless the project has a config.yaml."""
+
     title = "01 Data"
+    State, Service = DataState, DataService
 
     def __init__(self, project, *, sample_name: str | None = None):
-        super().__init__()
-        self.state = DataState(Path(project))
-        self.service = DataService(self.state)
-        opened = self.service.open_project()
-        if not opened and sample_name:
-            self.service.use_sample(sample_name)
+        self._sample_name = sample_name
+        super().__init__(project)
 
+    def build(self) -> None:
+        # opened here, not as an action: the controls start from what the project holds
+        opened = self.service.open_project()
+        if not opened and self._sample_name:
+            self.service.use_sample(self._sample_name)
+        self._controls()
+        self.check = self.primary("Check data & save project", "save_project", self._check, icon="check",
+                                  action="Check data")
+        self.summary = w.HTML("")
+        self.index = control(w.IntSlider, "preview_index", "Preview image", min=0, max=0, continuous_update=False)
+        self.viewer = Viewer2D()
+        self.volume_box = w.VBox([])
+        self.preview_box = w.VBox([self.index, self.viewer.widget, self.volume_box], layout=w.Layout(display="none"))
+        self.sample.observe(self._on_sample, names="value")
+        self.index.observe(lambda _c: self.run("Preview", self._show_preview), names="value")
+        self.assemble("Data", self.project, self.sample,
+                      note("Or give your own folders. Masks are matched to images by file name."),
+                      self.images, self.masks, self.seg2, self.excluding,
+                      w.HBox([self.axes]), self.channels, self.dims, self.labels, self.val_fraction,
+                      self.check, FEEDBACK, self.summary, self.preview_box)
+        if opened:
+            self.status.set(f"Opened the project {self.state.project} (config.yaml found).", "ok")
+
+    def _controls(self) -> None:
+        """The project, sample, folder and reading controls, filled from the state."""
         s = self.state
         self.project = control(w.Text, "project", "Project folder", value=str(s.project), disabled=True)
         self.sample = control(w.Dropdown, "sample", "Bundled sample",
@@ -165,26 +189,6 @@ class DataPanel(PanelBase):
                               value=s.labels)
         self.val_fraction = control(w.BoundedFloatText, "val_fraction", "Validation share", min=0.05, max=0.5,
                                     step=0.05, value=s.val_fraction)
-        self.check = primary_button("Check data & save project", "save_project", icon="check")
-        self.buttons = [self.check]
-        self.summary = w.HTML("")
-        self.index = control(w.IntSlider, "preview_index", "Preview image", min=0, max=0, continuous_update=False)
-        self.viewer = Viewer2D()
-        self.volume_box = w.VBox([])
-        self.preview_box = w.VBox([self.index, self.viewer.widget, self.volume_box], layout=w.Layout(display="none"))
-
-        self.sample.observe(self._on_sample, names="value")
-        self.on(self.check, "Check data", self._check)
-        self.index.observe(lambda _c: self.run("Preview", self._show_preview), names="value")
-        self.widget = w.VBox([
-            heading("Data"), self.project, self.sample,
-            note("Or give your own folders. Masks are matched to images by file name."),
-            self.images, self.masks, self.seg2, self.excluding,
-            w.HBox([self.axes]), self.channels, self.dims, self.labels, self.val_fraction,
-            self.check, self.status.widget, self.errors.widget, self.summary, self.preview_box,
-        ])
-        if opened:
-            self.status.set(f"Opened the project {s.project} (config.yaml found).", "ok")
 
     # view -> state
     def _sync(self) -> None:

@@ -11,11 +11,11 @@ import ipywidgets as w
 import numpy as np
 
 from ..config import Config
-from ..io.images import file_stem, image_files, read_image, read_mask
+from ..io.images import files_by_stem, read_image, read_mask
 from ..predict.outputs import result_paths
 from ..project import ProjectLayout
 from . import plots
-from .common import PanelBase, control, heading, note, primary_button, secondary_button, table_html
+from .common import FEEDBACK, PanelBase, control, note, table_html
 from .session import load_config
 from .viewers import Viewer2D
 
@@ -67,12 +67,12 @@ class ExportService:
                                                            return_pixel_sizes=True)
             prob = prob.astype(np.float32) / 255
             d = self.state.config.data
-            images = {file_stem(p): p for p in image_files(d.images)}
+            images = files_by_stem(d.images)
             image = read_image(images[stem], axes=d.axes, channels=d.channels, dims=prob.ndim).data \
                 if stem in images else prob[None]
             gt = None
             if d.masks is not None:
-                masks = {file_stem(p): p for p in image_files(d.masks)}
+                masks = files_by_stem(d.masks)
                 gt = read_mask(masks[stem], dims=prob.ndim) if stem in masks else None
             self._cache[stem] = (image, prob, gt)
         return self._cache[stem]
@@ -153,47 +153,38 @@ class ExportService:
 
 class ExportPanel(PanelBase):
     title = "06 Threshold & export"
+    State, Service = ExportState, ExportService
 
-    def __init__(self, project):
-        super().__init__()
-        self.state = ExportState(Path(project))
-        self.service = ExportService(self.state)
+    def build(self) -> None:
         self.pick = control(w.Dropdown, "probability_map", "Image", options=[])
         self.threshold = control(w.FloatSlider, "threshold", "Threshold", min=0.01, max=0.99, step=0.01, value=0.5,
                                  continuous_update=False)
-        self.otsu_button = secondary_button("Use Otsu", "otsu", icon="magic")
+        self.otsu_button = self.secondary("Use Otsu", "otsu", self._otsu, icon="magic", action="Otsu threshold")
         self.otsu_text = w.HTML("")
         self.viewer = Viewer2D()
-        self.sweep_button = primary_button("Sweep thresholds", "sweep", icon="line-chart")
+        self.sweep_button = self.primary("Sweep thresholds", "sweep", self._sweep, icon="line-chart",
+                                         action="Threshold sweep")
         self.sweep_plot = w.Image(format="png", layout=w.Layout(max_width="620px"))
-        self.use_best = secondary_button("Use best threshold", "sweep")
+        self.use_best = self.secondary("Use best threshold", "sweep", self._use_best)
         self.min_size = control(w.BoundedIntText, "instances", "Min object size", min=0, max=10 ** 6, value=10)
-        self.instances_button = primary_button("Instances & metrics", "instances", icon="th")
+        self.instances_button = self.primary("Instances & metrics", "instances", self._instances, icon="th")
         self.metrics = w.HTML("")
         self.objects_note = w.HTML("")
         self.torchscript = control(w.Checkbox, "export_model", "TorchScript model too", value=True, indent=False)
-        self.export_button = primary_button("Export", "export", icon="download")
+        self.export_button = self.primary("Export", "export", self._export, icon="download")
         self.exported = w.HTML("")
-        self.buttons = [self.sweep_button, self.instances_button, self.export_button]
         self.pick.observe(lambda _c: self.run("Preview", self._preview), names="value")
         self.threshold.observe(lambda _c: self.run("Preview", self._preview), names="value")
-        self.on(self.otsu_button, "Otsu threshold", self._otsu)
-        self.on(self.sweep_button, "Threshold sweep", self._sweep)
-        self.on(self.use_best, "Use best threshold", self._use_best)
-        self.on(self.instances_button, "Instances & metrics", self._instances)
-        self.on(self.export_button, "Export", self._export)
         self.sweep_box = w.VBox([note("IoU against the ground truth for thresholds 0.05 ... 0.95."),
                                  self.sweep_button, self.sweep_plot, self.use_best])
-        self.widget = w.VBox([
-            heading("Threshold, objects and export"),
-            note("Move the threshold: the overlay shows the mask it gives (left) next to the probability map."),
-            self.pick, w.HBox([self.threshold, self.otsu_button]), self.otsu_text, self.viewer.widget,
-            self.sweep_box, self.objects_note, self.min_size, self.instances_button, self.metrics, self.torchscript,
-            self.export_button, self.status.widget, self.errors.widget, self.exported,
-        ])
+        self.assemble("Threshold, objects and export", self.pick, w.HBox([self.threshold, self.otsu_button]),
+                      self.otsu_text, self.viewer.widget, self.sweep_box, self.objects_note, self.min_size,
+                      self.instances_button, self.metrics, self.torchscript, self.export_button, FEEDBACK,
+                      self.exported,
+                      intro="Move the threshold: the overlay shows the mask it gives (left) next to the "
+                            "probability map.")
         self.threshold.layout.width = "460px"
         self.use_best.layout.display = "none"
-        self.run("Open project", self._open)
 
     def _open(self) -> None:
         stems = self.service.open()

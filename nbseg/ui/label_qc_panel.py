@@ -12,9 +12,9 @@ import numpy as np
 
 from . import overlay as ov
 from ..config import Config
-from ..io.images import file_stem, image_files, read_image, read_mask
+from ..io.images import file_stem, files_by_stem, image_files, read_image, read_mask
 from ..project import ProjectLayout
-from .common import PanelBase, control, heading, note, primary_button, table_html
+from .common import FEEDBACK, PanelBase, control, note, table_html
 from .compat import set_titles
 from .session import load_config
 from .draw import DrawTab
@@ -78,8 +78,8 @@ class QCService:
 
     def _paths(self, name: str):
         d = self.state.config.data
-        images = {file_stem(p): p for p in image_files(d.images)}
-        masks = {file_stem(p): p for p in image_files(d.masks)} if d.masks else {}
+        images = files_by_stem(d.images)
+        masks = files_by_stem(d.masks) if d.masks else {}
         return images.get(name), masks.get(name)
 
     def image_and_mask(self, name: str):
@@ -167,13 +167,11 @@ class QCService:
 
 class LabelQCPanel(PanelBase):
     title = "02 Label QC"
+    State, Service = QCState, QCService
 
-    def __init__(self, project):
-        super().__init__()
-        self.state = QCState(Path(project))
-        self.service = QCService(self.state)
+    def build(self) -> None:
         # QC and browser
-        self.qc_button = primary_button("Run QC", "qc_flags", icon="search")
+        self.qc_button = self.primary("Run QC", "qc_flags", self._qc, icon="search", action="Label QC")
         self.sort = control(w.Dropdown, "qc_flags", "Sort by", options=list(SORTS))
         self.page = control(w.IntSlider, "page", "Page", min=0, max=0, continuous_update=False)
         self.grid = w.GridBox([], layout=w.Layout(grid_template_columns="repeat(3, 250px)", grid_gap="6px"))
@@ -183,18 +181,16 @@ class LabelQCPanel(PanelBase):
                                layout=w.Layout(width="560px", height="60px"))
         self.method = control(w.ToggleButtons, "majority", "Combine by", options=[("STAPLE", "staple"),
                                                                                   ("majority vote", "majority")])
-        self.experts_button = primary_button("Combine experts", "staple", icon="users")
+        self.experts_button = self.primary("Combine experts", "staple", self._experts, icon="users")
         self.scores = w.HTML("")
         self.draw = DrawTab(self, self.service)
         # the drawing controls, by the names tests and users reach them
         self.vertices, self.kind, self.add_button = self.draw.corners, self.draw.kind, self.draw.add_button
         self.save_button, self.draw_image = self.draw.save_button, self.draw.image
-        self.buttons = [self.qc_button, self.experts_button, self.save_button]
+        self.buttons.append(self.save_button)  # the Draw tab wires it
 
-        self.on(self.qc_button, "Label QC", self._qc)
         self.sort.observe(lambda _c: self.run("Sort", self._sort), names="value")
         self.page.observe(lambda _c: self.run("Page", self._show_page), names="value")
-        self.on(self.experts_button, "Combine experts", self._experts)
         self.experts.observe(lambda _c: self._show_experts(), names="value")
 
         browser = w.VBox([note("Each mask drawn over its image; doubtful ones first."), w.HBox([self.sort, self.page]),
@@ -204,11 +200,9 @@ class LabelQCPanel(PanelBase):
                           self.experts, self.method, self.experts_button, self.scores])
         self.tabs = w.Tab(children=[browser, experts, self.draw.widget])
         set_titles(self.tabs, ["QC browser", "Experts", "Draw masks"])
-        self.widget = w.VBox([heading("Label quality"), self.qc_button, self.status.widget, self.errors.widget,
-                              self.tabs])
+        self.assemble("Label quality", self.qc_button, FEEDBACK, self.tabs)
         self.sort.layout.width = self.page.layout.width = "360px"
-        self.run("Open project", self._open)
-        self._show_experts()
+        self._show_experts()  # opening the project leaves the expert folders as they are
 
     def _open(self) -> None:
         self.service.open()

@@ -12,7 +12,7 @@ from ..train.lr_finder import LRFinderResult, find_lr
 from ..project import ProjectLayout
 from .teaching import QUICK_LR_STEPS, quick_mode
 from . import plots
-from .common import PanelBase, control, heading, note, primary_button
+from .common import PanelBase, control
 from .session import dataset_for, load_config
 
 
@@ -58,29 +58,23 @@ class LRService:
 
 class LRPanel(PanelBase):
     title = "03 LR finder"
+    State, Service = LRState, LRService
 
-    def __init__(self, project):
-        super().__init__()
-        self.state = LRState(Path(project))
-        self.service = LRService(self.state)
+    def build(self) -> None:
         self.steps = control(w.BoundedIntText, "lr_finder", "Sweep steps", min=5, max=1000,
                              value=self.state.num_steps)
         self.progress = w.IntProgress(min=0, max=self.state.num_steps, description="sweep",
                                       layout=w.Layout(width="560px"))
-        self.run_button = primary_button("Run LR sweep", "lr_finder", icon="line-chart")
-        self.accept_button = primary_button("Use suggested rate", "lr_accept", icon="check")
+        self.run_button = self.primary("Run LR sweep", "lr_finder", self._sweep, icon="line-chart",
+                                       action="LR sweep")
+        self.accept_button = self.primary("Use suggested rate", "lr_accept", self._accept, icon="check")
         self.lr = control(w.FloatText, "lr", "Learning rate to use", value=3e-3)
         self.plot = w.Image(format="png", layout=w.Layout(max_width="640px"))
         self.result_text = w.HTML("")
-        self.buttons = [self.run_button, self.accept_button]
-        self.on(self.run_button, "LR sweep", self._sweep)
-        self.on(self.accept_button, "Use suggested rate", self._accept)
-        self.widget = w.VBox([heading("Learning-rate finder"),
-                              note("A short training with a rising learning rate. The loss first falls, then "
-                                   "explodes; a good rate is where it falls fastest (red line)."),
-                              self.steps, self.run_button, self.progress, self.plot, self.result_text, self.lr,
-                              self.accept_button, self.status.widget, self.errors.widget])
-        self.run("Open project", self._open)
+        self.assemble("Learning-rate finder", self.steps, self.run_button, self.progress, self.plot,
+                      self.result_text, self.lr, self.accept_button,
+                      intro="A short training with a rising learning rate. The loss first falls, then explodes; "
+                            "a good rate is where it falls fastest (red line).")
 
     def _open(self) -> None:
         self.service.open()

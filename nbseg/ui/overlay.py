@@ -169,19 +169,6 @@ def png_bytes(rgb) -> bytes:
     return buffer.getvalue()
 
 
-def polygon_mask(shape, vertices) -> np.ndarray:
-    """A boolean ``(Y, X)`` mask filled inside a polygon given as ``[(y, x), ...]`` (at least 3 vertices)."""
-    from skimage.draw import polygon as draw_polygon
-
-    vertices = np.asarray(vertices, dtype=float)
-    if vertices.ndim != 2 or vertices.shape[1] != 2 or len(vertices) < 3:
-        raise ValueError(f"a polygon needs 3 or more (y, x) vertices; got {vertices.tolist()}.")
-    mask = np.zeros(shape, bool)
-    rr, cc = draw_polygon(vertices[:, 0], vertices[:, 1], shape=shape)
-    mask[rr, cc] = True
-    return mask
-
-
 def parse_vertices(text: str) -> list[tuple[float, float]]:
     """Parse typed vertices ``"y,x; y,x; y,x"`` (or one pair per line) into ``[(y, x), ...]``."""
     pairs = []

@@ -10,11 +10,11 @@ import ipywidgets as w
 import numpy as np
 
 from ..config import Config
-from ..io.images import file_stem, image_files, read_image, read_mask
+from ..io.images import files_by_stem, image_files, read_image, read_mask
 from ..project import ProjectLayout
 from .teaching import QUICK_PREDICT_IMAGES, QUICK_TTA, quick_mode
 from . import plots
-from .common import PanelBase, control, heading, note, primary_button, table_html
+from .common import FEEDBACK, PanelBase, control, table_html
 from .session import load_config
 from .viewers import Viewer2D
 
@@ -90,7 +90,7 @@ class PredictService:
         image = read_image(row["input"], axes=d.axes, channels=d.channels, dims=prob.ndim).data
         gt = None
         if d.masks is not None:
-            masks = {file_stem(p): p for p in image_files(d.masks)}
+            masks = files_by_stem(d.masks)
             if stem in masks:
                 gt = read_mask(masks[stem], dims=prob.ndim)
         return image, prob, unc, gt
@@ -98,34 +98,26 @@ class PredictService:
 
 class PredictPanel(PanelBase):
     title = "05 Predict"
+    State, Service = PredictState, PredictService
 
-    def __init__(self, project):
-        super().__init__()
-        self.state = PredictState(Path(project))
-        self.service = PredictService(self.state)
+    def build(self) -> None:
         self.models = control(w.SelectMultiple, "folds", "Models", options=[], rows=3)
         self.tta = control(w.ToggleButtons, "tta", "TTA", options=[("none", "none"), ("flips", "flips"),
                                                                     ("all (8-16x)", "all")], value="flips")
         self.tile = control(w.Text, "tile", "Tile size", placeholder="auto (the training patch)")
         self.inputs = control(w.Text, "inference", "Images to predict", placeholder="folder of images")
-        self.predict_button = primary_button("Predict", "predict", icon="magic")
+        self.predict_button = self.primary("Predict", "predict", self._predict, icon="magic", action="Prediction")
         self.progress = w.IntProgress(min=0, max=1, description="images", layout=w.Layout(width="560px"))
         self.ranking = w.HTML("")
         self.ranking_plot = w.Image(format="png", layout=w.Layout(max_width="620px"))
         self.pick = control(w.Dropdown, "uncertainty", "Show image", options=[])
         self.viewer = Viewer2D()
-        self.buttons = [self.predict_button]
-        self.on(self.predict_button, "Prediction", self._predict)
         self.pick.observe(lambda _c: self.run("Show maps", self._show), names="value")
-        self.widget = w.VBox([
-            heading("Prediction"),
-            note("Pick one model or several (an ensemble averages them). Left to right below: the image with the "
-                 "model's mask at 0.5, the probability map (yellow = likely), the uncertainty map (bright = "
-                 "models/TTA disagree)."),
-            self.models, self.tta, self.tile, self.inputs, self.predict_button, self.progress, self.status.widget,
-            self.errors.widget, self.ranking, self.ranking_plot, self.pick, self.viewer.widget,
-        ])
-        self.run("Open project", self._open)
+        self.assemble("Prediction", self.models, self.tta, self.tile, self.inputs, self.predict_button, self.progress,
+                      FEEDBACK, self.ranking, self.ranking_plot, self.pick, self.viewer.widget,
+                      intro="Pick one model or several (an ensemble averages them). Left to right below: the image "
+                            "with the model's mask at 0.5, the probability map (yellow = likely), the uncertainty "
+                            "map (bright = models/TTA disagree).")
 
     def _open(self) -> None:
         self.service.open()

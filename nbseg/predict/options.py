@@ -1,0 +1,184 @@
+"""How to predict, as one frozen object: every setting checked once, when it is made.
+
+:func:`~nbseg.predict.files.predict_files` and :func:`~nbseg.predict.image.predict_image` take a
+:class:`PredictOptions` or the same settings as keywords, and pass the object down the chain.
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, fields, replace
+
+from ..choices import check_choice
+from .ensemble import UNCERTAINTY_CHOICES
+from .post import parse_threshold
+from .tiling import check_overlap, check_tile_sides
+from .tta import check_tta
+
+__all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "PredictOptions"]
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """The settings of a prediction; checked when made, so a typo fails before any work.
+
+    Change one with ``dataclasses.replace(options, tta="none")`` (checked again).
+
+    Attributes
+    ----------
+    tta : {"none", "flips", "all"}
+        Test-time augmentation (see :mod:`nbseg.predict.tta`).
+    threshold : float in (0, 1) or "otsu"
+        Foreground probability above which a pixel is in the mask (ignored for multi-class
+        projects, whose mask is the most probable class). Strings such as ``"0.4"`` are read as numbers.
+    instances : bool
+        Also label objects (watershed from interiors for ``instances`` projects, else connected components).
+    overlap : float
+        Share of a tile side that neighbouring tiles overlap, in [0, 1).
+    tile : ([Z,] Y, X) tuple of int, or None
+        Default the training patch, clipped to the image. Sides must be divisible by what the
+        U-Net pools (8, or 16 for size "L"); checked against the models when predicting.
+    batch_size : int
+        Tiles per forward pass, 1 or more.
+    device : {"auto", "cpu", "cuda", "mps"}
+        Or ``"cuda:N"`` for GPU number N.
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        "auto": mixed precision on GPUs, bf16 on CPUs where it measures faster, else fp32.
+    uncertainty : {"entropy", "mutual_info", "std"}
+        See :class:`nbseg.predict.ensemble.TilePredictor`.
+    axes : str, optional
+        Axes of image files that do not say (e.g. ``"ZYX"``); default what the models were trained with.
+    channels : int or tuple of int, optional
+        Channels to read from image files; default what the models were trained with.
+    min_size : int
+        Objects smaller than this many pixels are dropped from the labels (0 or more).
+    """
+
+    tta: str = "flips"
+    threshold: float | str = 0.5
+    instances: bool = False
+    overlap: float = 0.5
+    tile: tuple | None = None
+    batch_size: int = 4
+    device: str = "auto"
+    precision: str = "auto"
+    uncertainty: str = "entropy"
+    axes: str | None = None
+    channels: int | tuple | None = None
+    min_size: int = 10
+
+    def __post_init__(self) -> None:
+        check_tta(self.tta)
+        check_choice(self.uncertainty, UNCERTAINTY_CHOICES, what="uncertainty")
+        check_choice(self.precision, PRECISION_CHOICES, what="precision")
+        _check_device(self.device)
+        if self.axes is not None and not isinstance(self.axes, str):
+            raise ValueError(f"axes {self.axes!r} is not text; give the letters of the file's axes, e.g. 'ZYX'.")
+        normalised = dict(
+            threshold=parse_threshold(self.threshold),
+            instances=bool(self.instances),
+            overlap=check_overlap(_number(self.overlap, "overlap", "0.5")),
+            tile=_tile(self.tile),
+            batch_size=_whole(self.batch_size, "batch_size", minimum=1),
+            min_size=_whole(self.min_size, "min_size", minimum=0),
+            channels=_channels(self.channels),
+        )
+        for name, value in normalised.items():
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def build(cls, options: PredictOptions | None = None, **settings) -> PredictOptions:
+        """``options`` with ``settings`` changed, or new options from ``settings`` alone.
+
+        Parameters
+        ----------
+        options : PredictOptions, optional
+        **settings
+            Any of the attributes, e.g. ``tta="none"``.
+
+        Raises
+        ------
+        TypeError
+            For a setting that is not one (naming the closest), or ``options`` of another type.
+        ValueError
+            For a value a setting does not take.
+        """
+        names = [f.name for f in fields(cls)]
+        for name in settings:
+            if name not in names:
+                try:
+                    check_choice(name, names, what="prediction setting")
+                except ValueError as err:
+                    raise TypeError(str(err)) from None
+        if options is None:
+            return cls(**settings)
+        if not isinstance(options, cls):
+            raise TypeError(f"options is a {type(options).__name__}, not a PredictOptions; give "
+                            "PredictOptions(...) or the settings as keywords (tta='flips', ...).")
+        return replace(options, **settings) if settings else options
+
+    def record(self, models) -> dict:
+        """The settings kept in ``nbseg-predict.json``: results made with others are not mixed in.
+
+        Parameters
+        ----------
+        models : list of str
+            The model files' resolved paths.
+
+        Returns
+        -------
+        dict
+            Keys ``models``, ``tta``, ``threshold``, ``instances``, ``overlap``, ``tile`` (a list or
+            None), ``uncertainty`` and ``min_size``; JSON-ready. Batch size, device, precision, axes and
+            channels are left out: they do not change which pixels are foreground.
+        """
+        return {"models": list(models), "tta": self.tta, "threshold": self.threshold, "instances": self.instances,
+                "overlap": self.overlap, "tile": list(self.tile) if self.tile else None,
+                "uncertainty": self.uncertainty, "min_size": self.min_size}
+
+
+def _check_device(device) -> None:
+    if isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit():
+        return
+    check_choice(device, DEVICE_CHOICES, what="device", hint=", or 'cuda:N' for GPU number N")
+
+
+def _number(value, what: str, example: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} {value!r} is not a number; give one such as {example}.") from None
+
+
+def _whole(value, what: str, *, minimum: int | None = None) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number != value or (minimum is not None and number < minimum):
+        at_least = f" of at least {minimum}" if minimum is not None else ""
+        raise ValueError(f"{what} {value!r} must be a whole number{at_least}, e.g. {max(minimum or 0, 4)}.")
+    return number
+
+
+def _whole_numbers(values, what: str, example: str) -> tuple:
+    try:
+        return tuple(_whole(v, what) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} {values!r} is not a list of whole numbers; give e.g. {example}.") from None
+
+
+def _tile(tile):
+    if tile is None:
+        return None
+    return check_tile_sides(_whole_numbers(tile, "tile", "[256, 256] or [32, 128, 128]"))
+
+
+def _channels(channels):
+    if channels is None:
+        return None
+    if isinstance(channels, numbers.Integral):
+        return int(channels)
+    return _whole_numbers(channels, "channels", "[0] or [0, 2]")
