@@ -46,6 +46,8 @@ class DataConfig(_Strict):
     n_classes: Optional[int] = None
     val_fraction: float = 0.2
     percentiles: tuple[float, float] = DEFAULT_PERCENTILES
+    # ([Z,] Y, X) in micrometres, for files that do not say (or say wrongly); None: read from the files
+    pixel_sizes: Optional[list[float]] = None
 
     @model_validator(mode="after")
     def _check(self):
@@ -54,6 +56,9 @@ class DataConfig(_Strict):
         low, high = self.percentiles
         if not 0 <= low < high <= 100:
             raise ValueError(f"percentiles {self.percentiles} must satisfy 0 <= low < high <= 100, e.g. (1, 99.8).")
+        if self.pixel_sizes is not None and (len(self.pixel_sizes) not in (2, 3) or min(self.pixel_sizes) <= 0):
+            raise ValueError(f"pixel_sizes {self.pixel_sizes} must be 2 (Y, X) or 3 (Z, Y, X) positive numbers, "
+                             "e.g. [2.0, 0.5, 0.5] for 2 µm slices of 0.5 µm pixels.")
         if self.merging_masks is not None and self.seg2 is None:
             raise ValueError("merging_masks is set but seg2 is not: the merging mask says where Seg2 replaces Seg1.")
         return self
@@ -64,7 +69,9 @@ class ModelConfig(_Strict):
 
     # S: measured best within minutes of CPU training (DSB2018: Dice 0.94 after 5 min); M/L for GPUs
     size: Literal["S", "M", "L"] = "S"
-    patch: Optional[list[int]] = None  # None: 128x128 in 2D, 32x128x128 in 3D (clipped to the data)
+    patch: Optional[list[int]] = None  # None: planned from the data (nbseg.train.plan)
+    # the network's dimensionality; for 3D data 2 means a 2D U-Net over every slice. None: planned
+    dims: Optional[Literal[2, 3]] = None
 
 
 class TrainConfig(_Strict):

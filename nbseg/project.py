@@ -15,6 +15,7 @@ CONFIG_FILE = "config.yaml"
 SPLIT_FILE = "split.json"
 LR_FINDER_FILE = "lr_finder.json"
 FINGERPRINT_FILE = "fingerprint.json"
+PLAN_FILE = "plan.json"
 UI_LOG = Path("logs") / "ui.log"
 MODEL_GLOB = "fold*.pt"
 
@@ -45,6 +46,7 @@ class ProjectLayout:
     split = property(lambda self: self.root / SPLIT_FILE)
     lr_finder = property(lambda self: self.root / LR_FINDER_FILE)
     fingerprint = property(lambda self: self.root / FINGERPRINT_FILE)
+    plan = property(lambda self: self.root / PLAN_FILE)
     models = property(lambda self: self.root / "models")
     checkpoints = property(lambda self: self.root / "checkpoints")
     history = property(lambda self: self.root / "history")

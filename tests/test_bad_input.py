@@ -14,7 +14,8 @@ from nbseg.data.split import SplitError, make_folds
 from nbseg.data.targets import LabelError
 from nbseg.io.images import ImageReadError, image_files, read_image, read_mask
 from nbseg.model.unet import PatchSizeError, check_patch_size
-from nbseg.train.trainer import fit, resolve_patch
+from nbseg.train.plan import plan_training
+from nbseg.train.trainer import fit
 
 
 def write_pairs(root, images, masks, names=None):
@@ -110,9 +111,10 @@ def test_patch_larger_than_image_is_padded_and_said(tmp_path):
     image, mask = blobs((40, 40))
     cfg = write_pairs(tmp_path, [image], [mask])
     dataset = load_dataset(cfg)
-    patch, notes = resolve_patch(Config(data=cfg, model={"size": "S", "patch": [64, 64]}), dataset)
-    assert patch == [64, 64]
-    assert any("padded" in n for n in notes)
+    plan, _ = plan_training(Config(data=cfg, model={"size": "S", "patch": [64, 64]}), dataset, device="cpu")
+    assert plan.patch == [64, 64] and "padded" in plan.reasons["patch"]
+    planned, _ = plan_training(Config(data=cfg), dataset, device="cpu")  # planned: clipped to the image
+    assert planned.patch == [40, 40] and "padded" not in planned.reasons["patch"]
 
 
 def test_patch_not_divisible():

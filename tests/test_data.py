@@ -13,7 +13,7 @@ from nbseg.data.normalize import percentile_normalize
 from nbseg.data.pairs import find_pairs
 from nbseg.data.sampler import PatchSampler, crop, grid_patches
 from nbseg.data.split import load_or_make_split, make_folds
-from nbseg.data.targets import IGNORE, detect_label_kind, instances_to_three_class, to_target
+from nbseg.data.targets import IGNORE, LabelError, detect_label_kind, instances_to_three_class, to_target
 from nbseg.data.dataset import Sample
 
 
@@ -40,7 +40,18 @@ def test_touching_instances_are_separated_by_boundary():
 
 def test_label_kind_detection():
     assert detect_label_kind([np.array([0, 255])]) == "binary"
-    assert detect_label_kind([np.array([0, 1, 2, 3, 4])]) == "instances"
+    objects = np.zeros((20, 20), int)
+    for k, (r, c) in enumerate([(2, 2), (2, 12), (12, 2), (12, 12)]):
+        objects[r:r + 5, c:c + 5] = k + 1
+    assert detect_label_kind([objects]) == "instances"
+    stripes = np.zeros((20, 20), int)  # three classes, each in several separate regions
+    stripes[:, 2::6], stripes[:, 3::6], stripes[:, 4::6] = 1, 2, 3
+    stripes[::5] = 0
+    assert detect_label_kind([stripes]) == "multiclass"
+    unclear = np.zeros((20, 20), int)
+    unclear[2:6, 2:6], unclear[10:14, 10:14] = 1, 2  # two values, one region each: classes or objects?
+    with pytest.raises(LabelError, match="--labels multiclass"):
+        detect_label_kind([unclear])
     assert detect_label_kind([np.array([0, 1, 2])], n_classes=3) == "multiclass"
     assert to_target(np.array([0, 7]), "binary", n_classes=2).tolist() == [0, 1]
 

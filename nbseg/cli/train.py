@@ -1,18 +1,11 @@
 """`nbseg train` and `nbseg lr-find`: the data and training options shared by both."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from ..config import Config
 from ..project import ProjectLayout
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers like 256,256 or 32,128,128")
+from .args import DEVICES, float_list, int_list
 
 
 def _add_data_options(parser) -> None:
@@ -24,7 +17,7 @@ def _add_data_options(parser) -> None:
     data.add_argument("--config", type=Path, help="settings file (YAML); options given here override it")
     data.add_argument("--dims", type=int, choices=(2, 3), help="2 for images, 3 for stacks (default: from the data)")
     data.add_argument("--axes", help="axes of the files if they don't say, e.g. ZYX, CYX, ZCYX, YXC")
-    data.add_argument("--channels", type=_ints, help="channels to use, e.g. 0 or 0,2")
+    data.add_argument("--channels", type=int_list("channels", "0 or 0,2"), help="channels to use, e.g. 0 or 0,2")
     data.add_argument("--labels", choices=("auto", "binary", "multiclass", "instances"),
                       help="what the masks hold: binary (0/1), multiclass (0..K-1) or instances (one number per "
                            "object; trained as background/interior/boundary so touching objects come apart)")
@@ -33,6 +26,8 @@ def _add_data_options(parser) -> None:
     data.add_argument("--seg2", type=Path, help="folder of a second segmentation, used inside the merging masks")
     data.add_argument("--merging-masks", type=Path, help="folder of masks where Seg2 replaces the masks")
     data.add_argument("--val-fraction", type=float, help="share of images held back for validation (default 0.2)")
+    data.add_argument("--pixel-size", type=float_list("pixel size", "2,0.5,0.5"), dest="pixel_sizes",
+                      help="pixel size Z,Y,X (or Y,X) in µm, for files that do not say (default: from the files)")
 
 
 def _add_training_options(parser) -> None:
@@ -40,8 +35,11 @@ def _add_training_options(parser) -> None:
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, help="training time budget in minutes (all folds together)")
     budget.add_argument("--epochs", type=int, help="number of epochs (passes of --steps-per-epoch batches)")
+    train.add_argument("--model-dims", type=int, choices=(2, 3), dest="model_dims",
+                       help="the network's dimensionality; for stacks 2 runs a 2D network over every slice "
+                            "(default: planned from the data and the device, printed before training)")
     train.add_argument("--size", choices=("S", "M", "L"), help="model size: S fastest (default; best for CPU minutes), M and L larger (for GPUs)")
-    train.add_argument("--patch", type=_ints,
+    train.add_argument("--patch", type=int_list("patch size", "256,256 or 32,128,128"),
                        help="patch size Y,X (2D) or Z,Y,X (3D); each pooled side divisible by 8 (16 for size L)")
     train.add_argument("--batch-size", type=int, help="patches per training step (default 8 in 2D, 2 in 3D)")
     train.add_argument("--lr", type=float, help="peak learning rate (default 3e-3; see `nbseg lr-find`)")
@@ -49,14 +47,14 @@ def _add_training_options(parser) -> None:
     train.add_argument("--patience", type=int, help="stop after this many epochs without a better validation Dice")
     train.add_argument("--folds", type=int, help="K >= 2 trains a K-fold ensemble of K models (default 1)")
     train.add_argument("--seed", type=int, help="random seed; the same seed repeats a CPU run")
-    train.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default auto)")
+    train.add_argument("--device", choices=DEVICES, help="where to train (default auto)")
     train.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
                        help="number format (default auto: fp16/bf16 AMP on GPU, bf16 on CPUs that have it)")
 
 
 _DATA_KEYS = {"images": "images", "masks": "masks", "dims": "dims", "axes": "axes", "channels": "channels",
               "labels": "labels", "n_classes": "n_classes", "excluding_masks": "excluding_masks", "seg2": "seg2",
-              "merging_masks": "merging_masks", "val_fraction": "val_fraction"}
+              "merging_masks": "merging_masks", "val_fraction": "val_fraction", "pixel_sizes": "pixel_sizes"}
 _TRAIN_KEYS = ("minutes", "epochs", "batch_size", "lr", "steps_per_epoch", "patience", "folds", "seed", "device",
                "precision")
 
@@ -68,9 +66,9 @@ def config_from_args(args) -> Config:
     for arg, key in _DATA_KEYS.items():
         if getattr(args, arg, None) is not None:
             base["data"][key] = getattr(args, arg)
-    for key in ("size", "patch"):
-        if getattr(args, key, None) is not None:
-            base["model"][key] = getattr(args, key)
+    for arg, key in (("size", "size"), ("patch", "patch"), ("model_dims", "dims")):
+        if getattr(args, arg, None) is not None:
+            base["model"][key] = getattr(args, arg)
     for key in _TRAIN_KEYS:
         if getattr(args, key, None) is not None:
             base["train"][key] = getattr(args, key)
@@ -84,11 +82,18 @@ def config_from_args(args) -> Config:
 
 
 def run_train(args) -> int:
+    from ..data import load_dataset
     from ..train.callbacks import PrintProgress
+    from ..train.plan import plan_training
     from ..train.trainer import fit
 
     config = config_from_args(args)
-    result = fit(config, args.project, callbacks=[PrintProgress()], resume=args.resume)
+    dataset = load_dataset(config.data)
+    plan, fp = plan_training(config, dataset)
+    for line in fp.notes + plan.lines():
+        print(line)
+    result = fit(config, args.project, callbacks=[PrintProgress()], resume=args.resume, dataset=dataset,
+                 plan=plan, fingerprint=fp)
     for path, dice in zip(result.model_paths, result.best_dice):
         print(f"model {path}  best validation Dice {dice:.4f}")
     if result.interrupted:

@@ -23,6 +23,7 @@ class Sample:
     image: np.ndarray  # (C, [Z,] Y, X) float32
     target: np.ndarray  # ([Z,] Y, X) int64
     pixel_sizes: tuple = ()
+    unit: str | None = None  # of the pixel sizes: "µm", "relative" (ratios only) or None
 
 
 @dataclass
@@ -64,8 +65,12 @@ def load_dataset(data_config, *, progress=None) -> Dataset:
         if progress:
             progress(i + 1, len(pairs), pair.name)
     _check_consistent(raw, cfg)
-    kind = cfg.labels if cfg.labels != "auto" else detect_label_kind((m for _, _, m in raw), n_classes=cfg.n_classes)
-    n_classes = n_classes_for(kind, cfg.n_classes)
+    kind = cfg.labels if cfg.labels != "auto" else detect_label_kind(
+        [m for _, _, m in raw], n_classes=cfg.n_classes, names=[p.mask.name for p, _, _ in raw])
+    n_classes = cfg.n_classes
+    if kind == "multiclass" and not n_classes:  # classes 0..K-1: K from the largest value seen
+        n_classes = max(int(m.max()) for _, _, m in raw) + 1
+    n_classes = n_classes_for(kind, n_classes)
     samples = []
     for pair, image, mask in raw:
         target = to_target(mask, kind, n_classes=n_classes, name=str(pair.mask))
@@ -73,7 +78,8 @@ def load_dataset(data_config, *, progress=None) -> Dataset:
             excluded = _read_aux(pair.excluding, image, cfg.dims, "excluding mask")
             target[excluded > 0] = IGNORE
         pixels = percentile_normalize(image.data, percentiles=cfg.percentiles, name=str(pair.image))
-        samples.append(Sample(pair.name, pixels, target, image.pixel_sizes))
+        sizes, unit = (tuple(cfg.pixel_sizes), "µm") if cfg.pixel_sizes else (image.pixel_sizes, image.unit)
+        samples.append(Sample(pair.name, pixels, target, sizes, unit))
     first = raw[0][1]
     return Dataset(samples, kind, n_classes, first.data.shape[0], first.spatial_dims,
                    notes=[f"labels read as {kind!r} ({n_classes} classes)"])
@@ -115,6 +121,14 @@ def _check_consistent(raw, cfg) -> None:
     if len(dims_seen) > 1:
         raise DataError("The folder mixes 2D images and 3D stacks: " + ", ".join(
             f"{p.image.name}: {image.axes} {image.data.shape}" for p, image, _ in raw[:6]) + ". Keep one kind per project.")
+    dims = dims_seen.pop()
+    if cfg.pixel_sizes is not None and len(cfg.pixel_sizes) != dims:
+        raise DataError(f"pixel_sizes {list(cfg.pixel_sizes)} has {len(cfg.pixel_sizes)} numbers but the data is "
+                        f"{dims}D: give {'Z,Y,X' if dims == 3 else 'Y,X'} (CLI: --pixel-size).")
+    thin = [p.image.name for p, image, _ in raw if dims == 3 and image.data.shape[1] == 1]
+    if thin:
+        raise DataError(f"{', '.join(thin[:5])} {'is a stack' if len(thin) == 1 else 'are stacks'} of one slice: "
+                        "that is a 2D image. Set dims to 2 (CLI: --dims 2).")
     channels = {image.data.shape[0] for _, image, _ in raw}
     if len(channels) > 1:
         counts = {p.image.name: image.data.shape[0] for p, image, _ in raw}

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 IGNORE = -1  # target value the loss skips (excluded or padded pixels)
+MAX_MASKS_READ = 8  # masks looked at to tell classes from objects
+MAX_AUTO_CLASSES = 32  # more values than this are objects, whatever their shapes
 CLASS_NAMES = {
     "binary": ["background", "foreground"],
     "instances": ["background", "interior", "boundary"],
@@ -14,17 +16,48 @@ class LabelError(ValueError):
     """Label values do not fit the declared kind; the message names the file."""
 
 
-def detect_label_kind(masks, *, n_classes=None) -> str:
-    """``"binary"`` if every mask holds only 0/1 or 0/255; ``"multiclass"`` if ``n_classes`` is given;
-    otherwise ``"instances"`` (each object its own number)."""
+def detect_label_kind(masks, *, n_classes=None, names=None) -> str:
+    """What the label images hold, read from their values and shapes.
+
+    ``"binary"`` if every mask holds only 0/1 or 0/255; ``"multiclass"`` if ``n_classes`` is given,
+    or if each value forms many separate regions (classes: membranes, vesicles, ...); ``"instances"``
+    if each value is one region (one number per object).
+
+    Raises
+    ------
+    LabelError
+        When the values could be either (a few values, each one region), naming ``--labels``.
+    """
+    masks = list(masks)
     values = set()
     for mask in masks:
         values.update(np.unique(mask).tolist())
-        if len(values) > 3:
-            break
     if values <= {0, 1} or values <= {0, 255}:
         return "binary"
-    return "multiclass" if n_classes else "instances"
+    if n_classes:
+        return "multiclass"
+    regions, labels = _regions_per_value(masks[:MAX_MASKS_READ])
+    if regions <= 1.5 * labels and labels > 2 * len(masks[:MAX_MASKS_READ]):
+        return "instances"  # about one region per number, and more numbers than a class set has
+    if regions > 2 * labels and max(values) < MAX_AUTO_CLASSES:
+        return "multiclass"
+    where = f" ({', '.join(map(str, names[:3]))})" if names else ""
+    raise LabelError(
+        f"The masks{where} hold the values {sorted(values)[:8]}{' ...' if len(values) > 8 else ''}, and it is not "
+        "clear whether they are classes or objects. Say which: --labels multiclass (with --n-classes K) or "
+        "--labels instances (data.labels in config.yaml).")
+
+
+def _regions_per_value(masks) -> tuple[int, int]:
+    """Connected regions of equal nonzero value, and distinct nonzero values, summed over ``masks``."""
+    from skimage.measure import label
+
+    regions = numbers = 0
+    for mask in masks:
+        mask = np.asarray(mask)
+        regions += int(label(mask, background=0, connectivity=1).max())
+        numbers += int(np.count_nonzero(np.unique(mask)))
+    return regions, numbers
 
 
 def n_classes_for(kind: str, n_classes=None) -> int:

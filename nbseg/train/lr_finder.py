@@ -102,7 +102,7 @@ def propose_lr(suggestion: float, *, cap: float = MAX_PROPOSED_LR) -> tuple[floa
 
 def lr_sweep(model, next_batch, *, start_lr: float = 1e-6, end_lr: float = 1.0, num_steps: int = 100,
              beta: float = 0.9, diverge: float = 4.0, weight_decay: float = 1e-4, augment: bool = True,
-             device=None, precision: str = "fp32", generator=None, progress=None) -> LRFinderResult:
+             device=None, precision: str = "fp32", layout=None, generator=None, progress=None) -> LRFinderResult:
     """Train ``model`` briefly with an exponentially rising learning rate; restore its weights afterwards.
 
     Each step is fit()'s own :class:`~nbseg.train.step.TrainStep` (augmentation, precision, memory layout).
@@ -125,7 +125,7 @@ def lr_sweep(model, next_batch, *, start_lr: float = 1e-6, end_lr: float = 1.0, 
     saved = copy.deepcopy(model.state_dict())
     optimizer = torch.optim.AdamW(model.parameters(), lr=start_lr, weight_decay=weight_decay)
     step = TrainStep(model, optimizer, device=device, precision=precision, augment=augment,
-                     layout=memory_format(device, model.spec["spatial_dims"]),
+                     layout=layout or memory_format(device, model.spec["spatial_dims"]),
                      generator=generator or torch.Generator().manual_seed(0))
     lrs, losses, smoothed, average, best, reason = [], [], [], 0.0, math.inf, "end of sweep"
     model.train()
@@ -152,17 +152,17 @@ def find_lr(config, project=None, *, num_steps: int = 100, dataset=None, progres
     from ..data import load_dataset
     from ..data.sampler import PatchSampler
     from ..runtime import pick_device, pick_precision
-    from .trainer import resolve_patch
+    from .plan import plan_training
 
     dataset = dataset or load_dataset(config.data)
-    patch, _ = resolve_patch(config, dataset)
-    torch.manual_seed(config.train.seed)
     device = pick_device(config.train.device)
-    model, _ = build_model(dataset, config.model.size, patch, device)
-    sampler = PatchSampler(dataset.samples, patch, foreground_fraction=config.train.foreground_fraction,
+    plan, _ = plan_training(config, dataset, device=device)
+    torch.manual_seed(config.train.seed)
+    model, layout = build_model(dataset, plan, device)
+    sampler = PatchSampler(dataset.samples, plan.patch, foreground_fraction=config.train.foreground_fraction,
                            seed=config.train.seed)
-    batch = config.train.batch_for(dataset.spatial_dims)
-    result = lr_sweep(model, lambda: sampler.batch(batch), num_steps=num_steps, device=device,
+    result = lr_sweep(model, lambda: sampler.batch(plan.batch_size), num_steps=num_steps, device=device,
+                      layout=layout,
                       weight_decay=config.train.weight_decay, augment=config.train.augment,
                       precision=pick_precision(device, config.train.precision), progress=progress)
     if project is not None:

@@ -11,27 +11,28 @@ import torch
 
 from ..data.augment import augment_batch
 from ..model.loss import dice_ce_loss
-from ..model.unet import UNet, pool_z_for
+from ..model.unet import UNet
 from ..runtime import autocast, memory_format
 
 
-def build_model(dataset, size: str, patch, device) -> tuple[torch.nn.Module, torch.memory_format]:
-    """The U-Net for ``dataset`` on ``device``, and the memory layout its inputs should use.
+def build_model(dataset, plan, device) -> tuple[torch.nn.Module, torch.memory_format]:
+    """The U-Net for ``dataset`` that ``plan`` describes, on ``device``, and the memory layout its
+    inputs should use.
 
     Parameters
     ----------
     dataset : nbseg.data.Dataset
         Gives the spatial dimensions, input channels and classes.
-    size : str
-        Model size (``"S"``, ``"M"``, ``"L"``).
-    patch : sequence of int
-        The training patch, ``(Y, X)`` or ``(Z, Y, X)``; a 3D patch too thin to pool in Z keeps Z whole.
+    plan : nbseg.train.plan.Plan
+        Model size, Z pooling, and whether a 2D network runs over the slices of a stack.
     device : torch.device
     """
-    pool_z = pool_z_for(patch[0]) if len(patch) == 3 else True
-    model = UNet(dataset.spatial_dims, dataset.in_channels, dataset.n_classes, size, pool_z=pool_z)
-    layout = memory_format(device, dataset.spatial_dims)
-    return model.to(device).to(memory_format=layout), layout
+    model = UNet(dataset.spatial_dims, dataset.in_channels, dataset.n_classes, plan.size, pool_z=plan.pool_z,
+                 slices=plan.slices)
+    layout = memory_format(device, plan.model_dims)  # the layout the convolutions run fastest in
+    model = model.to(device).to(memory_format=layout)
+    # a slice model folds Z into the batch itself, so its 5D inputs stay in the standard layout
+    return model, layout if dataset.spatial_dims == plan.model_dims else torch.contiguous_format
 
 
 class TrainStep:
@@ -49,7 +50,12 @@ class TrainStep:
     def __call__(self, x, y) -> float:
         x, y = torch.from_numpy(x), torch.from_numpy(y)
         if self.augment:
+            flat = x.ndim == 5 and x.shape[2] == 1  # one-slice patches of a stack augment as 2D images
+            if flat:
+                x, y = x[:, :, 0], y[:, 0]
             x, y = augment_batch(x, y, generator=self.generator)
+            if flat:
+                x, y = x[:, :, None], y[:, None]
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.layout)
         y = y.to(self.device, non_blocking=True)
         with autocast(self.device, self.precision):

@@ -21,13 +21,13 @@ from ..data.sampler import PatchSampler, grid_patches
 from ..data.split import load_or_make_split
 from ..data.targets import CLASS_NAMES
 from ..model.loss import dice_ce_loss, foreground_counts
-from ..model.unet import check_patch_size, patch_divisors, save_model_file
+from ..model.unet import save_model_file
 from ..project import ProjectLayout
 from ..runtime import autocast, pick_device, pick_precision
+from .plan import Plan, plan_training
 from .schedule import ProgressSchedule
 from .step import TrainStep, build_model
 
-DEFAULT_PATCH = {2: (128, 128), 3: (32, 128, 128)}
 VALIDATION_PIXELS = 2 * 2**20  # pixels scored per validation pass when val_tiles is not set
 
 
@@ -58,7 +58,8 @@ class TrainResult:
         return "interrupted" in self.stopped
 
 
-def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=None) -> TrainResult:
+def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=None,
+        plan: Plan | None = None, fingerprint=None) -> TrainResult:
     """Train the model(s) that ``config`` describes; write everything under ``project``.
 
     Parameters
@@ -71,6 +72,10 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
         Continue from the checkpoints in ``project`` instead of starting over.
     dataset : nbseg.data.Dataset, optional
         Already loaded data (the notebooks keep it in memory between steps).
+    plan : nbseg.train.plan.Plan, optional
+        The plan already shown to the user; planned from the data when not given.
+    fingerprint : nbseg.data.fingerprint.Fingerprint, optional
+        The data's fingerprint that ``plan`` came from (saved as ``fingerprint.json``).
 
     Returns
     -------
@@ -80,45 +85,42 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
     project = Path(project)
     # everything is checked before anything is written, so bad input leaves no half-made project
     dataset = dataset or load_dataset(config.data)
-    patch, notes = resolve_patch(config, dataset)
+    fp, notes = fingerprint, list(dataset.notes)
+    if plan is None:  # nobody has shown the plan yet: the progress callbacks do
+        plan, fp = plan_training(config, dataset)
+        notes += fp.notes + plan.lines()
     folds = load_or_make_split(project, dataset.names, folds=config.train.folds,
                                val_fraction=config.data.val_fraction, seed=config.train.seed)
     config.save(project)
+    layout = ProjectLayout(project)
+    if fp is not None:
+        fp.save(layout.fingerprint)
+    _write_json(layout.plan, plan.to_dict())
     result = TrainResult(project)
     for k, fold in enumerate(folds):
-        outcome = _FoldRun(config, project, dataset, patch, k, len(folds), fold, callbacks, notes).run(resume)
+        outcome = _FoldRun(config, project, dataset, plan, k, len(folds), fold, callbacks, notes).run(resume)
         result.folds.append(outcome)
         if outcome.stopped == "interrupted":
             break
     return result
 
 
-def resolve_patch(config: Config, dataset) -> tuple[list, list]:
-    """The patch size: as configured, or the default clipped to the data; checked against the model."""
-    dims = dataset.spatial_dims
-    smallest = np.min([s.target.shape for s in dataset.samples], axis=0)
-    notes = list(dataset.notes)
-    if config.model.patch is None:
-        patch = [int(min(d, n)) for d, n in zip(DEFAULT_PATCH[dims], smallest)]
-        divisors = patch_divisors(patch, config.model.size)
-        patch = [max(d, -(-p // d) * d) for p, d in zip(patch, divisors)]  # round up; small images get padded
-    else:
-        patch = list(config.model.patch)
-        if len(patch) != dims:
-            raise ValueError(f"data is {dims}D but patch size {patch} is {len(patch)}D; give {dims} numbers.")
-    check_patch_size(patch, size=config.model.size)
-    if any(p > n for p, n in zip(patch, smallest)):
-        notes.append(f"patch {patch} is larger than the smallest image {list(smallest)}: patches are padded, "
-                     "and padded pixels are ignored by the loss")
-    return patch, notes
+def _write_json(path: Path, data) -> None:
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
 
 
 class _FoldRun:
     """Training of one fold: set-up, the epoch loop, validation and checkpoints."""
 
-    def __init__(self, config, project, dataset, patch, fold, n_folds, split, callbacks, notes):
-        self.cfg, self.tcfg = config, config.train
-        self.batch_size = config.train.batch_for(dataset.spatial_dims)
+    def __init__(self, config, project, dataset, plan, fold, n_folds, split, callbacks, notes):
+        self.cfg, self.tcfg, self.plan = config, config.train, plan
+        self.batch_size = plan.batch_size
+        patch = plan.patch
         self.dataset, self.patch, self.fold, self.n_folds = dataset, patch, fold, n_folds
         self.callbacks, self.notes = list(callbacks), notes
         layout = ProjectLayout(project)
@@ -131,7 +133,7 @@ class _FoldRun:
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
-        self.model, self.layout = build_model(dataset, config.model.size, patch, self.device)
+        self.model, self.layout = build_model(dataset, plan, self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.tcfg.lr,
                                            weight_decay=self.tcfg.weight_decay)
         self.step = TrainStep(self.model, self.optimizer, device=self.device, precision=self.precision,
@@ -173,7 +175,7 @@ class _FoldRun:
             "class_names": CLASS_NAMES.get(ds.kind, [f"class {i}" for i in range(ds.n_classes)]),
             "in_channels": ds.in_channels, "spatial_dims": ds.spatial_dims, "patch": list(self.patch),
             "axes": cfg.data.axes, "channels": cfg.data.channels, "fold": self.fold, "epoch": self.epoch,
-            "val_dice": float(val_dice), "nbseg_version": __version__,
+            "val_dice": float(val_dice), "nbseg_version": __version__, "plan": self.plan.to_dict(),
         }
         save_model_file(self.paths["model"], self.model, meta=meta)
 

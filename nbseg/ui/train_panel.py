@@ -3,27 +3,27 @@ folds; training in the foreground with fastprogress bars and a live loss/Dice pl
 stop button ends it keeping the best model; 'Resume' continues from the checkpoints on disk."""
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from pathlib import Path
 
 import ipywidgets as w
 
 from ..train.checkpoint import read_history
+from ..choices import parse_ints
 from ..config import Config
 from ..model.unet import SIZES, PatchSizeError, check_patch_size, patch_divisors
 from ..project import ProjectLayout
 from ..train.trainer import TrainResult, fit
 from . import plots
-from .common import PanelBase, control, heading, note, primary_button, secondary_button
+from .common import FEEDBACK, PanelBase, control
 from .progress import WidgetBarsCallback
 from .session import dataset_for, load_config
 
 
 def parse_patch(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.replace("x", ",").replace(" ", ",").split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"patch size {text!r} is not whole numbers; write e.g. 64,64 (2D) or 16,64,64 (3D).") from None
+    """A typed patch (or tile) size: 2 whole numbers ``Y,X`` or 3 ``Z,Y,X``."""
+    values = parse_ints(text, what="patch size", example="64,64 (2D) or 16,64,64 (3D)")
     if len(values) not in (2, 3):
         raise ValueError(f"patch size {text!r} needs 2 numbers (Y,X) or 3 (Z,Y,X).")
     return values
@@ -46,11 +46,30 @@ def patch_rule(text: str, size: str, dims: int | None) -> tuple[bool, str]:
 
 
 @dataclass
+class TrainSettings:
+    """The training settings as the panel's controls hold them; :meth:`TrainService.apply` checks them."""
+
+    size: str = "S"
+    patch: str = "128,128"  # as typed
+    budget: str = "epochs"  # or "minutes": which of the two limits training
+    epochs: int = 50
+    minutes: float = 10
+    batch_size: int = 8
+    steps_per_epoch: int = 32
+    folds: int = 1
+    patience: int = 0  # 0 = no early stopping
+    augment: bool = True
+    lr: float = 3e-3
+
+
+@dataclass
 class TrainState:
     project: Path
     config: Config | None = None
     result: TrainResult | None = None
     history: list | None = None
+    plan: object = None  # nbseg.train.plan.Plan
+    fingerprint: object = None  # nbseg.data.fingerprint.Fingerprint
 
 
 class TrainService:
@@ -69,21 +88,41 @@ class TrainService:
             rows += read_history(path)
         return rows
 
-    def apply(self, *, size, patch, budget, epochs, minutes, batch_size, steps_per_epoch, folds, patience, augment,
-              lr) -> Config:
-        """Validate the settings and save them to config.yaml."""
+    def plan(self):
+        """The training plan for the saved settings: the same object `nbseg train` prints."""
+        from ..train.plan import plan_training
+
+        cfg = load_config(self.state.project)
+        self.state.plan, self.state.fingerprint = plan_training(cfg, dataset_for(cfg))
+        return self.state.plan
+
+    def apply(self, settings: TrainSettings) -> Config:
+        """Validate ``settings`` and save them to config.yaml.
+
+        Parameters
+        ----------
+        settings : TrainSettings
+            What the panel's controls hold.
+
+        Returns
+        -------
+        Config
+            The saved settings.
+        """
+        t = settings
         cfg = load_config(self.state.project)
         dims = dataset_for(cfg).spatial_dims
-        ok, message = patch_rule(patch, size, dims)
+        ok, message = patch_rule(t.patch, t.size, dims)
         if not ok:
-            check_patch_size(parse_patch(patch), size=size) if len(parse_patch(patch)) == dims else None
+            # a patch of the right length raises PatchSizeError, whose fix names the nearest valid sizes
+            check_patch_size(parse_patch(t.patch), size=t.size) if len(parse_patch(t.patch)) == dims else None
             raise ValueError(message)
-        update = dict(epochs=int(epochs) if budget == "epochs" else None,
-                      minutes=float(minutes) if budget == "minutes" else None,
-                      batch_size=int(batch_size), steps_per_epoch=int(steps_per_epoch), folds=int(folds),
-                      patience=int(patience) if patience else None, augment=bool(augment), lr=float(lr))
+        update = dict(epochs=int(t.epochs) if t.budget == "epochs" else None,
+                      minutes=float(t.minutes) if t.budget == "minutes" else None,
+                      batch_size=int(t.batch_size), steps_per_epoch=int(t.steps_per_epoch), folds=int(t.folds),
+                      patience=int(t.patience) if t.patience else None, augment=bool(t.augment), lr=float(t.lr))
         cfg = Config.model_validate({**cfg.model_dump(),
-                                     "model": {"size": size, "patch": parse_patch(patch)},
+                                     "model": {"size": t.size, "patch": parse_patch(t.patch)},
                                      "train": {**cfg.train.model_dump(), **update}})
         cfg.save(self.state.project)
         self.state.config = cfg
@@ -99,60 +138,55 @@ class TrainService:
 
 class TrainPanel(PanelBase):
     title = "04 Train"
+    State, Service = TrainState, TrainService
 
-    def __init__(self, project):
-        super().__init__()
-        self.state = TrainState(Path(project))
-        self.service = TrainService(self.state)
-        self.size = control(w.ToggleButtons, "model_size", "Model size", options=["S", "M", "L"], value="S")
-        self.patch = control(w.Text, "patch", "Patch size", value="128,128", continuous_update=True)
+    def build(self) -> None:
+        d = TrainSettings()
+        self.size = control(w.ToggleButtons, "model_size", "Model size", options=["S", "M", "L"], value=d.size)
+        self.patch = control(w.Text, "patch", "Patch size", value=d.patch, continuous_update=True)
         self.rule = w.HTML("")
-        self.budget = control(w.ToggleButtons, "minutes", "Train for", options=["epochs", "minutes"], value="epochs")
-        self.epochs = control(w.BoundedIntText, "epoch", "Epochs", min=1, max=100000, value=50)
-        self.minutes = control(w.BoundedFloatText, "minutes", "Minutes", min=0.1, max=100000, value=10)
-        self.batch = control(w.BoundedIntText, "batch_size", "Batch size", min=1, max=1024, value=8)
-        self.steps = control(w.BoundedIntText, "steps_per_epoch", "Steps per epoch", min=1, max=100000, value=32)
-        self.folds = control(w.BoundedIntText, "folds", "Folds", min=1, max=10, value=1)
-        self.patience = control(w.BoundedIntText, "early_stopping", "Patience (0 = off)", min=0, max=1000, value=0)
-        self.augment = control(w.Checkbox, "augmentation", "Augment", value=True, indent=False)
-        self.lr = control(w.FloatText, "lr", "Learning rate", value=3e-3)
-        self.train_button = primary_button("Train", "train", icon="play")
-        self.resume_button = secondary_button("Resume from disk", "resume", icon="repeat")
+        self.plan = w.HTML("")
+        self.budget = control(w.ToggleButtons, "minutes", "Train for", options=["epochs", "minutes"], value=d.budget)
+        self.epochs = control(w.BoundedIntText, "epoch", "Epochs", min=1, max=100000, value=d.epochs)
+        self.minutes = control(w.BoundedFloatText, "minutes", "Minutes", min=0.1, max=100000, value=d.minutes)
+        self.batch = control(w.BoundedIntText, "batch_size", "Batch size", min=1, max=1024, value=d.batch_size)
+        self.steps = control(w.BoundedIntText, "steps_per_epoch", "Steps per epoch", min=1, max=100000,
+                             value=d.steps_per_epoch)
+        self.folds = control(w.BoundedIntText, "folds", "Folds", min=1, max=10, value=d.folds)
+        self.patience = control(w.BoundedIntText, "early_stopping", "Patience (0 = off)", min=0, max=1000,
+                                value=d.patience)
+        self.augment = control(w.Checkbox, "augmentation", "Augment", value=d.augment, indent=False)
+        self.lr = control(w.FloatText, "lr", "Learning rate", value=d.lr)
+        self.train_button = self.primary("Train", "train", lambda: self._train(resume=False), icon="play",
+                                         action="Training")
+        self.resume_button = self.secondary("Resume from disk", "resume", lambda: self._train(resume=True),
+                                            icon="repeat", action="Resuming training")
         self.bars = w.HTML("")
         self.plot = w.Image(format="png", layout=w.Layout(max_width="760px"))
         self.log = w.HTML("")
-        self.buttons = [self.train_button]
         self.dims = None
         for ctl in (self.patch, self.size):
             ctl.observe(lambda _c: self._check_patch(), names="value")
         self.budget.observe(lambda _c: self._show_budget(), names="value")
-        self.on(self.train_button, "Training", lambda: self._train(resume=False))
-        self.on(self.resume_button, "Resuming training", lambda: self._train(resume=True))
-        self.widget = w.VBox([
-            heading("Training"),
-            note("Training runs in this notebook's kernel. The kernel's stop button (■) ends it cleanly and keeps "
-                 "the best model; 'Resume from disk' continues later, even after a restart."),
-            self.size, self.patch, self.rule, self.budget, self.epochs, self.minutes, self.batch, self.steps,
-            self.folds, self.patience, self.augment, self.lr,
-            w.HBox([self.train_button, self.resume_button]), self.status.widget, self.errors.widget,
-            self.log, self.bars, self.plot,
-        ])
-        self.run("Open project", self._open)
-        self._show_budget()
+        self.assemble("Training", self.plan, self.size, self.patch, self.rule, self.budget, self.epochs, self.minutes, self.batch,
+                      self.steps, self.folds, self.patience, self.augment, self.lr,
+                      w.HBox([self.train_button, self.resume_button]), FEEDBACK, self.log, self.bars, self.plot,
+                      intro="Training runs in this notebook's kernel. The kernel's stop button (■) ends it cleanly "
+                            "and keeps the best model; 'Resume from disk' continues later, even after a restart.")
+        self._show_budget()  # the budget's observer keeps it right when opening the project changes it
 
     def _open(self) -> None:
         cfg = self.service.open()
         self.dims = dataset_for(cfg).spatial_dims
         t = cfg.train
         self.size.value = cfg.model.size
-        from ..train.trainer import resolve_patch
-
-        patch = cfg.model.patch or resolve_patch(cfg, dataset_for(cfg))[0]
-        self.patch.value = ",".join(map(str, patch))
+        plan = self.service.plan()  # the plan `nbseg train` prints, from the same data and settings
+        self.plan.value = plan_html(plan, self.state.fingerprint)
+        self.patch.value = ",".join(map(str, plan.patch))
         self.budget.value = "minutes" if t.minutes else "epochs"
         self.epochs.value = t.epochs or 50
         self.minutes.value = t.minutes or 10
-        self.batch.value, self.steps.value, self.folds.value = t.batch_for(self.dims), t.steps_per_epoch, t.folds
+        self.batch.value, self.steps.value, self.folds.value = plan.batch_size, t.steps_per_epoch, t.folds
         self.patience.value, self.augment.value, self.lr.value = t.patience or 0, t.augment, t.lr
         if self.state.history:
             self.plot.value = plots.history_png(self.state.history)
@@ -171,14 +205,15 @@ class TrainPanel(PanelBase):
         self.train_button.disabled = not ok
         return ok
 
-    def settings(self) -> dict:
-        return dict(size=self.size.value, patch=self.patch.value, budget=self.budget.value, epochs=self.epochs.value,
-                    minutes=self.minutes.value, batch_size=self.batch.value, steps_per_epoch=self.steps.value,
-                    folds=self.folds.value, patience=self.patience.value, augment=self.augment.value,
-                    lr=self.lr.value)
+    def settings(self) -> TrainSettings:
+        """What the controls hold now."""
+        return TrainSettings(size=self.size.value, patch=self.patch.value, budget=self.budget.value,
+                             epochs=self.epochs.value, minutes=self.minutes.value, batch_size=self.batch.value,
+                             steps_per_epoch=self.steps.value, folds=self.folds.value,
+                             patience=self.patience.value, augment=self.augment.value, lr=self.lr.value)
 
     def _train(self, resume: bool) -> None:
-        self.service.apply(**self.settings())
+        self.service.apply(self.settings())
         self.callback = WidgetBarsCallback(self.bars, self.plot, self.log)
         result = self.service.train(callbacks=[self.callback], resume=resume)
         if self.state.history:
@@ -191,3 +226,11 @@ class TrainPanel(PanelBase):
             self.status.set(f"Trained {len(result.model_paths)} model(s), best validation Dice {best}. "
                             "Next: notebook 05_predict.", "ok")
         self._check_patch()
+
+
+def plan_html(plan, fingerprint) -> str:
+    """The training plan and the data notes it came from, as the panel shows them."""
+    lines = "".join(f"<li>{html.escape(line.strip())}</li>" for line in plan.lines()[1:])
+    notes = "".join(f"<li><i>{html.escape(n)}</i></li>" for n in (fingerprint.notes if fingerprint else []))
+    return (f"<div style='max-width:760px'><b>{html.escape(plan.lines()[0])}</b>"
+            f"<ul style='margin:2px 0'>{lines}{notes}</ul></div>")

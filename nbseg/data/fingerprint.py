@@ -1,0 +1,169 @@
+"""The data fingerprint: what a training set looks like, measured once, so the training plan can
+follow the data (working scale, anisotropy, patch, batch) instead of one set of defaults.
+
+Pixel sizes per axis, image shapes, intensity statistics, per-class object sizes (extent per axis
+in pixels and, where the files say, in physical units), class fractions, image and voxel counts.
+Saved as ``fingerprint.json`` in the project.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+MAX_OBJECTS = 5000  # objects measured per class (a seeded draw beyond this keeps it quick)
+QUANTILES = (10, 50, 90)
+
+
+@dataclass
+class Fingerprint:
+    """What :func:`fingerprint` measured.
+
+    Attributes
+    ----------
+    spatial_dims : int
+        2 or 3.
+    n_images, n_voxels : int
+    shapes : list of list of int
+        Each image's ``([Z,] Y, X)``.
+    pixel_sizes : list of float or None
+        The median ``([Z,] Y, X)`` pixel size over the images that give one, per axis; None
+        where no image says.
+    unit : str or None
+        ``"µm"``, ``"relative"`` (only ratios known) or None.
+    spacing_differs : list of str
+        Images whose pixel sizes differ from the median by more than 5 % on an axis.
+    intensity : dict
+        Normalised intensity (after percentile normalisation) inside and outside the objects:
+        ``{"foreground": {"mean", "std"}, "background": {...}}``.
+    class_fractions : list of float
+        Share of labelled pixels in each class.
+    objects : dict of str -> dict
+        Per class name: ``count`` and ``extent`` (``{"p10", "p50", "p90"}`` lists, per axis, in pixels).
+    notes : list of str
+    """
+
+    spatial_dims: int
+    n_images: int
+    n_voxels: int
+    shapes: list
+    pixel_sizes: list
+    unit: str | None
+    spacing_differs: list
+    intensity: dict
+    class_fractions: list
+    objects: dict
+    kind: str = "binary"
+    notes: list = field(default_factory=list)
+
+    @property
+    def anisotropy(self) -> float:
+        """Z pixel size over the in-plane one (1.0 for 2D data or when the files do not say)."""
+        sizes = self.pixel_sizes
+        if self.spatial_dims != 3 or sizes[0] is None or not sizes[-1]:
+            return 1.0
+        return float(sizes[0] / sizes[-1])
+
+    def typical_extent(self) -> list | None:
+        """The 90th-percentile object extent per axis (pixels) over the object classes, or None."""
+        extents = [np.asarray(o["extent"]["p90"]) for o in self.objects.values() if o["count"]]
+        return np.max(extents, axis=0).tolist() if extents else None
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Fingerprint":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def fingerprint(dataset, *, seed: int = 0) -> Fingerprint:
+    """Measure a loaded :class:`~nbseg.data.dataset.Dataset`.
+
+    Parameters
+    ----------
+    dataset : nbseg.data.Dataset
+        Normalised images and their targets.
+    seed : int
+        For the draw of objects when a class has more than ``MAX_OBJECTS``.
+    """
+    from .targets import CLASS_NAMES
+
+    samples = dataset.samples
+    sizes, unit, differs = _pixel_sizes(samples, dataset.spatial_dims)
+    names = CLASS_NAMES.get(dataset.kind, [f"class {i}" for i in range(dataset.n_classes)])
+    counts = np.zeros(dataset.n_classes)
+    for s in samples:
+        counts += np.bincount(s.target[s.target >= 0].ravel(), minlength=dataset.n_classes)[:dataset.n_classes]
+    rng = np.random.default_rng(seed)
+    object_classes = [1] if dataset.kind == "instances" else range(1, dataset.n_classes)  # interior per object
+    objects = {names[c]: _object_extents(samples, c, rng) for c in object_classes}
+    return Fingerprint(
+        spatial_dims=dataset.spatial_dims, n_images=len(samples),
+        n_voxels=int(sum(s.target.size for s in samples)), shapes=[list(s.target.shape) for s in samples],
+        pixel_sizes=sizes, unit=unit, spacing_differs=differs, intensity=_intensity(samples),
+        class_fractions=(counts / max(counts.sum(), 1)).round(6).tolist(), objects=objects, kind=dataset.kind,
+        notes=_notes(sizes, unit, differs, dataset.spatial_dims))
+
+
+def _pixel_sizes(samples, dims: int):
+    given = np.array([[np.nan if v is None else v for v in (s.pixel_sizes or (None,) * dims)] for s in samples],
+                     float).reshape(len(samples), dims)
+    with np.errstate(all="ignore"):
+        median = [None if np.all(np.isnan(col)) else float(np.nanmedian(col)) for col in given.T]
+    differs = [s.name for s, row in zip(samples, given)
+               if any(m is not None and not np.isnan(v) and abs(v - m) > 0.05 * m for v, m in zip(row, median))]
+    unit = next((getattr(s, "unit", None) for s in samples if getattr(s, "unit", None)), None)
+    return median, unit, differs
+
+
+def _object_extents(samples, cls: int, rng) -> dict:
+    extents = []
+    for s in samples:
+        labelled, n = ndimage.label(s.target == cls)
+        boxes = ndimage.find_objects(labelled)
+        extents += [[sl.stop - sl.start for sl in box] for box in boxes if box is not None]
+    if len(extents) > MAX_OBJECTS:
+        extents = [extents[i] for i in rng.choice(len(extents), MAX_OBJECTS, replace=False)]
+    if not extents:
+        return {"count": 0, "extent": {f"p{q}": None for q in QUANTILES}}
+    array = np.asarray(extents)
+    return {"count": len(extents),
+            "extent": {f"p{q}": np.percentile(array, q, axis=0).round(1).tolist() for q in QUANTILES}}
+
+
+def _intensity(samples) -> dict:
+    fg, bg = [], []
+    for s in samples:
+        first = s.image[0]
+        inside = s.target > 0
+        fg.append(first[inside][::97])  # a thinned sample: the statistics, not every pixel
+        bg.append(first[(s.target == 0)][::97])
+    stats = {}
+    for name, parts in (("foreground", fg), ("background", bg)):
+        values = np.concatenate(parts) if parts else np.zeros(0)
+        stats[name] = {"mean": float(values.mean()) if values.size else None,
+                       "std": float(values.std()) if values.size else None}
+    return stats
+
+
+def _notes(sizes, unit, differs, dims) -> list:
+    notes = []
+    if all(v is None for v in sizes):
+        notes.append("the files give no pixel sizes: square (cubic) pixels are assumed; give them with "
+                     "--pixel-size Z,Y,X (or Y,X) or data.pixel_sizes in config.yaml")
+    if unit == "relative":
+        notes.append("the files give pixel sizes only as ratios (Fiji's 'relative' unit): anisotropy is known, "
+                     "physical sizes are not")
+    if differs:
+        notes.append(f"pixel sizes differ between images ({', '.join(differs[:5])}"
+                     f"{', ...' if len(differs) > 5 else ''}): the median is used for the plan")
+    return notes

@@ -1,0 +1,206 @@
+"""The training plan: network dimensionality, Z pooling, patch, batch, model size and learning rate,
+each chosen from the data fingerprint and the device, each with its reason, each overridable.
+
+How the rules were chosen (measured, not tuned to one split) is written in docs/benchmarks.md.
+The CLI prints the plan before training and notebook 04 shows it; both show this same object.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..model.unet import PatchSizeError, divisibility_problem, pool_z_for, pooling_divisors
+
+ANISOTROPIC = 3.0  # Z spacing / XY spacing from which a stack is segmented slice by slice
+THIN_STACK = 16  # fewer slices than this: too thin for 3D patches that pool
+BASE_PATCH = {2: 128, 3: (32, 128)}  # in-plane patch (and Z for 3D models)
+BASE_BATCH = {2: 8, 3: 2}  # patches per step at the base patch on a CPU (time, not memory, binds)
+LARGE_OBJECT_SHARE = 0.5  # objects wider than this share of the base patch get a patch twice as wide
+MAX_BATCH = 32
+# training memory per voxel of a batch, in bytes (activations, gradients, optimiser), by model size;
+# measured as peak RSS growth of a training step on a CPU (S: ~1.4 kB, with margin)
+BYTES_PER_VOXEL = {"S": 2000, "M": 4000, "L": 4500}
+MEMORY_SHARE = 0.4  # of the free device memory a batch may take
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What training will do, and why.
+
+    Attributes
+    ----------
+    data_dims : int
+        2 or 3: the images.
+    model_dims : int
+        2 or 3: the network's convolutions; 2 for 3D data means a 2D U-Net on every slice.
+    patch : list of int
+        ``([Z,] Y, X)`` training patch (Z is 1 for a slice model).
+    batch_size : int
+    size : str
+    pool_z : bool
+    lr : float
+    reasons : dict of str -> str
+        One sentence per choice, keyed by the choice.
+    """
+
+    data_dims: int
+    model_dims: int
+    patch: list
+    batch_size: int
+    size: str
+    pool_z: bool
+    lr: float
+    reasons: dict = field(default_factory=dict)
+
+    @property
+    def slices(self) -> bool:
+        """True when a 3D stack is segmented slice by slice by a 2D network."""
+        return self.data_dims == 3 and self.model_dims == 2
+
+    def lines(self) -> list[str]:
+        """The plan as lines a person reads."""
+        what = ("2D network over each slice" if self.slices else f"{self.model_dims}D network")
+        head = (f"plan: {what}, model {self.size}, patch {'x'.join(map(str, self.patch))}, batch {self.batch_size}, "
+                f"lr {self.lr:.1e}")
+        return [head] + [f"  {key}: {why}" for key, why in self.reasons.items()]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "slices": self.slices}
+
+
+def plan_training(config, dataset, *, device=None):
+    """The fingerprint of ``dataset`` and the plan for it: what `nbseg train`, the LR finder and
+    notebook 04 all use. ``device`` defaults to ``config.train.device`` resolved."""
+    from ..data.fingerprint import fingerprint
+    from ..runtime import pick_device
+
+    fp = fingerprint(dataset, seed=config.train.seed)
+    return make_plan(config, fp, device=device or pick_device(config.train.device)), fp
+
+
+def make_plan(config, fingerprint, *, device="cpu") -> Plan:
+    """Plan training for the data ``fingerprint`` describes on ``device``.
+
+    Parameters
+    ----------
+    config : nbseg.config.Config
+        What the user set wins over every rule (``model.dims``, ``model.patch``, ``train.batch_size``, ...).
+    fingerprint : nbseg.data.fingerprint.Fingerprint
+    device : str or torch.device
+    """
+    reasons: dict = {}
+    data_dims = fingerprint.spatial_dims
+    model_dims = _model_dims(config, fingerprint, str(device), reasons)
+    slices = data_dims == 3 and model_dims == 2
+    size = config.model.size
+    patch = _patch(config, fingerprint, slices, reasons)
+    pool_z = data_dims == 3 and not slices and _pools_z(patch[0], fingerprint)
+    if data_dims == 3 and not slices:
+        reasons["pool_z"] = (f"Z is pooled (patch Z {patch[0]}, Z spacing {fingerprint.anisotropy:.1f}x XY)" if pool_z
+                             else f"Z is not pooled (patch Z {patch[0]}, Z spacing {fingerprint.anisotropy:.1f}x XY)")
+    problem = divisibility_problem(patch, pooling_divisors(len(patch), size, pool_z=pool_z or data_dims == 2))
+    if problem:
+        raise PatchSizeError(f"Patch size {list(patch)} does not fit model size {size!r}: {problem}.")
+    batch = _batch(config, patch, size, data_dims if not slices else 2, str(device), reasons)
+    reasons["lr"] = (f"{config.train.lr:.1e} (train.lr; notebook 03 or `nbseg lr-find` proposes one from a sweep)")
+    return Plan(data_dims, model_dims, patch, batch, size, pool_z, float(config.train.lr), reasons)
+
+
+def _model_dims(config, fp, device: str, reasons: dict) -> int:
+    if fp.spatial_dims == 2:
+        return 2
+    given = config.model.dims
+    if given is not None:
+        reasons["network"] = f"{given}D network, as set (model.dims; CLI --model-dims)"
+        return given
+    thinnest = min(shape[0] for shape in fp.shapes)
+    if fp.anisotropy >= ANISOTROPIC:
+        why = f"Z spacing is {fp.anisotropy:.1f}x XY (from {ANISOTROPIC:g}x on, slices are too far apart for 3D kernels)"
+    elif thinnest < THIN_STACK:
+        why = f"the thinnest stack has {thinnest} slices (3D patches need {THIN_STACK} or more)"
+    elif not device.startswith("cuda"):
+        why = ("on a CPU a 2D network over the slices learns more per minute than a 3D one (measured on "
+               "Lucchi++ and BBBC050, docs/benchmarks.md); a GPU plans a 3D network")
+    else:
+        reasons["network"] = "3D network (a GPU; Z spacing and stack depth allow 3D kernels)"
+        return 3
+    reasons["network"] = "2D network over each slice: " + why + "; force with --model-dims 3"
+    return 2
+
+
+def _patch(config, fp, slices: bool, reasons: dict) -> list:
+    dims = fp.spatial_dims
+    smallest = np.min(np.asarray(fp.shapes), axis=0)
+    if config.model.patch is not None:
+        patch = list(config.model.patch)
+        if len(patch) != dims:
+            raise ValueError(f"data is {dims}D but patch size {patch} is {len(patch)}D; give {dims} numbers.")
+        reasons["patch"] = "as set (model.patch; CLI --patch)" + _padded(patch, smallest)
+        return patch
+    side = BASE_PATCH[2] if dims == 2 or slices else BASE_PATCH[3][1]
+    extent = fp.typical_extent()
+    why = f"{side} px in-plane"
+    if extent and max(extent[-2:]) > LARGE_OBJECT_SHARE * side:
+        side *= 2
+        why = f"{side} px in-plane: 90 % of objects are up to {max(extent[-2:]):.0f} px wide"
+    plane = [min(side, int(n)) for n in smallest[-2:]]
+    if slices:
+        patch = [1] + plane
+    elif dims == 3:
+        z = BASE_PATCH[3][0] if fp.anisotropy < 2 else max(8, int(round(BASE_PATCH[3][0] / fp.anisotropy)))
+        patch = [min(z, int(smallest[0]))] + plane
+    else:
+        patch = plane
+    divisors = pooling_divisors(dims, config.model.size, pool_z=dims == 2 or (not slices and _pools_z(patch[0], fp)))
+    patch = [max(d, -(-p // d) * d) for p, d in zip(patch, divisors)]  # round up; small images get padded
+    reasons["patch"] = why + (" (one slice at a time)" if slices else "") + _padded(patch, smallest)
+    return patch
+
+
+def _pools_z(patch_z: int, fp) -> bool:
+    """Z is pooled when the patch has the slices for it and Z spacing is close to XY (nnU-Net's rule of 2)."""
+    return pool_z_for(patch_z) and fp.anisotropy < 2
+
+
+def _padded(patch, smallest) -> str:
+    if not any(p > n for p, n in zip(patch, smallest)):
+        return ""
+    return (f"; the smallest image {list(map(int, smallest))} is padded to it (padded pixels are ignored by "
+            "the loss)")
+
+
+def _batch(config, patch, size: str, conv_dims: int, device: str, reasons: dict) -> int:
+    if config.train.batch_size:
+        reasons["batch"] = "as set (train.batch_size; CLI --batch-size)"
+        return int(config.train.batch_size)
+    voxels = int(np.prod(patch))
+    base_voxels = BASE_PATCH[2] ** 2 if conv_dims == 2 else int(np.prod(BASE_PATCH[3][:1] + (BASE_PATCH[3][1],) * 2))
+    by_time = max(1, round(BASE_BATCH[conv_dims] * base_voxels / voxels))
+    free = free_memory(device)
+    by_memory = max(1, int(MEMORY_SHARE * free / (BYTES_PER_VOXEL[size] * voxels)))
+    if device.startswith("cuda"):
+        batch = max(1, min(MAX_BATCH, by_memory, max(by_time, 4 * by_time)))
+        reasons["batch"] = f"{batch}: fits {MEMORY_SHARE:.0%} of the GPU's {free / 2**30:.1f} GiB free"
+    else:
+        batch = max(1, min(by_time, by_memory))
+        reasons["batch"] = (f"{batch}: {batch * voxels:,} voxels a step keeps CPU steps short" +
+                            (f" (memory allows {by_memory})" if by_memory < by_time else ""))
+    return batch
+
+
+def free_memory(device: str) -> int:
+    """Free memory of ``device`` in bytes: the GPU's (torch) or the machine's RAM (psutil)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:  # psutil is optional: assume a laptop's few GiB
+        return 4 * 2**30
+
+
+__all__ = ["Plan", "free_memory", "make_plan", "plan_training"]
