@@ -7,6 +7,11 @@ Cases (each a fixed split of ../shared/data, never tuned on its held-back part):
   (foreground IoU), as bench/lucchi3d.py splits it.
 - ``bbbc050``: BBBC050 embryo nuclei (Z 2.18x XY): train on the 8-cell stack, predict the 16-cell stack
   with ``--instances``; F1 at IoU 0.5 and pooled Dice.
+- ``isbi``: ISBI 2012 EM membranes (2D binary, 20 consecutive sections): sections 0-14 train, 15-19 are
+  scored by pixel error (the share of pixels whose membrane/non-membrane call is wrong).
+- ``epfl``: EPFL 6-class EM organelles (2D multi-class, one class under 0.5 % of pixels): every 4th slice
+  (sorted names; spread over the volume, so the rare classes appear in both parts) is scored by IoU per
+  class, pooled over the images; the others train.
 
 Variants: ``plan`` (the default plan) and ``3d`` (``--model-dims 3``: the 3D network, forced).
 
@@ -33,7 +38,8 @@ from datasets import WORK, require_shared  # noqa: E402
 from lucchi3d import iou_dice, read, write_split  # noqa: E402
 from quality import run  # noqa: E402
 
-DEFAULT_MINUTES = {"lucchi": 10.0, "bbbc050": 3.0}
+DEFAULT_MINUTES = {"lucchi": 10.0, "bbbc050": 3.0, "isbi": 5.0, "epfl": 5.0}
+HELD_BACK = {"isbi": slice(-5, None), "epfl": slice(3, None, 4)}  # scored images, of the sorted names
 VARIANTS = {"plan": [], "3d": ["--model-dims", "3"]}
 
 
@@ -52,19 +58,58 @@ def bbbc050_split() -> dict:
     return parts
 
 
+def held_back_split(case: str, folder: str) -> dict:
+    """The images HELD_BACK[case] picks (of the sorted names) held back, the rest for training (links)."""
+    data = require_shared() / folder
+    names = sorted(p.name for p in (data / "images").iterdir())
+    test = names[HELD_BACK[case]]
+    parts = {"train": [n for n in names if n not in test], "test": test}
+    out = {}
+    for part, members in parts.items():
+        out[part] = {}
+        for kind in ("images", "masks"):
+            target = WORK / case / part / kind
+            shutil.rmtree(target, ignore_errors=True)  # the split may have changed: links made afresh
+            target.mkdir(parents=True)
+            for name in members:
+                if not (target / name).exists():
+                    (target / name).symlink_to(data / kind / name)
+            out[part][kind] = target
+    return out
+
+
 def case_data(case: str, quick: bool) -> dict:
     if case == "lucchi":
         parts = write_split(WORK / "lucchi", quick=quick)
-        return {"train": parts["train"], "test": parts["val"], "args": ["--labels", "binary"], "instances": False}
+        return {"train": parts["train"], "test": parts["val"], "args": ["--dims", "3", "--labels", "binary"],
+                "score": "iou"}
     if case == "bbbc050":
-        return {**bbbc050_split(), "args": ["--labels", "instances"], "instances": True}
-    raise ValueError(f"unknown case {case!r}: lucchi or bbbc050")
+        return {**bbbc050_split(), "args": ["--dims", "3", "--labels", "instances"], "score": "instances"}
+    if case == "isbi":
+        return {**held_back_split(case, "isbi2012"), "args": ["--dims", "2", "--labels", "binary"], "score": "pixel"}
+    if case == "epfl":
+        return {**held_back_split(case, "epfl-6class-train"), "args": ["--dims", "2", "--labels", "multiclass",
+                                                                  "--n-classes", "7"], "score": "classes"}
+    raise ValueError(f"unknown case {case!r}: lucchi, bbbc050, isbi or epfl")
 
 
 def score(case: str, data: dict, out: Path) -> dict:
-    if not data["instances"]:
-        gt = read(next(data["test"]["masks"].iterdir()))
-        return iou_dice(read(next(out.glob("*.mask.ome.tif"))), gt)
+    pairs = [(read(out / f"{Path(m.name).stem}.mask.ome.tif"), read(m)) for m in sorted(data["test"]["masks"].iterdir())]
+    if data["score"] == "iou":
+        return iou_dice(pairs[0][0], pairs[0][1])
+    if data["score"] == "pixel":
+        wrong = sum(int(np.count_nonzero((p > 0) != (g > 0))) for p, g in pairs)
+        return {"pixel_error": wrong / sum(g.size for _, g in pairs)}
+    if data["score"] == "classes":
+        from nbseg.metrics import dice_iou
+
+        inter, union = np.zeros(7), np.zeros(7)
+        for p, g in pairs:
+            for c, s in dice_iou(p, g, classes=range(1, 7)).items():
+                inter[c] += s["intersection"]
+                union[c] += s["pred"] + s["gt"] - s["intersection"]
+        iou = {f"iou class {c}": inter[c] / union[c] if union[c] else 1.0 for c in range(1, 7)}
+        return {"mean_fg_iou": float(np.mean(list(iou.values()))), "min_class_iou": min(iou.values()), **iou}
     from nbseg.metrics import evaluate_folders
 
     summary = evaluate_folders(out, data["test"]["masks"], kind="instances").summary
@@ -79,18 +124,19 @@ def run_case(case: str, variant: str, minutes: float, args) -> dict:
     for path in (project, out):
         shutil.rmtree(path, ignore_errors=True)
     log.unlink(missing_ok=True)
-    quick = ["--steps-per-epoch", "2", "--patch", "1,64,64" if variant == "plan" else "16,64,64"] if args.quick else []
+    patch = "64,64" if "2" in data["args"] else "1,64,64" if variant == "plan" else "16,64,64"
+    quick = ["--steps-per-epoch", "2", "--patch", patch] if args.quick else []
     row = {"case": case, "variant": variant, "budget_min": minutes, "log": str(log.relative_to(ROOT))}
     started = time.perf_counter()
     try:
         row["train_s"] = round(run(
             [sys.executable, "-m", "nbseg", "train", "--images", data["train"]["images"], "--masks",
-             data["train"]["masks"], "--project", project, "--dims", "3", "--minutes", minutes, "--seed", "0",
+             data["train"]["masks"], "--project", project, "--minutes", minutes, "--seed", "0",
              *data["args"], *VARIANTS[variant], *quick], log=log, threads=args.threads,
             timeout=60 * minutes * 2 + 1800), 1)
         row["predict_s"] = round(run(
             [sys.executable, "-m", "nbseg", "predict", project, data["test"]["images"], "--output", out, "--tta",
-             args.tta, *(["--instances"] if data["instances"] else [])], log=log, threads=args.threads,
+             args.tta, *(["--instances"] if data["score"] == "instances" else [])], log=log, threads=args.threads,
             timeout=3600), 1)
         text = log.read_text()
         row["plan"] = next((line for line in text.splitlines() if line.startswith("plan:")), "")
@@ -120,6 +166,8 @@ def main(argv=None) -> int:
         budgets = ([float(m) for m in args.minutes.split(",")] if args.minutes
                    else [0.1 if args.quick else DEFAULT_MINUTES[case]])
         for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
+            if variant == "3d" and case in HELD_BACK:  # 2D data: there is no 3D network to force
+                continue
             for minutes in budgets:
                 row = run_case(case, variant, minutes, args)
                 rows.append(row)

@@ -22,13 +22,14 @@ NOTES_END = "<!-- hand-written notes: end -->"
 DEFAULT_NOTES = "_(none yet: write notes here; `python bench/run_all.py` keeps this part)_"
 
 # The order of the sections in the report; names are the keys of results["benchmarks"].
-ORDER = ("train_throughput", "quality", "predict", "predict_volume", "lucchi3d", "labels", "teaching_run", "import_time", "gpu")
+ORDER = ("train_throughput", "quality", "predict", "predict_volume", "lucchi3d", "planned", "labels", "teaching_run", "import_time", "gpu")
 TITLES = {
     "train_throughput": "Training throughput (CPU)",
     "quality": "Time to quality: DSB2018 fluorescence nuclei",
     "predict": "Inference throughput (crop, full TTA)",
     "predict_volume": "Inference memory on the whole Lucchi++ volume",
     "lucchi3d": "3D: Lucchi++ mitochondria",
+    "planned": "Defaults chosen by the data: the training plan on other kinds of data",
     "labels": "Label tools: ground truth from several experts, QC",
     "teaching_run": "Teaching run: the notebooks in quick mode",
     "import_time": "Import time",
@@ -277,6 +278,30 @@ def _label(item: dict) -> str:
     return f" ({', '.join(bits)})" if bits else ""
 
 
+PLANNED_SCORES = {"lucchi": ("iou", "foreground IoU"), "bbbc050": ("f1@0.5", "F1@0.5"),
+                  "isbi": ("pixel_error", "pixel error"), "epfl": ("mean_fg_iou", "mean foreground IoU")}
+
+
+def section_planned(result) -> tuple[str, list[Figure]]:
+    """bench/planned.py: {threads, tta, rows: [{case, variant, budget_min, plan, val_dice, <scores>, ...}]}."""
+    body = []
+    for r in sorted(result["rows"], key=lambda r: (r["case"], r["variant"], r["budget_min"])):
+        key, name = PLANNED_SCORES.get(r["case"], ("dice", "Dice"))
+        if r.get("status", "ok") != "ok":
+            body.append([r["case"], r["variant"], f"{r['budget_min']:g}", "—", "—", "—",
+                         "error: " + str(r.get("error"))[:160]])
+            continue
+        extra = [f"{k} {fmt(r[k])}" for k in ("dice", "min_class_iou") if k in r and k != key]
+        body.append([r["case"], r["variant"], f"{r['budget_min']:g}", f"{name} {fmt(r.get(key))}", r.get("val_dice"),
+                     r.get("plan", "").removeprefix("plan: "), ", ".join(extra)])
+    text = (f"`nbseg train` with its defaults (the plan it prints) on a fixed split of each data set, "
+            f"{result.get('threads', '?')} threads, TTA {result.get('tta', 'none')}; the score is on the held-back "
+            "part, beside the best validation Dice training reported. Variant `3d` forces the 3D network "
+            "(`--model-dims 3`).\n\n"
+            + table(["data", "variant", "minutes", "held-back score", "reported val Dice", "plan", "also"], body))
+    return text, []
+
+
 def section_lucchi3d(result) -> tuple[str, list[Figure]]:
     """bench/lucchi3d.py: {budget_min, train_shape, val_shape, bar, rows: [{method, iou, dice, train_s, ...}]}."""
     body = []
@@ -377,6 +402,7 @@ SECTIONS = {
     "predict": section_predict,
     "predict_volume": section_predict,
     "lucchi3d": section_lucchi3d,
+    "planned": section_planned,
     "labels": section_labels,
     "teaching_run": section_teaching_run,
     "import_time": section_import_time,

@@ -41,6 +41,7 @@ BENCHMARKS = {
     "predict": ("predict.py", ["--crop", "--tta", "all"], (3 * 3600, 1200)),
     "predict_volume": ("predict.py", ["--tta", "none"], (3 * 3600, 1200)),
     "lucchi3d": ("lucchi3d.py", [], (4 * 3600, 1200)),
+    "planned": ("planned.py", ["--cases", "lucchi,bbbc050,isbi,epfl"], (4 * 3600, 1200)),
     "quality": ("quality.py", [], (14 * 3600, 3600)),
     "labels": ("labels.py", [], (3600, 900)),
     "teaching_run": (None, [], (1800, 1200)),  # run by this file (--teaching-run) in its own process

@@ -83,15 +83,17 @@ class TrainConfig(_Strict):
     lr: float = 3e-3
     weight_decay: float = 1e-4
     schedule: Literal["onecycle", "cosine"] = "onecycle"
-    steps_per_epoch: int = 32
+    steps_per_epoch: Optional[int] = None  # None: planned (an epoch of ~4 million voxels: 32 steps of 8x128x128)
     patience: Optional[int] = None  # epochs without a better validation Dice before stopping
-    # validation tiles scored each epoch (a fixed, seeded draw; keeps epochs short). None: as many as
-    # hold 2 million pixels (128 tiles of 128x128; 8-16 stack tiles) — at least 8
+    # pixels predicted for validation each epoch, in patches' worth (sliding window over centred regions of
+    # every validation image). None: 2 million pixels
     val_tiles: Optional[int] = None
     folds: int = 1
     seed: int = 0
     foreground_fraction: float = 0.5  # share of patches centred on a labelled object
     augment: bool = True
+    # multi-class sets: patches centred on each class equally often, rare classes weighted. None: planned
+    balance_classes: Optional[bool] = None
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
 

@@ -157,3 +157,15 @@ def test_run_all_records_a_failing_script(tmp_path, monkeypatch):
     text = report.render({"meta": {}, "benchmarks": {"bad": bad, "good": good}})
     assert "exit code 3" in text and '"ok": 1' in text
     json.dumps({"bad": bad, "good": good})  # the collected results stay JSON
+
+
+def test_planned_section_names_each_score_and_the_plan():
+    result = {"threads": 2, "tta": "none", "rows": [
+        {"case": "lucchi", "variant": "plan", "budget_min": 10.0, "status": "ok", "iou": 0.776, "dice": 0.874,
+         "val_dice": 0.927, "plan": "plan: 2D network over each slice, model S"},
+        {"case": "isbi", "variant": "plan", "budget_min": 5.0, "status": "ok", "pixel_error": 0.077, "val_dice": 0.84,
+         "plan": "plan: 2D network"},
+        {"case": "epfl", "variant": "plan", "budget_min": 5.0, "status": "error", "error": "boom"}]}
+    body, figures = report.section_planned(result)
+    assert "| lucchi | plan | 10 | foreground IoU 0.776 | 0.927 | 2D network over each slice, model S |" in body
+    assert "pixel error 0.077" in body and "error: boom" in body and figures == []

@@ -94,3 +94,14 @@ def test_predict_never_changes_its_inputs(project, capsys):
     before = _digests(images)
     assert main(["predict", str(project / "project"), str(images), "--output", str(out), "--tta", "none"]) == 0
     assert _digests(images) == before
+
+
+def test_cli_messages_speak_cli(project, capsys):
+    """Refusals printed by the command line name options, not Python keyword arguments."""
+    out = project / "pred"
+    args = ["predict", str(project / "project"), str(project / "images"), "--output", str(out), "--tta", "none"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args[:-1] + ["flips"]) != 0  # other settings, earlier results
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "overwrite=True" not in err

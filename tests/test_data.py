@@ -11,7 +11,7 @@ from nbseg.data import load_dataset, sample
 from nbseg.data.augment import augment_batch
 from nbseg.data.normalize import percentile_normalize
 from nbseg.data.pairs import find_pairs
-from nbseg.data.sampler import PatchSampler, crop, grid_patches
+from nbseg.data.sampler import PatchSampler, crop
 from nbseg.data.split import load_or_make_split, make_folds
 from nbseg.data.targets import IGNORE, LabelError, detect_label_kind, instances_to_three_class, to_target
 from nbseg.data.dataset import Sample
@@ -102,11 +102,16 @@ def test_augmentation_keeps_ignore_label():
     assert set(ya.unique().tolist()) <= {IGNORE, 0, 1}
 
 
-def test_grid_patches_cover_everything_once():
-    target = np.arange(50 * 70).reshape(50, 70) % 3
+def test_class_balanced_sampling_finds_a_rare_class():
+    target = np.zeros((64, 64), np.int64)
+    target[:, :40] = 1  # a common class
+    target[60:62, 60:62] = 2  # a rare one: 4 pixels of 4096
     s = Sample("a", target[None].astype(np.float32), target)
-    images, targets = grid_patches([s], (32, 32))
-    assert len(images) == 6 and (targets != IGNORE).sum() == target.size
+    plain = PatchSampler([s], (8, 8), foreground_fraction=1.0, seed=0)
+    balanced = PatchSampler([s], (8, 8), foreground_fraction=1.0, seed=0, classes=(1, 2))
+    rare = [int((balanced.batch(1)[1] == 2).any()) for _ in range(200)]
+    assert 0.35 < np.mean(rare) < 0.65  # half the patches hold the rare class
+    assert np.mean([int((plain.batch(1)[1] == 2).any()) for _ in range(200)]) < 0.1
 
 
 def test_split_is_seeded_and_saved(tmp_path):

@@ -408,3 +408,9 @@ def test_real_dsb2018_image(shared_data, tmp_path):
                           threshold="otsu", instances=True)
     assert table.loc[0, "status"] == "predicted" and 0 <= table.loc[0, "threshold"] <= 1
     assert tifffile.imread(tmp_path / "out" / "nuclei.labels.ome.tif").shape == (64, 64)
+
+
+def test_slice_models_skip_z_flips():
+    assert len(tta_variants("flips", 3)) == 4 and len(tta_variants("flips", 3, planar=True)) == 3
+    assert all(0 not in v.flips for v in tta_variants("all", 3, planar=True))
+    assert len(tta_variants("all", 3, planar=True)) == 8

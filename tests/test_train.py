@@ -21,7 +21,7 @@ from nbseg.data.sampler import PatchSampler
 from nbseg.model.unet import UNet, load_model_file
 from nbseg.train.trainer import fit
 
-QUICK = {2: dict(patch=[64, 64]), 3: dict(patch=[16, 48, 48])}
+QUICK = {2: dict(patch=[64, 64]), 3: dict(patch=[16, 48, 48], dims=3)}  # 3: the 3D network itself
 
 
 def crops(tmp_path, dims: int):
@@ -173,3 +173,52 @@ def test_lr_finder_runs_fits_training_step_and_honours_augment(monkeypatch):
         result = find_lr(config, num_steps=5)
         assert calls["steps"] == len(result.lrs) == 5
         assert calls["augment"] == (5 if augment else 0), f"augment={augment}"
+
+
+def test_cli_prints_the_plan_and_saves_fingerprint(tmp_path, capsys):
+    """`nbseg train` prints the plan before training; the project keeps the fingerprint and the plan."""
+    import json
+
+    from nbseg.cli.main import main
+
+    root = crops(tmp_path, 3)
+    project = tmp_path / "p"
+    assert main(["train", "--images", str(root / "images"), "--masks", str(root / "masks"), "--project",
+                 str(project), "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
+                 "--pixel-size", "2.18,1,1"]) == 0
+    out = capsys.readouterr().out
+    plan_line = next(line for line in out.splitlines() if line.startswith("plan:"))
+    assert "2D network over each slice" in plan_line and "on a CPU" in out
+    assert out.index("plan:") < out.index("epoch   1") and "best validation Dice" in out
+    saved = json.loads((project / "plan.json").read_text())
+    assert saved["slices"] and saved["patch"][0] == 1
+    fp = json.loads((project / "fingerprint.json").read_text())
+    assert fp["spatial_dims"] == 3 and fp["pixel_sizes"][0] == pytest.approx(2.18)
+
+
+def test_single_image_is_split_across_its_longest_axis():
+    from nbseg.data.split import region_axis
+
+    assert region_axis((51, 120, 122), (2.18, 1.0, 1.0)) == 2  # the embryo stack: X, not the last slices
+    assert region_axis((165, 768, 1024)) == 2 and region_axis((300, 200)) == 0
+    assert region_axis((60, 100, 100), (5.0, 1.0, 1.0)) == 0  # 300 µm deep beats 100 µm wide
+
+
+def test_overfitting_warning_needs_rising_validation_and_falling_training_loss():
+    from nbseg.train.callbacks import overfitting_warning
+
+    rows = lambda vals, trains: [{"epoch": i, "val_loss": v, "train_loss": t, "val_dice": 1 - v}  # noqa: E731
+                                 for i, (v, t) in enumerate(zip(vals, trains))]
+    warning = overfitting_warning(rows([0.5, 0.4, 0.45, 0.5, 0.6], [0.6, 0.5, 0.4, 0.3, 0.2]), 1)
+    assert "over-fit" in warning and "epoch 2" in warning
+    assert overfitting_warning(rows([0.5, 0.4, 0.45, 0.44, 0.6], [0.6, 0.5, 0.4, 0.3, 0.2]), 1) == ""  # one dip
+    assert overfitting_warning(rows([0.5, 0.4, 0.45, 0.5, 0.6], [0.2, 0.3, 0.4, 0.5, 0.6]), 1) == ""  # both rise
+
+
+def test_the_kept_model_is_the_best_by_the_smoothed_dice():
+    from nbseg.train.trainer import smoothed_dice
+
+    assert smoothed_dice([0.05, 0.24, 0.85]) == pytest.approx(0.5 * (0.5 * 0.05 + 0.5 * 0.24) + 0.5 * 0.85)
+    lucky = [0.05, 0.24, 0.85, 0.75, 0.74, 0.80, 0.78, 0.81, 0.82]  # one lucky early epoch
+    scores = [smoothed_dice(lucky[:k + 1]) for k in range(len(lucky))]
+    assert int(np.argmax(scores)) > 2

@@ -123,6 +123,20 @@ def test_04_patch_rule_is_checked_live(project):
     assert not panel.train_button.disabled and "divisible by 16" in panel.rule.value
 
 
+def test_04_shows_the_plan_nbseg_train_prints(project, capsys):
+    """Notebook 04 and `nbseg train` show one plan: the same object from the same data and settings."""
+    from nbseg.data import load_dataset
+    from nbseg.train.plan import plan_training
+    from nbseg.ui import TrainPanel
+
+    panel = TrainPanel(project)
+    assert panel.error is None, panel.errors.message.value
+    config = Config.load(project)
+    plan, _ = plan_training(config, load_dataset(config.data))
+    assert panel.state.plan == plan
+    assert plan.lines()[0] in panel.plan.value and panel.patch.value == ",".join(map(str, plan.patch))
+
+
 def test_04_train_plot_files_and_resume(project):
     from nbseg.ui import TrainPanel
 

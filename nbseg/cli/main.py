@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 # Modules that define register(subparsers); each sub-command sets `func(args) -> int`.
@@ -48,9 +49,14 @@ def main(argv=None) -> int:
         return 130
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         # our errors say what was given and how to fix it; a traceback would hide that
-        print(f"nbseg {args.command}: error: {err}", file=sys.stderr)
+        print(f"nbseg {args.command}: error: {cli_words(str(err))}", file=sys.stderr)
         return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+# "pass overwrite=True (CLI: --overwrite)" -> "pass --overwrite": the core's messages name both spellings
+_BOTH = re.compile(r"\b(pass|set|use) (?:\w+=[^\s()]+|(?:data|model|train)\.\w+) \(CLI: ([^)]+)\)")
+
+
+def cli_words(message: str) -> str:
+    """A core error message as the command line says it: option names instead of Python settings."""
+    return _BOTH.sub(lambda m: f"{m.group(1)} {m.group(2)}", message)

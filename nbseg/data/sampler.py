@@ -34,58 +34,57 @@ class PatchSampler:
         ``([Z,] Y, X)``.
     foreground_fraction : float
     seed : int or numpy Generator
+    classes : sequence of int, optional
+        Balance these classes: a foreground patch is centred on one of them drawn with equal chance
+        (rare classes of a multi-class set are seen as often as common ones). Default: any object pixel.
     """
 
-    def __init__(self, samples, patch, *, foreground_fraction: float = 0.5, seed=0):
+    def __init__(self, samples, patch, *, foreground_fraction: float = 0.5, seed=0, classes=None):
         self.samples = samples
         self.patch = tuple(int(p) for p in patch)
         self.foreground_fraction = foreground_fraction
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         sizes = np.array([s.target.size for s in samples], dtype=np.float64)
         self.weights = sizes / sizes.sum()
-        self.fg_coords = [self._foreground_coords(s.target) for s in samples]
+        groups = [None] if classes is None else list(classes)
+        self.fg_coords = {g: [self._foreground_coords(s.target, g) for s in samples] for g in groups}
+        # a class is drawn only where some image has it
+        self.groups = [g for g in groups if any(c.size for c in self.fg_coords[g])]
 
-    def _foreground_coords(self, target):
-        coords = np.flatnonzero(target > 0)
+    def _foreground_coords(self, target, cls=None):
+        coords = np.flatnonzero(target > 0 if cls is None else target == cls)
         if coords.size > MAX_FOREGROUND_COORDS:
             coords = self.rng.choice(coords, MAX_FOREGROUND_COORDS, replace=False)
         return coords
 
     def _start(self, index: int):
         shape = self.samples[index].target.shape
-        fg = self.fg_coords[index]
+        fg = self.fg_coords[None][index] if None in self.fg_coords else np.zeros(0, int)
         if fg.size and self.rng.random() < self.foreground_fraction:
-            centre = np.unravel_index(fg[self.rng.integers(fg.size)], shape)
-            jitter = [self.rng.integers(-(p // 4), p // 4 + 1) for p in self.patch]
-            return [int(c) - p // 2 + j for c, p, j in zip(centre, self.patch, jitter)]
+            return self._around(fg, shape)
         return [int(self.rng.integers(0, max(n - p, 0) + 1)) for n, p in zip(shape, self.patch)]
+
+    def _around(self, coords, shape):
+        centre = np.unravel_index(coords[self.rng.integers(coords.size)], shape)
+        jitter = [self.rng.integers(-(p // 4), p // 4 + 1) for p in self.patch]
+        return [int(c) - p // 2 + j for c, p, j in zip(centre, self.patch, jitter)]
+
+    def _balanced(self):
+        """(image, start) of a patch around a class drawn with equal chance, in an image that has it."""
+        group = self.groups[self.rng.integers(len(self.groups))]
+        sizes = np.array([c.size for c in self.fg_coords[group]], dtype=np.float64)
+        index = int(self.rng.choice(len(self.samples), p=sizes / sizes.sum()))
+        return index, self._around(self.fg_coords[group][index], self.samples[index].target.shape)
 
     def batch(self, batch_size: int):
         """Return ``x`` (B, C, [Z,] Y, X) float32 and ``y`` (B, [Z,] Y, X) int64."""
         xs, ys = [], []
         for index in self.rng.choice(len(self.samples), size=batch_size, p=self.weights):
-            start = self._start(index)
+            if None in self.fg_coords or not self.groups or self.rng.random() >= self.foreground_fraction:
+                start = self._start(index)
+            else:
+                index, start = self._balanced()
             sample = self.samples[index]
             xs.append(crop(sample.image, start, self.patch, fill=0.0))
             ys.append(crop(sample.target, start, self.patch, fill=IGNORE))
         return np.stack(xs), np.stack(ys)
-
-
-def grid_starts(shape, patch) -> list[tuple]:
-    """Starts of non-overlapping tiles covering ``shape`` (the last one padded)."""
-    axes = [range(0, max(n, 1), p) for n, p in zip(shape, patch)]
-    return list(itertools.product(*axes))
-
-
-def grid_patches(samples, patch, *, limit: int | None = None, seed: int = 0):
-    """Samples cut into non-overlapping tiles of ``patch`` (padded), for a deterministic validation pass.
-
-    With ``limit``, a fixed seeded draw of at most that many tiles, spread over all samples.
-    """
-    tiles = [(i, start) for i, s in enumerate(samples) for start in grid_starts(s.target.shape, patch)]
-    if limit is not None and len(tiles) > limit:
-        keep = np.sort(np.random.default_rng(seed).choice(len(tiles), limit, replace=False))
-        tiles = [tiles[k] for k in keep]
-    images = np.stack([crop(samples[i].image, start, patch, fill=0.0) for i, start in tiles])
-    targets = np.stack([crop(samples[i].target, start, patch, fill=IGNORE) for i, start in tiles])
-    return images, targets

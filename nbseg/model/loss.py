@@ -7,20 +7,27 @@ import torch.nn.functional as F
 from ..data.targets import IGNORE
 
 
-def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, *, dice_weight: float = 1.0) -> torch.Tensor:
+def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, *, dice_weight: float = 1.0,
+                 class_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Mean cross-entropy plus (1 - soft Dice over the object classes), pooled over the batch.
 
     Parameters
     ----------
     logits : (B, K, [Z,] Y, X) tensor
     target : (B, [Z,] Y, X) long tensor; ``IGNORE`` pixels count in neither term
+    class_weights : (K,) tensor, optional
+        Cross-entropy weight of each class (rare classes of an imbalanced set weigh more).
     """
     logits = logits.float()
     valid = target != IGNORE
     if not valid.any():
         return logits.sum() * 0.0  # an all-ignored batch: no signal, but keep the graph
     ce = F.cross_entropy(logits, target.clamp_min(0), reduction="none")
-    ce = (ce * valid).sum() / valid.sum()
+    if class_weights is None:
+        ce = (ce * valid).sum() / valid.sum()
+    else:  # a weighted mean, so the loss keeps its scale
+        weight = class_weights.to(logits.device)[target.clamp_min(0)] * valid
+        ce = (ce * weight).sum() / weight.sum().clamp_min(1e-6)
     probs = logits.softmax(1)
     onehot = F.one_hot(target.clamp_min(0), logits.shape[1]).movedim(-1, 1).to(probs.dtype)
     mask = valid.unsqueeze(1).to(probs.dtype)

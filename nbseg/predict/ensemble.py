@@ -30,6 +30,7 @@ class EnsembleInfo:
     axes: str | None
     channels: tuple | None
     source: str
+    slices: bool = False  # 2D networks over the slices of a stack: Z flips change nothing
 
 
 def load_ensemble(source) -> list[tuple]:
@@ -90,7 +91,7 @@ def ensemble_info(ensemble) -> EnsembleInfo:
     channels = meta.get("channels")
     return EnsembleInfo(dims, spec["in_channels"], spec["n_classes"], kind, tuple(names), patch, tuple(divisors),
                         meta.get("axes"), tuple(channels) if channels is not None else None,
-                        str(meta.get("source", "the given model")))
+                        str(meta.get("source", "the given model")), slices=all(s.get("slices") for s in specs))
 
 
 def _divisors(spec) -> tuple:
@@ -187,7 +188,7 @@ class TilePredictor:
         self.nets = [inference_copy(model, device) for model, _ in ensemble]
         self.bounds = [(torch.as_tensor(low, dtype=torch.float32, device=device),
                         torch.as_tensor(1.0 / span, dtype=torch.float32, device=device)) for low, span in bounds]
-        self.variants = tta_variants(tta, info.spatial_dims)
+        self.variants = tta_variants(tta, info.spatial_dims, planar=info.slices)
         self.info, self.device, self.precision, self.uncertainty = info, device, precision, uncertainty
 
     @property

@@ -120,7 +120,7 @@ def export_torchscript(project, output, *, tta: str = "none", overwrite: bool = 
         raise FileExistsError(f"{output} exists already; pass overwrite=True (CLI: --overwrite) to replace it.")
     ensemble = load_ensemble(project)
     info = ensemble_info(ensemble)
-    variants = [(v.turns, [2 + a for a in v.flips]) for v in tta_variants(tta, info.spatial_dims)]
+    variants = [(v.turns, [2 + a for a in v.flips]) for v in tta_variants(tta, info.spatial_dims, planar=info.slices)]
     example = torch.zeros((1, info.in_channels) + tuple(info.patch))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is what Java/C++ plugins load

@@ -55,15 +55,20 @@ def check_tta(tta: str) -> str:
                         hint=" ('none' = no augmentation, 'flips' = flip each axis, 'all' = flips and quarter turns)")
 
 
-def tta_variants(tta: str, spatial_dims: int) -> list[Variant]:
-    """The variants for ``tta`` (``"none"``, ``"flips"``, ``"all"``) on 2D or 3D data; the first is identity."""
+def tta_variants(tta: str, spatial_dims: int, *, planar: bool = False) -> list[Variant]:
+    """The variants for ``tta`` (``"none"``, ``"flips"``, ``"all"``) on 2D or 3D data; the first is identity.
+
+    ``planar``: a 3D stack predicted slice by slice by a 2D network, for which a Z flip gives the same
+    prediction: only in-plane variants are made.
+    """
     check_tta(tta)
     if tta == "none":
         return [Variant()]
+    first = 1 if planar and spatial_dims == 3 else 0
     if tta == "flips":
-        return [Variant()] + [Variant(flips=(axis,)) for axis in range(spatial_dims)]
+        return [Variant()] + [Variant(flips=(axis,)) for axis in range(first, spatial_dims)]
     x_axis = spatial_dims - 1
     in_plane = [Variant(turns=k, flips=f) for k in range(4) for f in ((), (x_axis,))]
-    if spatial_dims == 2:
+    if spatial_dims == 2 or planar:
         return in_plane
     return in_plane + [Variant(turns=v.turns, flips=(0,) + v.flips) for v in in_plane]

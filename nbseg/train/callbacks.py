@@ -43,6 +43,7 @@ class EpochEnd:
     lr: float
     seconds: float
     history: list = field(default_factory=list)  # every epoch so far, as dicts
+    warning: str = ""  # e.g. over-fitting: said to the person watching, training goes on
 
 
 @dataclass
@@ -64,6 +65,21 @@ class Callback:
     def on_epoch_end(self, event: EpochEnd) -> None: ...
 
     def on_train_end(self, event: TrainEnd) -> None: ...
+
+
+def overfitting_warning(history: list, best_epoch: int, *, epochs: int = 3) -> str:
+    """A sentence when validation loss has risen for ``epochs`` epochs in a row while training loss
+    fell (the model starts to learn its training images by heart), else ``""``."""
+    if len(history) <= epochs:
+        return ""
+    recent = history[-(epochs + 1):]
+    val = [h["val_loss"] for h in recent]
+    train = [h["train_loss"] for h in recent]
+    if all(b > a for a, b in zip(val, val[1:])) and train[-1] < train[0]:
+        return (f"validation loss has risen for {epochs} epochs while training loss fell: the model is starting "
+                f"to over-fit. The best model (epoch {best_epoch + 1}) is kept; more (or more varied) training "
+                "images, or stopping here, help.")
+    return ""
 
 
 def emit(callbacks, name: str, event) -> None:
@@ -93,7 +109,9 @@ class PrintProgress(Callback):
         star = " *" if e.is_best else ""
         self._say(f"epoch {e.epoch + 1:3d}  train loss {e.train_loss:.4f}  val loss {e.val_loss:.4f}  "
                   f"val Dice {e.val_dice:.4f}{star}  lr {e.lr:.2e}  {e.seconds:.0f}s")
+        if e.warning:
+            self._say(f"  warning: {e.warning}")
 
     def on_train_end(self, e: TrainEnd) -> None:
-        self._say(f"fold {e.fold + 1} stopped ({e.stopped}); best val Dice {e.best_dice:.4f} at epoch "
+        self._say(f"fold {e.fold + 1} stopped ({e.stopped}); best val Dice {e.best_dice:.4f} (smoothed) at epoch "
                   f"{e.best_epoch + 1}; model: {e.model_path}")

@@ -22,6 +22,7 @@ MAX_BATCH = 32
 # measured as peak RSS growth of a training step on a CPU (S: ~1.4 kB, with margin)
 BYTES_PER_VOXEL = {"S": 2000, "M": 4000, "L": 4500}
 MEMORY_SHARE = 0.4  # of the free device memory a batch may take
+EPOCH_VOXELS = 32 * 8 * 128 * 128  # voxels trained between two validations (the measured 2D default)
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,14 @@ class Plan:
     patch : list of int
         ``([Z,] Y, X)`` training patch (Z is 1 for a slice model).
     batch_size : int
+    steps_per_epoch : int
+        Steps between two validations.
     size : str
     pool_z : bool
     lr : float
+    class_weights : list of float or None
+        Multi-class only: cross-entropy weight per class, and patches centred on each object class
+        equally often (rare classes are otherwise never learnt).
     reasons : dict of str -> str
         One sentence per choice, keyed by the choice.
     """
@@ -48,9 +54,11 @@ class Plan:
     model_dims: int
     patch: list
     batch_size: int
+    steps_per_epoch: int
     size: str
     pool_z: bool
     lr: float
+    class_weights: list | None = None
     reasons: dict = field(default_factory=dict)
 
     @property
@@ -104,7 +112,33 @@ def make_plan(config, fingerprint, *, device="cpu") -> Plan:
         raise PatchSizeError(f"Patch size {list(patch)} does not fit model size {size!r}: {problem}.")
     batch = _batch(config, patch, size, data_dims if not slices else 2, str(device), reasons)
     reasons["lr"] = (f"{config.train.lr:.1e} (train.lr; notebook 03 or `nbseg lr-find` proposes one from a sweep)")
-    return Plan(data_dims, model_dims, patch, batch, size, pool_z, float(config.train.lr), reasons)
+    weights = _class_weights(fingerprint, reasons) if config.train.balance_classes is not False else None
+    steps = _steps(config, batch * int(np.prod(patch)), reasons)
+    return Plan(data_dims=data_dims, model_dims=model_dims, patch=patch, batch_size=batch, steps_per_epoch=steps,
+                size=size, pool_z=pool_z, lr=float(config.train.lr), class_weights=weights, reasons=reasons)
+
+
+def _steps(config, voxels_per_step: int, reasons: dict) -> int:
+    """Steps per epoch: as set, else an epoch of EPOCH_VOXELS, so 3D epochs are not ten times longer."""
+    if config.train.steps_per_epoch:
+        return int(config.train.steps_per_epoch)
+    steps = int(np.clip(round(EPOCH_VOXELS / voxels_per_step), 4, 256))
+    reasons["epoch"] = f"{steps} steps ({steps * voxels_per_step / 1e6:.1f} M voxels) between validations"
+    return steps
+
+
+def _class_weights(fp, reasons: dict) -> list | None:
+    """Multi-class sets: CE weights (median share / share)^0.5, between 0.5 and 10."""
+    fractions = np.asarray(fp.class_fractions, float)
+    if fp.kind != "multiclass" or fractions.size < 3:
+        return None  # binary and instance targets: the soft Dice balances object and background
+    present = fractions[fractions > 0]
+    weights = np.clip(np.sqrt(np.median(present) / np.maximum(fractions, 1e-6)), 0.5, 10.0)
+    rarest = int(np.argmin(np.where(fractions > 0, fractions, np.inf)))
+    reasons["classes"] = (f"class {rarest} covers {fractions[rarest]:.2%} of the labelled pixels: patches are "
+                          "centred on each class equally often and rare classes weigh up to "
+                          f"{weights.max():.1f}x in the cross-entropy")
+    return weights.round(3).tolist()
 
 
 def _model_dims(config, fp, device: str, reasons: dict) -> int:
@@ -141,7 +175,8 @@ def _patch(config, fp, slices: bool, reasons: dict) -> list:
     side = BASE_PATCH[2] if dims == 2 or slices else BASE_PATCH[3][1]
     extent = fp.typical_extent()
     why = f"{side} px in-plane"
-    if extent and max(extent[-2:]) > LARGE_OBJECT_SHARE * side:
+    # a wider patch for large objects; 3D patches stay as wide: a batch of wider ones would hold one patch
+    if extent and max(extent[-2:]) > LARGE_OBJECT_SHARE * side and (dims == 2 or slices):
         side *= 2
         why = f"{side} px in-plane: 90 % of objects are up to {max(extent[-2:]):.0f} px wide"
     plane = [min(side, int(n)) for n in smallest[-2:]]

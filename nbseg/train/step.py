@@ -38,9 +38,11 @@ def build_model(dataset, plan, device) -> tuple[torch.nn.Module, torch.memory_fo
 class TrainStep:
     """One optimiser step on a batch; call it with numpy arrays ``x`` (N, C, [Z,] Y, X) and ``y``."""
 
-    def __init__(self, model, optimizer, *, device, precision: str, layout, augment: bool, generator):
+    def __init__(self, model, optimizer, *, device, precision: str, layout, augment: bool, generator,
+                 class_weights=None):
         self.model, self.optimizer, self.device = model, optimizer, device
         self.precision, self.layout, self.augment, self.generator = precision, layout, augment, generator
+        self.class_weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
 
     def set_lr(self, lr: float) -> None:
@@ -59,7 +61,7 @@ class TrainStep:
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.layout)
         y = y.to(self.device, non_blocking=True)
         with autocast(self.device, self.precision):
-            loss = dice_ce_loss(self.model(x), y)
+            loss = dice_ce_loss(self.model(x), y, class_weights=self.class_weights)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()

@@ -13,22 +13,23 @@ import numpy as np
 import torch
 
 from .. import __version__
-from .callbacks import BatchEnd, EpochEnd, TrainBegin, TrainEnd, emit
+from .callbacks import BatchEnd, EpochEnd, TrainBegin, TrainEnd, emit, overfitting_warning
 from .checkpoint import load_training_state, restore_rng, save_training_state, write_history
 from ..config import Config
 from ..data import load_dataset
-from ..data.sampler import PatchSampler, grid_patches
-from ..data.split import load_or_make_split
+from ..data.sampler import PatchSampler
+from ..data.split import load_or_make_split, split_samples
 from ..data.targets import CLASS_NAMES
-from ..model.loss import dice_ce_loss, foreground_counts
 from ..model.unet import save_model_file
 from ..project import ProjectLayout
-from ..runtime import autocast, pick_device, pick_precision
+from ..runtime import pick_device, pick_precision
 from .plan import Plan, plan_training
 from .schedule import ProgressSchedule
 from .step import TrainStep, build_model
+from .validation import validate, validation_regions
 
-VALIDATION_PIXELS = 2 * 2**20  # pixels scored per validation pass when val_tiles is not set
+VALIDATION_PIXELS = 2 * 2**20  # pixels predicted per validation pass when val_tiles is not set
+SMOOTHING = 0.5  # weight of the previous epochs in the moving average of the validation Dice
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,14 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
     return result
 
 
+def smoothed_dice(dices) -> float:
+    """Exponential moving average of the validation Dice over epochs (weight ``SMOOTHING`` on the past)."""
+    value = dices[0]
+    for dice in dices[1:]:
+        value = SMOOTHING * value + (1 - SMOOTHING) * dice
+    return float(value)
+
+
 def _write_json(path: Path, data) -> None:
     import json
 
@@ -126,7 +135,7 @@ class _FoldRun:
         layout = ProjectLayout(project)
         self.paths = {"model": layout.model(fold), "checkpoint": layout.checkpoint(fold),
                       "history": layout.history_file(fold)}
-        self.train_samples, self.val_samples = _split_samples(dataset, split)
+        self.train_samples, self.val_samples = split_samples(dataset, split)
         self.device = pick_device(self.tcfg.device)
         self.precision = pick_precision(self.device, self.tcfg.precision)
         seed = self.tcfg.seed + 1000 * fold
@@ -137,15 +146,20 @@ class _FoldRun:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.tcfg.lr,
                                            weight_decay=self.tcfg.weight_decay)
         self.step = TrainStep(self.model, self.optimizer, device=self.device, precision=self.precision,
-                              layout=self.layout, augment=self.tcfg.augment, generator=self.generator)
+                              layout=self.layout, augment=self.tcfg.augment, generator=self.generator,
+                              class_weights=plan.class_weights)
         minutes = self.tcfg.minutes / n_folds if self.tcfg.minutes else None
-        total = self.tcfg.epochs * self.tcfg.steps_per_epoch if self.tcfg.epochs else None
+        total = self.tcfg.epochs * self.plan.steps_per_epoch if self.tcfg.epochs else None
         self.schedule = ProgressSchedule(self.tcfg.schedule, self.tcfg.lr, total_steps=total, minutes=minutes)
         self.minutes = minutes
+        balance = range(1, dataset.n_classes) if plan.class_weights else None  # multi-class: each class alike
         self.sampler = PatchSampler(self.train_samples, patch, foreground_fraction=self.tcfg.foreground_fraction,
-                                    seed=self.rng)
-        limit = self.tcfg.val_tiles or max(8, VALIDATION_PIXELS // int(np.prod(patch)))
-        self.val_tiles = grid_patches(self.val_samples, patch, limit=limit, seed=seed)
+                                    seed=self.rng, classes=balance)
+        budget = self.tcfg.val_tiles * int(np.prod(patch)) if self.tcfg.val_tiles else VALIDATION_PIXELS
+        self.val_regions = validation_regions(self.val_samples, patch, budget)
+        if not any((target > 0).any() for _, target in self.val_regions):
+            self.notes = self.notes + ["the validation part holds no labelled object: its Dice (1.0, nothing to "
+                                       "find) says nothing; hold back images with objects (val_fraction, folds)"]
         self.epoch, self.best_dice, self.best_epoch, self.elapsed, self.history = 0, -1.0, 0, 0.0, []
 
     # ------------------------------------------------------------ state
@@ -185,8 +199,9 @@ class _FoldRun:
         if resume and self.paths["checkpoint"].exists():
             self._restore()
         emit(self.callbacks, "on_train_begin", TrainBegin(
-            self.fold, self.n_folds, len(self.train_samples), len(self.val_samples), list(self.patch),
-            str(self.device), self.precision, self.tcfg.max_epochs, self.minutes, self.epoch, self.notes))
+            fold=self.fold, folds=self.n_folds, n_train=len(self.train_samples), n_val=len(self.val_samples),
+            patch=list(self.patch), device=str(self.device), precision=self.precision,
+            max_epochs=self.tcfg.max_epochs, minutes=self.minutes, start_epoch=self.epoch, notes=self.notes))
         stopped = "epochs"
         try:
             while self.epoch < self.tcfg.max_epochs:
@@ -198,35 +213,41 @@ class _FoldRun:
             stopped = "interrupted"
             if not self.paths["model"].exists():  # keep something usable even before the first epoch ends
                 self._save_model(self._validate()[1])
-        emit(self.callbacks, "on_train_end", TrainEnd(self.fold, self.best_dice, self.best_epoch,
-                                                      str(self.paths["model"]), stopped))
+        emit(self.callbacks, "on_train_end", TrainEnd(fold=self.fold, best_dice=self.best_dice,
+                                                      best_epoch=self.best_epoch, model_path=str(self.paths["model"]),
+                                                      stopped=stopped))
         return FoldResult(self.paths["model"], self.best_dice, self.history, stopped)
 
     def _epoch(self):
         started = time.monotonic()
         self.model.train()
         losses = []
-        for step in range(self.tcfg.steps_per_epoch):
+        for step in range(self.plan.steps_per_epoch):
             losses.append(self._step())
             self.elapsed += time.monotonic() - started
             started = time.monotonic()
-            emit(self.callbacks, "on_batch_end", BatchEnd(self.fold, self.epoch, step, self.tcfg.steps_per_epoch,
-                                                          losses[-1], self.optimizer.param_groups[0]["lr"]))
+            emit(self.callbacks, "on_batch_end", BatchEnd(fold=self.fold, epoch=self.epoch, step=step,
+                                                          steps_per_epoch=self.plan.steps_per_epoch, loss=losses[-1],
+                                                          lr=self.optimizer.param_groups[0]["lr"]))
             if self._out_of_time():
                 break
         val_loss, val_dice = self._validate()
         self.elapsed += time.monotonic() - started
-        is_best = val_dice > self.best_dice
+        # the kept model is the best by the smoothed Dice: one lucky epoch of a small validation set
+        # neither wins nor gets reported (nnU-Net keeps its best checkpoint by a moving average too)
+        score = smoothed_dice([h["val_dice"] for h in self.history] + [val_dice])
+        is_best = score > self.best_dice
         if is_best:
-            self.best_dice, self.best_epoch = val_dice, self.epoch
-            self._save_model(val_dice)
+            self.best_dice, self.best_epoch = score, self.epoch
+            self._save_model(score)
         lr = self.optimizer.param_groups[0]["lr"]
         self.history.append({"fold": self.fold, "epoch": self.epoch, "train_loss": float(np.mean(losses)),
                              "val_loss": val_loss, "val_dice": val_dice, "lr": lr, "seconds": self.elapsed})
         self._save_state()
-        emit(self.callbacks, "on_epoch_end", EpochEnd(self.fold, self.epoch, float(np.mean(losses)), val_loss,
-                                                      val_dice, self.best_dice, is_best, lr, self.elapsed,
-                                                      list(self.history)))
+        emit(self.callbacks, "on_epoch_end", EpochEnd(
+            fold=self.fold, epoch=self.epoch, train_loss=float(np.mean(losses)), val_loss=val_loss, val_dice=val_dice,
+            best_dice=self.best_dice, is_best=is_best, lr=lr, seconds=self.elapsed, history=list(self.history),
+            warning=overfitting_warning(self.history, self.best_epoch)))
         if self._out_of_time():
             return "time budget"
         patience = self.tcfg.patience
@@ -243,33 +264,7 @@ class _FoldRun:
         self.schedule.step_count += 1
         return loss
 
-    @torch.no_grad()
     def _validate(self) -> tuple[float, float]:
-        """Loss and foreground Dice pooled over non-overlapping tiles of every validation image."""
-        self.model.eval()
-        losses, inter, total = [], 0, 0
-        images, targets = self.val_tiles
-        for i in range(0, len(images), self.batch_size):
-            x = torch.from_numpy(images[i:i + self.batch_size]).to(self.device)
-            y = torch.from_numpy(targets[i:i + self.batch_size]).to(self.device)
-            with autocast(self.device, self.precision):
-                logits = self.model(x.contiguous(memory_format=self.layout))
-            losses.append(float(dice_ce_loss(logits, y)) * len(x))
-            a, b = foreground_counts(logits, y)
-            inter, total = inter + a, total + b
-        self.model.train()
-        return float(np.sum(losses) / max(len(images), 1)), (inter / total if total else 1.0)
-
-
-def _split_samples(dataset, split: dict):
-    by_name = {s.name: s for s in dataset.samples}
-    if "region_split" in split:  # a single image: hold back the end of its first spatial axis
-        from ..data.dataset import Sample
-
-        sample = by_name[split["train"][0]]
-        n = sample.target.shape[0]
-        cut = max(1, min(n - 1, round(n * (1 - split["region_split"]))))
-        part = lambda a, s: Sample(sample.name, a[0][(slice(None), s)], a[1][s], sample.pixel_sizes)  # noqa: E731
-        arrays = (sample.image, sample.target)
-        return [part(arrays, slice(0, cut))], [part(arrays, slice(cut, None))]
-    return [by_name[n] for n in split["train"]], [by_name[n] for n in split["val"]]
+        """Loss and foreground Dice of the validation regions, predicted as prediction does."""
+        return validate(self.model, self.val_regions, tile=self.patch, batch_size=self.batch_size,
+                        device=self.device, precision=self.precision, layout=self.layout)

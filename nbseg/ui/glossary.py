@@ -104,7 +104,7 @@ TERMS: dict[str, Term] = {
                "validation; the best epoch's model is kept.", "04_train: Epochs"),
     "minutes": T("Training time", "A time budget in minutes instead of a number of epochs; the learning-rate "
                  "schedule stretches over it.", "04_train: Minutes"),
-    "steps_per_epoch": T("Steps per epoch", "Training steps between two validations (default 32).",
+    "steps_per_epoch": T("Steps per epoch", "Training steps between two validations (default: planned, 32 for 2D images).",
                          "04_train: Steps per epoch"),
     "lr": T("Learning rate", "How big a step gradient descent takes on each update. Too small: slow; too large: the "
             "loss jumps or diverges. The LR finder suggests one (default 3e-3).", "03_lr_finder, 04_train"),

@@ -3,6 +3,8 @@ update inside a panel (JupyterLab, Colab) and headless (nbclient, tests) alike; 
 callback that feeds them and the live loss/Dice plot."""
 from __future__ import annotations
 
+import html
+
 import ipywidgets as w
 from fastprogress.fastprogress import NBMasterBar, NBProgressBar, html_progress_bar
 
@@ -101,6 +103,8 @@ class WidgetBarsCallback(Callback):
             self.master.update(e.epoch + 1)
         self.plot.value = plots.history_png(self.history)
         self.plots_drawn += 1
+        if e.warning and self.log is not None:
+            self.log.value += f"<br><span style='color:#e65100'>Epoch {e.epoch + 1}: {html.escape(e.warning)}</span>"
 
     def on_train_end(self, e) -> None:
         self.child = None

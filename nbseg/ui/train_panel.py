@@ -186,7 +186,7 @@ class TrainPanel(PanelBase):
         self.budget.value = "minutes" if t.minutes else "epochs"
         self.epochs.value = t.epochs or 50
         self.minutes.value = t.minutes or 10
-        self.batch.value, self.steps.value, self.folds.value = plan.batch_size, t.steps_per_epoch, t.folds
+        self.batch.value, self.steps.value, self.folds.value = plan.batch_size, plan.steps_per_epoch, t.folds
         self.patience.value, self.augment.value, self.lr.value = t.patience or 0, t.augment, t.lr
         if self.state.history:
             self.plot.value = plots.history_png(self.state.history)
