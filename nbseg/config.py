@@ -109,10 +109,6 @@ class TrainConfig(_Strict):
             raise ValueError(f"foreground_fraction is {self.foreground_fraction}; it is a share between 0 and 1.")
         return self
 
-    def batch_for(self, spatial_dims: int) -> int:
-        """The batch size: as given, else 8 for 2D and 2 for 3D patches."""
-        return self.batch_size or (8 if spatial_dims == 2 else 2)
-
     @property
     def max_epochs(self) -> int:
         """Epochs to run: as given, else effectively unbounded under a time budget, else 50."""

@@ -7,6 +7,8 @@ Every writer and reader in nbseg asks the layout instead of joining path names i
 from __future__ import annotations
 
 import datetime
+import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,4 +106,15 @@ class ProjectLayout:
         return path
 
 
-__all__ = ["CONFIG_FILE", "FINGERPRINT_FILE", "LR_FINDER_FILE", "SPLIT_FILE", "ProjectLayout", "fold_number"]
+def write_json(path, data) -> Path:
+    """Write ``data`` as JSON atomically (a temporary name, then a rename): a killed run leaves the old
+    file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+__all__ = ["CONFIG_FILE", "FINGERPRINT_FILE", "LR_FINDER_FILE", "SPLIT_FILE", "ProjectLayout", "fold_number", "write_json"]

@@ -18,7 +18,7 @@ from nbseg.data.normalize import intensity_bounds
 from nbseg.predict.image import predict_image
 from nbseg.io.images import read_image
 from nbseg.model.unet import UNet, save_model_file
-from nbseg.predict.files import out_of_fold_predictions, predict_files
+from nbseg.predict import out_of_fold_predictions, predict_files
 from nbseg.predict.tiling import DiskArray, axis_placements, gaussian_profile, sliding_window
 from nbseg.predict.tta import tta_variants
 

@@ -73,12 +73,9 @@ class Fingerprint:
         return np.max(extents, axis=0).tolist() if extents else None
 
     def save(self, path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
-        tmp.replace(path)
-        return path
+        from ..project import write_json
+
+        return write_json(path, asdict(self))
 
     @classmethod
     def load(cls, path) -> "Fingerprint":

@@ -1,8 +1,6 @@
 """Patch sampling with foreground oversampling (as deepflash2 and nnU-Net do), padding small images."""
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from .targets import IGNORE

@@ -1,7 +1,6 @@
 """Format readers behind :func:`nbseg.io.read_image`: each returns (array, axes or None, pixel sizes)."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from .ensemble import check_image, ensemble_info, load_ensemble
 from .image import choose_tile, predict_image, read_for_models
 from ..io.images import file_stem, image_files, is_image_file
+from ..project import write_json
 from .options import PredictOptions
-from .out_of_fold import out_of_fold_predictions
 from .outputs import result_paths, write_results
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def predict_files(project, inputs, output_dir, options: PredictOptions | None = 
     settings = options.record([_resolved(m.get("source")) for _, m in ensemble])
     record = _check_earlier_results(output_dir, plans, settings, overwrite)
     output_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(output_dir / RECORD_FILE, record)  # before any result, so an interrupted run can continue
+    write_json(output_dir / RECORD_FILE, record)  # before any result, so an interrupted run can continue
     rows = []
     for i, path in enumerate(files):
         stem = file_stem(path)
@@ -95,7 +95,7 @@ def predict_files(project, inputs, output_dir, options: PredictOptions | None = 
         else:
             rows.append(_predict_one(ensemble, info, path, plans[stem], options, output_dir))
             record["images"][stem] = {k: v for k, v in rows[-1].items() if k != "status"}
-            _write_json(output_dir / RECORD_FILE, record)
+            write_json(output_dir / RECORD_FILE, record)
         if progress:
             progress(i + 1, len(files), path.name)
     return _ranked(rows, output_dir / TABLE_FILE)
@@ -171,12 +171,6 @@ def _check_earlier_results(output_dir: Path, plans, settings, overwrite: bool) -
 
 def _resolved(source) -> str:
     return str(Path(source).resolve()) if source else ""
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 def _ranked(rows, table_path: Path):

@@ -215,7 +215,7 @@ def _batch(config, patch, size: str, conv_dims: int, device: str, reasons: dict)
     free = free_memory(device)
     by_memory = max(1, int(MEMORY_SHARE * free / (BYTES_PER_VOXEL[size] * voxels)))
     if device.startswith("cuda"):
-        batch = max(1, min(MAX_BATCH, by_memory, max(by_time, 4 * by_time)))
+        batch = max(1, min(MAX_BATCH, by_memory, 4 * by_time))
         reasons["batch"] = f"{batch}: fits {MEMORY_SHARE:.0%} of the GPU's {free / 2**30:.1f} GiB free"
     else:
         batch = max(1, min(by_time, by_memory))

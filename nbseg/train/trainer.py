@@ -21,7 +21,7 @@ from ..data.sampler import PatchSampler
 from ..data.split import load_or_make_split, split_samples
 from ..data.targets import CLASS_NAMES
 from ..model.unet import save_model_file
-from ..project import ProjectLayout
+from ..project import ProjectLayout, write_json
 from ..runtime import pick_device, pick_precision
 from .plan import Plan, plan_training
 from .schedule import ProgressSchedule
@@ -96,7 +96,7 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
     layout = ProjectLayout(project)
     if fp is not None:
         fp.save(layout.fingerprint)
-    _write_json(layout.plan, plan.to_dict())
+    write_json(layout.plan, plan.to_dict())
     result = TrainResult(project)
     for k, fold in enumerate(folds):
         outcome = _FoldRun(config, project, dataset, plan, k, len(folds), fold, callbacks, notes).run(resume)
@@ -112,15 +112,6 @@ def smoothed_dice(dices) -> float:
     for dice in dices[1:]:
         value = SMOOTHING * value + (1 - SMOOTHING) * dice
     return float(value)
-
-
-def _write_json(path: Path, data) -> None:
-    import json
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
 
 
 class _FoldRun:
