@@ -5,11 +5,38 @@ import difflib
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .data.normalize import DEFAULT_PERCENTILES
 from .project import CONFIG_FILE
 
+
+class ConfigError(ValueError):
+    """Settings that cannot be used; the message names the file (if any), each wrong setting and the fix."""
+
+
+def describe_validation(err: ValidationError) -> str:
+    """pydantic's errors as ``setting: problem (given value)``, one after the other."""
+    parts = []
+    for item in err.errors():
+        where = ".".join(str(p) for p in item.get("loc", ()))
+        msg = str(item.get("msg", "")).removeprefix("Value error, ")
+        if item.get("type") != "value_error" and "input" in item:  # our own messages name the value already
+            msg += f" (given {item['input']!r})"
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)
+
+
+def _yaml_problem(path: Path, err) -> str:
+    """A YAML syntax error as a sentence naming the file, the line and the column."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(err, "problem", None) or type(err).__name__
+    start = getattr(err, "context_mark", None)
+    context = (f" ({err.context} that starts at line {start.line + 1}, column {start.column + 1})"
+               if start is not None and getattr(err, "context", None) else "")
+    return (f"{path} is not valid YAML: {problem}{where}{context}. Check the brackets, quotes and indentation "
+            "there; each setting is written `name: value` under its section (data, model, train).")
 
 
 class _Strict(BaseModel):
@@ -72,6 +99,18 @@ class ModelConfig(_Strict):
     patch: Optional[list[int]] = None  # None: planned from the data (nbseg.train.plan)
     # the network's dimensionality; for 3D data 2 means a 2D U-Net over every slice. None: planned
     dims: Optional[Literal[2, 3]] = None
+    # working scale in-plane: 0.5 trains and predicts at half the resolution (outputs keep the input's
+    # shape). None: planned from the objects' size and how well the labels survive a coarser scale
+    scale: Optional[float] = None
+    # normalisation layers: batch (2D networks) or instance (3D networks). None: planned
+    norm: Optional[Literal["batch", "instance"]] = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.scale is not None and not 0.05 <= self.scale <= 1:
+            raise ValueError(f"scale is {self.scale}; give a factor from 0.05 to 1 (1 = the images' own "
+                             "resolution, 0.5 = half), or leave it out to let the plan choose.")
+        return self
 
 
 class TrainConfig(_Strict):
@@ -117,12 +156,25 @@ class TrainConfig(_Strict):
         return 10**6 if self.minutes is not None else 50
 
 
+class ClusterConfig(_Strict):
+    """The SLURM jobs `nbseg predict --cluster slurm` asks for (through dask-jobqueue); each job runs one worker."""
+
+    queue: Optional[str] = None  # partition; None: the cluster's default
+    account: Optional[str] = None
+    cores: int = 4  # CPU cores per job (torch threads of its worker)
+    memory: str = "16GB"  # per job
+    walltime: str = "01:00:00"
+    gpus: int = 0  # per job (--gres=gpu:N)
+    jobs: int = 2  # workers started
+
+
 class Config(_Strict):
-    """A project's settings: data, model, training."""
+    """A project's settings: data, model, training, and the cluster prediction may use."""
 
     data: DataConfig
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
     @model_validator(mode="after")
     def _patch_matches_dims(self):
@@ -133,6 +185,24 @@ class Config(_Strict):
             kind = f"{len(patch)}D"
             raise ValueError(f"data is {dims}D but patch size {patch} is {kind}; give {dims} numbers.")
         return self
+
+    @classmethod
+    def model_validate(cls, obj, *args, **kwargs) -> "Config":
+        """Settings from a dict, checked.
+
+        Raises
+        ------
+        ConfigError
+            Naming every setting that is wrong, what was given and the fix.
+        """
+        return cls._validated(obj, "The settings", *args, **kwargs)
+
+    @classmethod
+    def _validated(cls, obj, source: str, *args, **kwargs) -> "Config":
+        try:
+            return super(Config, cls).model_validate(obj, *args, **kwargs)
+        except ValidationError as err:
+            raise ConfigError(f"{source} are not valid: {describe_validation(err)}") from None
 
     def save(self, path) -> Path:
         import yaml
@@ -146,6 +216,15 @@ class Config(_Strict):
 
     @classmethod
     def load(cls, path) -> "Config":
+        """The settings saved at ``path`` (a YAML file, or a project folder's ``config.yaml``).
+
+        Raises
+        ------
+        FileNotFoundError
+            When there is no such file.
+        ConfigError
+            For a file that is not YAML (naming the line and column), or settings that are wrong.
+        """
         import yaml
 
         path = Path(path)
@@ -153,4 +232,11 @@ class Config(_Strict):
             path = path / CONFIG_FILE
         if not path.exists():
             raise FileNotFoundError(f"No configuration at {path}. Create one with `nbseg train --images ... --project ...`.")
-        return cls.model_validate(yaml.safe_load(path.read_text()) or {})
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            raise ConfigError(_yaml_problem(path, err)) from None
+        if not isinstance(data, (dict, type(None))):
+            raise ConfigError(f"{path} holds a {type(data).__name__}, not settings. A settings file looks like:\n"
+                              "data:\n  images: raw/\n  masks: labels/\ntrain:\n  minutes: 10")
+        return cls._validated(data or {}, f"The settings in {path}")

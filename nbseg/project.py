@@ -20,6 +20,7 @@ FINGERPRINT_FILE = "fingerprint.json"
 PLAN_FILE = "plan.json"
 UI_LOG = Path("logs") / "ui.log"
 MODEL_GLOB = "fold*.pt"
+POINTER_FILE = "nbseg-project.json"  # outside any project: names the project to open (nbseg.colab)
 
 
 def fold_number(path) -> int:
@@ -55,6 +56,8 @@ class ProjectLayout:
     predictions = property(lambda self: self.root / "predictions")
     results = property(lambda self: self.root / "results")
     export = property(lambda self: self.root / "export")
+    # the bioimage.io model package (nbseg.predict.bioimageio_export), named after the project
+    bioimageio_package = property(lambda self: self.export / f"{self.root.resolve().name}.bioimageio.zip")
     labels = property(lambda self: self.root / "labels")
     logs = property(lambda self: self.root / "logs")
     ui_log = property(lambda self: self.root / UI_LOG)
@@ -117,4 +120,5 @@ def write_json(path, data) -> Path:
     return path
 
 
-__all__ = ["CONFIG_FILE", "FINGERPRINT_FILE", "LR_FINDER_FILE", "SPLIT_FILE", "ProjectLayout", "fold_number", "write_json"]
+__all__ = ["CONFIG_FILE", "FINGERPRINT_FILE", "LR_FINDER_FILE", "POINTER_FILE", "SPLIT_FILE", "ProjectLayout",
+           "fold_number", "write_json"]

@@ -38,8 +38,8 @@ def test_predict_evaluate_export(project, capsys):
                  "--tta", "none", "--instances", "--threshold", "otsu"]) == 0
     printed = capsys.readouterr().out
     assert "Predicted 2 image(s)" in printed and "Most uncertain" in printed
-    assert sorted(p.name for p in out.glob("a.*")) == ["a.labels.ome.tif", "a.mask.ome.tif", "a.prob.ome.tif",
-                                                        "a.uncertainty.ome.tif"]
+    assert sorted(p.name for p in out.glob("a.*")) == ["a.labels.ome.tif", "a.mask.ome.tif", "a.objects.csv",
+                                                        "a.prob.ome.tif", "a.uncertainty.ome.tif"]
     assert main(["predict", str(project / "project"), str(project / "images"), "--output", str(out),
                  "--tta", "none", "--instances", "--threshold", "otsu"]) == 0
     assert "Predicted 0 image(s), 2 done earlier" in capsys.readouterr().out

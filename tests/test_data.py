@@ -93,6 +93,12 @@ def test_augmentation_moves_labels_with_image(shape):
     xa, ya = augment_batch(x, y, generator=gen, warp_probability=1.0, intensity=False)
     agree = (xa[:, 0].round().long() == ya).float().mean()
     assert agree > 0.9 and xa.shape == x.shape and ya.shape == y.shape
+    # an augmentation that did nothing would agree too: every patch must have moved (warps on all of them)
+    assert all(not torch.equal(ya[i], y[i]) for i in range(len(y)))
+    # and the intensity changes must change the values, not only where they are
+    xi, _ = augment_batch(x, y, generator=gen, warp_probability=0.0, intensity=True)
+    assert all(not torch.allclose(xi[i].flatten().sort().values, x[i].flatten().sort().values, atol=1e-3)
+               for i in range(len(x)))
 
 
 def test_augmentation_keeps_ignore_label():
@@ -118,6 +124,12 @@ def test_split_is_seeded_and_saved(tmp_path):
     names = [f"n{i}" for i in range(10)]
     a = load_or_make_split(tmp_path, names, folds=1, val_fraction=0.2, seed=3)
     assert a == load_or_make_split(tmp_path, names, folds=1, val_fraction=0.2, seed=3)
+    # made afresh elsewhere (not read back), in another order: the same seed gives the same split
+    assert a == load_or_make_split(tmp_path / "other", names[::-1], folds=1, val_fraction=0.2, seed=3)
+    # the seed matters, and the split is shuffled (not the first names in order)
+    vals = {tuple(make_folds(names, val_fraction=0.2, seed=s)[0]["val"]) for s in range(8)}
+    assert len(vals) >= 4 and vals != {("n0", "n1")}
+    assert [f["val"] for f in make_folds(names, folds=5, seed=1)] != [f["val"] for f in make_folds(names, folds=5, seed=2)]
     assert len(a[0]["val"]) == 2 and not set(a[0]["val"]) & set(a[0]["train"])
     assert make_folds(["one"])[0]["region_split"] == 0.2
 

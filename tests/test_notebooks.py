@@ -70,7 +70,7 @@ def test_teaching_run_2d(tmp_path, monkeypatch):
     assert (project / "config.yaml").exists()
     assert (project / "lr_finder.json").exists()
     assert list((project / "models").glob("fold*.pt"))
-    assert sum(run["times"].values()) < 600  # the teaching run: ~80-240 s on 2 shared cores
+    # how long the teaching run takes (~80-240 s on 2 shared cores) is measured in bench/, not asserted here
 
 
 @pytest.mark.slow

@@ -196,10 +196,16 @@ def test_tta_of_an_equivariant_network_changes_nothing(dims):
 
 
 def test_normalisation_matches_training():
-    data = np.random.default_rng(4).gamma(2.0, 30.0, (2, 40, 50)).astype(np.float32)
-    low, span = intensity_bounds(data, (1.0, 99.8))
-    expected = percentile_normalize(data, percentiles=(1.0, 99.8))
-    np.testing.assert_allclose((data - low[:, None, None]) / span[:, None, None], expected, rtol=1e-5, atol=1e-6)
+    """Training's normalisation and the one prediction applies (with the model's saved percentiles)
+    both equal numpy's percentiles, computed here independently of nbseg."""
+    data = np.random.default_rng(4).gamma(2.0, 30.0, (2, 40, 48)).astype(np.float32)
+    low, high = (np.percentile(data, q, axis=(1, 2))[:, None, None] for q in (2.0, 98.0))
+    expected = (data - low) / (high - low)
+    np.testing.assert_allclose(percentile_normalize(data, percentiles=(2.0, 98.0)), expected, rtol=1e-5, atol=1e-5)
+    # Ramp(axis=None) returns its (normalised) input as the logit of class 1: the foreground is its sigmoid
+    ensemble = [(Ramp(2, None), {"kind": "binary", "percentiles": [2.0, 98.0]})]
+    got = predict_image(ensemble, data[0], tta="none", precision="fp32", dtype=np.float32, tile=(40, 48)).foreground
+    np.testing.assert_allclose(got, 1 / (1 + np.exp(-expected[0])), atol=1e-5)
 
 
 def test_predict_image_2d_shapes_ranges_and_padding():

@@ -24,8 +24,10 @@ def _register_ground_truth(subparsers) -> None:
                "Each EXPERT_DIR holds one expert's masks, named like the images (cell_01.tif in\n"
                "every folder). Binary masks hold 0 (background) and 1 (or 255); use --multiclass\n"
                "for class numbers 0, 1, 2, ...\n"
-               "STAPLE weighs each expert by how reliable it estimates them to be; majority voting\n"
-               "gives every expert one vote, and a tie (e.g. 2 of 4 experts) goes to background.\n"
+               "Majority voting (the default) gives every expert one vote, and a tie (e.g. 2 of 4\n"
+               "experts) goes to background; STAPLE weighs each expert by how reliable it estimates\n"
+               "them to be. Majority voting was chosen by leaving one expert out on BU-BIL (see\n"
+               "docs/benchmarks.md).\n"
                "Writes one mask per image into DIR, with the image's name, and expert_scores.csv.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -34,12 +36,13 @@ def _register_ground_truth(subparsers) -> None:
     parser.add_argument("--output", "-o", required=True, metavar="DIR",
                         help="new folder for the ground-truth masks and expert_scores.csv (existing files "
                              "are never replaced)")
-    parser.add_argument("--method", choices=("staple", "majority"), default="staple",
-                        help="staple (default): weigh experts by estimated reliability; majority: one vote each")
+    parser.add_argument("--method", choices=("majority", "staple"), default="majority",
+                        help="majority (default): one vote each; staple: weigh experts by estimated reliability")
     parser.add_argument("--multiclass", action="store_true",
                         help="masks hold class numbers (0 = background, 1, 2, ...) instead of 0/1")
     parser.add_argument("--threshold", type=float, default=0.5, metavar="P",
-                        help="binary STAPLE: foreground where its probability is above this (default 0.5)")
+                        help="with --method staple (binary): foreground where its probability is above this "
+                             "(default 0.5)")
     parser.add_argument("--save-probability", action="store_true",
                         help="also write STAPLE's probability (or the share of experts voting foreground) "
                              "to DIR/probability")
@@ -73,15 +76,14 @@ def _register_qc(subparsers) -> None:
 
 
 def _ground_truth(args) -> int:
-    from ..labels.expert_folders import ground_truth_folders
+    from ..labels.expert_folders import ground_truth_folders, summarise_experts
 
     table = ground_truth_folders(
         args.expert_dirs, args.output, method=args.method, labels="multiclass" if args.multiclass else "binary",
         threshold=args.threshold, save_probability=args.save_probability, dims=args.dims,
         progress=_progress("ground truth"),
     )
-    columns = ["sensitivity", "specificity", "dice", "staple_sensitivity", "staple_specificity"]
-    means = table.groupby("expert", sort=False)[columns].mean().dropna(axis=1, how="all")
+    means = summarise_experts(table).drop(columns=["images", "lowest_dice"])
     n_images = table["image"].nunique()
     print(f"\n{args.method} ground truth of {n_images} image(s) written to {args.output}")
     details = Path(args.output) / "expert_scores.csv"

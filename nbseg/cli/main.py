@@ -49,7 +49,7 @@ def main(argv=None) -> int:
         return 130
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         # our errors say what was given and how to fix it; a traceback would hide that
-        print(f"nbseg {args.command}: error: {cli_words(str(err))}", file=sys.stderr)
+        print(f"nbseg {args.command}: error: {cli_words(str(err), options=vars(args))}", file=sys.stderr)
         return 2
 
 
@@ -57,6 +57,19 @@ def main(argv=None) -> int:
 _BOTH = re.compile(r"\b(pass|set|use) (?:\w+=[^\s()]+|(?:data|model|train)\.\w+) \(CLI: ([^)]+)\)")
 
 
-def cli_words(message: str) -> str:
-    """A core error message as the command line says it: option names instead of Python settings."""
-    return _BOTH.sub(lambda m: f"{m.group(1)} {m.group(2)}", message)
+# "(axes='ZYX', CLI: --axes)" -> "(--axes ZYX)"; "(channels=[0], CLI: --channels 0)" -> "(--channels 0)"
+_ASIDE = re.compile(r"\((\w+)=([^\s,()]+), CLI: (--[\w-]+)( [^)]+)?\)")
+
+
+def cli_words(message: str, options=()) -> str:
+    """A core error message as the command line says it: option names instead of Python settings.
+
+    ``options``: the command's settings (``vars(args)``); a message that starts with one of them
+    (``batch_size 0 must be ...``) starts with the option instead (``--batch-size 0 must be ...``).
+    """
+    first = message.split(" ", 1)[0]
+    if "_" in first and first in options:
+        message = "--" + first.replace("_", "-") + message[len(first):]
+    message = _BOTH.sub(lambda m: f"{m.group(1)} {m.group(2)}", message)
+    message = _ASIDE.sub(lambda m: f"({m.group(3)}{m.group(4) or ' ' + m.group(2).strip(chr(39))})", message)
+    return message.replace("(CLI: --", "(--")

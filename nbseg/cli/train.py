@@ -38,6 +38,9 @@ def _add_training_options(parser) -> None:
     train.add_argument("--model-dims", type=int, choices=(2, 3), dest="model_dims",
                        help="the network's dimensionality; for stacks 2 runs a 2D network over every slice "
                             "(default: planned from the data and the device, printed before training)")
+    train.add_argument("--scale", type=float,
+                       help="working scale in-plane: 0.5 trains and predicts at half resolution (outputs keep the "
+                            "images' size); default planned from the objects' size, printed before training")
     train.add_argument("--size", choices=("S", "M", "L"), help="model size: S fastest (default; best for CPU minutes), M and L larger (for GPUs)")
     train.add_argument("--patch", type=int_list("patch size", "256,256 or 32,128,128"),
                        help="patch size Y,X (2D) or Z,Y,X (3D); each pooled side divisible by 8 (16 for size L)")
@@ -49,7 +52,7 @@ def _add_training_options(parser) -> None:
     train.add_argument("--seed", type=int, help="random seed; the same seed repeats a CPU run")
     train.add_argument("--device", choices=DEVICES, help="where to train (default auto)")
     train.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
-                       help="number format (default auto: fp16/bf16 AMP on GPU, bf16 on CPUs that have it)")
+                       help="number format (default auto: fp16/bf16 AMP on GPU, bf16 on CPUs with AMX)")
 
 
 _DATA_KEYS = {"images": "images", "masks": "masks", "dims": "dims", "axes": "axes", "channels": "channels",
@@ -62,11 +65,13 @@ _TRAIN_KEYS = ("minutes", "epochs", "batch_size", "lr", "steps_per_epoch", "pati
 def config_from_args(args) -> Config:
     """Settings from --config, else the project's saved config; options given on the command line win."""
     saved = args.config or ProjectLayout(args.project).config
+    if args.config is not None and not Path(args.config).is_file():  # a typo must not fall back to no settings
+        raise FileNotFoundError(f"--config {args.config}: no such file. Check the path (relative to {Path.cwd()}).")
     base = Config.load(saved).model_dump() if Path(saved).exists() else {"data": {}, "model": {}, "train": {}}
     for arg, key in _DATA_KEYS.items():
         if getattr(args, arg, None) is not None:
             base["data"][key] = getattr(args, arg)
-    for arg, key in (("size", "size"), ("patch", "patch"), ("model_dims", "dims")):
+    for arg, key in (("size", "size"), ("patch", "patch"), ("model_dims", "dims"), ("scale", "scale")):
         if getattr(args, arg, None) is not None:
             base["model"][key] = getattr(args, arg)
     for key in _TRAIN_KEYS:
@@ -82,22 +87,37 @@ def config_from_args(args) -> Config:
 
 
 def run_train(args) -> int:
+    from ..train import distributed
+
+    config = config_from_args(args)
+    # under torchrun the process group opens before planning: each process plans for its own GPU
+    with distributed.session(config.train.device) as opened:
+        say = print if distributed.is_main() else _silent  # N processes, one voice
+        if opened:
+            say(opened)
+        return _train(args, config, say)
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
+
+
+def _train(args, config, say) -> int:
     from ..data import load_dataset
     from ..train.callbacks import PrintProgress
     from ..train.plan import plan_training
     from ..train.trainer import fit
 
-    config = config_from_args(args)
     dataset = load_dataset(config.data)
     plan, fp = plan_training(config, dataset)
     for line in fp.notes + plan.lines():
-        print(line)
+        say(line)
     result = fit(config, args.project, callbacks=[PrintProgress()], resume=args.resume, dataset=dataset,
                  plan=plan, fingerprint=fp)
     for path, dice in zip(result.model_paths, result.best_dice):
-        print(f"model {path}  best validation Dice {dice:.4f}")
+        say(f"model {path}  best validation Dice {dice:.4f}")
     if result.interrupted:
-        print("Training was stopped; the best model so far is kept. Continue with --resume.")
+        say("Training was stopped; the best model so far is kept. Continue with --resume.")
     return 0
 
 
@@ -137,7 +157,8 @@ def register(subparsers) -> None:
     finder = subparsers.add_parser(
         "lr-find", help="suggest a learning rate with a short sweep",
         description="Train briefly while raising the learning rate, and suggest the rate where the loss falls "
-                    "fastest. The model is not kept.")
+                    "fastest. The model is not kept.",
+        epilog="Example: nbseg lr-find --images raw/ --masks labels/ --project myproject")
     _add_data_options(finder)
     _add_training_options(finder)
     finder.add_argument("--steps", type=int, default=100, help="sweep length in training steps (default 100)")
@@ -146,7 +167,8 @@ def register(subparsers) -> None:
     demo = subparsers.add_parser(
         "demo", help="the whole pipeline on the bundled sample, headless",
         description="Train on the bundled sample data, predict its held-back images, threshold, split objects, "
-                    "score them and write a short report — the notebooks' sequence without the notebooks.")
+                    "score them and write a short report — the notebooks' sequence without the notebooks.",
+        epilog="Example: nbseg demo --sample nuclei3d --minutes 5")
     demo.add_argument("--project", type=Path, default=Path("demo_project"), help="folder for everything")
     demo.add_argument("--sample", choices=("nuclei2d", "nuclei3d"), default="nuclei2d", help="which sample")
     demo.add_argument("--minutes", type=float, default=2.0, help="training time budget (default 2)")

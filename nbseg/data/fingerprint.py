@@ -16,6 +16,7 @@ from scipy import ndimage
 
 MAX_OBJECTS = 5000  # objects measured per class (a seeded draw beyond this keeps it quick)
 QUANTILES = (10, 50, 90)
+SCALES = (0.5, 0.25)  # coarser working scales whose label fidelity is measured
 
 
 @dataclass
@@ -43,6 +44,10 @@ class Fingerprint:
         Share of labelled pixels in each class.
     objects : dict of str -> dict
         Per class name: ``count`` and ``extent`` (``{"p10", "p50", "p90"}`` lists, per axis, in pixels).
+    scale_fidelity : dict of str -> float
+        Per in-plane factor (``"0.5"``, ``"0.25"``): the lowest per-class Dice of the labels taken to
+        that scale and back (``nbseg.data.resample.label_fidelity``): how much a coarser working
+        scale would cost at best.
     notes : list of str
     """
 
@@ -57,6 +62,7 @@ class Fingerprint:
     class_fractions: list
     objects: dict
     kind: str = "binary"
+    scale_fidelity: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
 
     @property
@@ -108,7 +114,15 @@ def fingerprint(dataset, *, seed: int = 0) -> Fingerprint:
         n_voxels=int(sum(s.target.size for s in samples)), shapes=[list(s.target.shape) for s in samples],
         pixel_sizes=sizes, unit=unit, spacing_differs=differs, intensity=_intensity(samples),
         class_fractions=(counts / max(counts.sum(), 1)).round(6).tolist(), objects=objects, kind=dataset.kind,
+        scale_fidelity=_scale_fidelity(samples, dataset.n_classes, dataset.spatial_dims),
         notes=_notes(sizes, unit, differs, dataset.spatial_dims))
+
+
+def _scale_fidelity(samples, n_classes: int, dims: int) -> dict:
+    from .resample import label_fidelity
+
+    targets = [s.target for s in samples]
+    return {str(f): round(label_fidelity(targets, (f,) * dims, n_classes), 4) for f in SCALES}
 
 
 def _pixel_sizes(samples, dims: int):

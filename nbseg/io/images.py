@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .readers import AXES_LETTERS, IMAGE_SUFFIXES, ImageReadError, read_raw
+from .zarr import is_zarr, read_ome_zarr, zarr_axes_problem
 
 __all__ = ["Image", "ImageReadError", "file_stem", "image_files", "is_image_file", "read_image", "read_mask",
            "write_ome_tiff", "IMAGE_SUFFIXES"]
@@ -71,6 +72,8 @@ def image_files(folder) -> list[Path]:
         If ``folder`` does not exist or holds no image file.
     """
     folder = Path(folder)
+    if is_image_file(folder):  # a .ome.zarr folder is one image, not a folder of images
+        return [folder]
     if not folder.is_dir():
         raise FileNotFoundError(f"Folder {folder} does not exist. Check the path (it is relative to {Path.cwd()}).")
     files = sorted(p for p in folder.iterdir() if is_image_file(p))
@@ -109,16 +112,21 @@ def read_image(path, *, axes: str | None = None, channels=None, dims: int | None
     dims : {2, 3}, optional
         Spatial dimensions expected; resolves files whose third axis could be Z or C.
     lazy : bool
-        Memory-map large TIFFs instead of loading them.
+        Memory-map large TIFFs, and keep Zarr as a dask array, instead of loading them.
 
     Returns
     -------
     Image
     """
     path = Path(path)
-    raw, file_axes, sizes = read_raw(path, lazy=lazy)
+    raw, file_axes, sizes = read_ome_zarr(path) if is_zarr(path) else read_raw(path, lazy=lazy)
+    problem = zarr_axes_problem(path, raw, file_axes, axes, _guess_axes(raw, dims))
+    if problem:
+        raise ImageReadError(problem)
     axes = _resolve_axes(raw, axes or file_axes, dims, path)
     data = _to_czyx(raw, axes, path)
+    if not lazy and hasattr(data, "compute"):  # Zarr is read as a dask array
+        data = np.asarray(data)
     if channels is not None:
         data = _select_channels(data, channels, path)
     spatial = "ZYX" if data.ndim == 4 else "YX"

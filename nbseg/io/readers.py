@@ -9,8 +9,9 @@ from .pixel_sizes import tiff_pixel_sizes
 
 TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif")
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg")
-BIOIO_SUFFIXES = (".czi", ".nd2", ".lif", ".zarr")
-IMAGE_SUFFIXES = TIFF_SUFFIXES + PLAIN_SUFFIXES + BIOIO_SUFFIXES
+BIOIO_SUFFIXES = (".czi", ".nd2", ".lif")
+ZARR_SUFFIXES = (".ome.zarr", ".zarr")  # folders, each one image (nbseg.io.zarr)
+IMAGE_SUFFIXES = TIFF_SUFFIXES + PLAIN_SUFFIXES + BIOIO_SUFFIXES + ZARR_SUFFIXES
 AXES_LETTERS = set("TCZYX")
 LARGE_BYTES = 512 * 2**20  # TIFFs above this are memory-mapped rather than loaded
 
@@ -20,11 +21,15 @@ class ImageReadError(ValueError):
 
 
 def read_raw(path: Path, *, lazy: bool):
+    if path.is_symlink() and not path.exists():  # exists() follows the link: False for a loop or a dead end
+        raise ImageReadError(f"{path} is a symbolic link that leads nowhere (a broken link, or a loop back to "
+                             "itself). Point it at an image, or remove it from the folder.")
     if not path.exists():
         raise ImageReadError(f"File {path} does not exist.")
     name = path.name.lower()
     try:
         if name.endswith(TIFF_SUFFIXES):
+            _check_tiff_header(path)
             return _read_tiff(path, lazy=lazy)
         if name.endswith(PLAIN_SUFFIXES):
             return _read_plain(path)
@@ -41,6 +46,30 @@ def read_raw(path: Path, *, lazy: bool):
         f"{path} is not a supported image file (suffix {path.suffix!r}); nbseg reads {', '.join(IMAGE_SUFFIXES)}. "
         "Remove it from the folder or convert it to TIFF."
     )
+
+
+# the first bytes of formats that turn up under a .tif name: an export renamed by hand
+_OTHER_FORMATS = {b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg", b"PK\x03\x04": ".zip", b"%PDF": ".pdf",
+                  b"BM": ".bmp", b"GIF8": ".gif"}
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, either byte order
+
+
+def _check_tiff_header(path: Path) -> None:
+    """Refuse, by name, an empty file or one that is not a TIFF inside (a PNG renamed .tif, a text file)."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if not head:
+        raise ImageReadError(f"{path} is empty (0 bytes): the copy or export did not finish. Copy or export it "
+                             "again, or remove it from the folder.")
+    if head[:4] in _TIFF_MAGIC:
+        return
+    for magic, suffix in _OTHER_FORMATS.items():
+        if head.startswith(magic):
+            fix = f"Rename it to {path.stem}{suffix}, or export" if suffix in PLAIN_SUFFIXES else "Export"
+            raise ImageReadError(f"{path} is named like a TIFF but holds a {suffix[1:].upper()} file. {fix} it "
+                                 "as TIFF.")
+    raise ImageReadError(f"{path} is not a TIFF file (it starts with {head!r}, not a TIFF header). It may be "
+                         "another kind of file given a .tif name; open it in Fiji to check, or export it as TIFF.")
 
 
 def _check_complete(path: Path, series) -> None:

@@ -4,9 +4,10 @@ masks, polygons: :mod:`.curation`), and ground truth from several experts (STAPL
 from .consensus import METHODS, GroundTruth, estimate_ground_truth, score_experts
 from .curation import (apply_excluding_mask, disagreement_mask, excluding_mask, merge_segmentations,
                        polygons_to_mask)
-from .expert_folders import ground_truth_folders
+from .expert_folders import ground_truth_folders, summarise_experts
 from .qc import FLAGS, QCReport, qc_dataset, rank_by_disagreement
 
 __all__ = ["FLAGS", "METHODS", "GroundTruth", "QCReport", "apply_excluding_mask", "disagreement_mask",
            "estimate_ground_truth", "excluding_mask", "ground_truth_folders", "merge_segmentations",
-           "polygons_to_mask", "qc_dataset", "rank_by_disagreement", "score_experts"]
+           "polygons_to_mask", "qc_dataset", "rank_by_disagreement", "score_experts",
+           "summarise_experts"]

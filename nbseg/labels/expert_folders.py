@@ -14,7 +14,7 @@ from ..io.images import file_stem, files_by_stem, read_mask, write_ome_tiff
 SCORES_FILE = "expert_scores.csv"
 
 
-def ground_truth_folders(expert_dirs, output_dir, *, method="staple", labels="binary", threshold=0.5,
+def ground_truth_folders(expert_dirs, output_dir, *, method="majority", labels="binary", threshold=0.5,
                          region="union", save_probability=False, dims=None, progress=None) -> pd.DataFrame:
     """Estimate the ground truth of every image that a set of expert folders holds.
 
@@ -92,6 +92,33 @@ def ground_truth_folders(expert_dirs, output_dir, *, method="staple", labels="bi
     return table
 
 
+def summarise_experts(table: pd.DataFrame) -> pd.DataFrame:
+    """Per expert, the mean of each score over the images: who disagrees with the others.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        As returned by :func:`ground_truth_folders` (or ``expert_scores.csv`` read back): one row
+        per image and expert with ``sensitivity``, ``specificity``, ``dice`` against the ground
+        truth and, for STAPLE, ``staple_sensitivity`` and ``staple_specificity``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by expert, in the order of the table: the mean ``sensitivity``,
+        ``specificity``, ``dice`` (and the STAPLE estimates when present), ``images`` (how many
+        were scored) and ``lowest_dice`` (True for the expert who agrees least with the ground
+        truth: the first one to look at).
+    """
+    columns = [c for c in ("sensitivity", "specificity", "dice", "staple_sensitivity", "staple_specificity")
+               if c in table.columns]
+    grouped = table.groupby("expert", sort=False)
+    summary = grouped[columns].mean().dropna(axis=1, how="all")
+    summary["images"] = grouped["image"].nunique() if "image" in table.columns else grouped.size()
+    summary["lowest_dice"] = summary["dice"] == summary["dice"].min() if len(summary) > 1 else False
+    return summary
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -152,4 +179,4 @@ def _move_into(staging: Path, output_dir: Path) -> None:
             path.replace(target)
 
 
-__all__ = ["ground_truth_folders", "SCORES_FILE"]
+__all__ = ["ground_truth_folders", "summarise_experts", "SCORES_FILE"]

@@ -14,6 +14,7 @@ Each [n] is two same-padded 3x3(x3) convolutions, each followed by batch norm an
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -52,6 +53,10 @@ class UNet(nn.Module):
         Width and depth: S and M pool 3 times, L 4 times.
     pool_z : bool
         3D only: pool along Z too. Off for stacks with few slices.
+    norm : {"batch", "instance"}
+        Batch norm (statistics over the batch) or instance norm (over each patch, as nnU-Net): a
+        3D batch of two patches gives batch norm too few samples, and its running statistics
+        then misjudge validation images.
     slices : bool
         3D only: a 2D U-Net applied to every Z slice (Z folded into the batch). It takes and gives
         ``(N, C, Z, Y, X)`` like a 3D model, so training and prediction treat it as one; it suits thin
@@ -59,7 +64,7 @@ class UNet(nn.Module):
     """
 
     def __init__(self, spatial_dims: int = 2, in_channels: int = 1, n_classes: int = 2, size: str = "M",
-                 pool_z: bool = True, slices: bool = False):
+                 pool_z: bool = True, slices: bool = False, norm: str = "batch"):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims is {spatial_dims}; use 2 for images, 3 for stacks.")
@@ -71,11 +76,18 @@ class UNet(nn.Module):
         pool_z = bool(pool_z) and not self.slices  # a slice model never mixes slices
         self.spec = dict(spatial_dims=spatial_dims, in_channels=in_channels, n_classes=n_classes, size=size,
                          pool_z=pool_z)
+        if norm not in ("batch", "instance"):
+            raise ValueError(f"norm is {norm!r}; use 'batch' or 'instance'.")
         if self.slices:  # only recorded when set, so earlier model files keep their spec
             self.spec["slices"] = True
+        if norm != "batch":
+            self.spec["norm"] = norm
         planar = spatial_dims == 2 or self.slices
         conv = nn.Conv2d if planar else nn.Conv3d
-        norm = nn.BatchNorm2d if planar else nn.BatchNorm3d
+        if norm == "instance":  # learnt scale and shift, no running statistics: train and eval alike
+            norm = functools.partial(nn.InstanceNorm2d if planar else nn.InstanceNorm3d, affine=True)
+        else:
+            norm = nn.BatchNorm2d if planar else nn.BatchNorm3d
         up = nn.ConvTranspose2d if planar else nn.ConvTranspose3d
         pool = nn.MaxPool2d if planar else nn.MaxPool3d
         step = 2 if planar or pool_z else (1, 2, 2)
@@ -115,6 +127,17 @@ class UNet(nn.Module):
 def pool_z_for(patch_z: int) -> bool:
     """Pool along Z only when the patch has enough slices."""
     return patch_z >= MIN_POOLED_Z
+
+
+def receptive_field(size: str) -> int:
+    """Pixels along an axis that one output pixel of a U-Net of ``size`` sees (pooled axes).
+
+    Two 3x3 convolutions per level on the way down and up, a 2x pooling and a 2x up-convolution
+    between levels: each adds its kernel's reach times the level's stride.
+    """
+    depth = len(SIZES[size]) - 1
+    convs = 4 * (2 ** (depth + 1) - 1) + 4 * (2**depth - 1)  # down (bottleneck included), then up
+    return 1 + convs + 2 * (2**depth - 1)  # pooling and up-sampling
 
 
 def pooling_divisors(spatial_dims: int, size: str, *, pool_z: bool = True) -> tuple:
@@ -208,6 +231,20 @@ def save_model_file(path, model: UNet, *, meta: dict) -> Path:
     return path
 
 
+def _unreadable_model(path: Path, err: Exception) -> str:
+    """Why a model file did not load, without torch's advice to load it unsafely."""
+    import re
+
+    found = re.search(r"GLOBAL (\S+) was not an allowed global", str(err))
+    if found:  # weights_only refused a reference to code: it was never called
+        return (f"{path} holds code ({found.group(1)}), not only weights; nbseg refused to load it and never runs "
+                "code from a model file. Use a model file written by nbseg (models/fold*.pt), from a source you trust.")
+    # torch's own text would advise loading the file unsafely; say only what kind of failure it was
+    detail = "not a PyTorch file's contents" if "Weights only load failed" in str(err) else str(err).split(". ")[0]
+    return (f"{path} is not a readable nbseg model file ({type(err).__name__}: {detail[:200]}): it is truncated or "
+            "corrupt. Train again or copy it again.")
+
+
 def load_model_file(path, *, map_location="cpu") -> tuple[UNet, dict]:
     """Load a model file written by :func:`save_model_file` (``weights_only=True``).
 
@@ -220,10 +257,7 @@ def load_model_file(path, *, map_location="cpu") -> tuple[UNet, dict]:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
-        raise ValueError(
-            f"{path} is not a readable nbseg model file ({type(err).__name__}: {err}). "
-            "It may be truncated: train again or copy it again."
-        ) from err
+        raise ValueError(_unreadable_model(path, err)) from err
     if not isinstance(payload, dict) or payload.get("format") != "nbseg-model-1":
         raise ValueError(f"{path} is not an nbseg model file (no 'nbseg-model-1' marker).")
     model = UNet(**payload["spec"])

@@ -31,6 +31,8 @@ class EnsembleInfo:
     channels: tuple | None
     source: str
     slices: bool = False  # 2D networks over the slices of a stack: Z flips change nothing
+    scale: tuple | None = None  # the working scale the models learnt at (nbseg.data.resample)
+    spacing: tuple | None = None  # its pixel size in µm, where the training files gave one
 
 
 def load_ensemble(source) -> list[tuple]:
@@ -49,8 +51,14 @@ def load_ensemble(source) -> list[tuple]:
     ValueError
         For a corrupt model file, or models that do not fit together.
     """
+    from .bioimageio_load import is_package
+
     if isinstance(source, (list, tuple)) and source and isinstance(source[0], (list, tuple)):
         ensemble = [(model, dict(meta)) for model, meta in source]
+    elif is_package(source):  # a bioimage.io package (.zip or rdf.yaml); --trust-code callers load it themselves
+        from .bioimageio_load import load_package
+
+        ensemble = load_package(source)
     else:
         paths = _model_paths(source)
         ensemble = [load_model_file(p) for p in paths]
@@ -91,10 +99,24 @@ def ensemble_info(ensemble) -> EnsembleInfo:
     channels = meta.get("channels")
     return EnsembleInfo(dims, spec["in_channels"], spec["n_classes"], kind, tuple(names), patch, tuple(divisors),
                         meta.get("axes"), tuple(channels) if channels is not None else None,
-                        str(meta.get("source", "the given model")), slices=all(s.get("slices") for s in specs))
+                        str(meta.get("source", "the given model")), slices=all(s.get("slices") for s in specs),
+                        **_working_scale(ensemble))
+
+
+def _working_scale(ensemble) -> dict:
+    """The plan's working scale, which every model of an ensemble must share."""
+    scales = {tuple((meta.get("plan") or {}).get("scale") or ()) for _, meta in ensemble}
+    if len(scales) > 1:
+        raise ValueError(f"The models do not fit together: they were trained at different scales ({sorted(scales)}). "
+                         "Keep only the models of one project in the ensemble.")
+    plan = ensemble[0][1].get("plan") or {}
+    return {"scale": tuple(plan["scale"]) if plan.get("scale") else None,
+            "spacing": tuple(plan["spacing"]) if plan.get("spacing") else None}
 
 
 def _divisors(spec) -> tuple:
+    if "divisors" in spec:  # a bioimage.io package's tile step
+        return tuple(spec["divisors"])
     return pooling_divisors(spec["spatial_dims"], spec["size"], pool_z=spec.get("pool_z", True))
 
 
@@ -126,7 +148,10 @@ def inference_copy(model, device):
     _fuse_conv_bn(model)
     model = model.to(device)
     if device.type in ("cpu", "cuda"):
-        dims = 3 if any(isinstance(m, torch.nn.Conv3d) for m in model.modules()) else 2
+        # a scripted package hides its Conv3d layers; its spec says the input's dims
+        scripted = getattr(model, "spec", {}).get("divisors") is not None
+        dims = (model.spec["spatial_dims"] if scripted
+                else 3 if any(isinstance(m, torch.nn.Conv3d) for m in model.modules()) else 2)
         model = model.to(memory_format=torch.channels_last_3d if dims == 3 else torch.channels_last)
     return model
 

@@ -63,10 +63,11 @@ class EnsembleModule(nn.Module):
     divisors: List[int]
 
     def __init__(self, nets: List[nn.Module], percentiles: List[Tuple[float, float]],
-                 variants: List[Tuple[int, List[int]]], divisors: List[int]):
+                 variants: List[Tuple[int, List[int]]], divisors: List[int], normalize: bool = True):
         super().__init__()
         self.nets = nn.ModuleList(nets)
-        self.norms = nn.ModuleList([_Normalize(low, high) for low, high in percentiles])
+        # normalize=False: the input comes normalised (a bioimage.io package declares it as preprocessing)
+        self.norms = nn.ModuleList([_Normalize(low, high) if normalize else nn.Identity() for low, high in percentiles])
         self.variants = variants
         self.divisors = divisors
 
@@ -120,11 +121,7 @@ def export_torchscript(project, output, *, tta: str = "none", overwrite: bool = 
         raise FileExistsError(f"{output} exists already; pass overwrite=True (CLI: --overwrite) to replace it.")
     ensemble = load_ensemble(project)
     info = ensemble_info(ensemble)
-    variants = [(v.turns, [2 + a for a in v.flips]) for v in tta_variants(tta, info.spatial_dims, planar=info.slices)]
-    example = torch.zeros((1, info.in_channels) + tuple(info.patch))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is what Java/C++ plugins load
-        module, percentiles = _script(ensemble, example, variants, list(info.divisors))
+    module, percentiles = script_ensemble(ensemble, info, tta=tta)
     meta = {"format": FORMAT, "kind": info.kind, "class_names": list(info.class_names),
             "spatial_dims": info.spatial_dims, "in_channels": info.in_channels, "n_classes": info.n_classes,
             "axes": "BC" + "ZYX"[-info.spatial_dims:], "patch": list(info.patch), "divisors": list(info.divisors),
@@ -140,7 +137,31 @@ def export_torchscript(project, output, *, tta: str = "none", overwrite: bool = 
     return output
 
 
-def _script(ensemble, example, variants, divisors):
+def script_ensemble(ensemble, info, *, tta: str = "none", normalize: bool = True):
+    """The ensemble as one scripted :class:`EnsembleModule` and each model's percentiles.
+
+    Parameters
+    ----------
+    ensemble : list of (model, meta)
+    info : EnsembleInfo
+    tta : {"none", "flips", "all"}
+    normalize : bool
+        False: leave out the percentile normalisation (the caller normalises the input).
+
+    Returns
+    -------
+    module : torch.jit.ScriptModule
+        ``(B, C, [Z,] Y, X)`` -> mean softmax ``(B, K, [Z,] Y, X)``.
+    percentiles : list of (float, float)
+    """
+    variants = [(v.turns, [2 + a for a in v.flips]) for v in tta_variants(tta, info.spatial_dims, planar=info.slices)]
+    example = torch.zeros((1, info.in_channels) + tuple(info.patch))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is what Java/C++ plugins load
+        return _script(ensemble, example, variants, list(info.divisors), normalize)
+
+
+def _script(ensemble, example, variants, divisors, normalize=True):
     nets, percentiles = [], []
     for model, meta in ensemble:
         net = copy.deepcopy(model).cpu().eval().requires_grad_(False)  # outputs need no .detach()
@@ -148,7 +169,7 @@ def _script(ensemble, example, variants, divisors):
         with torch.no_grad():
             nets.append(torch.jit.trace(net, example))
         percentiles.append(tuple(float(p) for p in meta.get("percentiles") or DEFAULT_PERCENTILES))
-    return torch.jit.script(EnsembleModule(nets, percentiles, variants, divisors)), percentiles
+    return torch.jit.script(EnsembleModule(nets, percentiles, variants, divisors, normalize)), percentiles
 
 
 def read_export_meta(path) -> dict:

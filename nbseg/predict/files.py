@@ -11,9 +11,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .ensemble import check_image, ensemble_info, load_ensemble
 from .image import choose_tile, predict_image, read_for_models
-from ..io.images import file_stem, image_files, is_image_file
+from ..data.normalize import DEFAULT_PERCENTILES, IntensityError, intensity_bounds
+from ..io.images import ImageReadError, file_stem, image_files, is_image_file
+from ..io.zarr import is_zarr
 from ..project import write_json
 from .options import PredictOptions
 from .outputs import result_paths, write_results
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["input_files", "predict_files"]
 
 RECORD_FILE = "nbseg-predict.json"
+NOT_READ = "not read"  # the status of an input that could not be read (the others are still predicted)
 TABLE_FILE = "uncertainty.csv"
 
 
@@ -35,12 +40,15 @@ def predict_files(project, inputs, output_dir, options: PredictOptions | None = 
     probability, uint8 0-255; every class for multi-class projects), ``<stem>.uncertainty.ome.tif``
     (uint8 0-255), ``<stem>.interior.ome.tif`` (interior probability, uint8, for projects trained on
     instances: it seeds the watershed that splits touching objects, here or later in notebook 06),
-    ``<stem>.labels.ome.tif`` (objects, with ``instances``) and
+    ``<stem>.labels.ome.tif`` (objects, with ``instances``, and ``<stem>.objects.csv``, a row per object;
+    their outlines as Fiji ROIs in ``<stem>.rois.zip`` with ``rois``) and
     ``<stem>.mask.ome.tif`` (0/255, or class numbers), with the input's pixel sizes, and
     ``uncertainty.csv`` ranks the images by uncertainty.
 
-    Everything is checked before anything is written. An interrupted run continues where it
-    stopped when started again with the same settings.
+    Everything is checked before anything is written. An input that cannot be read (truncated,
+    empty, not an image) or holds NaN or constant values is skipped, named in the table (status
+    ``"not read"`` and the reason in ``error``), and the others are predicted. An interrupted run
+    continues where it stopped when started again with the same settings.
 
     Parameters
     ----------
@@ -68,7 +76,8 @@ def predict_files(project, inputs, output_dir, options: PredictOptions | None = 
     Raises
     ------
     ValueError
-        For inputs the models cannot take, unknown options, or outputs that would replace an input.
+        For inputs the models cannot take, unknown options, outputs that would replace an input, or
+        when no input can be read.
     FileExistsError
         For earlier results made with other settings (pass ``overwrite=True``).
     """
@@ -77,11 +86,9 @@ def predict_files(project, inputs, output_dir, options: PredictOptions | None = 
     info = ensemble_info(ensemble)
     output_dir = Path(output_dir)
     files = input_files(inputs)
-    plans = _plan_outputs(files, output_dir, options.instances, interior=info.kind == "instances")
-    for path in files:  # read every input once before writing anything
-        image = read_for_models(path, info, axes=options.axes, channels=options.channels)
-        check_image(image, info)
-        choose_tile(options.tile, image.spatial_shape, info)
+    plans = _plan_outputs(files, output_dir, options.instances, interior=info.kind == "instances",
+                          format_for=options.format_for, rois=options.rois)
+    unreadable = _check_inputs(files, ensemble, info, options)
     settings = options.record([_resolved(m.get("source")) for _, m in ensemble])
     record = _check_earlier_results(output_dir, plans, settings, overwrite)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +96,9 @@ def predict_files(project, inputs, output_dir, options: PredictOptions | None = 
     rows = []
     for i, path in enumerate(files):
         stem = file_stem(path)
-        if not overwrite and all(p.exists() for p in plans[stem].values()):
+        if path in unreadable:  # named in the table; the caller says so
+            rows.append({"image": stem, "input": str(path), "status": NOT_READ, "error": unreadable[path]})
+        elif not overwrite and all(p.exists() for p in plans[stem].values()):
             rows.append(record["images"].get(stem) or {"image": stem, "input": str(path)})
             rows[-1]["status"] = "done earlier"
         else:
@@ -101,12 +110,43 @@ def predict_files(project, inputs, output_dir, options: PredictOptions | None = 
     return _ranked(rows, output_dir / TABLE_FILE)
 
 
+def _check_inputs(files, ensemble, info, options: PredictOptions) -> dict:
+    """Read every input once before anything is written: ``{path: why}`` of the files that cannot be
+    read or hold no usable values (NaN, constant), which are named and skipped while the others are
+    predicted. Files the models cannot take (dimensions, channels, tile) stop the whole run.
+
+    Raises
+    ------
+    ValueError
+        When no input can be predicted, naming each file and why.
+    """
+    unreadable = {}
+    percentiles = {tuple(m.get("percentiles") or DEFAULT_PERCENTILES) for _, m in ensemble}
+    for path in files:
+        try:
+            image = read_for_models(path, info, axes=options.axes, channels=options.channels)
+        except ImageReadError as err:
+            unreadable[path] = str(err)
+            continue
+        check_image(image, info)
+        choose_tile(options.tile, image.spatial_shape, info)
+        try:
+            for pair in percentiles:  # NaN or constant: named here, never written as a NaN mask
+                intensity_bounds(image.data, pair, name=str(path))
+        except IntensityError as err:
+            unreadable[path] = str(err)
+    if unreadable and len(unreadable) == len(files):
+        raise ValueError("No input can be predicted: " + " ".join(unreadable.values()))
+    return unreadable
+
+
 def _predict_one(ensemble, info, path: Path, plan: dict, options: PredictOptions, output_dir: Path) -> dict:
     """Predict one file and write its results (``plan``); returns its row of the table."""
     image = read_for_models(path, info, axes=options.axes, channels=options.channels)
-    prediction = predict_image(ensemble, image, options, scratch_dir=output_dir)
+    dtype = np.float32 if is_zarr(plan["prob"]) else np.float16  # Zarr results keep float32 probabilities
+    prediction = predict_image(ensemble, image, options, scratch_dir=output_dir, dtype=dtype)
     row = write_results(prediction, plan, threshold=options.threshold, instances=options.instances,
-                        min_size=options.min_size)
+                        min_size=options.min_size, image=image.data, unit=image.unit)
     return {"image": file_stem(path), "input": str(path), **row, "status": "predicted"}
 
 
@@ -130,16 +170,19 @@ def input_files(inputs) -> list[Path]:
     return files
 
 
-def _plan_outputs(files, output_dir: Path, instances: bool, *, interior: bool = False) -> dict:
+def _plan_outputs(files, output_dir: Path, instances: bool, *, interior: bool = False,
+                  format_for=lambda path: "tiff", rois: bool = False) -> dict:
     plans, sources = {}, {}
-    inputs = {f.resolve() for f in files}
+    inputs = {Path(os.path.realpath(f)) for f in files}  # realpath: a symlink loop is named later, not raised here
     for path in files:
         stem = file_stem(path)
         if stem in plans:
             raise ValueError(f"Two inputs share the name {stem!r}: {sources[stem]} and {path}; their results would "
                              "overwrite each other. Rename one, or predict them into different folders.")
-        plans[stem], sources[stem] = result_paths(output_dir, stem, instances=instances, interior=interior), path
-        clash = [str(p) for p in plans[stem].values() if p.resolve() in inputs]
+        plans[stem] = result_paths(output_dir, stem, instances=instances, interior=interior, format=format_for(path),
+                                   rois=rois)
+        sources[stem] = path
+        clash = [str(p) for p in plans[stem].values() if Path(os.path.realpath(p)) in inputs]
         if clash:
             raise ValueError(f"Writing the results of {path} would replace input image(s) {', '.join(clash)}. "
                              "Choose an output folder that holds no input image.")

@@ -47,3 +47,11 @@ def retained_heap():
         for option, value in STEADY.items():
             libc.mallopt(option, value)
         libc.malloc_trim(0)
+
+
+def trim() -> None:
+    """Hand memory freed inside the process back to the system (glibc ``malloc_trim``; elsewhere a no-op),
+    so that a measurement of the process's memory that follows counts what is held, not what was."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)

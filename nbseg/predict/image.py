@@ -1,6 +1,7 @@
 """Predict one image with a project's models: sliding window x TTA x ensemble, memory-bounded."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
@@ -11,9 +12,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..data.normalize import DEFAULT_PERCENTILES, intensity_bounds
+from ..data.resample import image_factors, is_native, resample_image, restore
 from ..model.unet import divisibility_problem
 from .ensemble import TilePredictor, check_image, ensemble_info, load_ensemble
 from .heap import retained_heap
+from .memory import plan_prediction, release
+from .oom import retry_out_of_memory
 from ..io.images import Image, read_image
 from .options import PredictOptions
 from .tiling import DiskArray, check_tile, sliding_window
@@ -85,12 +89,14 @@ class Prediction:
         for start in range(0, self.uncertainty.shape[0], step):
             part = slice(start, start + step)
             stored = np.asarray(self.stored[:, part], dtype=np.float32)
+            release(self.stored)  # a result on disk: what was read leaves the process again
             fg = stored[0] if self.kind == "binary" else stored[:-1].sum(axis=0)
             yield part, fg, stored[-1]
 
 
 def predict_image(models, image, options: PredictOptions | None = None, *, dtype=np.float16,
-                  memory_budget: int | None = None, scratch_dir=None, progress=None, **settings) -> Prediction:
+                  memory_budget: int | None = None, scratch_dir=None, progress=None, bounds=None,
+                  **settings) -> Prediction:
     """Class probabilities and uncertainty for one image, averaged over models and TTA variants.
 
     Parameters
@@ -113,6 +119,9 @@ def predict_image(models, image, options: PredictOptions | None = None, *, dtype
         Default the system's temporary folder.
     progress : callable(done, total, message), optional
         Called after each batch of tiles.
+    bounds : list of (low, span), optional
+        Each model's normalisation (:func:`model_bounds`); default computed from ``image``. Give those
+        of the whole image when ``image`` is one block of it, so that the block is normalised alike.
     **settings
         Instead of ``options``, or changing some of it: ``tta="none"``, ``tile=(256, 256)``, ...
 
@@ -124,32 +133,50 @@ def predict_image(models, image, options: PredictOptions | None = None, *, dtype
     ensemble = load_ensemble(models)
     info = ensemble_info(ensemble)
     image = as_image(image, info, axes=options.axes, channels=options.channels)
-    tile = choose_tile(options.tile, image.spatial_shape, info)
-    predictor = _tile_predictor(ensemble, info, image, options)
-    store = _output_store((info.n_classes,) + image.spatial_shape, dtype, memory_budget, scratch_dir)
-    with retained_heap():
-        sliding_window(image.data, predictor, tile=tile, n_out=info.n_classes, overlap=options.overlap,
-                       batch_size=options.batch_size, out=store, progress=progress)
+    factors = image_factors(info.scale, info.spacing, image.pixel_sizes, getattr(image, "unit", None))
+    work = image.data if is_native(factors) else resample_image(image.data, factors)  # the models' scale
+    tile = choose_tile(options.tile, work.shape[1:], info)
+    predictor = _tile_predictor(ensemble, info, image, options, bounds=bounds)  # normalised by the input's own intensities
+    batch_size = options.batch_size
+    if options.max_memory is not None:  # the largest batch, and results in memory only where they fit
+        plan = plan_prediction(options, ensemble, info, image, work.shape[1:], tile, predictor, dtype)
+        batch_size, memory_budget = plan.batch_size, memory_budget if plan.results_in_memory else 0
+    store = _output_store((info.n_classes,) + work.shape[1:], dtype, memory_budget, scratch_dir)
+    # freed blocks kept for reuse would count against a bound: glibc's own policy then
+    with retained_heap() if options.max_memory is None else contextlib.nullcontext():
+        retry_out_of_memory(lambda b, t: sliding_window(work, predictor, tile=t, n_out=info.n_classes,
+                                                        overlap=options.overlap, batch_size=b, out=store,
+                                                        progress=progress),
+                            batch_size=batch_size, tile=tile, divisors=info.divisors)
     result = store.open() if isinstance(store, DiskArray) else store
+    if not is_native(factors):  # back to the input's shape, so outputs keep its pixel sizes
+        full = _output_store((info.n_classes,) + image.spatial_shape, dtype, memory_budget, scratch_dir)
+        result = restore(result, image.spatial_shape, out=full)
+        result = full.open() if isinstance(full, DiskArray) else result
     prediction = Prediction(result, info.kind, info.class_names, name=str(image.path or "image"),
                             pixel_sizes=image.pixel_sizes, n_passes=predictor.n_passes)
     prediction.uncertainty_score = uncertainty_score(prediction)
     return prediction
 
 
-def _tile_predictor(ensemble, info, image, options: PredictOptions) -> TilePredictor:
-    """The per-tile function, with each model's normalisation of ``image`` (computed once per
-    distinct percentile pair) and the device and precision ``options`` resolve to."""
+def _tile_predictor(ensemble, info, image, options: PredictOptions, bounds=None) -> TilePredictor:
+    """The per-tile function, with each model's normalisation of ``image`` (or ``bounds``) and the
+    device and precision ``options`` resolve to."""
     from ..runtime import pick_device, pick_precision
 
+    device = pick_device(options.device)
+    return TilePredictor(ensemble, info=info, tta=options.tta, device=device,
+                         precision=pick_precision(device, options.precision), uncertainty=options.uncertainty,
+                         bounds=bounds if bounds is not None else model_bounds(ensemble, image))
+
+
+def model_bounds(ensemble, image) -> list:
+    """Each model's ``(low, span)`` normalisation of ``image`` (computed once per distinct percentile pair)."""
     bounds = {}
     for _, meta in ensemble:
         key = tuple(meta.get("percentiles") or DEFAULT_PERCENTILES)
         bounds.setdefault(key, intensity_bounds(image.data, key, name=str(image.path or "image")))
-    device = pick_device(options.device)
-    return TilePredictor(ensemble, info=info, tta=options.tta, device=device,
-                         precision=pick_precision(device, options.precision), uncertainty=options.uncertainty,
-                         bounds=[bounds[tuple(m.get("percentiles") or DEFAULT_PERCENTILES)] for _, m in ensemble])
+    return [bounds[tuple(m.get("percentiles") or DEFAULT_PERCENTILES)] for _, m in ensemble]
 
 
 def as_image(image, info, *, axes=None, channels=None) -> Image:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields, replace
 
 from ..choices import check_choice
 from .ensemble import UNCERTAINTY_CHOICES
+from .memory import parse_size
 from .post import parse_threshold
 from .tiling import check_overlap, check_tile_sides
 from .tta import check_tta
@@ -18,6 +19,7 @@ __all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "PredictOptions"]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+FORMAT_CHOICES = ("auto", "tiff", "zarr")
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class PredictOptions:
     device : {"auto", "cpu", "cuda", "mps"}
         Or ``"cuda:N"`` for GPU number N.
     precision : {"auto", "fp32", "bf16", "fp16"}
-        "auto": mixed precision on GPUs, bf16 on CPUs where it measures faster, else fp32.
+        "auto": mixed precision on GPUs, bf16 on CPUs with AMX, else fp32.
     uncertainty : {"entropy", "mutual_info", "std"}
         See :class:`nbseg.predict.ensemble.TilePredictor`.
     axes : str, optional
@@ -54,6 +56,15 @@ class PredictOptions:
         Channels to read from image files; default what the models were trained with.
     min_size : int
         Objects smaller than this many pixels are dropped from the labels (0 or more).
+    rois : bool
+        Also write the objects' outlines as Fiji ROIs (``<stem>.rois.zip``); needs ``instances``.
+    format : {"auto", "tiff", "zarr"}
+        Of the result files: OME-TIFF, or OME-Zarr (chunked, with a pyramid; probabilities as
+        float32). "auto": OME-Zarr for OME-Zarr inputs, else OME-TIFF.
+    max_memory : int or str, optional
+        Bound on the process's memory while predicting, in bytes or as text (``"2GB"``,
+        ``"500MB"``): the batch shrinks and the results go to a scratch file until the estimated
+        peak fits (see :mod:`nbseg.predict.memory`); stored as bytes. Default: no bound.
     """
 
     tta: str = "flips"
@@ -68,9 +79,13 @@ class PredictOptions:
     axes: str | None = None
     channels: int | tuple | None = None
     min_size: int = 10
+    rois: bool = False
+    format: str = "auto"
+    max_memory: int | str | None = None
 
     def __post_init__(self) -> None:
         check_tta(self.tta)
+        check_choice(self.format, FORMAT_CHOICES, what="format")
         check_choice(self.uncertainty, UNCERTAINTY_CHOICES, what="uncertainty")
         check_choice(self.precision, PRECISION_CHOICES, what="precision")
         _check_device(self.device)
@@ -84,7 +99,12 @@ class PredictOptions:
             batch_size=_whole(self.batch_size, "batch_size", minimum=1),
             min_size=_whole(self.min_size, "min_size", minimum=0),
             channels=_channels(self.channels),
+            rois=bool(self.rois),
+            max_memory=None if self.max_memory is None else parse_size(self.max_memory),
         )
+        if normalised["rois"] and not normalised["instances"]:
+            raise ValueError("ROIs without objects: to use rois=True (CLI: --rois), set instances=True "
+                             "(CLI: --instances) too; the ROIs outline the objects.")
         for name, value in normalised.items():
             object.__setattr__(self, name, value)
 
@@ -119,6 +139,14 @@ class PredictOptions:
                             "PredictOptions(...) or the settings as keywords (tta='flips', ...).")
         return replace(options, **settings) if settings else options
 
+    def format_for(self, path) -> str:
+        """"tiff" or "zarr": the format of the results of input ``path``."""
+        from ..io.zarr import is_zarr
+
+        if self.format != "auto":
+            return self.format
+        return "zarr" if is_zarr(path) else "tiff"
+
     def record(self, models) -> dict:
         """The settings kept in ``nbseg-predict.json``: results made with others are not mixed in.
 
@@ -131,8 +159,8 @@ class PredictOptions:
         -------
         dict
             Keys ``models``, ``tta``, ``threshold``, ``instances``, ``overlap``, ``tile`` (a list or
-            None), ``uncertainty`` and ``min_size``; JSON-ready. Batch size, device, precision, axes and
-            channels are left out: they do not change which pixels are foreground.
+            None), ``uncertainty`` and ``min_size``; JSON-ready. Batch size, device, precision, axes,
+            channels and rois are left out: they do not change which pixels are foreground.
         """
         return {"models": list(models), "tta": self.tta, "threshold": self.threshold, "instances": self.instances,
                 "overlap": self.overlap, "tile": list(self.tile) if self.tile else None,

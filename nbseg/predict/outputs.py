@@ -8,17 +8,37 @@ from pathlib import Path
 import numpy as np
 
 from ..io.images import write_ome_tiff
+from ..io.zarr import is_zarr, write_ome_zarr
 from .image import Prediction
+from .objects import PHYSICAL_UNIT, write_object_table, write_rois
 from .post import classes, find_threshold, instances as label_instances
 
-RESULT_KINDS = ("prob", "interior", "uncertainty", "labels", "mask")  # writing order: the mask last marks it done
+RESULT_KINDS = ("prob", "interior", "uncertainty", "labels", "objects", "rois", "mask")  # writing order: the
+# mask last marks it done
+TABLE_SUFFIXES = {"objects": ".csv", "rois": ".zip"}  # the objects' table and their Fiji ROIs, whatever the format
 
 
-def result_paths(output_dir, stem: str, *, instances: bool, interior: bool = False) -> dict:
+def result_paths(output_dir, stem: str, *, instances: bool, interior: bool = False, format: str = "tiff",
+                 rois: bool = False) -> dict:
     """``{kind: Path}`` of the files :func:`predict_files` writes for one input (``interior``: the
-    interior probability of ``instances`` projects, which seeds the watershed that splits objects)."""
-    kinds = [k for k in RESULT_KINDS if (instances or k != "labels") and (interior or k != "interior")]
-    return {k: Path(output_dir) / f"{stem}.{k}.ome.tif" for k in kinds}
+    interior probability of ``instances`` projects, which seeds the watershed that splits objects;
+    ``format``: "tiff" for ``<stem>.<kind>.ome.tif``, "zarr" for ``<stem>.<kind>.ome.zarr``; with
+    ``instances`` also the objects' table ``<stem>.objects.csv``, and with ``rois`` their outlines as
+    Fiji ROIs ``<stem>.rois.zip``)."""
+    if not stem or any(sep in stem for sep in ("/", "\\", "\0")):  # a name must not lead out of output_dir
+        raise ValueError(f"Result name {stem!r} is not a plain file name: results are written inside {output_dir} "
+                         "only. Name images without '/' or '\\' (their file names are used).")
+    kinds = [k for k in RESULT_KINDS if (instances or k not in ("labels", "objects", "rois"))
+             and (interior or k != "interior") and (rois or k != "rois")]
+    suffix = {"tiff": ".ome.tif", "zarr": ".ome.zarr"}[format]
+    return {k: Path(output_dir) / f"{stem}.{k}{TABLE_SUFFIXES.get(k, suffix)}" for k in kinds}
+
+
+def write_image_file(path, data, *, axes: str, pixel_sizes=None, overwrite: bool = True, labels: bool = False) -> Path:
+    """Write a result as OME-Zarr when ``path`` ends in ``.zarr``, else as OME-TIFF."""
+    if is_zarr(path):
+        return write_ome_zarr(path, data, axes=axes, pixel_sizes=pixel_sizes, overwrite=overwrite, labels=labels)
+    return write_ome_tiff(path, data, axes=axes, pixel_sizes=pixel_sizes, overwrite=overwrite)
 
 
 def spatial_axes(ndim: int) -> str:
@@ -27,23 +47,24 @@ def spatial_axes(ndim: int) -> str:
 
 
 def write_mask(path, mask, *, pixel_sizes=None) -> Path:
-    """Write a mask as uint8 OME-TIFF: a boolean mask as 0/255, class numbers as they are."""
+    """Write a mask as uint8 OME-TIFF (or OME-Zarr): a boolean mask as 0/255, class numbers as they are."""
     mask = np.asarray(mask)
     data = mask.astype(np.uint8) * 255 if mask.dtype == bool else mask.astype(np.uint8)
-    return write_ome_tiff(path, data, axes=spatial_axes(mask.ndim), pixel_sizes=pixel_sizes, overwrite=True)
+    return write_image_file(path, data, axes=spatial_axes(mask.ndim), pixel_sizes=pixel_sizes, labels=True)
 
 
 def write_labels(path, labels, *, pixel_sizes=None) -> Path:
-    """Write object labels as uint16 OME-TIFF (uint32 from 65,536 objects on)."""
+    """Write object labels as uint16 OME-TIFF or OME-Zarr (uint32 from 65,536 objects on)."""
     labels = np.asarray(labels)
     dtype = np.uint16 if labels.max(initial=0) < 2**16 else np.uint32
-    return write_ome_tiff(path, labels.astype(dtype), axes=spatial_axes(labels.ndim), pixel_sizes=pixel_sizes,
-                          overwrite=True)
+    return write_image_file(path, labels.astype(dtype), axes=spatial_axes(labels.ndim), pixel_sizes=pixel_sizes,
+                            labels=True)
 
 
 def export_objects(output_dir, objects: dict, *, pixel_sizes: dict | None = None,
-                   threshold: float | None = None) -> list[Path]:
-    """Write chosen objects: ``<stem>.mask.ome.tif`` (0/255) and ``<stem>.labels.ome.tif`` for each image.
+                   threshold: float | None = None, images: dict | None = None) -> list[Path]:
+    """Write chosen objects: ``<stem>.mask.ome.tif`` (0/255), ``<stem>.labels.ome.tif`` and the objects'
+    table ``<stem>.objects.csv`` for each image.
 
     Parameters
     ----------
@@ -55,6 +76,8 @@ def export_objects(output_dir, objects: dict, *, pixel_sizes: dict | None = None
         Each image's ``([Z,] Y, X)`` pixel sizes, kept in the files (read them from the probability map).
     threshold : float, optional
         The threshold the objects were made with; written to ``threshold.txt``.
+    images : dict of stem -> (C, [Z,] Y, X) ndarray, optional
+        The input images, for the objects' mean intensities (left out of the table without them).
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -64,31 +87,43 @@ def export_objects(output_dir, objects: dict, *, pixel_sizes: dict | None = None
             np.asarray(labels)
         written.append(write_mask(paths["mask"], labels > 0, pixel_sizes=sizes))
         written.append(write_labels(paths["labels"], labels, pixel_sizes=sizes))
+        written += write_object_files(paths, labels, image=(images or {}).get(stem), pixel_sizes=sizes)
     if threshold is not None:
         (output_dir / "threshold.txt").write_text(f"{threshold:.4f}\n")
     return written
 
 
-def write_results(prediction: Prediction, paths: dict, *, threshold, instances: bool, min_size: int = 10) -> dict:
-    """Write one prediction's OME-TIFF files (``paths`` from :func:`result_paths`); returns its summary row."""
+def write_results(prediction: Prediction, paths: dict, *, threshold, instances: bool, min_size: int = 10,
+                  image=None, unit: str | None = PHYSICAL_UNIT) -> dict:
+    """Write one prediction's OME-TIFF files (``paths`` from :func:`result_paths`); returns its summary row.
+
+    ``image`` (the input, ``(C, [Z,] Y, X)``) gives the objects' table its mean intensities, ``unit``
+    says what the pixel sizes are in (see :func:`~nbseg.predict.objects.object_table`)."""
     axes = spatial_axes(prediction.uncertainty.ndim)
     shape = prediction.uncertainty.shape
     prob8, unc8 = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+    zarr = is_zarr(paths["prob"])  # Zarr keeps probabilities as float32 (chunks compress them), TIFF as 0-255
+    prob_out, unc_out = (np.empty(shape, np.float32), np.empty(shape, np.float32)) if zarr else (prob8, unc8)
     for part, fg, unc in prediction.foreground_slabs():
         prob8[part], unc8[part] = _to_uint8(fg), _to_uint8(unc)
+        if zarr:
+            prob_out[part], unc_out[part] = fg, unc
     write = dict(pixel_sizes=prediction.pixel_sizes, overwrite=True)
     if prediction.kind == "multiclass":
-        write_ome_tiff(paths["prob"], _to_uint8(prediction.probabilities), axes="C" + axes, **write)
+        probabilities = prediction.probabilities
+        write_image_file(paths["prob"], probabilities.astype(np.float32) if zarr else _to_uint8(probabilities),
+                         axes="C" + axes, **write)
         mask, used = classes(prediction.probabilities), None
     else:
-        write_ome_tiff(paths["prob"], prob8, axes=axes, **write)
+        write_image_file(paths["prob"], prob_out, axes=axes, **write)
         used = threshold
         if threshold == "otsu":  # on the saved 8-bit probability, so the mask matches the file
             used = find_threshold(prob8, method="otsu") / 255 if prob8.min() < prob8.max() else 0.5
         mask = prob8 > used * 255
     if "interior" in paths and prediction.interior is not None:
-        write_ome_tiff(paths["interior"], _slabs_to_uint8(prediction.interior), axes=axes, **write)
-    write_ome_tiff(paths["uncertainty"], unc8, axes=axes, **write)
+        interior = np.asarray(prediction.interior, np.float32) if zarr else _slabs_to_uint8(prediction.interior)
+        write_image_file(paths["interior"], interior, axes=axes, **write)
+    write_image_file(paths["uncertainty"], unc_out, axes=axes, **write)
     row = {"uncertainty": prediction.uncertainty_score, "foreground_fraction": float(np.mean(prob8 >= 128)),
            "threshold": used}
     if instances:
@@ -96,8 +131,17 @@ def write_results(prediction: Prediction, paths: dict, *, threshold, instances: 
         labels = label_instances(mask > 0, interior=interior, min_size=min_size)
         row["objects"] = int(labels.max(initial=0))
         write_labels(paths["labels"], labels, pixel_sizes=prediction.pixel_sizes)
+        write_object_files(paths, labels, image=image, pixel_sizes=prediction.pixel_sizes, unit=unit)
     write_mask(paths["mask"], mask, pixel_sizes=prediction.pixel_sizes)
     return row
+
+
+def write_object_files(paths: dict, labels, *, image=None, pixel_sizes=None, unit: str | None = PHYSICAL_UNIT) -> list:
+    """Write the objects' table ``paths["objects"]`` and, when ``paths`` names them, their Fiji ROIs."""
+    written = [write_object_table(paths["objects"], labels, image, pixel_sizes, unit)] if "objects" in paths else []
+    if "rois" in paths:
+        written.append(write_rois(labels, paths["rois"]))
+    return written
 
 
 def _slabs_to_uint8(values, step: int = 16) -> np.ndarray:

@@ -152,11 +152,13 @@ def find_lr(config, project=None, *, num_steps: int = 100, dataset=None, progres
     from ..data import load_dataset
     from ..data.sampler import PatchSampler
     from ..runtime import pick_device, pick_precision
+    from ..data.resample import rescale_dataset
     from .plan import plan_training
 
     dataset = dataset or load_dataset(config.data)
     device = pick_device(config.train.device)
     plan, _ = plan_training(config, dataset, device=device)
+    dataset = rescale_dataset(dataset, plan.scale, plan.spacing)  # swept at the scale fit() trains at
     torch.manual_seed(config.train.seed)
     model, layout = build_model(dataset, plan, device)
     sampler = PatchSampler(dataset.samples, plan.patch, foreground_fraction=config.train.foreground_fraction,

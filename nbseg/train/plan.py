@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..model.unet import PatchSizeError, divisibility_problem, pool_z_for, pooling_divisors
+from ..model.unet import PatchSizeError, divisibility_problem, pool_z_for, pooling_divisors, receptive_field
 
 ANISOTROPIC = 3.0  # Z spacing / XY spacing from which a stack is segmented slice by slice
 THIN_STACK = 16  # fewer slices than this: too thin for 3D patches that pool
@@ -23,6 +23,9 @@ MAX_BATCH = 32
 BYTES_PER_VOXEL = {"S": 2000, "M": 4000, "L": 4500}
 MEMORY_SHARE = 0.4  # of the free device memory a batch may take
 EPOCH_VOXELS = 32 * 8 * 128 * 128  # voxels trained between two validations (the measured 2D default)
+# a coarser working scale may cost the labels at most this (lowest per-class Dice of a round trip):
+# Lucchi++ mitochondria keep 0.998 at half scale, ISBI membranes 0.987, nuclei borders vanish
+MIN_FIDELITY = 0.99
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,13 @@ class Plan:
     class_weights : list of float or None
         Multi-class only: cross-entropy weight per class, and patches centred on each object class
         equally often (rare classes are otherwise never learnt).
+    scale : list of float or None
+        ``([Z,] Y, X)`` working-scale factors (0.5: half resolution); None or ones: the images' own.
+    spacing : list of float or None
+        The pixel size per axis at the working scale (the fingerprint's unit), where the files give
+        pixel sizes: images of another pixel size are resampled to it.
+    norm : {"batch", "instance"}
+        The network's normalisation layers.
     reasons : dict of str -> str
         One sentence per choice, keyed by the choice.
     """
@@ -59,6 +69,9 @@ class Plan:
     pool_z: bool
     lr: float
     class_weights: list | None = None
+    scale: list | None = None
+    spacing: list | None = None
+    norm: str = "batch"
     reasons: dict = field(default_factory=dict)
 
     @property
@@ -69,8 +82,10 @@ class Plan:
     def lines(self) -> list[str]:
         """The plan as lines a person reads."""
         what = ("2D network over each slice" if self.slices else f"{self.model_dims}D network")
-        head = (f"plan: {what}, model {self.size}, patch {'x'.join(map(str, self.patch))}, batch {self.batch_size}, "
-                f"lr {self.lr:.1e}")
+        scale = "" if not self.scale or max(self.scale) == min(self.scale) == 1 else \
+            f", scale {'x'.join(f'{f:g}' for f in self.scale)}"
+        head = (f"plan: {what}, model {self.size}{scale}, patch {'x'.join(map(str, self.patch))}, "
+                f"batch {self.batch_size}, lr {self.lr:.1e}")
         return [head] + [f"  {key}: {why}" for key, why in self.reasons.items()]
 
     def to_dict(self) -> dict:
@@ -102,7 +117,8 @@ def make_plan(config, fingerprint, *, device="cpu") -> Plan:
     model_dims = _model_dims(config, fingerprint, str(device), reasons)
     slices = data_dims == 3 and model_dims == 2
     size = config.model.size
-    patch = _patch(config, fingerprint, slices, reasons)
+    scale = _scale(config, fingerprint, slices, reasons)
+    patch = _patch(config, fingerprint, slices, scale, reasons)
     pool_z = data_dims == 3 and not slices and _pools_z(patch[0], fingerprint)
     if data_dims == 3 and not slices:
         reasons["pool_z"] = (f"Z is pooled (patch Z {patch[0]}, Z spacing {fingerprint.anisotropy:.1f}x XY)" if pool_z
@@ -111,11 +127,61 @@ def make_plan(config, fingerprint, *, device="cpu") -> Plan:
     if problem:
         raise PatchSizeError(f"Patch size {list(patch)} does not fit model size {size!r}: {problem}.")
     batch = _batch(config, patch, size, data_dims if not slices else 2, str(device), reasons)
+    norm = _norm(config, model_dims, data_dims, reasons)
     reasons["lr"] = (f"{config.train.lr:.1e} (train.lr; notebook 03 or `nbseg lr-find` proposes one from a sweep)")
     weights = _class_weights(fingerprint, reasons) if config.train.balance_classes is not False else None
     steps = _steps(config, batch * int(np.prod(patch)), reasons)
     return Plan(data_dims=data_dims, model_dims=model_dims, patch=patch, batch_size=batch, steps_per_epoch=steps,
-                size=size, pool_z=pool_z, lr=float(config.train.lr), class_weights=weights, reasons=reasons)
+                size=size, pool_z=pool_z, lr=float(config.train.lr), class_weights=weights, scale=scale,
+                spacing=_spacing(fingerprint, scale), norm=norm, reasons=reasons)
+
+
+def _norm(config, model_dims: int, data_dims: int, reasons: dict) -> str:
+    """Instance norm for 3D networks (their batches hold 1-4 patches), batch norm for 2D ones."""
+    if config.model.norm is not None:
+        reasons["norm"] = f"{config.model.norm} norm, as set (model.norm)"
+        return config.model.norm
+    if model_dims == 3 and data_dims == 3:
+        reasons["norm"] = ("instance norm: a 3D batch holds a few patches, too few for batch statistics that "
+                           "also suit validation (nnU-Net normalises 3D patches one by one too)")
+        return "instance"
+    return "batch"
+
+
+def _scale(config, fp, slices: bool, reasons: dict) -> list:
+    """Working-scale factors per axis: the finest scale at which 90 % of objects fit the network's
+    view (its receptive field), unless the labels would not survive it (``MIN_FIDELITY``)."""
+    dims, given = fp.spatial_dims, config.model.scale
+    extent = fp.typical_extent()
+    if given is not None:
+        s = float(given)
+        reasons["scale"] = f"{s:g} in-plane, as set (model.scale; CLI --scale)"
+    else:
+        view = receptive_field(config.model.size)
+        s = 1.0
+        for candidate in (0.5, 0.25):  # coarser only while objects still overflow the view
+            if not extent or max(extent[-2:]) * s <= view:
+                break
+            if fp.scale_fidelity.get(str(candidate), 0.0) < MIN_FIDELITY:
+                break
+            s = candidate
+        if s < 1:
+            reasons["scale"] = (f"{s:g} in-plane: 90 % of objects are up to {max(extent[-2:]):.0f} px wide, more than "
+                                f"the network's {view} px view; at {s:g} the labels keep Dice "
+                                f"{fp.scale_fidelity[str(s)]:.3f} (outputs keep the input's size)")
+        elif extent and max(extent[-2:]) > view:
+            reasons["scale"] = (f"1 (the images' own): objects are wider than the network's {view} px view, but "
+                                "their labels lose detail at half scale (thin structures); set --scale to try")
+    # Z shrinks with the plane only where its pixels are as fine (a slice model never mixes slices)
+    z = [] if dims == 2 else [1.0 if slices else min(1.0, s * fp.anisotropy)]
+    return z + [s, s]
+
+
+def _spacing(fp, scale) -> list | None:
+    """Physical pixel sizes at the working scale, where the files give them on every axis."""
+    if fp.unit != "µm" or fp.pixel_sizes is None or any(v is None for v in fp.pixel_sizes):
+        return None
+    return [round(v / f, 6) for v, f in zip(fp.pixel_sizes, scale)]
 
 
 def _steps(config, voxels_per_step: int, reasons: dict) -> int:
@@ -163,9 +229,9 @@ def _model_dims(config, fp, device: str, reasons: dict) -> int:
     return 2
 
 
-def _patch(config, fp, slices: bool, reasons: dict) -> list:
+def _patch(config, fp, slices: bool, scale, reasons: dict) -> list:
     dims = fp.spatial_dims
-    smallest = np.min(np.asarray(fp.shapes), axis=0)
+    smallest = np.maximum(1, np.round(np.min(np.asarray(fp.shapes), axis=0) * np.asarray(scale))).astype(int)
     if config.model.patch is not None:
         patch = list(config.model.patch)
         if len(patch) != dims:
@@ -174,6 +240,7 @@ def _patch(config, fp, slices: bool, reasons: dict) -> list:
         return patch
     side = BASE_PATCH[2] if dims == 2 or slices else BASE_PATCH[3][1]
     extent = fp.typical_extent()
+    extent = [e * f for e, f in zip(extent, scale)] if extent else None
     why = f"{side} px in-plane"
     # a wider patch for large objects; 3D patches stay as wide: a batch of wider ones would hold one patch
     if extent and max(extent[-2:]) > LARGE_OBJECT_SHARE * side and (dims == 2 or slices):

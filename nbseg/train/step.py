@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from . import distributed
 from ..data.augment import augment_batch
 from ..model.loss import dice_ce_loss
 from ..model.unet import UNet
@@ -28,9 +29,9 @@ def build_model(dataset, plan, device) -> tuple[torch.nn.Module, torch.memory_fo
     device : torch.device
     """
     model = UNet(dataset.spatial_dims, dataset.in_channels, dataset.n_classes, plan.size, pool_z=plan.pool_z,
-                 slices=plan.slices)
+                 slices=plan.slices, norm=plan.norm)
     layout = memory_format(device, plan.model_dims)  # the layout the convolutions run fastest in
-    model = model.to(device).to(memory_format=layout)
+    model = distributed.sync_batchnorm(model.to(device).to(memory_format=layout))  # several GPUs: one batch norm
     # a slice model folds Z into the batch itself, so its 5D inputs stay in the standard layout
     return model, layout if dataset.spatial_dims == plan.model_dims else torch.contiguous_format
 
@@ -40,7 +41,8 @@ class TrainStep:
 
     def __init__(self, model, optimizer, *, device, precision: str, layout, augment: bool, generator,
                  class_weights=None):
-        self.model, self.optimizer, self.device = model, optimizer, device
+        # several processes: DDP averages the gradients in backward(), so every replica steps alike
+        self.model, self.optimizer, self.device = distributed.wrap(model, device), optimizer, device
         self.precision, self.layout, self.augment, self.generator = precision, layout, augment, generator
         self.class_weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None

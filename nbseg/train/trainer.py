@@ -13,10 +13,12 @@ import numpy as np
 import torch
 
 from .. import __version__
+from . import distributed
 from .callbacks import BatchEnd, EpochEnd, TrainBegin, TrainEnd, emit, overfitting_warning
 from .checkpoint import load_training_state, restore_rng, save_training_state, write_history
 from ..config import Config
 from ..data import load_dataset
+from ..data.resample import rescale_dataset
 from ..data.sampler import PatchSampler
 from ..data.split import load_or_make_split, split_samples
 from ..data.targets import CLASS_NAMES
@@ -59,6 +61,7 @@ class TrainResult:
         return "interrupted" in self.stopped
 
 
+@distributed.in_session  # under torchrun: one process group for the run
 def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=None,
         plan: Plan | None = None, fingerprint=None) -> TrainResult:
     """Train the model(s) that ``config`` describes; write everything under ``project``.
@@ -90,13 +93,17 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
     if plan is None:  # nobody has shown the plan yet: the progress callbacks do
         plan, fp = plan_training(config, dataset)
         notes += fp.notes + plan.lines()
-    folds = load_or_make_split(project, dataset.names, folds=config.train.folds,
-                               val_fraction=config.data.val_fraction, seed=config.train.seed)
-    config.save(project)
+    plan = distributed.from_main(plan)  # planned from free memory: every process trains rank 0's plan
+    dataset = rescale_dataset(dataset, plan.scale, plan.spacing)  # the working scale (a copy; often the same)
+    notes += [n for n in dataset.notes if n not in notes]  # e.g. images resampled to a common pixel size
+    folds = distributed.run_on_main(load_or_make_split, project, dataset.names, folds=config.train.folds,
+                                    val_fraction=config.data.val_fraction, seed=config.train.seed)
     layout = ProjectLayout(project)
-    if fp is not None:
-        fp.save(layout.fingerprint)
-    write_json(layout.plan, plan.to_dict())
+    if distributed.is_main():  # one writer: the other processes train the same model
+        config.save(project)
+        if fp is not None:
+            fp.save(layout.fingerprint)
+        write_json(layout.plan, plan.to_dict())
     result = TrainResult(project)
     for k, fold in enumerate(folds):
         outcome = _FoldRun(config, project, dataset, plan, k, len(folds), fold, callbacks, notes).run(resume)
@@ -122,17 +129,18 @@ class _FoldRun:
         self.batch_size = plan.batch_size
         patch = plan.patch
         self.dataset, self.patch, self.fold, self.n_folds = dataset, patch, fold, n_folds
-        self.callbacks, self.notes = list(callbacks), notes
+        self.callbacks, self.notes = (list(callbacks) if distributed.is_main() else []), notes
         layout = ProjectLayout(project)
         self.paths = {"model": layout.model(fold), "checkpoint": layout.checkpoint(fold),
                       "history": layout.history_file(fold)}
         self.train_samples, self.val_samples = split_samples(dataset, split)
-        self.device = pick_device(self.tcfg.device)
-        self.precision = pick_precision(self.device, self.tcfg.precision)
+        self.device = distributed.local_device(pick_device(self.tcfg.device))
+        self.precision = distributed.from_main(pick_precision(self.device, self.tcfg.precision))  # measured on CPUs
         seed = self.tcfg.seed + 1000 * fold
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
+        distributed.shard_streams(self.rng, self.generator)  # each process its own patches
         self.model, self.layout = build_model(dataset, plan, self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.tcfg.lr,
                                            weight_decay=self.tcfg.weight_decay)
@@ -165,8 +173,11 @@ class _FoldRun:
         torch.set_rng_state(state["torch_rng"])
         self.epoch, self.best_dice, self.best_epoch = state["epoch"] + 1, state["best_dice"], state["best_epoch"]
         self.elapsed, self.history = state["elapsed"], list(state["history"])
+        distributed.shard_streams(self.rng, self.generator)  # the checkpoint holds rank 0's streams
 
     def _save_state(self) -> None:
+        if not distributed.is_main():
+            return
         save_training_state(self.paths["checkpoint"], model=self.model, optimizer=self.optimizer,
                             schedule=self.schedule, rng=self.rng, generator=self.generator, epoch=self.epoch,
                             best_dice=self.best_dice, best_epoch=self.best_epoch, elapsed=self.elapsed,
@@ -174,6 +185,8 @@ class _FoldRun:
         write_history(self.paths["history"], self.history)
 
     def _save_model(self, val_dice: float) -> None:
+        if not distributed.is_main():
+            return
         ds, cfg = self.dataset, self.cfg
         meta = {
             "percentiles": list(cfg.data.percentiles), "kind": ds.kind, "n_classes": ds.n_classes,
@@ -222,6 +235,8 @@ class _FoldRun:
                                                           lr=self.optimizer.param_groups[0]["lr"]))
             if self._out_of_time():
                 break
+        train_loss = distributed.average(float(np.mean(losses)))  # over every process's patches
+        distributed.agree_on_weights(self.model)
         val_loss, val_dice = self._validate()
         self.elapsed += time.monotonic() - started
         # the kept model is the best by the smoothed Dice: one lucky epoch of a small validation set
@@ -232,11 +247,11 @@ class _FoldRun:
             self.best_dice, self.best_epoch = score, self.epoch
             self._save_model(score)
         lr = self.optimizer.param_groups[0]["lr"]
-        self.history.append({"fold": self.fold, "epoch": self.epoch, "train_loss": float(np.mean(losses)),
+        self.history.append({"fold": self.fold, "epoch": self.epoch, "train_loss": train_loss,
                              "val_loss": val_loss, "val_dice": val_dice, "lr": lr, "seconds": self.elapsed})
         self._save_state()
         emit(self.callbacks, "on_epoch_end", EpochEnd(
-            fold=self.fold, epoch=self.epoch, train_loss=float(np.mean(losses)), val_loss=val_loss, val_dice=val_dice,
+            fold=self.fold, epoch=self.epoch, train_loss=train_loss, val_loss=val_loss, val_dice=val_dice,
             best_dice=self.best_dice, is_best=is_best, lr=lr, seconds=self.elapsed, history=list(self.history),
             warning=overfitting_warning(self.history, self.best_epoch)))
         if self._out_of_time():
@@ -247,6 +262,9 @@ class _FoldRun:
         return None
 
     def _out_of_time(self) -> bool:
+        # every process goes by rank 0's clock: one decision to stop (none is left waiting alone in an
+        # all-reduce) and one learning rate under a time budget
+        self.elapsed = distributed.from_main(self.elapsed)
         return self.minutes is not None and self.elapsed >= 60 * self.minutes
 
     def _step(self) -> float:
@@ -256,6 +274,12 @@ class _FoldRun:
         return loss
 
     def _validate(self) -> tuple[float, float]:
-        """Loss and foreground Dice of the validation regions, predicted as prediction does."""
-        return validate(self.model, self.val_regions, tile=self.patch, batch_size=self.batch_size,
-                        device=self.device, precision=self.precision, layout=self.layout)
+        """Loss and foreground Dice of the validation regions, predicted as prediction does.
+
+        Several processes: rank 0 validates alone and sends the result; the others wait for it. The pixel
+        budget is small and fixed, one pass gives the single-process number (a Dice pooled over all
+        regions), and the checkpoint rank 0 writes next is waited for anyway.
+        """
+        return distributed.run_on_main(validate, self.model, self.val_regions, tile=self.patch,
+                                       batch_size=self.batch_size, device=self.device, precision=self.precision,
+                                       layout=self.layout)

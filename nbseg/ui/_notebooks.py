@@ -40,6 +40,10 @@ or a new Colab session.
 * Optional: **Seg2** (a second segmentation, used where you draw a merging mask in 02) and **excluding
   masks** (regions the training ignores).
 * If a file's axes are ambiguous, give them (e.g. `ZYX`, `CYX`); choose **channels** to use only some.
+* **In Google Colab**: press **Keep project on Google Drive**. A Colab runtime loses its disk when it
+  disconnects, and each notebook there runs in a runtime of its own; on Drive the project (and training's
+  checkpoints) survive, and the next notebooks find it there (they ask to mount Drive). Keep your images
+  on Drive too.
 
 Hover over any control to see what it means.""",
         "panel_code": "panel = DataPanel(PROJECT, sample_name=SAMPLE)\npanel",
@@ -118,9 +122,11 @@ masks exist for the predicted images, a **threshold sweep** scores every thresho
 
 **Instances** splits the mask into separate objects: for a model trained on instance labels, a
 **watershed** grown from the predicted object interiors separates touching objects; otherwise each
-connected part of the mask is one object. The **metrics** table gives Dice, IoU and F1 at
-IoU 0.5 per image. **Export** writes the results as **OME-TIFF** (Fiji, napari, QuPath read them) and
-the model as **TorchScript**, which runs without nbseg.""",
+connected part of the mask is one object; a table measures each (centroid, size in pixels and µm,
+bounding box, mean intensity) beside a histogram of the sizes. The **metrics** table gives Dice, IoU
+and F1 at IoU 0.5 per image. **Export** writes the results as **OME-TIFF** (Fiji, napari, QuPath read
+them), each image's objects as `NAME.objects.csv`, and the model as **TorchScript**, which runs without
+nbseg.""",
         "panel_code": "panel = ExportPanel(PROJECT)\npanel",
         "after": """Everything is in the project's `export/` folder. To segment more images later, open
 **05_predict** with the same project folder.""",

@@ -11,6 +11,7 @@ import numpy as np
 from . import overlay as ov
 from ..config import Config, DataConfig, ModelConfig
 from ..data import SAMPLES, load_dataset, sample
+from ..colab import in_colab
 from ..data.targets import IGNORE
 from .teaching import apply_quick, quick_mode
 from .common import FEEDBACK, PanelBase, control, note
@@ -110,6 +111,14 @@ class DataService:
         base.save(s.project)
         return s.summary
 
+    def keep_on_drive(self) -> Path:
+        """Move the project to Google Drive (Colab only) and open it there; returns its new folder."""
+        from ..colab import keep_on_drive
+
+        self.state.project = keep_on_drive(self.state.project)
+        self.open_project()  # a project kept there earlier brings its settings
+        return self.state.project
+
     def preview(self, index: int = 0):
         """``(image, labels, excluded, name)`` of sample ``index`` (labels as read, excluded pixels as bool)."""
         from ..data.pairs import find_pairs
@@ -155,13 +164,17 @@ class DataPanel(PanelBase):
         self.check = self.primary("Check data & save project", "save_project", self._check, icon="check",
                                   action="Check data")
         self.summary = w.HTML("")
+        # Colab only: its runtime's disk goes with a disconnect, and each notebook there has its own runtime
+        self.drive_button = self.secondary("Keep project on Google Drive", "project", self._keep_on_drive,
+                                           icon="cloud-upload")
+        self.drive_button.layout.display = "" if in_colab() else "none"
         self.index = control(w.IntSlider, "preview_index", "Preview image", min=0, max=0, continuous_update=False)
         self.viewer = Viewer2D()
         self.volume_box = w.VBox([])
         self.preview_box = w.VBox([self.index, self.viewer.widget, self.volume_box], layout=w.Layout(display="none"))
         self.sample.observe(self._on_sample, names="value")
         self.index.observe(lambda _c: self.run("Preview", self._show_preview), names="value")
-        self.assemble("Data", self.project, self.sample,
+        self.assemble("Data", self.project, self.drive_button, self.sample,
                       note("Or give your own folders. Masks are matched to images by file name."),
                       self.images, self.masks, self.seg2, self.excluding,
                       w.HBox([self.axes]), self.channels, self.dims, self.labels, self.val_fraction,
@@ -206,6 +219,15 @@ class DataPanel(PanelBase):
                 s.images, s.masks, s.seg2, s.excluding)
             self.axes.value = self.channels.value = ""
             self.dims.value = "auto"
+
+    def _keep_on_drive(self) -> None:
+        folder = self.service.keep_on_drive()
+        s = self.state
+        self.project.value = str(folder)
+        self.images.value, self.masks.value, self.seg2.value, self.excluding.value = (
+            s.images, s.masks, s.seg2, s.excluding)
+        self.status.set(f"The project is now on Google Drive: {folder}. Later notebooks (and a new Colab "
+                        "session) open it from there; keep the images on Drive too.", "ok")
 
     def _check(self) -> None:
         self._sync()

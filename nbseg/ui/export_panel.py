@@ -19,7 +19,7 @@ from .common import FEEDBACK, PanelBase, control, note, table_html
 from .session import load_config
 from .viewers import Viewer2D
 
-PROB_SUFFIX = result_paths("", "", instances=False)["prob"].name  # the names predict writes
+PROB_SUFFIX = result_paths("", "_", instances=False)["prob"].name[1:]  # the names predict writes: ".prob.ome.tif"
 
 
 @dataclass
@@ -32,6 +32,7 @@ class ExportState:
     instances: dict = field(default_factory=dict)
     evaluation: object = None
     exported: list = field(default_factory=list)
+    objects: dict = field(default_factory=dict)  # stem -> table of its objects (predict.objects.object_table)
 
 
 class ExportService:
@@ -69,7 +70,9 @@ class ExportService:
             d = self.state.config.data
             images = files_by_stem(d.images)
             image = read_image(images[stem], axes=d.axes, channels=d.channels, dims=prob.ndim).data \
-                if stem in images else prob[None]
+                if stem in images else None
+            self._cache[("image", stem)] = image  # None: no input image, so no mean intensities
+            image = prob[None] if image is None else image
             gt = None
             if d.masks is not None:
                 masks = files_by_stem(d.masks)
@@ -112,9 +115,25 @@ class ExportService:
         from ..predict.post import instances
 
         self.state.threshold = float(threshold)
+        self.state.objects = {}
         self.state.instances = {s: instances(self.load(s)[1], interior=self.interior(s), threshold=float(threshold),
                                              min_size=min_size) for s in self.state.stems}
         return self.state.instances
+
+    def object_tables(self) -> dict:
+        """``{stem: DataFrame}``: each image's objects measured by the core (centroid, size in pixels
+        and µm, bounding box, mean intensity), as Export writes them to ``<stem>.objects.csv``."""
+        from ..predict.objects import object_table
+
+        if not self.state.instances:
+            raise ValueError("No objects yet: press 'Instances & metrics' first.")
+        self.state.objects = {s: object_table(labels, self._input_image(s), self._cache.get(("sizes", s)))
+                              for s, labels in self.state.instances.items()}
+        return self.state.objects
+
+    def _input_image(self, stem: str):
+        self.load(stem)
+        return self._cache[("image", stem)]
 
     def metrics(self):
         from ..metrics.evaluation import evaluate
@@ -143,7 +162,8 @@ class ExportService:
 
         sizes = {s: self._cache.get(("sizes", s)) for s in self.state.stems}
         written = export_objects(self.export_dir, self.state.instances, pixel_sizes=sizes,
-                                 threshold=self.state.threshold)
+                                 threshold=self.state.threshold,
+                                 images={s: self._input_image(s) for s in self.state.instances})
         if torchscript:
             written.append(export_torchscript(self.state.project, self.export_dir / "model.torchscript.pt",
                                               overwrite=True))
@@ -169,18 +189,21 @@ class ExportPanel(PanelBase):
         self.min_size = control(w.BoundedIntText, "instances", "Min object size", min=0, max=10 ** 6, value=10)
         self.instances_button = self.primary("Instances & metrics", "instances", self._instances, icon="th")
         self.metrics = w.HTML("")
+        self.objects_table = w.HTML("")
+        self.sizes_plot = w.Image(format="png", layout=w.Layout(max_width="620px", display="none"))
         self.objects_note = w.HTML("")
         self.torchscript = control(w.Checkbox, "export_model", "TorchScript model too", value=True, indent=False)
         self.export_button = self.primary("Export", "export", self._export, icon="download")
         self.exported = w.HTML("")
         self.pick.observe(lambda _c: self.run("Preview", self._preview), names="value")
+        self.pick.observe(lambda _c: self.run("Objects", self._objects_of_pick), names="value")
         self.threshold.observe(lambda _c: self.run("Preview", self._preview), names="value")
         self.sweep_box = w.VBox([note("IoU against the ground truth for thresholds 0.05 ... 0.95."),
                                  self.sweep_button, self.sweep_plot, self.use_best])
         self.assemble("Threshold, objects and export", self.pick, w.HBox([self.threshold, self.otsu_button]),
                       self.otsu_text, self.viewer.widget, self.sweep_box, self.objects_note, self.min_size,
-                      self.instances_button, self.metrics, self.torchscript, self.export_button, FEEDBACK,
-                      self.exported,
+                      self.instances_button, self.metrics, self.objects_table, self.sizes_plot, self.torchscript,
+                      self.export_button, FEEDBACK, self.exported,
                       intro="Move the threshold: the overlay shows the mask it gives (left) next to the "
                             "probability map.")
         self.threshold.layout.width = "460px"
@@ -243,10 +266,30 @@ class ExportPanel(PanelBase):
             self.metrics.value = ("<b>Metrics</b> (Dice/IoU: pixel overlap; F1 at IoU 0.5: matched objects)"
                                   + table_html(table[cols], index=False)
                                   + f"<pre>{html.escape(evaluation.report())}</pre>")
+        self._show_objects(self.service.object_tables())
         self.status.set(f"Objects at threshold {self.threshold.value:.2f}: {counts}.", "ok")
+
+    def _objects_of_pick(self) -> None:
+        if self.state.objects:  # made by the last 'Instances & metrics'
+            self._show_objects(self.state.objects)
+
+    def _show_objects(self, tables: dict) -> None:
+        """The first rows of the picked image's objects and a histogram of all objects' sizes."""
+        import pandas as pd
+
+        stem = self.pick.value if self.pick.value in tables else next(iter(tables))
+        table = tables[stem]
+        self.objects_table.value = (f"<b>Objects of {html.escape(stem)}</b> (first {min(len(table), 10)} of "
+                                    f"{len(table)}; Export writes every image's as <code>NAME.objects.csv</code>)"
+                                    + table_html(table.head(10), index=False))
+        png = plots.object_sizes_png(pd.concat(list(tables.values()), ignore_index=True))
+        if png:
+            self.sizes_plot.value = png
+        self.sizes_plot.layout.display = "" if png else "none"
 
     def _export(self) -> None:
         written = self.service.export(torchscript=self.torchscript.value)
+        self._show_objects(self.state.objects or self.service.object_tables())
         self.exported.value = ("Written:<ul>" + "".join(f"<li><code>{html.escape(str(p))}</code></li>"
                                                         for p in written[-4:]) + f"</ul>({len(written)} files)")
         self.status.set(f"Exported {len(written)} file(s) to {self.service.export_dir}.", "ok")

@@ -108,6 +108,10 @@ TERMS: dict[str, Term] = {
                          "04_train: Steps per epoch"),
     "lr": T("Learning rate", "How big a step gradient descent takes on each update. Too small: slow; too large: the "
             "loss jumps or diverges. The LR finder suggests one (default 3e-3).", "03_lr_finder, 04_train"),
+    "working_scale": T("Working scale", "The resolution the network trains and predicts at, as a share of the "
+                       "images' own: 0.5 halves width and height, so large objects fit the network's view and each "
+                       "step sees four times the area. Results are brought back to the images' size. Planned from "
+                       "the objects' size and how well the labels survive it.", "04_train: Working scale"),
     "lr_finder": T("LR finder", "A short sweep that trains with a learning rate rising from 1e-6 to 1 and records "
                    "the loss; it stops when the loss exceeds 4x its best and suggests the rate where the loss falls "
                    "fastest. The model is put back as it was.", "03_lr_finder: Run sweep"),

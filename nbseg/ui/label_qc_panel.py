@@ -31,7 +31,7 @@ class QCState:
     order: list = field(default_factory=list)
     page: int = 0
     experts: str = ""
-    method: str = "staple"
+    method: str = "majority"
     scores: object = None
     polygons: list = field(default_factory=list)  # dicts: name, kind, vertices, z
     saved: dict = field(default_factory=dict)
@@ -119,6 +119,12 @@ class QCService:
         self.state.config = cfg
         return scores
 
+    def expert_summary(self):
+        """Per expert, mean sensitivity / specificity / Dice against the combined mask (None before combining)."""
+        from ..labels.expert_folders import summarise_experts
+
+        return None if self.state.scores is None else summarise_experts(self.state.scores)
+
     def add_polygon(self, name: str, vertices_text: str, kind: str, z: int | None = None) -> dict:
         vertices = ov.parse_vertices(vertices_text)
         if kind == "merging" and self.state.config.data.seg2 is None:
@@ -179,8 +185,8 @@ class LabelQCPanel(PanelBase):
         # experts
         self.experts = control(w.Textarea, "staple", "Expert folders", placeholder="folder1; folder2; folder3",
                                layout=w.Layout(width="560px", height="60px"))
-        self.method = control(w.ToggleButtons, "majority", "Combine by", options=[("STAPLE", "staple"),
-                                                                                  ("majority vote", "majority")])
+        self.method = control(w.ToggleButtons, "majority", "Combine by", value="majority",
+                              options=[("majority vote", "majority"), ("STAPLE", "staple")])
         self.experts_button = self.primary("Combine experts", "staple", self._experts, icon="users")
         self.scores = w.HTML("")
         self.draw = DrawTab(self, self.service)
@@ -249,6 +255,12 @@ class LabelQCPanel(PanelBase):
         self.grid.children = cells
 
     def _experts(self) -> None:
-        scores = self.service.combine_experts(self.experts.value, self.method.value)
-        self.scores.value = "<b>Each expert against the combined mask</b>" + table_html(scores, index=False)
-        self.status.set("Ground truth written to labels/ and set as the training masks.", "ok")
+        self.service.combine_experts(self.experts.value, self.method.value)
+        summary = self.service.expert_summary()
+        worst = summary.index[summary["lowest_dice"]]
+        self.scores.value = ("<b>Each expert against the combined mask</b> (mean over images; sensitivity: share "
+                             "of the combined mask the expert marked, specificity: share of its background the "
+                             "expert left empty; per image in labels/…/expert_scores.csv)"
+                             + table_html(summary.drop(columns="lowest_dice")))
+        least = f" {html.escape(str(worst[0]))} agrees least with the others (lowest Dice)." if len(worst) else ""
+        self.status.set("Ground truth written to labels/ and set as the training masks." + least, "ok")

@@ -83,3 +83,34 @@ def bars_png(names, values, *, ylabel: str, title: str = "") -> bytes:
     if title:
         ax.set_title(title)
     return to_png(fig)
+
+
+SIZE_LABELS = {"area_um2": "area (µm²)", "volume_um3": "volume (µm³)", "area_px": "area (pixels)",
+               "volume_px": "volume (voxels)"}
+
+
+def object_sizes_png(table) -> bytes | None:
+    """A histogram of the sizes in an objects' table (``predict.objects.object_table``): in µm² or µm³
+    when the pixel sizes are known, else in pixels; None for a table without objects."""
+    if not len(table):
+        return None
+    column = next((c for c in SIZE_LABELS if c in table and table[c].notna().any()), None)
+    if column is None:
+        return None
+    return histogram_png(table[column], xlabel=SIZE_LABELS[column], title=f"Object sizes ({len(table)} objects)")
+
+
+def histogram_png(values, *, xlabel: str, title: str = "", bins: int = 30) -> bytes:
+    """A histogram of ``values`` (e.g. object sizes); NaN left out."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    fig = _figure(6.0, 2.8)
+    ax = fig.subplots()
+    ax.hist(values, bins=max(1, min(bins, len(values))), color="tab:blue", edgecolor="white")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("objects")
+    if title:
+        ax.set_title(title)
+    return to_png(fig)

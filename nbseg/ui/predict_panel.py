@@ -145,13 +145,23 @@ class PredictPanel(PanelBase):
             self.progress.value = done
             self.progress.description = f"{done}/{total}"
 
+        from ..predict.files import NOT_READ
+
         self.service.predict(progress=tick)
         self._show_table()
-        self.status.set(f"Predicted {len(s.table)} image(s) into {self.service.output}. Next: 06_threshold_export.",
-                        "ok")
+        failed = s.table[s.table["status"] == NOT_READ] if "status" in s.table else s.table.iloc[:0]
+        done = f"Predicted {len(s.table) - len(failed)} image(s) into {self.service.output}."
+        if len(failed):  # the others were predicted; these files need the user
+            self.status.set(f"{done} Not predicted: {' '.join(failed['error'])}", "warn")
+        else:
+            self.status.set(f"{done} Next: 06_threshold_export.", "ok")
 
     def _show_table(self) -> None:
+        from ..predict.files import NOT_READ
+
         table = self.state.table
+        if "status" in table:
+            table = table[table["status"] != NOT_READ]
         cols = [c for c in ("image", "uncertainty", "foreground_fraction", "threshold") if c in table.columns]
         self.ranking.value = ("<b>Images ranked by uncertainty</b> (most uncertain first: check these first)"
                               + table_html(table[cols], index=False))

@@ -45,11 +45,14 @@ def default_sample() -> str:
 
 
 def default_project(sample: str | None = None) -> Path:
-    """``NBSEG_PROJECT`` or ``./projects/<sample>`` beside the notebooks."""
+    """``NBSEG_PROJECT``; inside Colab the project notebook 01 kept on Google Drive (Drive is mounted
+    to look); else ``./projects/<sample>`` beside the notebooks."""
+    from ..colab import remembered_project
+
     given = os.environ.get(PROJECT_ENV, "").strip()
     if given:
         return Path(given).expanduser()
-    return Path("projects") / (sample or default_sample())
+    return remembered_project() or Path("projects") / (sample or default_sample())
 
 
 def quick_settings(dims: int) -> dict:

@@ -60,6 +60,7 @@ class TrainSettings:
     patience: int = 0  # 0 = no early stopping
     augment: bool = True
     lr: float = 3e-3
+    scale: float = 1.0  # working scale in-plane (the plan's unless changed)
 
 
 @dataclass
@@ -121,8 +122,9 @@ class TrainService:
                       minutes=float(t.minutes) if t.budget == "minutes" else None,
                       batch_size=int(t.batch_size), steps_per_epoch=int(t.steps_per_epoch), folds=int(t.folds),
                       patience=int(t.patience) if t.patience else None, augment=bool(t.augment), lr=float(t.lr))
-        cfg = Config.model_validate({**cfg.model_dump(),
-                                     "model": {"size": t.size, "patch": parse_patch(t.patch)},
+        # the model settings the panel has no control for (dims) are kept as they are
+        model = {**cfg.model.model_dump(), "size": t.size, "patch": parse_patch(t.patch), "scale": float(t.scale)}
+        cfg = Config.model_validate({**cfg.model_dump(), "model": model,
                                      "train": {**cfg.train.model_dump(), **update}})
         cfg.save(self.state.project)
         self.state.config = cfg
@@ -157,6 +159,8 @@ class TrainPanel(PanelBase):
                                 value=d.patience)
         self.augment = control(w.Checkbox, "augmentation", "Augment", value=d.augment, indent=False)
         self.lr = control(w.FloatText, "lr", "Learning rate", value=d.lr)
+        self.scale = control(w.BoundedFloatText, "working_scale", "Working scale", min=0.05, max=1.0, step=0.05,
+                             value=d.scale)
         self.train_button = self.primary("Train", "train", lambda: self._train(resume=False), icon="play",
                                          action="Training")
         self.resume_button = self.secondary("Resume from disk", "resume", lambda: self._train(resume=True),
@@ -169,7 +173,7 @@ class TrainPanel(PanelBase):
             ctl.observe(lambda _c: self._check_patch(), names="value")
         self.budget.observe(lambda _c: self._show_budget(), names="value")
         self.assemble("Training", self.plan, self.size, self.patch, self.rule, self.budget, self.epochs, self.minutes, self.batch,
-                      self.steps, self.folds, self.patience, self.augment, self.lr,
+                      self.steps, self.folds, self.patience, self.augment, self.lr, self.scale,
                       w.HBox([self.train_button, self.resume_button]), FEEDBACK, self.log, self.bars, self.plot,
                       intro="Training runs in this notebook's kernel. The kernel's stop button (■) ends it cleanly "
                             "and keeps the best model; 'Resume from disk' continues later, even after a restart.")
@@ -188,6 +192,7 @@ class TrainPanel(PanelBase):
         self.minutes.value = t.minutes or 10
         self.batch.value, self.steps.value, self.folds.value = plan.batch_size, plan.steps_per_epoch, t.folds
         self.patience.value, self.augment.value, self.lr.value = t.patience or 0, t.augment, t.lr
+        self.scale.value = (plan.scale or [1.0])[-1]
         if self.state.history:
             self.plot.value = plots.history_png(self.state.history)
         self._check_patch()
@@ -210,7 +215,8 @@ class TrainPanel(PanelBase):
         return TrainSettings(size=self.size.value, patch=self.patch.value, budget=self.budget.value,
                              epochs=self.epochs.value, minutes=self.minutes.value, batch_size=self.batch.value,
                              steps_per_epoch=self.steps.value, folds=self.folds.value,
-                             patience=self.patience.value, augment=self.augment.value, lr=self.lr.value)
+                             patience=self.patience.value, augment=self.augment.value, lr=self.lr.value,
+                             scale=self.scale.value)
 
     def _train(self, resume: bool) -> None:
         self.service.apply(self.settings())

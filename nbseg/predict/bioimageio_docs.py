@@ -1,0 +1,143 @@
+"""The human side of a bioimage.io package: default metadata read from the project, the README
+(with the project's validation figures) and the cover image. No bioimage.io import here: the
+spec's classes are built in :mod:`nbseg.predict.bioimageio_export`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..project import ProjectLayout
+
+# The papers behind the network nbseg trains (Ronneberger 2015; Cicek 2016 for 3D).
+UNET_CITATION = {"text": "Ronneberger, Fischer and Brox. U-Net: Convolutional Networks for Biomedical Image "
+                         "Segmentation. MICCAI 2015.", "doi": "10.1007/978-3-319-24574-4_28"}
+UNET3D_CITATION = {"text": "Cicek et al. 3D U-Net: Learning Dense Volumetric Segmentation from Sparse "
+                           "Annotation. MICCAI 2016.", "doi": "10.1007/978-3-319-46723-8_49"}
+KIND_WORDS = {"binary": "foreground/background", "multiclass": "multi-class semantic",
+              "instances": "instance (object interior and boundary)"}
+
+
+def default_metadata(project, info, n_models: int) -> dict:
+    """Name, description, tags and citations that describe ``project``'s ensemble.
+
+    Parameters
+    ----------
+    project : str or Path
+        The project folder (its name becomes the model's name).
+    info : EnsembleInfo
+    n_models : int
+
+    Returns
+    -------
+    dict with keys ``name``, ``description``, ``tags``, ``cite`` (list of dicts with text, doi)
+    """
+    dims = f"{info.spatial_dims}D"
+    folds = f"an ensemble of {n_models} U-Nets (one per cross-validation fold)" if n_models > 1 else "a U-Net"
+    description = (f"{dims} {KIND_WORDS.get(info.kind, info.kind)} segmentation of microscopy images by {folds} "
+                   f"trained with nbseg; outputs the probability of each class ({', '.join(info.class_names)}).")
+    tags = ["nbseg", "unet", "segmentation", "pytorch", dims.lower(),
+            "instance-segmentation" if info.kind == "instances" else "semantic-segmentation"]
+    cite = [UNET_CITATION] + ([UNET3D_CITATION] if info.spatial_dims == 3 else [])
+    name = Path(project).resolve().name if isinstance(project, (str, os.PathLike)) and Path(project).is_dir() else ""
+    name = name if len(name) >= 5 else f"nbseg model {name}".strip()  # bioimage.io names have 5 characters or more
+    return {"name": name, "description": description, "tags": tags, "cite": cite}
+
+
+def validation_figures(project, ensemble) -> list[dict]:
+    """Per fold: the kept model's validation Dice, its epoch and the epochs trained, read from the
+    model files' meta and ``history/fold<k>.csv`` (empty where training wrote neither)."""
+    from ..train.checkpoint import read_history
+
+    rows = []
+    for k, (_, meta) in enumerate(ensemble):
+        fold = int(meta.get("fold", k))
+        row = {"fold": fold, "val_dice": meta.get("val_dice"), "best_epoch": meta.get("epoch"), "epochs": None}
+        if project is not None and Path(project).is_dir():
+            history = ProjectLayout(project).history_file(fold)
+            if history.exists():
+                row["epochs"] = len(read_history(history))
+        if row["val_dice"] is not None or row["epochs"] is not None:
+            rows.append(row)
+    return rows
+
+
+def readme_text(name: str, description: str, info, *, percentiles, tile_rule: str, figures: list[dict],
+                n_models: int, tta: str) -> str:
+    """The package's README.md, with a ``# Validation`` section holding ``figures``."""
+    axes = "b,c," + ",".join("zyx"[-info.spatial_dims:])
+    lines = [f"# {name}", "", description, "",
+             "## Input", "",
+             f"Raw intensities, axes `{axes}`, {info.in_channels} channel(s). Declared preprocessing: per image "
+             f"and channel, the {percentiles[0]:g} and {percentiles[1]:g} intensity percentiles are mapped to 0 and "
+             f"1 (`scale_range`), as nbseg did in training. {tile_rule}", "",
+             "## Output", "",
+             f"Class probabilities, axes `{axes}`, one channel per class ({', '.join(info.class_names)}); they sum "
+             f"to 1 at every pixel (softmax inside the model"
+             + (f", averaged over {n_models} models" if n_models > 1 else "")
+             + (f" and test-time augmentation '{tta}'" if tta != "none" else "") + ").", ""]
+    if info.kind == "instances":
+        lines += ["nbseg numbers the objects with a seeded watershed on these maps (seeds from the interior "
+                  "probability). That watershed is **not** in this package: the package outputs the probability "
+                  "maps it is computed from. Run `nbseg predict --instances` for numbered objects.", ""]
+    else:
+        lines += ["A pixel belongs to the class of highest probability (nbseg thresholds the foreground at 0.5 by "
+                  "default). nbseg's post-processing (threshold choice, small-object removal, seeded watershed "
+                  "for instances) is not in this package: it outputs the probability maps.", ""]
+    lines += ["# Validation", ""]
+    if figures:
+        lines += ["Validation Dice of the kept model of each fold, on the images held out from that fold's "
+                  "training (smoothed over epochs, as nbseg keeps its best model):", "",
+                  "| fold | validation Dice | kept epoch | epochs trained |", "|---|---|---|---|"]
+        for row in figures:
+            kept = row["best_epoch"] + 1 if row["best_epoch"] is not None else None  # 1-based, as nbseg reports
+            lines.append("| {} | {} | {} | {} |".format(row["fold"] + 1, _num(row["val_dice"]), _num(kept),
+                                                        _num(row["epochs"])))
+        dice = [r["val_dice"] for r in figures if r["val_dice"] is not None]
+        if len(dice) > 1:
+            lines += ["", f"Mean over folds: {np.mean(dice):.3f} (standard deviation {np.std(dice):.3f})."]
+    else:
+        lines.append("No validation figures were recorded for these models (they were not trained by nbseg's "
+                     "trainer). Validate on annotated images of your own before relying on the output.")
+    lines += ["", "Check the model on a few annotated images of your own data before use: its figures hold for "
+              "images like those it was trained on.", "", "## Made with", "",
+              "Exported from a trained nbseg project with `nbseg export PROJECT --bioimageio MODEL.zip`.", ""]
+    return "\n".join(lines)
+
+
+def _num(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def write_cover(path, image, probs, kind: str) -> Path:
+    """A PNG: the (normalised) test input beside its foreground probability, middle slice of a stack.
+
+    Parameters
+    ----------
+    path : str or Path
+    image : (C, [Z,] Y, X) ndarray
+        Normalised input (first channel shown).
+    probs : (K, [Z,] Y, X) ndarray
+        Class probabilities.
+    kind : str
+    """
+    import imageio.v3 as iio
+
+    from .ensemble import foreground_of
+
+    first, fg = np.asarray(image[0], dtype=np.float32), np.asarray(foreground_of(probs, kind), dtype=np.float32)
+    if first.ndim == 3:
+        first, fg = first[first.shape[0] // 2], fg[fg.shape[0] // 2]
+    low, high = np.percentile(first, (1, 99))
+    left = np.clip((first - low) / max(float(high - low), 1e-6), 0, 1)
+    panel = np.concatenate([left, np.clip(fg, 0, 1)], axis=1)
+    scale = max(1, 256 // panel.shape[0])  # small test crops would make a postage stamp
+    panel = np.kron(panel, np.ones((scale, scale), dtype=np.float32))
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    iio.imwrite(tmp, (panel * 255).round().astype(np.uint8), extension=".png")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,265 @@
+"""Export a project's ensemble as a bioimage.io model package (format 0.5), written and then tested
+with the spec's own libraries (``bioimageio.spec``, ``bioimageio.core``; install ``nbseg[bioimageio]``).
+
+The package holds the ensemble as one TorchScript module (softmax and fold averaging inside, no
+normalisation: that is declared as ``scale_range`` preprocessing), the tile rule, a test input
+cropped from a training image with the module's output on it, a cover and a README whose
+``# Validation`` section carries the project's validation figures.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..data.normalize import DEFAULT_PERCENTILES
+from ..project import ProjectLayout
+from .bioimageio_docs import default_metadata, readme_text, validation_figures, write_cover
+from .bioimageio_load import BioimageioError, bioimageio_modules
+from .ensemble import ensemble_info, load_ensemble
+from .export import script_ensemble
+
+INPUT_ID, OUTPUT_ID = "raw", "probabilities"
+EPS = 1e-6  # scale_range's: (x - low) / (high - low + eps)
+DEFAULT_LICENSE = "CC-BY-4.0"  # the bioimage.io model zoo's usual license for weights
+
+
+def tile_rule(info) -> list[tuple]:
+    """Per spatial axis ``(min, step, halo)``: sides ``min + n*step``, of which ``halo`` pixels at each
+    border are cropped. ``step`` is what the U-Net pools (:func:`nbseg.model.unet.pooling_divisors`);
+    ``min`` is twice that so a halo of half a step leaves a step of output."""
+    return [(2 * d, d, d // 2) for d in info.divisors]
+
+
+def export_bioimageio(project, output=None, *, authors=None, name: str | None = None, description: str | None = None,
+                      license: str = DEFAULT_LICENSE, tags=None, cite=None, sample=None, tta: str = "none",
+                      overwrite: bool = False) -> Path:
+    """Write ``project``'s models as a tested bioimage.io model package.
+
+    Parameters
+    ----------
+    project : str or Path
+        Trained project folder (all folds), or model file(s).
+    output : str or Path, optional
+        The ``.zip`` to write. Default ``export/<project>.bioimageio.zip`` in the project folder.
+    authors : str or list of str
+        Who made the model (required by bioimage.io).
+    name, description : str, optional
+        Default: the project folder's name; a sentence from the models' task.
+    license : str
+        An SPDX identifier.
+    tags : list of str, optional
+    cite : list of dict, optional
+        ``{"text": ..., "doi": ...}`` or ``{"text": ..., "url": ...}``; default the U-Net paper(s).
+    sample : str, Path or (C, [Z,] Y, X) ndarray, optional
+        The image to crop the test input from. Default the project's first training image.
+    tta : {"none", "flips", "all"}
+        Test-time augmentation baked into the module.
+    overwrite : bool
+
+    Returns
+    -------
+    Path
+        ``output``, written only once ``bioimageio.core.test_model`` passed on it.
+    """
+    bio, save_package, test_model = bioimageio_modules()
+    output = Path(output) if output is not None else ProjectLayout(project).bioimageio_package
+    if output.suffix.lower() != ".zip":
+        raise BioimageioError(f"{output}: a bioimage.io package is a .zip file; give a name ending in .zip.")
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} exists already; pass overwrite=True (CLI: --overwrite) to replace it.")
+    authors = _authors(authors)
+    ensemble = load_ensemble(project)
+    info = ensemble_info(ensemble)
+    percentiles = _shared_percentiles(ensemble)
+    _refuse_working_scale(info)
+    meta = default_metadata(project, info, len(ensemble))
+    meta.update({k: v for k, v in {"name": name, "description": description, "tags": tags, "cite": cite}.items()
+                 if v is not None})
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.stem}.tmp.zip")
+    try:
+        with tempfile.TemporaryDirectory(prefix="nbseg-bioimageio-") as folder:
+            files = _write_files(Path(folder), project, ensemble, info, percentiles, meta, sample, tta)
+            descr = _describe(bio, files, info, percentiles, meta, authors, license, tta, len(ensemble))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                save_package(descr, output_path=tmp)
+        check_package(tmp, test_model)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a half-written or untested package is never left behind
+        raise
+    os.replace(tmp, output)
+    return output
+
+
+def _authors(authors) -> list[str]:
+    if isinstance(authors, str):
+        authors = [authors]
+    authors = [a.strip() for a in (authors or []) if a and a.strip()]
+    if not authors:
+        raise BioimageioError("authors is missing: bioimage.io requires at least one author, the people who made "
+                              "the model and answer questions about it. Give authors=['Your Name'] "
+                              "(CLI: --author 'Your Name').")
+    bad = [a for a in authors if "/" in a]
+    if bad:
+        raise BioimageioError(f"author names may not contain '/': {bad}. Give plain names, e.g. 'Ada Lovelace'.")
+    return authors
+
+
+def _shared_percentiles(ensemble) -> tuple:
+    found = {tuple(float(p) for p in (meta.get("percentiles") or DEFAULT_PERCENTILES)) for _, meta in ensemble}
+    if len(found) > 1:
+        raise BioimageioError(
+            f"The models normalise images differently (percentiles {sorted(found)}); a bioimage.io package "
+            "declares one normalisation. Export models trained with the same data.percentiles, or use "
+            "export_torchscript (CLI: nbseg export PROJECT OUTPUT.pt), which keeps each model's own.")
+    return found.pop()
+
+
+def _refuse_working_scale(info) -> None:
+    scale = getattr(info, "scale", None)
+    if scale and any(float(s) != 1 for s in scale):
+        raise BioimageioError(
+            f"The models were trained at working scale {list(scale)} (images shrunk before the network, results "
+            "brought back): a bioimage.io package cannot declare that resampling, so its consumers would feed "
+            "full-resolution images to a network that never saw them. Retrain at the images' own resolution "
+            "(model.scale=1, CLI: --scale 1) to export a package; nbseg predict runs this project at its scale.")
+
+
+def _write_files(folder: Path, project, ensemble, info, percentiles, meta, sample, tta) -> dict:
+    """Weights, test tensors, cover and README in ``folder``; returns their paths by role."""
+    import torch
+
+    module, _ = script_ensemble(ensemble, info, tta=tta, normalize=False)
+    files = {"weights": folder / "weights_torchscript.pt", "input": folder / "test_input.npy",
+             "output": folder / "test_output.npy", "cover": folder / "cover.png", "readme": folder / "README.md"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(module, str(files["weights"]))
+    raw = test_crop(project, info, sample)
+    normed = scale_range(raw, percentiles)
+    with torch.no_grad():
+        probs = module(torch.from_numpy(normed[np.newaxis])).numpy()[0]
+    np.save(files["input"], raw[np.newaxis])
+    np.save(files["output"], probs[np.newaxis].astype(np.float32))
+    write_cover(files["cover"], normed, probs, info.kind)
+    rule = tile_rule(info)
+    rule_text = ("Tiles: each spatial side (" + ", ".join("zyx"[-info.spatial_dims:]) + ") is "
+                 + ", ".join(f"{m} + n*{s}" for m, s, _ in rule) + "; halo (cropped at each border) "
+                 + ", ".join(str(h) for _, _, h in rule) + ".")
+    files["readme"].write_text(readme_text(meta["name"], meta["description"], info, percentiles=percentiles,
+                                           tile_rule=rule_text, figures=validation_figures(project, ensemble),
+                                           n_models=len(ensemble), tta=tta), encoding="utf-8")
+    return files
+
+
+def scale_range(image, percentiles) -> np.ndarray:
+    """bioimage.io's ``scale_range`` over the spatial axes of each channel of ``image`` (C, [Z,] Y, X):
+    what a consumer does before running the package's model."""
+    image = np.asarray(image, dtype=np.float32)
+    out = np.empty_like(image)
+    for c, channel in enumerate(image):
+        low, high = np.percentile(channel, percentiles)
+        out[c] = (channel - low) / (high - low + EPS)
+    return out
+
+
+def test_crop(project, info, sample=None) -> np.ndarray:
+    """A ``(C, [Z,] Y, X)`` float32 crop from the middle of ``sample`` (default the project's first
+    training image): the training patch, cut to the tile rule."""
+    from .image import as_image
+
+    image = as_image(sample if sample is not None else _training_image(project), info)
+    data = image.data
+    size = []
+    for side, patch, (low, step, _) in zip(image.spatial_shape, info.patch, tile_rule(info)):
+        if side < low:
+            raise BioimageioError(f"The test image {image.path or ''} is too small: {image.spatial_shape}, but "
+                                  f"the model needs at least {low} pixels per side along every axis. Give a "
+                                  "larger image (sample=..., CLI: --sample FILE).")
+        size.append(low + (min(side, max(patch, low)) - low) // step * step)
+    region = tuple(slice((s - n) // 2, (s - n) // 2 + n) for s, n in zip(image.spatial_shape, size))
+    return np.ascontiguousarray(np.asarray(data[(slice(None),) + region], dtype=np.float32))
+
+
+def _training_image(project):
+    from ..config import Config
+    from ..io.images import image_files
+
+    layout = ProjectLayout(project) if isinstance(project, (str, os.PathLike)) else None
+    if layout is None or not layout.config.exists():
+        raise BioimageioError("No image for the package's test input: the models come without a project "
+                              "config that names the training images. Give one (sample=..., CLI: --sample FILE).")
+    images = Path(Config.load(layout.config).data.images)
+    if not images.is_absolute() and not images.exists():
+        images = layout.root / images
+    return images if images.is_file() else image_files(images)[0]
+
+
+def _describe(bio, files, info, percentiles, meta, authors, license, tta, n_models):
+    """The spec's ModelDescr of the files in ``files``."""
+    import torch
+
+    spatial = "zyx"[-info.spatial_dims:]
+    rule = tile_rule(info)
+    in_axes = [bio.BatchAxis(), bio.ChannelAxis(channel_names=[f"channel{i}" for i in range(info.in_channels)])]
+    in_axes += [bio.SpaceInputAxis(id=bio.AxisId(a), size=bio.ParameterizedSize(min=m, step=s))
+                for a, (m, s, _) in zip(spatial, rule)]
+    out_axes = [bio.BatchAxis(), bio.ChannelAxis(channel_names=list(info.class_names))]
+    for a, (_, _, halo) in zip(spatial, rule):
+        size = bio.SizeReference(tensor_id=bio.TensorId(INPUT_ID), axis_id=bio.AxisId(a))
+        out_axes.append(bio.SpaceOutputAxisWithHalo(id=bio.AxisId(a), size=size, halo=halo) if halo
+                        else bio.SpaceOutputAxis(id=bio.AxisId(a), size=size))
+    normalise = bio.ScaleRangeDescr(kwargs=bio.ScaleRangeKwargs(
+        axes=[bio.AxisId(a) for a in spatial], min_percentile=percentiles[0], max_percentile=percentiles[1], eps=EPS))
+    inputs = bio.InputTensorDescr(
+        id=bio.TensorId(INPUT_ID), description="raw intensities", axes=in_axes,
+        test_tensor=bio.FileDescr(source=files["input"]), data=bio.IntervalOrRatioDataDescr(type="float32"),
+        preprocessing=[normalise])
+    outputs = bio.OutputTensorDescr(
+        id=bio.TensorId(OUTPUT_ID), description="class probabilities (softmax)", axes=out_axes,
+        test_tensor=bio.FileDescr(source=files["output"]),
+        data=bio.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)))
+    weights = bio.WeightsDescr(torchscript=bio.TorchscriptWeightsDescr(
+        source=files["weights"], pytorch_version=bio.Version(torch.__version__.split("+")[0])))
+    cite = [bio.CiteEntry(**{k: (bio.Doi(v) if k == "doi" else bio.HttpUrl(v) if k == "url" else v)
+                             for k, v in entry.items()}) for entry in meta["cite"]]
+    from pydantic import ValidationError
+
+    nbseg = {"kind": info.kind, "class_names": list(info.class_names), "patch": list(info.patch),
+             "percentiles": list(percentiles), "tta": tta, "models": n_models, "nbseg_version": __version__}
+    try:
+        return bio.ModelDescr(
+            name=meta["name"], description=meta["description"], authors=[bio.Author(name=a) for a in authors],
+            cite=cite, license=bio.LicenseId(license), tags=list(meta["tags"]),
+            documentation=bio.FileDescr(source=files["readme"]), covers=[bio.FileDescr(source=files["cover"])],
+            inputs=[inputs], outputs=[outputs], weights=weights, config=bio.Config(nbseg=nbseg))
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise BioimageioError(f"bioimage.io refuses the model description: {problems}. Fix the named field "
+                              "(e.g. license='MIT', name= of 5 to 128 characters; CLI: --license, --name) and "
+                              "export again.") from None
+
+
+def check_package(path, test_model=None) -> None:
+    """Run the spec's ``test_model`` on the package at ``path``; on failure delete it and raise
+    :class:`BioimageioError` with the failing checks."""
+    test_model = test_model or bioimageio_modules()[2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = test_model(str(path))
+    if summary.status == "passed":
+        return
+    Path(path).unlink(missing_ok=True)
+    failed = []
+    for detail in summary.details:
+        if detail.status == "failed":
+            reasons = "; ".join(f"{'.'.join(map(str, e.loc)) or '-'}: {e.msg}" for e in detail.errors)
+            failed.append(f"{detail.name}: {reasons or 'failed'}")
+    raise BioimageioError("The bioimage.io test of the package failed, so nothing was written:\n  "
+                          + "\n  ".join(failed or [f"status {summary.status}"]))

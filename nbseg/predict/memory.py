@@ -1,0 +1,312 @@
+"""How much memory a prediction takes, and the settings that keep it under a bound (``--max-memory``).
+
+A prediction holds, at its peak, the input image, the one-tile-high blending buffer of
+:func:`~nbseg.predict.tiling.sliding_window`, the tiles in flight with the network's activations,
+the results (float16, or a file on disk when they do not fit), and afterwards the 8-bit results
+:func:`~nbseg.predict.outputs.write_results` builds. :func:`plan_memory` estimates each part and
+picks the largest batch, and where the results are kept, that stay under the bound; the tile is
+never changed (it changes the result), so a bound too tight for one tile is refused with the
+smallest that would do. :func:`batch_for_budget` halves a batch until its estimate fits (the CUDA
+out-of-memory retry, :mod:`.oom`, halves the same way).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# Network activations per voxel of a tile, per channel of the U-Net's first level: measured on CPU
+# (peak RSS of one forward pass of the fused inference copy) at 23-31 for sizes S, M and L in
+# 2D and 3D; 32 keeps a margin.
+ACTIVATION_BYTES = 32
+UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20,
+         "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
+SIZE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
+
+
+class MemoryBudgetError(ValueError):
+    """A memory bound that is not a size, or too small for one tile; the message says what would do."""
+
+
+def parse_size(text) -> int:
+    """Bytes in a size such as ``"2GB"``, ``"500MB"``, ``"1.5 GiB"`` or ``"800M"`` (a number alone: bytes).
+
+    Decimal units (kB, MB, GB: powers of 1000) and binary ones (KiB, MiB, GiB: powers of 1024).
+
+    Raises
+    ------
+    MemoryBudgetError
+        For text that is not a positive size, naming it and showing the form.
+    """
+    if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
+        value, unit = float(text), ""
+    else:
+        match = SIZE_PATTERN.match(str(text))
+        if not match or match.group(2).lower() not in UNITS:
+            raise MemoryBudgetError(f"max_memory {text!r} is not a size; give a number and a unit, e.g. "
+                                    "'2GB', '500MB' or '1.5GiB' (CLI: --max-memory 2GB).")
+        value, unit = float(match.group(1)), match.group(2).lower()
+    size = int(value * UNITS[unit])
+    if size <= 0:
+        raise MemoryBudgetError(f"max_memory {text!r} is not above zero; give e.g. '2GB'.")
+    return size
+
+
+def format_size(size: float) -> str:
+    """``1536000000`` -> ``"1.54 GB"``."""
+    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(size) >= factor:
+            return f"{size / factor:.2f} {unit}"
+    return f"{int(size)} B"
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """What :func:`plan_memory` chose.
+
+    Attributes
+    ----------
+    batch_size : int
+        Tiles per step.
+    results_in_memory : bool
+        False: the results are written to a scratch file as they are made (see ``DiskArray``).
+    peak : int
+        Estimated peak in bytes, the process's ``baseline`` included.
+    parts : dict of str -> int
+        The estimate's parts at that peak, in bytes.
+    """
+
+    batch_size: int
+    results_in_memory: bool
+    peak: int
+    parts: dict = field(default_factory=dict)
+
+
+def prediction_parts(*, spatial, in_channels: int, n_out: int, tile, batch_size: int, width: int,
+                     image_itemsize: int = 4, result_itemsize: int = 2, results_in_memory: bool = True,
+                     cpu: bool = True, chunk_voxels: int | None = None, labels: bool = False,
+                     network=None) -> dict:
+    """Estimated bytes of each part of a prediction, in its two phases.
+
+    Parameters
+    ----------
+    spatial : ([Z,] Y, X) tuple of int
+        The image's spatial shape (at the models' scale).
+    in_channels, n_out : int
+        Channels of the image, and of the stored results (classes 1..K-1 plus uncertainty).
+    tile : ([Z,] Y, X) tuple of int
+    batch_size : int
+        Tiles per step.
+    width : int
+        Channels of the U-Net's first level (16 for size S, 32 for M and L).
+    image_itemsize, result_itemsize : int
+        Bytes per value of the image and of the stored results.
+    results_in_memory : bool
+    cpu : bool
+        On a GPU the activations live on the GPU and are not counted.
+    chunk_voxels : int, optional
+        On a CPU, at most this many tile voxels go through the network at once (``CPU_VOXELS``).
+    labels : bool
+        Object labels are made afterwards (``instances``).
+    network : callable(int) -> int, optional
+        Measured bytes the per-tile function takes for a batch of that many tiles (see
+        :func:`measure_growth`); default an estimate from ``width``.
+
+    Returns
+    -------
+    dict
+        ``{"tiling": {...}, "writing": {...}}``: the parts of the tiling phase and of the writing phase.
+    """
+    voxels, tile_voxels = int(np.prod(spatial)), int(np.prod(tile))
+    image = in_channels * voxels * image_itemsize
+    results = n_out * voxels * result_itemsize if results_in_memory else 0
+    chunk = batch_size if not chunk_voxels else min(batch_size, max(1, chunk_voxels // tile_voxels))
+    tiling = {
+        "image": image,
+        "results": results,
+        "blending buffer": n_out * min(tile[0], spatial[0]) * int(np.prod(spatial[1:])) * 4,
+        # tiles cut out and stacked, normalised, and each pass's probabilities, its running sum, the output
+        "tiles in flight": batch_size * tile_voxels * 4 * (3 * in_channels + 4 * (n_out + 1)),
+        "network activations": chunk * tile_voxels * width * ACTIVATION_BYTES if cpu else 0,
+    }
+    if network is not None:  # measured: the predictor's whole call, normalising and TTA included
+        tiling["tiles in flight"] = batch_size * tile_voxels * 4 * (2 * in_channels + n_out) + tile_voxels * 4 * n_out
+        tiling["network activations"] = int(network(batch_size))
+    # on disk, binary results are read a slab at a time (and released); the interior channel
+    # (instances) and multi-class probabilities are read whole
+    read_whole = n_out * voxels * result_itemsize if (labels or n_out > 2) else 0
+    writing = {
+        "image": image,
+        "results": results or read_whole,
+        # 8-bit probability and uncertainty, the mask and a comparison's temporary; labels: int32 and more
+        "8-bit results and mask": voxels * (4 + (12 if labels else 0)),
+    }
+    return {"tiling": tiling, "writing": writing}
+
+
+def plan_memory(max_memory, *, spatial, in_channels: int, n_out: int, tile, batch_size: int, width: int,
+                baseline: int | None = None, **details) -> MemoryPlan:
+    """The largest batch (at most ``batch_size``) and the place of the results that stay under ``max_memory``.
+
+    Parameters
+    ----------
+    max_memory : int or str
+        The bound on the whole process, e.g. ``"2GB"`` (see :func:`parse_size`).
+    spatial, in_channels, n_out, tile, batch_size, width, **details
+        As for :func:`prediction_parts`.
+    baseline : int, optional
+        Bytes the process holds already (the interpreter, torch, the models); default its
+        resident memory now (psutil; 0 where psutil is missing).
+
+    Returns
+    -------
+    MemoryPlan
+
+    Raises
+    ------
+    MemoryBudgetError
+        If even one tile, with the results on disk, needs more; the message gives the least bound
+        that would do and suggests a smaller tile.
+    """
+    budget = parse_size(max_memory)
+    baseline = current_memory() if baseline is None else int(baseline)
+    fitting, needs = [], []
+    for in_memory in (True, False):  # the largest batch wins; results stay in memory when it is a tie
+        def peak(batch, in_memory=in_memory):
+            parts = prediction_parts(spatial=spatial, in_channels=in_channels, n_out=n_out, tile=tile,
+                                     batch_size=batch, width=width, results_in_memory=in_memory, **details)
+            return baseline + max(sum(p.values()) for p in parts.values()), parts
+
+        batch = batch_for_budget(budget, lambda b: peak(b)[0], batch_size)
+        total, parts = peak(batch)
+        needs.append(total)
+        if total <= budget:
+            fitting.append(MemoryPlan(batch, in_memory, total, parts))
+    if fitting:
+        return max(fitting, key=lambda plan: plan.batch_size)  # max keeps the first of equals
+    raise MemoryBudgetError(
+        f"max_memory {format_size(budget)} is too little to predict this image ({tuple(spatial)}, tile "
+        f"{list(tile)}): one tile at a time with the results on disk needs about {format_size(min(needs))} "
+        f"(of which {format_size(baseline)} is held already by Python, torch and the models). Give at least "
+        f"that (CLI: --max-memory), or a smaller tile (CLI: --tile)."
+    )
+
+
+def plan_prediction(options, ensemble, info, image, spatial, tile, predictor, result_dtype) -> MemoryPlan:
+    """:func:`plan_memory` for one image of :func:`~nbseg.predict.image.predict_image` under
+    ``options.max_memory``.
+
+    Parameters
+    ----------
+    options : PredictOptions
+    ensemble : list of (model, meta)
+    info : EnsembleInfo
+    image : Image
+        The input (its channels and dtype).
+    spatial : ([Z,] Y, X) tuple of int
+        The shape predicted (at the models' scale).
+    tile : ([Z,] Y, X) tuple of int
+    predictor : TilePredictor
+        The per-tile function; run on three blank tiles to measure what the network takes.
+    result_dtype : numpy dtype
+    """
+    from ..model.unet import SIZES
+    from .ensemble import CPU_VOXELS
+
+    width = max(SIZES[model.spec.get("size", "S")][0] for model, _ in ensemble)
+    itemsize = getattr(getattr(image.data, "dtype", None), "itemsize", 4)
+    cpu = predictor.device.type == "cpu"
+    return plan_memory(options.max_memory, spatial=tuple(spatial), in_channels=info.in_channels,
+                       n_out=info.n_classes, tile=tuple(tile), batch_size=options.batch_size, width=width,
+                       image_itemsize=itemsize, result_itemsize=np.dtype(result_dtype).itemsize, cpu=cpu,
+                       chunk_voxels=CPU_VOXELS if cpu else None, labels=options.instances,
+                       network=network_cost(predictor, info.in_channels, tile))
+
+
+def network_cost(predictor, in_channels: int, tile):
+    """Bytes the per-tile function takes for ``b`` tiles, measured on one and two blank tiles.
+
+    The first call at a batch shape costs most (the CPU's convolution library sets itself up
+    for it, 100+ MB for a small 3D tile), so both measurements are first calls; beyond two
+    tiles the cost grows by their difference per tile. None where it cannot be measured
+    (:func:`measure_growth`): the estimate from the network's width is used then.
+    """
+    import torch
+
+    from .heap import trim
+
+    one, two = (measure_growth(lambda b=b: predictor(torch.zeros((b, in_channels) + tuple(tile))))
+                for b in (1, 2))
+    trim()  # what the measurements freed is not part of the baseline measured next
+    if one is None or two is None:
+        return None
+    return lambda batch: one + max(0, two - one) * (batch - 1)
+
+
+def measure_growth(fn) -> int | None:
+    """Bytes the process's resident memory rose above its level before ``fn()``, at its peak.
+
+    Linux only (the peak mark VmHWM, reset through ``/proc/self/clear_refs``); None elsewhere.
+    """
+    status = Path("/proc/self/status")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+        before = _status_bytes(status, "VmRSS")
+        fn()
+        return max(0, _status_bytes(status, "VmHWM") - before)
+    except (OSError, ValueError):
+        return None
+
+
+def _status_bytes(status: Path, key: str) -> int:
+    for line in status.read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024  # kB
+    raise ValueError(f"{key} not in {status}")
+
+
+def release(array) -> None:
+    """Drop the pages of a read-only memory-mapped ``array`` from the process (they stay in the
+    page cache and come back when read again), so reading a result file slab by slab does not
+    grow the process by its whole size; a no-op for arrays in memory."""
+    import mmap
+
+    mapping = getattr(array, "_mmap", None)
+    while mapping is None and getattr(array, "base", None) is not None:
+        array = array.base
+        mapping = getattr(array, "_mmap", None)
+    if isinstance(mapping, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def batch_for_budget(budget: int, need, batch_size: int) -> int:
+    """Halve ``batch_size`` until ``need(batch)`` (bytes) fits ``budget``; 1 if nothing fits.
+
+    Parameters
+    ----------
+    budget : int
+        Bytes available.
+    need : callable(int) -> int
+        Bytes a batch of that many tiles needs.
+    batch_size : int
+        The batch wanted (the most returned).
+    """
+    batch = max(1, int(batch_size))
+    while batch > 1 and need(batch) > budget:
+        batch //= 2
+    return batch
+
+
+def current_memory() -> int:
+    """The process's resident memory in bytes (psutil), or 0 where it cannot be read."""
+    try:
+        import psutil
+    except ImportError:
+        return 0
+    return int(psutil.Process().memory_info().rss)
+
+
+__all__ = ["MemoryBudgetError", "MemoryPlan", "batch_for_budget", "current_memory", "format_size",
+           "parse_size", "plan_memory", "plan_prediction", "prediction_parts", "release"]

@@ -1,0 +1,128 @@
+"""The working scale: resampling round trips, the label-fidelity measure, the plan's scale rule, and a
+model trained at half scale predicting at the input's own shape and pixel sizes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from nbseg.config import Config, DataConfig
+from nbseg.data.fingerprint import fingerprint
+from nbseg.data.resample import image_factors, label_fidelity, rescale_dataset, resample_image, restore
+from nbseg.train.plan import make_plan
+from test_plan import dataset
+
+
+def smooth(shape):
+    grid = np.indices(shape).astype(np.float32)
+    return (np.sin(grid[-1] / 9) + np.cos(grid[-2] / 13) + grid[0] / 50)[np.newaxis]
+
+
+@pytest.mark.parametrize("factors", [(0.5, 0.5), (1.0, 0.5, 0.5), (0.5, 0.5, 0.5), (1.0, 0.25, 0.25)])
+def test_resample_and_restore_round_trip(factors):
+    shape = (61, 83) if len(factors) == 2 else (21, 61, 83)
+    image = smooth(shape)
+    small = resample_image(image, factors)
+    assert small.shape[1:] == tuple(round(n * f) for n, f in zip(shape, factors))
+    back = restore(small, shape, step=4)  # slab by slab equals the whole
+    assert back.shape == image.shape and np.allclose(back, restore(small, shape, step=1000), atol=1e-5)
+    inner = (slice(None),) + tuple(slice(4, -4) for _ in shape)
+    tolerance = 0.03 if min(factors) >= 0.5 else 0.08
+    assert np.abs(back - image)[inner].max() < tolerance
+
+
+def test_restore_writes_a_disk_backed_store(tmp_path):
+    from nbseg.predict.tiling import DiskArray
+
+    small = resample_image(smooth((9, 40, 40)), (1.0, 0.5, 0.5))
+    store = DiskArray(tmp_path / "p.npy", (1, 9, 40, 40), np.float32)
+    restore(small, (9, 40, 40), out=store, step=2)
+    assert np.allclose(store.open(), restore(small, (9, 40, 40)))
+
+
+def test_label_fidelity_keeps_thick_objects_and_loses_thin_lines():
+    thick = np.zeros((200, 200), np.int64)
+    thick[40:160, 30:170] = 1
+    thin = np.zeros((200, 200), np.int64)
+    thin[::20, :] = 1  # one-pixel lines, like membranes or instance borders
+    assert label_fidelity([thick], (0.5, 0.5), 2) > 0.99
+    assert label_fidelity([thin], (0.5, 0.5), 2) < 0.5
+    both = thick.copy()
+    both[thin == 1] = 2
+    assert label_fidelity([both], (0.5, 0.5), 3) < 0.5  # the worst class decides
+
+
+def test_plan_shrinks_large_objects_that_survive_and_keeps_thin_ones():
+    big = fingerprint(dataset([(600, 600)], radius=60))
+    plan = make_plan(Config(data=DataConfig(images="x")), big, device="cpu")
+    assert plan.scale == [0.5, 0.5] and "view" in plan.reasons["scale"] and "scale 0.5x0.5" in plan.lines()[0]
+    big.scale_fidelity = {"0.5": 0.95, "0.25": 0.9}  # thin structures in the labels
+    kept = make_plan(Config(data=DataConfig(images="x")), big, device="cpu")
+    assert kept.scale == [1.0, 1.0] and "lose detail" in kept.reasons["scale"]
+    small = make_plan(Config(data=DataConfig(images="x")), fingerprint(dataset([(256, 256)])), device="cpu")
+    assert small.scale == [1.0, 1.0] and "scale" not in small.reasons
+
+
+def test_plan_scale_set_by_the_user_and_z_of_anisotropic_stacks():
+    fp = fingerprint(dataset([(40, 200, 200)], spacing=(2.2, 1.0, 1.0), radius=12))
+    cfg = Config(data=DataConfig(images="x", dims=3), model={"scale": 0.5, "dims": 3})
+    plan = make_plan(cfg, fp, device="cpu")
+    # Z (2.2x coarser) is already coarser than the plane at half scale: it stays
+    assert plan.scale == [1.0, 0.5, 0.5] and "as set" in plan.reasons["scale"]
+    assert plan.spacing == [2.2, 2.0, 2.0]
+    iso = fingerprint(dataset([(40, 200, 200)], spacing=(1.0, 1.0, 1.0), radius=12))
+    assert make_plan(cfg, iso, device="cpu").scale == [0.5, 0.5, 0.5]
+    with pytest.raises(ValueError, match="scale is 1.5"):
+        Config(data=DataConfig(images="x"), model={"scale": 1.5})
+
+
+def test_images_of_another_pixel_size_are_brought_to_the_common_one():
+    assert image_factors([0.5, 0.5], [0.4, 0.4], (0.2, 0.2), "µm") == [0.5, 0.5]
+    assert image_factors([0.5, 0.5], [0.4, 0.4], (0.1, 0.1), "µm") == [0.25, 0.25]
+    assert image_factors([0.5, 0.5], [0.4, 0.4], (1.0, 1.0), "relative") == [0.5, 0.5]
+    assert image_factors(None, None, None) == [1.0, 1.0]
+    data = dataset([(100, 100), (100, 100)], spacing=(0.2, 0.2), radius=20)
+    data.samples[1].pixel_sizes = (0.1, 0.1)  # a second microscope: twice as fine
+    moved = rescale_dataset(data, [1.0, 1.0], [0.2, 0.2])
+    assert moved.samples[0] is data.samples[0] and moved.samples[1].target.shape == (50, 50)
+    assert any("resampled to the common pixel size" in n for n in moved.notes)
+
+
+def test_half_scale_model_predicts_at_the_input_shape_and_pixel_sizes(tmp_path):
+    from nbseg.data import sample
+    from nbseg.predict.files import predict_files
+    from nbseg.predict.options import PredictOptions
+    from nbseg.train import fit
+
+    config = Config(data=sample("nuclei2d"), model={"scale": 0.5},
+                    train={"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "val_tiles": 2, "device": "cpu"})
+    result = fit(config, tmp_path / "project")
+    assert result.folds[0].model_path.exists()
+    image = next(iter(sorted(sample("nuclei2d")["images"].iterdir())))
+    source = tmp_path / "in.ome.tif"
+    tifffile.imwrite(source, tifffile.imread(image)[:200, :176], metadata={"axes": "YX",
+                     "PhysicalSizeX": 0.3, "PhysicalSizeY": 0.3})
+    predict_files(tmp_path / "project", [source], tmp_path / "out", PredictOptions(tta="none", device="cpu"))
+    with tifffile.TiffFile(tmp_path / "out" / "in.mask.ome.tif") as tif:
+        mask = tif.asarray()
+        pixels = tif.ome_metadata
+    assert mask.shape[-2:] == (200, 176)
+    assert 'PhysicalSizeX="0.3"' in pixels and 'PhysicalSizeY="0.3"' in pixels
+
+
+def test_3d_networks_plan_instance_norm_and_load_back(tmp_path):
+    import torch
+
+    from nbseg.model.unet import UNet, load_model_file, save_model_file
+
+    fp = fingerprint(dataset([(40, 96, 96)], spacing=(1.0, 1.0, 1.0), radius=8))
+    forced = make_plan(Config(data=DataConfig(images="x", dims=3), model={"dims": 3}), fp, device="cpu")
+    assert forced.norm == "instance" and "instance norm" in forced.reasons["norm"]
+    assert make_plan(Config(data=DataConfig(images="x", dims=3)), fp, device="cpu").norm == "batch"  # slices
+    model = UNet(3, 1, 2, "S", norm="instance")
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in model.modules())
+    x = torch.randn(1, 1, 16, 32, 32)
+    model.eval()
+    loaded, _ = load_model_file(save_model_file(tmp_path / "m.pt", model, meta={}))
+    assert torch.allclose(loaded(x), model(x)) and loaded.spec["norm"] == "instance"
+    assert "norm" not in UNet(2, 1, 2, "S").spec  # earlier model files keep their spec
