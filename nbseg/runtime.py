@@ -60,3 +60,15 @@ def autocast(device: torch.device, precision: str):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def free_memory(device: str) -> int:
+    """Free memory of ``device`` in bytes: the GPU's (torch) or the machine's RAM (psutil)."""
+    if device.startswith("cuda"):
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:  # psutil is optional: assume a laptop's few GiB
+        return 4 * 2**30

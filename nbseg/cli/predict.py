@@ -117,7 +117,7 @@ def _memory_size(text: str) -> int:
     """``--max-memory`` text as bytes; bad text is an argparse error that shows the form."""
     import argparse
 
-    from ..predict.memory import parse_size
+    from ..predict.sizes import parse_size
 
     try:
         return parse_size(text)

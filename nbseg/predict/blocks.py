@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model.unet import divisibility_problem
+from .outputs import to_uint8
 from .post import classes, instances as label_instances
 from .tiling import axis_placements
 
@@ -114,7 +115,7 @@ def block_results(prediction, crop, *, threshold: float, instances: bool) -> tup
     stored = np.asarray(prediction.stored, dtype=np.float32)
     full = (slice(None),) + tuple(crop)
     fg = stored[0] if prediction.kind == "binary" else stored[:-1].sum(axis=0)
-    unc, prob8 = stored[-1], np.clip(np.rint(fg * 255), 0, 255).astype(np.uint8)
+    unc, prob8 = stored[-1], to_uint8(fg)
     arrays = {"uncertainty": unc[crop]}
     if prediction.kind == "multiclass":
         probabilities = prediction.class_probabilities().astype(np.float32)

@@ -73,7 +73,7 @@ def predict_on_cluster(project, inputs, output_dir, options: PredictOptions | No
     if todo:
         # connected before writing: a bad address writes nothing
         with connect(cluster, project=project, timeout=timeout) as client:
-            if options.precision == "auto":  # measured once, on a worker: every block of an image alike, no seams
+            if options.precision == "auto":  # resolved once, on a worker (its device): every block alike, no seams
                 precision = client.submit(workers.pick_precision, options.device, pure=False).result()
                 options = PredictOptions.build(options, precision=precision)
             output_dir.mkdir(parents=True, exist_ok=True)

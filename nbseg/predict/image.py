@@ -133,7 +133,7 @@ def predict_image(models, image, options: PredictOptions | None = None, *, dtype
     ensemble = load_ensemble(models)
     info = ensemble_info(ensemble)
     image = as_image(image, info, axes=options.axes, channels=options.channels)
-    factors = image_factors(info.scale, info.spacing, image.pixel_sizes, getattr(image, "unit", None))
+    factors = image_factors(info.scale, info.spacing, image.pixel_sizes, image.unit)
     work = image.data if is_native(factors) else resample_image(image.data, factors)  # the models' scale
     tile = choose_tile(options.tile, work.shape[1:], info)
     predictor = _tile_predictor(ensemble, info, image, options, bounds=bounds)  # normalised by the input's own intensities

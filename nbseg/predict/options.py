@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields, replace
 
 from ..choices import check_choice
 from .ensemble import UNCERTAINTY_CHOICES
-from .memory import parse_size
+from .sizes import parse_size
 from .post import parse_threshold
 from .tiling import check_overlap, check_tile_sides
 from .tta import check_tta

@@ -105,13 +105,13 @@ def write_results(prediction: Prediction, paths: dict, *, threshold, instances: 
     zarr = is_zarr(paths["prob"])  # Zarr keeps probabilities as float32 (chunks compress them), TIFF as 0-255
     prob_out, unc_out = (np.empty(shape, np.float32), np.empty(shape, np.float32)) if zarr else (prob8, unc8)
     for part, fg, unc in prediction.foreground_slabs():
-        prob8[part], unc8[part] = _to_uint8(fg), _to_uint8(unc)
+        prob8[part], unc8[part] = to_uint8(fg), to_uint8(unc)
         if zarr:
             prob_out[part], unc_out[part] = fg, unc
     write = dict(pixel_sizes=prediction.pixel_sizes, overwrite=True)
     if prediction.kind == "multiclass":
         probabilities = prediction.probabilities
-        write_image_file(paths["prob"], probabilities.astype(np.float32) if zarr else _to_uint8(probabilities),
+        write_image_file(paths["prob"], probabilities.astype(np.float32) if zarr else to_uint8(probabilities),
                          axes="C" + axes, **write)
         mask, used = classes(prediction.probabilities), None
     else:
@@ -145,12 +145,13 @@ def write_object_files(paths: dict, labels, *, image=None, pixel_sizes=None, uni
 
 
 def _slabs_to_uint8(values, step: int = 16) -> np.ndarray:
-    """``_to_uint8`` a slab at a time along the first axis (``values`` may live on disk)."""
+    """``to_uint8`` a slab at a time along the first axis (``values`` may live on disk)."""
     out = np.empty(values.shape, np.uint8)
     for start in range(0, values.shape[0], step):
-        out[start:start + step] = _to_uint8(values[start:start + step])
+        out[start:start + step] = to_uint8(values[start:start + step])
     return out
 
 
-def _to_uint8(values) -> np.ndarray:
+def to_uint8(values) -> np.ndarray:
+    """Probabilities in [0, 1] as the 0-255 values nbseg writes (and thresholds, so masks match files)."""
     return np.clip(np.rint(np.asarray(values, dtype=np.float32) * 255), 0, 255).astype(np.uint8)

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..data.resample import is_native
+from ..runtime import free_memory
 from ..model.unet import PatchSizeError, divisibility_problem, pool_z_for, pooling_divisors, receptive_field
 
 ANISOTROPIC = 3.0  # Z spacing / XY spacing from which a stack is segmented slice by slice
@@ -82,8 +84,7 @@ class Plan:
     def lines(self) -> list[str]:
         """The plan as lines a person reads."""
         what = ("2D network over each slice" if self.slices else f"{self.model_dims}D network")
-        scale = "" if not self.scale or max(self.scale) == min(self.scale) == 1 else \
-            f", scale {'x'.join(f'{f:g}' for f in self.scale)}"
+        scale = "" if is_native(self.scale) else f", scale {'x'.join(f'{f:g}' for f in self.scale)}"
         head = (f"plan: {what}, model {self.size}{scale}, patch {'x'.join(map(str, self.patch))}, "
                 f"batch {self.batch_size}, lr {self.lr:.1e}")
         return [head] + [f"  {key}: {why}" for key, why in self.reasons.items()]
@@ -291,18 +292,4 @@ def _batch(config, patch, size: str, conv_dims: int, device: str, reasons: dict)
     return batch
 
 
-def free_memory(device: str) -> int:
-    """Free memory of ``device`` in bytes: the GPU's (torch) or the machine's RAM (psutil)."""
-    if device.startswith("cuda"):
-        import torch
-
-        return int(torch.cuda.mem_get_info(torch.device(device))[0])
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:  # psutil is optional: assume a laptop's few GiB
-        return 4 * 2**30
-
-
-__all__ = ["Plan", "free_memory", "make_plan", "plan_training"]
+__all__ = ["Plan", "make_plan", "plan_training"]

@@ -135,7 +135,7 @@ class _FoldRun:
                       "history": layout.history_file(fold)}
         self.train_samples, self.val_samples = split_samples(dataset, split)
         self.device = distributed.local_device(pick_device(self.tcfg.device))
-        self.precision = distributed.from_main(pick_precision(self.device, self.tcfg.precision))  # measured on CPUs
+        self.precision = distributed.from_main(pick_precision(self.device, self.tcfg.precision))  # one for all processes
         seed = self.tcfg.seed + 1000 * fold
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
