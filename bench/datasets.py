@@ -29,18 +29,24 @@ def dsb_fluorescence_split(*, test_fraction: float = 0.2, seed: int = 0) -> dict
 
     Returns ``{"train": {"images", "masks"}, "test": {"images", "masks"}}`` folders.
     """
+    return dsb_split("fluorescence", "dsb", test_fraction=test_fraction, seed=seed)
+
+
+def dsb_split(modality: str, name: str, *, test_fraction: float = 0.2, seed: int = 0) -> dict[str, dict[str, Path]]:
+    """The DSB2018 images of one ``modality`` (metadata.csv's column) split once into train and held-back
+    test, linked under ``bench/_work/<name>``; the same folders as :func:`dsb_fluorescence_split`."""
     data = require_shared() / "dsb2018"
     with open(data / "metadata.csv") as handle:
-        names = sorted(r["name"] for r in csv.DictReader(handle) if r["modality"] == "fluorescence")
+        names = sorted(r["name"] for r in csv.DictReader(handle) if r["modality"] == modality)
     order = np.random.default_rng(seed).permutation(names)
     n_test = round(len(order) * test_fraction)
     parts = {"test": order[:n_test], "train": order[n_test:]}
     out = {}
     for part, members in parts.items():
-        folders = {kind: WORK / "dsb" / part / kind for kind in ("images", "masks")}
-        for name in members:
+        folders = {kind: WORK / name / part / kind for kind in ("images", "masks")}
+        for member in members:
             for kind, folder in folders.items():
-                _link(data / kind / f"{name}.tif", folder / f"{name}.tif")
+                _link(data / kind / f"{member}.tif", folder / f"{member}.tif")
         out[part] = folders
     return out
 

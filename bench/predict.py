@@ -100,6 +100,12 @@ def Tiny():
     return TinyNet()
 
 
+def _shown(path: str) -> str:
+    """A data path as the docs show it: relative to the shared data folder, never this machine's path."""
+    marker = "/shared/data/"
+    return "../shared/data/" + path.split(marker, 1)[1] if marker in path else path
+
+
 def current_rss_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -273,7 +279,7 @@ def markdown(report: dict) -> str:
                           f"mean {agree['mean_abs_diff']:.4f}, Dice of the masks {agree['mask_dice']:.4f} "
                           "(the engines pad borders and place the last tile alike but not identically).")
     return "\n".join([
-        f"Volume {shape} ({report['volume']}), model {report['model']}, tile {list(report['tile'])}, overlap {report['overlap']}, "
+        f"Volume {shape} ({_shown(report['volume'])}), model {report['model']}, tile {list(report['tile'])}, overlap {report['overlap']}, "
         f"TTA {report['tta']} ({lim['passes']} passes x {lim['tiles']} tiles), batch {report['batch_size']}, "
         f"threads {nb['threads']}.", "", *rows, "",
         f"nbseg vs MONAI: **{report['speedup']:.2f}x** the speed (goal >= {GOALS['speedup']}x; "

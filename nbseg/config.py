@@ -135,6 +135,9 @@ class TrainConfig(_Strict):
     balance_classes: Optional[bool] = None
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    # fine-tuning: start from this model's weights (project folder, model file, bioimage.io package or bundled
+    # model name; nbseg.train.init). None: from scratch. The architecture is the source's, the lr a tenth
+    init: Optional[str] = None
 
     @model_validator(mode="after")
     def _check(self):
@@ -142,6 +145,9 @@ class TrainConfig(_Strict):
             raise ValueError(f"epochs is {self.epochs}; give 1 or more.")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError(f"minutes is {self.minutes}; give a positive training time.")
+        if not self.lr > 0:  # a typed 0 or a sign slip would train nothing, or train away from the optimum
+            raise ValueError(f"lr is {self.lr}; give a positive learning rate such as 3e-3 (notebook 03 or "
+                             "`nbseg lr-find` proposes one).")
         if self.folds < 1:
             raise ValueError(f"folds is {self.folds}; 1 trains one model, K >= 2 trains a K-fold ensemble.")
         if not 0 <= self.foreground_fraction <= 1:

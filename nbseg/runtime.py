@@ -72,3 +72,18 @@ def free_memory(device: str) -> int:
         return int(psutil.virtual_memory().available)
     except ImportError:  # psutil is optional: assume a laptop's few GiB
         return 4 * 2**30
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` says the device ran out of memory: a GPU's ``torch.OutOfMemoryError``, the CPU
+    allocator's "can't allocate memory", or a ``MemoryError`` (a smaller batch may then fit)."""
+    if isinstance(err, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def release_cached_memory() -> None:
+    """Give the GPU memory the caching allocator holds back, so a retry after running out starts clean."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -21,12 +21,15 @@ def make_model(dims=2, channels=1, classes=2, seed=0, pool_z=True):
 
 
 def make_project(root: Path, *, dims=2, folds=1, channels=1, kind="binary", patch=None,
-                 percentiles=lambda k: [1.0, 99.8]) -> Path:
-    """``root`` with ``folds`` models; ``percentiles(k)`` gives fold k's normalisation."""
+                 percentiles=lambda k: [1.0, 99.8], plan=None) -> Path:
+    """``root`` with ``folds`` models; ``percentiles(k)`` gives fold k's normalisation; ``plan`` (a dict,
+    e.g. ``{"scale": [1, 0.5, 0.5]}``) the training plan the meta records."""
     classes = 3 if kind == "instances" else 2
     patch = patch or ([8, 32, 32] if dims == 3 else [32, 32])
     for k in range(folds):
         meta = {"percentiles": percentiles(k), "kind": kind, "n_classes": classes, "in_channels": channels,
                 "spatial_dims": dims, "patch": patch, "axes": None, "channels": None, "fold": k}
+        if plan is not None:
+            meta["plan"] = dict(plan)
         save_model_file(Path(root) / "models" / f"fold{k}.pt", make_model(dims, channels, classes, seed=k), meta=meta)
     return Path(root)

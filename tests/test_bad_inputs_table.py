@@ -349,6 +349,8 @@ OTHERS = [
     Case("config-dims-patch-disagree", _config("data: {images: IMAGES, masks: MASKS, dims: 3}\n"
                                                "model: {patch: [64, 64]}\n"),
          (r"settings\.yaml", r"data is 3D but patch size \[64, 64\] is 2D")),
+    Case("config-negative-lr", _config("data: {images: IMAGES, masks: MASKS}\ntrain: {lr: -0.003}\n"),
+         (r"settings\.yaml", r"lr is -0\.003", r"positive learning rate")),
     Case("lr-find-without-masks", _lr_find_without_masks, (r"masks", r"--masks DIR")),
     Case("export-over-a-file", _export_over, (r"model\.pt exists", r"--overwrite")),
     Case("export-no-models", lambda case, assets: ["export", str(case), str(case / "m.pt")],

@@ -266,3 +266,84 @@ def test_lab_3d_sequence(browser, tmp_path):
     assert results["04_train"]["loss_plot"], "no loss plot image after training"
     assert (root / "project" / "models" / "fold0.pt").exists()
     assert list((root / "project" / "export").glob("*.labels.ome.tif"))
+
+
+def _kernel_pid(url: str) -> int:
+    """PID of the notebook's kernel: the one kernel the server lists, found among this test's own
+    descendants by the kernel id in its connection file's name."""
+    import json
+
+    import psutil
+
+    kernels = json.load(urllib.request.urlopen(f"{url}/api/kernels", timeout=5))
+    assert len(kernels) == 1, kernels
+    pids = [p.pid for p in psutil.Process().children(recursive=True)
+            if any(kernels[0]["id"] in part for part in p.cmdline())]
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+def _epochs(history: Path) -> list[dict]:
+    from nbseg.train.checkpoint import read_history
+
+    return read_history(history) if history.exists() else []
+
+
+def test_lab_kernel_killed_then_resume(browser, tmp_path):
+    """Issue 16: the kernel dies (SIGKILL) while notebook 04 trains; reopen 04, 'Resume from disk'
+    continues from the last finished epoch: every epoch once, the earlier rows unchanged."""
+    from nbseg.config import Config, DataConfig
+    from nbseg.data.sample import sample
+    from nbseg.project import ProjectLayout
+
+    project, epochs = tmp_path / "project", 10
+    cfg = Config(data=DataConfig(**sample("nuclei2d")))  # what notebook 01 saves for the sample
+    cfg.model.size, cfg.model.patch = "S", [64, 64]
+    cfg.train.epochs, cfg.train.steps_per_epoch, cfg.train.batch_size = 4, 3, 2  # ~1-2 s an epoch
+    cfg.save(project)
+    history = ProjectLayout(project).history / "fold0.csv"
+    shutil.copy(ROOT / "notebooks" / "04_train.ipynb", tmp_path / "04_train.ipynb")
+    env = {"NBSEG_QUICK": "1", "NBSEG_AUTORUN": "0", "NBSEG_PROJECT": str(project), "MPLBACKEND": "Agg",
+           "OMP_NUM_THREADS": "2"}
+    with lab_server(tmp_path, env) as url:
+        page = browser.new_page(viewport={"width": 1300, "height": 2600})
+        assert _run_notebook(page, url, "04_train", press=False)["problems"] == []
+        field = page.locator(f"{NB} .widget-inline-hbox").filter(has_text="Epochs").locator("input")
+        field.fill(str(epochs))
+        field.press("Enter")  # the typed value reaches the kernel on Enter
+        page.locator(f"{NB} button.mod-primary").filter(has_text="Train").click()
+        deadline = time.monotonic() + 180
+        while len(_epochs(history)) < 2:
+            assert time.monotonic() < deadline, "training did not write 2 epochs in 180 s"
+            time.sleep(0.2)
+        pid = _kernel_pid(url)
+        os.kill(pid, signal.SIGKILL)  # a kernel death, not a restart command
+        before = _epochs(history)  # read once the writer is dead
+        assert 2 <= len(before) < epochs, f"{len(before)} epochs before the kill: make the run longer"
+        dialog = page.locator(".jp-Dialog")
+        dialog.wait_for(timeout=60_000)
+        died = dialog.inner_text()
+        dialog.locator(".jp-mod-accept").click()  # 'OK': the server restarts the kernel
+        _close(page)
+        # reopen notebook 04 and run it again in the new kernel, then resume
+        assert _run_notebook(page, url, "04_train", press=False)["problems"] == []
+        assert _kernel_pid(url) != pid
+        page.locator(f"{NB} button").filter(has_text="Resume from disk").click()
+        page.locator(f"{NB} .jupyter-widgets").filter(has_text="Trained 1 model").last.wait_for(timeout=300_000)
+        _wait_idle(page)
+        table = page.locator(f"{NB} .jupyter-widgets table").last.inner_text()
+        log = page.locator(f"{NB} .widget-html").filter(has_text="Resumed from the checkpoint").last.inner_text()
+        problems = _problems(page)
+        _shoot(page, "2d_04_train_resumed")
+        page.close()
+    after = _epochs(history)
+    assert "died" in died, died
+    assert [h["epoch"] for h in after] == list(range(epochs)), [h["epoch"] for h in after]
+    assert after[:len(before)] == before, "the epochs before the kill changed"
+    assert Config.load(project).train.epochs == epochs
+    # the resumed run's table (1-based epochs) starts after the last checkpoint: the last row read before
+    # the kill, or one later when the kill fell between the checkpoint's write and the history's
+    rows = [int(line.split("\t")[1]) for line in table.strip().splitlines()[1:]]
+    assert rows[0] in (len(before) + 1, len(before) + 2) and rows == list(range(rows[0], epochs + 1)), table
+    assert f"at epoch {rows[0]}." in log, log
+    assert problems == [], problems

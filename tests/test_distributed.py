@@ -16,6 +16,7 @@ from nbseg.predict.blocks import Block, check_block, plan_blocks
 from nbseg.predict.distributed import ClusterError, _stitch, connect, predict_on_cluster, slurm_settings
 from nbseg.predict.files import predict_files
 from nbseg.predict.image import predict_image
+from nbseg.predict.outputs import to_uint8
 
 from model_projects import make_project
 
@@ -87,6 +88,27 @@ def test_3d_blocks_on_two_workers_match_one_process(shared_data, tmp_path, clien
     prob = read_image(tmp_path / "out" / "crop.prob.ome.zarr").data[0]
     reference = predict_image(project, path, tta="none", precision="fp32", dtype=np.float32).foreground
     assert np.abs(prob - reference).max() <= 1e-4
+
+
+def test_half_scale_model_in_blocks_matches_one_process(shared_data, tmp_path, client):
+    # Lucchi++'s plan predicts at half scale in-plane: each block is resampled (with its halo), tiled there
+    # and restored, as the whole image is
+    path = _lucchi(shared_data, tmp_path, (slice(40, 56), slice(300, 428), slice(400, 520)))
+    project = make_project(tmp_path / "project", dims=3, plan={"scale": [1.0, 0.5, 0.5]})
+    reference = predict_image(project, path, tta="none", precision="fp32", dtype=np.float32).foreground
+    threshold = float(np.quantile(reference, 0.6))  # an untrained model: a threshold that leaves both classes
+    table = predict_on_cluster(project, path, tmp_path / "out", cluster=client, block=(8, 64, 64), tta="none",
+                               precision="fp32", threshold=threshold)
+    assert table.loc[0, "blocks"] == 2 * 2 * 2
+    prob = read_image(tmp_path / "out" / "crop.prob.ome.zarr")
+    mask = read_image(tmp_path / "out" / "crop.mask.ome.zarr").data[0] > 0
+    assert prob.data.shape[1:] == reference.shape == (16, 128, 120)
+    assert prob.pixel_sizes == pytest.approx((0.005,) * 3)
+    assert np.abs(prob.data[0] - reference).max() <= 1e-4
+    whole = to_uint8(reference) > threshold * 255
+    assert whole.any() and (mask & whole).sum() / (mask | whole).sum() >= 0.995
+    with pytest.raises(ValueError, match=r"smaller than the model's tile \[8, 64, 64\]"):
+        predict_on_cluster(project, path, tmp_path / "small", cluster=client, block=(8, 32, 32))
 
 
 def test_instances_are_stitched_across_block_faces(shared_data, tmp_path, client):

@@ -178,3 +178,36 @@ def test_out_of_memory_halves_the_batch_then_the_tile_and_predicts_the_same():
     with pytest.raises(torch.cuda.OutOfMemoryError, match="even with one tile of .*--device cpu"):
         retry_out_of_memory(run_with(_budgeted(predictor, 16)), batch_size=2, tile=(16, 16),
                             divisors=info.divisors, report=told.append)
+
+
+def test_a_model_at_another_scale_counts_the_resampled_copies():
+    """A model working at half the input's pixel size: the whole input is resampled (a float32 copy) before
+    tiling, and the results back to the input's shape after; the plan counts both."""
+    source, work = (64, 1024, 1024), (64, 512, 512)
+    resampled = plan_memory("64GB", baseline=0, **{**SHAPE, "spatial": work}, source=source)
+    as_before = plan_memory("64GB", baseline=0, **{**SHAPE, "spatial": work})  # the copies not counted
+    tiling, restoring, writing = (resampled.parts[k] for k in ("tiling", "restoring", "writing"))
+    source_voxels, work_voxels = int(np.prod(source)), int(np.prod(work))
+    assert tiling["image"] == source_voxels and tiling["resampled image"] == 4 * work_voxels  # uint8 in, float32
+    assert restoring["restored results"] == 2 * 2 * source_voxels and restoring["results"] == 2 * 2 * work_voxels
+    assert writing["8-bit results and mask"] == 4 * source_voxels  # the outputs are at the input's shape
+    assert resampled.peak - as_before.peak == (source_voxels - work_voxels) + 4 * work_voxels
+    # a bound the old estimate thought wide enough for the whole batch: the plan now takes a smaller one
+    tight = plan_memory(as_before.peak, baseline=0, **{**SHAPE, "spatial": work}, source=source)
+    assert tight.batch_size < as_before.batch_size and tight.peak <= as_before.peak
+
+
+def test_prediction_plan_sees_the_models_scale(tmp_path):
+    from nbseg.predict.ensemble import ensemble_info, load_ensemble
+    from nbseg.predict.image import _tile_predictor, as_image
+    from nbseg.predict.memory import plan_prediction
+
+    ensemble = load_ensemble(make_project(tmp_path / "p", dims=2, patch=[32, 32], plan={"scale": [0.5, 0.5]}))
+    info = ensemble_info(ensemble)
+    image = as_image(np.random.default_rng(0).integers(0, 4000, (256, 192)).astype(np.uint16), info)
+    options = PredictOptions(tta="none", device="cpu", precision="fp32", max_memory="64GB")
+    predictor = _tile_predictor(ensemble, info, image, options)
+    plan = plan_prediction(options, ensemble, info, image, (128, 96), (32, 32), predictor, np.float16)
+    assert plan.parts["tiling"]["resampled image"] == 128 * 96 * 4 and plan.parts["tiling"]["image"] == 256 * 192 * 2
+    native = plan_prediction(options, ensemble, info, image, (256, 192), (32, 32), predictor, np.float16)
+    assert "restoring" not in native.parts and "resampled image" not in native.parts["tiling"]

@@ -126,3 +126,35 @@ def test_3d_networks_plan_instance_norm_and_load_back(tmp_path):
     loaded, _ = load_model_file(save_model_file(tmp_path / "m.pt", model, meta={}))
     assert torch.allclose(loaded(x), model(x)) and loaded.spec["norm"] == "instance"
     assert "norm" not in UNet(2, 1, 2, "S").spec  # earlier model files keep their spec
+
+
+@pytest.mark.parametrize("factors", [(1.0, 0.5, 0.5), (0.5, 0.25, 0.5)])
+def test_windows_of_a_resampled_image_and_of_its_restoring_match_the_whole(factors):
+    from nbseg.data.resample import resample_window, restore_source, restore_window, scaled_shape, source_window
+
+    image = np.random.default_rng(0).random((2, 13, 101, 77)).astype(np.float32)
+    shape = image.shape[1:]
+    whole, work_shape = resample_image(image, factors), scaled_shape(shape, factors)
+    for window in [(slice(0, 3), slice(10, 25), slice(0, 19)), (slice(2, 6), slice(0, 25), slice(7, 19))]:
+        window = tuple(slice(w.start, min(w.stop, n)) for w, n in zip(window, work_shape))
+        src = source_window(window, shape, factors)
+        part = resample_window(image[(slice(None),) + src], factors, shape, window, [s.start for s in src])
+        np.testing.assert_allclose(part, whole[(slice(None),) + window], atol=1e-6)
+    back = restore(whole, shape)
+    for out in [(slice(0, 5), slice(40, 101), slice(5, 33)), (slice(7, 13), slice(0, 17), slice(60, 77))]:
+        need = restore_source(out, shape, work_shape)
+        part = restore_window(whole[(slice(None),) + need], shape, work_shape, out, [s.start for s in need])
+        np.testing.assert_allclose(part, back[(slice(None),) + out], atol=1e-6)
+
+
+def test_blocks_of_a_half_scale_model_read_what_resampling_and_tiling_need():
+    from nbseg.predict.blocks import plan_blocks
+    from nbseg.predict.tiling import axis_placements
+
+    blocks = plan_blocks((40, 100), (20, 64), (16, 16), 0.5, factors=(0.5, 0.5))
+    assert [b.out for b in blocks][:2] == [(slice(0, 20), slice(0, 64)), (slice(0, 20), slice(64, 100))]
+    grids = [axis_placements(n, 16, 0.5) for n in (20, 50)]  # the tiles of the 20 x 50 image at half scale
+    for b in blocks:  # the work window is made of whole tiles, and resampling it reads its input and a margin
+        assert all(w.start in {p.start for p in g} and w.stop in {p.stop for p in g} for w, g in zip(b.work, grids))
+        assert all(s.start <= max(0, 2 * w.start - 3) and s.stop >= min(n, 2 * w.stop + 2)
+                   for s, w, n in zip(b.src, b.work, (40, 100)))

@@ -154,6 +154,7 @@ def test_04_train_plot_files_and_resume(project):
     panel.resume_button.click()  # continues from the checkpoint: one more epoch
     assert panel.error is None, panel.errors.message.value
     assert [h["epoch"] for h in panel.state.history] == [0, 1, 2]
+    assert "Resumed from the checkpoint on disk at epoch 3." in panel.log.value
 
 
 def test_04_stop_button_keeps_best_model(project, monkeypatch):

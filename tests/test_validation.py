@@ -1,5 +1,5 @@
-"""Validation is scored the way prediction works: sliding-window inference with blending over centred
-regions of every validation image, within a pixel budget."""
+"""Validation is scored the way prediction works: sliding-window inference with blending over whole images
+or pieces spread over each validation image, within a pixel budget."""
 from __future__ import annotations
 
 import numpy as np
@@ -20,13 +20,17 @@ class Threshold(nn.Module):
         return torch.cat([torch.zeros_like(x), 20 * (x - 0.5)], 1)
 
 
-def test_regions_fit_the_budget_and_keep_the_centre():
-    target = np.zeros((40, 300, 200), np.int64)
-    target[20, 150, 100] = 1
-    sample = Sample("a", target[None].astype(np.float32), target)
-    (image, region), = validation_regions([sample], (1, 64, 64), budget=200_000)
-    assert region.size <= 200_000 and region.shape[1:] >= (64, 64) and image.shape[1:] == region.shape
-    assert region.sum() == 1  # the centre is kept
+def test_regions_fit_the_budget_and_spread_over_the_image():
+    z = np.broadcast_to(np.arange(40)[:, None, None], (40, 300, 200))
+    sample = Sample("a", z[None].astype(np.float32), np.zeros(z.shape, np.int64))
+    regions = validation_regions([sample], (1, 64, 64), budget=200_000)
+    assert 1 < len(regions) and sum(r.size for _, r in regions) <= 200_000
+    assert all(r.shape[1:] >= (64, 64) and i.shape[1:] == r.shape for i, r in regions)
+    depths = np.unique(np.concatenate([i[0, :, 0, 0] for i, _ in regions]))
+    assert depths.min() == 0 and depths.max() == 39  # both ends of the stack are scored, not only its middle
+    one = Sample("c", np.zeros((1, 300, 300), np.float32), np.zeros((300, 300), np.int64))
+    (image, region), = validation_regions([one], (128, 128), budget=150 * 150)
+    assert region.shape == (150, 150) and image.shape[1:] == (150, 150)  # one piece: the centre
     small = Sample("b", np.zeros((1, 30, 30), np.float32), np.zeros((30, 30), np.int64))
     assert validation_regions([small], (64, 64), budget=10)[0][1].shape == (30, 30)  # never below the image
 

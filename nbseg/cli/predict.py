@@ -101,10 +101,12 @@ def _register_export(subparsers) -> None:
     p.add_argument("output", type=Path, nargs="?", metavar="OUTPUT.pt", help="TorchScript file to write (not with --bioimageio)")
     p.add_argument("--tta", default="none", metavar="{none,flips,all}", help="bake in test-time augmentation: none (default), flips, all")
     p.add_argument("--bioimageio", type=Path, metavar="OUT.zip", help="write a bioimage.io model package (format 0.5)")
-    p.add_argument("--author", action="append", metavar="NAME", help="bioimage.io: an author of the model (repeat for several; required)")
+    p.add_argument("--author", action="append", metavar="NAME", help="bioimage.io: an author of the model, 'Name' or 'Name; Affiliation; github-user' (repeat for several; required)")
     p.add_argument("--name", help="bioimage.io: the model's name (default: the project folder's name)")
     p.add_argument("--description", help="bioimage.io: one-sentence description (default: from the model's task)")
     p.add_argument("--license", default="CC-BY-4.0", help="bioimage.io: SPDX license of the model (default CC-BY-4.0)")
+    p.add_argument("--tags", metavar="A,B", help="bioimage.io: comma-separated search words (default: nbseg, unet, segmentation, ...)")
+    p.add_argument("--training-data", metavar="TEXT", help="bioimage.io: what the model learnt from (default: the project's data folders, pixel size, classes)")
     p.add_argument("--sample", type=Path, metavar="FILE", help="bioimage.io: image to cut the test input from (default: the first training image)")
     p.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
 
@@ -207,7 +209,8 @@ def _run_bioimageio_export(args) -> int:
         raise ValueError(f"Give either OUTPUT.pt ({args.output}) or --bioimageio {args.bioimageio}, not both: "
                          "run nbseg export twice for both files.")
     path = export_bioimageio(args.project, args.bioimageio, authors=args.author, name=args.name,
-                             description=args.description, license=args.license, sample=args.sample,
+                             description=args.description, license=args.license, tags=args.tags,
+                             training_data=args.training_data, sample=args.sample,
                              tta=args.tta, overwrite=args.overwrite)
     print(f"Wrote {path}: a bioimage.io model package that passed bioimageio.core's test. Open it in deepImageJ, "
           "ilastik or QuPath, or upload it to https://bioimage.io.")

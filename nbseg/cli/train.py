@@ -77,6 +77,8 @@ def config_from_args(args) -> Config:
     for key in _TRAIN_KEYS:
         if getattr(args, key, None) is not None:
             base["train"][key] = getattr(args, key)
+    if getattr(args, "init", None) is not None:  # "none" clears a saved init (nbseg.train.init.init_source)
+        base["train"]["init"] = args.init
     if args.minutes is not None:
         base["train"]["epochs"] = None
     if args.epochs is not None:
@@ -151,6 +153,13 @@ def register(subparsers) -> None:
         epilog="Example: nbseg train --images raw/ --masks labels/ --project myproject --minutes 10")
     _add_data_options(train)
     _add_training_options(train)
+    train.add_argument("--init", metavar="SOURCE",
+                       help="fine-tune: start from the weights of SOURCE, an nbseg project folder (its fold 0 model), "
+                            "a model file, a bioimage.io package exported by nbseg (.zip or rdf.yaml) or a bundled "
+                            "model name (e.g. nuclei); 'none' trains from scratch. The network (2D/3D, size, norm, "
+                            "scale) is the source's; the classes must match; a 1-channel model is spread over 3 "
+                            "channels (or 3 summed to 1); percentiles come from your data; the peak lr is a tenth "
+                            "of the default unless --lr is given. --resume continues from the checkpoint")
     train.add_argument("--resume", action="store_true", help="continue a stopped run from its last checkpoint")
     train.set_defaults(func=run_train)
 

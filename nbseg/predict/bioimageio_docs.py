@@ -4,17 +4,20 @@ spec's classes are built in :mod:`nbseg.predict.bioimageio_export`."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
 from ..project import ProjectLayout
+from .bioimageio_load import BioimageioError
 
 # The papers behind the network nbseg trains (Ronneberger 2015; Cicek 2016 for 3D).
 UNET_CITATION = {"text": "Ronneberger, Fischer and Brox. U-Net: Convolutional Networks for Biomedical Image "
                          "Segmentation. MICCAI 2015.", "doi": "10.1007/978-3-319-24574-4_28"}
 UNET3D_CITATION = {"text": "Cicek et al. 3D U-Net: Learning Dense Volumetric Segmentation from Sparse "
                            "Annotation. MICCAI 2016.", "doi": "10.1007/978-3-319-46723-8_49"}
+GITHUB_USER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")  # GitHub's rule for user names
 KIND_WORDS = {"binary": "foreground/background", "multiclass": "multi-class semantic",
               "instances": "instance (object interior and boundary)"}
 
@@ -64,8 +67,9 @@ def validation_figures(project, ensemble) -> list[dict]:
 
 
 def readme_text(name: str, description: str, info, *, percentiles, tile_rule: str, figures: list[dict],
-                n_models: int, tta: str) -> str:
-    """The package's README.md, with a ``# Validation`` section holding ``figures``."""
+                n_models: int, tta: str, training_data: str = "", cite=()) -> str:
+    """The package's README.md, with a ``# Validation`` section holding ``figures`` and, where
+    given, ``## Training data`` and ``## How to cite`` (``cite``: dicts with text and doi or url)."""
     axes = "b,c," + ",".join("zyx"[-info.spatial_dims:])
     lines = [f"# {name}", "", description, "",
              "## Input", "",
@@ -85,6 +89,8 @@ def readme_text(name: str, description: str, info, *, percentiles, tile_rule: st
         lines += ["A pixel belongs to the class of highest probability (nbseg thresholds the foreground at 0.5 by "
                   "default). nbseg's post-processing (threshold choice, small-object removal, seeded watershed "
                   "for instances) is not in this package: it outputs the probability maps.", ""]
+    if training_data:
+        lines += ["## Training data", "", training_data, ""]
     lines += ["# Validation", ""]
     if figures:
         lines += ["Validation Dice of the kept model of each fold, on the images held out from that fold's "
@@ -103,6 +109,9 @@ def readme_text(name: str, description: str, info, *, percentiles, tile_rule: st
     lines += ["", "Check the model on a few annotated images of your own data before use: its figures hold for "
               "images like those it was trained on.", "", "## Made with", "",
               "Exported from a trained nbseg project with `nbseg export PROJECT --bioimageio MODEL.zip`.", ""]
+    if cite:
+        lines += ["## How to cite", ""] + [f"- {c['text']} " + (f"doi:{c['doi']}" if c.get("doi") else c.get("url", ""))
+                                           for c in cite] + [""]
     return "\n".join(lines)
 
 
@@ -141,3 +150,108 @@ def write_cover(path, image, probs, kind: str) -> Path:
     iio.imwrite(tmp, (panel * 255).round().astype(np.uint8), extension=".png")
     os.replace(tmp, path)
     return path
+
+
+def training_data_text(project, info) -> str:
+    """A sentence on what the models learnt from: the image and mask folders of ``project``'s
+    ``config.yaml``, how many images, the pixel size and the classes (empty parts left out)."""
+    from ..config import Config
+    from ..io.images import image_files
+
+    parts = []
+    layout = ProjectLayout(project) if isinstance(project, (str, os.PathLike)) else None
+    if layout is not None and layout.config.exists():
+        data = Config.load(layout.config).data
+        try:
+            count = f"{len(image_files(data.images))} images" if Path(data.images).is_dir() else "images"
+        except (OSError, ValueError):
+            count = "images"
+        parts.append(f"{count} from `{Path(data.images).name}`"
+                     + (f" with masks from `{Path(data.masks).name}`" if data.masks else ""))
+    spacing = pixel_sizes(project, info)
+    if spacing:
+        parts.append("pixel size " + " x ".join(f"{s:g}" for s in spacing) + " µm (" + "".join("ZYX"[-len(spacing):])
+                     + ")")
+    parts.append(f"classes {', '.join(info.class_names)}")
+    return f"{info.spatial_dims}D microscopy images: " + "; ".join(parts) + "."
+
+
+def pixel_sizes(project, info) -> list | None:
+    """``([Z,] Y, X)`` µm per pixel the models learnt at: the training plan's, else ``config.yaml``'s
+    ``data.pixel_sizes``, else None."""
+    from ..config import Config
+
+    if getattr(info, "spacing", None):
+        return [float(s) for s in info.spacing]
+    layout = ProjectLayout(project) if isinstance(project, (str, os.PathLike)) else None
+    if layout is not None and layout.config.exists():
+        sizes = Config.load(layout.config).data.pixel_sizes
+        return [float(s) for s in sizes[-info.spatial_dims:]] if sizes else None
+    return None
+
+
+def citation_entry(text: str, link: str) -> dict:
+    """``{"text": text, "doi": ...}`` or ``{"text": text, "url": ...}`` from a DOI (``10.xxx/...``,
+    ``doi:10...``, ``https://doi.org/10...``) or a web address, as bioimage.io's ``cite`` holds them."""
+    text, link = (text or "").strip(), (link or "").strip()
+    if not text or not link:
+        raise ValueError(f"A citation needs its text and a DOI or web address; got text={text!r}, link={link!r}. "
+                         "Give both, e.g. 'Doe et al. Nuclei in 3D. Nat Methods 2024.' and '10.1038/s41592-...'.")
+    for prefix in ("https://doi.org/", "http://doi.org/", "https://dx.doi.org/", "doi:"):
+        if link.lower().startswith(prefix):
+            link = link[len(prefix):]
+            break
+    if link.startswith("10."):
+        return {"text": text, "doi": link}
+    if link.startswith(("http://", "https://")):
+        return {"text": text, "url": link}
+    raise ValueError(f"{link!r} is neither a DOI (10.xxxx/...) nor a web address (https://...): give one of them.")
+
+
+def export_defaults(project) -> dict:
+    """What the bioimage.io form of notebook 06 starts from: :func:`default_metadata` plus
+    ``training_data`` (:func:`training_data_text`), ``class_names``, ``pixel_sizes`` (µm or None),
+    ``figures`` (:func:`validation_figures`) and ``output`` (the default package path)."""
+    from .ensemble import ensemble_info, load_ensemble
+
+    ensemble = load_ensemble(project)
+    info = ensemble_info(ensemble)
+    meta = default_metadata(project, info, len(ensemble))
+    meta.update(training_data=training_data_text(project, info), class_names=list(info.class_names),
+                pixel_sizes=pixel_sizes(project, info),
+                figures=validation_figures(project, ensemble), output=ProjectLayout(project).bioimageio_package)
+    return meta
+
+
+def author_dicts(authors) -> list[dict]:
+    """``[{"name", "affiliation", "github_user"}, ...]`` (empty parts left out) from ``authors`` of
+    :func:`~nbseg.predict.bioimageio_export.export_bioimageio`: str, dict or a list of them."""
+    if isinstance(authors, (str, dict)):
+        authors = [authors]
+    authors = [_author(a) for a in (authors or []) if a]
+    authors = [a for a in authors if a.get("name")]
+    if not authors:
+        raise BioimageioError("authors is missing: bioimage.io requires at least one author, the people who made "
+                              "the model and answer questions about it. Give authors=['Your Name'] "
+                              "(CLI: --author 'Your Name').")
+    bad = [a["name"] for a in authors if "/" in a["name"]]
+    if bad:
+        raise BioimageioError(f"author names may not contain '/': {bad}. Give plain names, e.g. 'Ada Lovelace'.")
+    bad = [a["github_user"] for a in authors if a.get("github_user") and not GITHUB_USER.match(a["github_user"])]
+    if bad:
+        raise BioimageioError(f"{bad} is not a GitHub user name (letters, digits and single hyphens, at most 39 "
+                              "characters, e.g. 'ada-lovelace'); give the name without '@' or leave it empty.")
+    return authors
+
+
+def _author(author) -> dict:
+    if isinstance(author, str):  # "Name; Affiliation; github-user", as the CLI and notebook 06 take it
+        author = dict(zip(("name", "affiliation", "github_user"), author.split(";")))
+    known = {"name", "affiliation", "github_user"}
+    if not isinstance(author, dict) or set(author) - known:
+        raise BioimageioError(f"author {author!r}: give 'Name; Affiliation; github-user' or a dict with keys "
+                              f"{sorted(known)}.")
+    author = {k: str(v).strip() for k, v in author.items() if v and str(v).strip()}
+    if "github_user" in author:
+        author["github_user"] = author["github_user"].removeprefix("@")
+    return author

@@ -17,8 +17,10 @@ import numpy as np
 
 from .. import __version__
 from ..data.normalize import DEFAULT_PERCENTILES
+from ..model.unet import save_model_file
 from ..project import ProjectLayout
-from .bioimageio_docs import default_metadata, readme_text, validation_figures, write_cover
+from .bioimageio_docs import (author_dicts, default_metadata, pixel_sizes, readme_text, training_data_text,
+                              validation_figures, write_cover)
 from .bioimageio_load import BioimageioError, bioimageio_modules
 from .ensemble import ensemble_info, load_ensemble
 from .export import script_ensemble
@@ -26,6 +28,7 @@ from .export import script_ensemble
 INPUT_ID, OUTPUT_ID = "raw", "probabilities"
 EPS = 1e-6  # scale_range's: (x - low) / (high - low + eps)
 DEFAULT_LICENSE = "CC-BY-4.0"  # the bioimage.io model zoo's usual license for weights
+STATE_DICT_FILE = "nbseg_model.pt"  # the first model as an nbseg model file (nbseg.train.init reads it)
 
 
 def tile_rule(info) -> list[tuple]:
@@ -36,8 +39,8 @@ def tile_rule(info) -> list[tuple]:
 
 
 def export_bioimageio(project, output=None, *, authors=None, name: str | None = None, description: str | None = None,
-                      license: str = DEFAULT_LICENSE, tags=None, cite=None, sample=None, tta: str = "none",
-                      overwrite: bool = False) -> Path:
+                      license: str = DEFAULT_LICENSE, tags=None, cite=None, training_data: str | None = None,
+                      sample=None, tta: str = "none", overwrite: bool = False) -> Path:
     """Write ``project``'s models as a tested bioimage.io model package.
 
     Parameters
@@ -46,15 +49,19 @@ def export_bioimageio(project, output=None, *, authors=None, name: str | None = 
         Trained project folder (all folds), or model file(s).
     output : str or Path, optional
         The ``.zip`` to write. Default ``export/<project>.bioimageio.zip`` in the project folder.
-    authors : str or list of str
-        Who made the model (required by bioimage.io).
+    authors : str, dict or list of them
+        Who made the model (required by bioimage.io): ``"Name"``, ``"Name; Affiliation; github-user"``
+        (the last two optional) or ``{"name": ..., "affiliation": ..., "github_user": ...}``.
     name, description : str, optional
         Default: the project folder's name; a sentence from the models' task.
     license : str
         An SPDX identifier.
-    tags : list of str, optional
+    tags : list of str or comma-separated str, optional
     cite : list of dict, optional
         ``{"text": ..., "doi": ...}`` or ``{"text": ..., "url": ...}``; default the U-Net paper(s).
+    training_data : str, optional
+        What the models learnt from (README's ``## Training data``, ``config.nbseg.training_data``).
+        Default: the project's image/mask folders, image count, pixel size and classes.
     sample : str, Path or (C, [Z,] Y, X) ndarray, optional
         The image to crop the test input from. Default the project's first training image.
     tta : {"none", "flips", "all"}
@@ -72,14 +79,19 @@ def export_bioimageio(project, output=None, *, authors=None, name: str | None = 
         raise BioimageioError(f"{output}: a bioimage.io package is a .zip file; give a name ending in .zip.")
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} exists already; pass overwrite=True (CLI: --overwrite) to replace it.")
-    authors = _authors(authors)
+    authors = author_dicts(authors)
     ensemble = load_ensemble(project)
     info = ensemble_info(ensemble)
     percentiles = _shared_percentiles(ensemble)
     _refuse_working_scale(info)
     meta = default_metadata(project, info, len(ensemble))
+    meta["spec"] = dict(getattr(ensemble[0][0], "spec", {}))  # the U-Net's arguments, for fine-tuning (train.init)
+    if isinstance(tags, str):
+        tags = [t.strip() for t in tags.split(",") if t.strip()]
     meta.update({k: v for k, v in {"name": name, "description": description, "tags": tags, "cite": cite}.items()
                  if v is not None})
+    meta["training_data"] = training_data.strip() if training_data else training_data_text(project, info)
+    meta["pixel_sizes"] = pixel_sizes(project, info)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.stem}.tmp.zip")
     try:
@@ -95,20 +107,6 @@ def export_bioimageio(project, output=None, *, authors=None, name: str | None = 
         raise
     os.replace(tmp, output)
     return output
-
-
-def _authors(authors) -> list[str]:
-    if isinstance(authors, str):
-        authors = [authors]
-    authors = [a.strip() for a in (authors or []) if a and a.strip()]
-    if not authors:
-        raise BioimageioError("authors is missing: bioimage.io requires at least one author, the people who made "
-                              "the model and answer questions about it. Give authors=['Your Name'] "
-                              "(CLI: --author 'Your Name').")
-    bad = [a for a in authors if "/" in a]
-    if bad:
-        raise BioimageioError(f"author names may not contain '/': {bad}. Give plain names, e.g. 'Ada Lovelace'.")
-    return authors
 
 
 def _shared_percentiles(ensemble) -> tuple:
@@ -137,7 +135,11 @@ def _write_files(folder: Path, project, ensemble, info, percentiles, meta, sampl
 
     module, _ = script_ensemble(ensemble, info, tta=tta, normalize=False)
     files = {"weights": folder / "weights_torchscript.pt", "input": folder / "test_input.npy",
-             "output": folder / "test_output.npy", "cover": folder / "cover.png", "readme": folder / "README.md"}
+             "output": folder / "test_output.npy", "cover": folder / "cover.png", "readme": folder / "README.md",
+             "state_dict": folder / STATE_DICT_FILE}
+    # the first model's own file rides along as an attachment: `nbseg train --init PACKAGE` fine-tunes it
+    # (the TorchScript weights have batch norm folded in; consumers other than nbseg ignore attachments)
+    save_model_file(files["state_dict"], ensemble[0][0], meta=ensemble[0][1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(module, str(files["weights"]))
@@ -154,7 +156,8 @@ def _write_files(folder: Path, project, ensemble, info, percentiles, meta, sampl
                  + ", ".join(str(h) for _, _, h in rule) + ".")
     files["readme"].write_text(readme_text(meta["name"], meta["description"], info, percentiles=percentiles,
                                            tile_rule=rule_text, figures=validation_figures(project, ensemble),
-                                           n_models=len(ensemble), tta=tta), encoding="utf-8")
+                                           n_models=len(ensemble), tta=tta, training_data=meta["training_data"],
+                                           cite=meta["cite"]), encoding="utf-8")
     return files
 
 
@@ -208,13 +211,15 @@ def _describe(bio, files, info, percentiles, meta, authors, license, tta, n_mode
     spatial = "zyx"[-info.spatial_dims:]
     rule = tile_rule(info)
     in_axes = [bio.BatchAxis(), bio.ChannelAxis(channel_names=[f"channel{i}" for i in range(info.in_channels)])]
-    in_axes += [bio.SpaceInputAxis(id=bio.AxisId(a), size=bio.ParameterizedSize(min=m, step=s))
-                for a, (m, s, _) in zip(spatial, rule)]
+    spacing = meta["pixel_sizes"]  # µm per pixel, where the training plan or config.yaml says
+    unit = [{"scale": float(s), "unit": "micrometer"} for s in spacing] if spacing else [{}] * len(spatial)
+    in_axes += [bio.SpaceInputAxis(id=bio.AxisId(a), size=bio.ParameterizedSize(min=m, step=s), **u)
+                for a, (m, s, _), u in zip(spatial, rule, unit)]
     out_axes = [bio.BatchAxis(), bio.ChannelAxis(channel_names=list(info.class_names))]
-    for a, (_, _, halo) in zip(spatial, rule):
+    for a, (_, _, halo), u in zip(spatial, rule, unit):
         size = bio.SizeReference(tensor_id=bio.TensorId(INPUT_ID), axis_id=bio.AxisId(a))
-        out_axes.append(bio.SpaceOutputAxisWithHalo(id=bio.AxisId(a), size=size, halo=halo) if halo
-                        else bio.SpaceOutputAxis(id=bio.AxisId(a), size=size))
+        out_axes.append(bio.SpaceOutputAxisWithHalo(id=bio.AxisId(a), size=size, halo=halo, **u) if halo
+                        else bio.SpaceOutputAxis(id=bio.AxisId(a), size=size, **u))
     normalise = bio.ScaleRangeDescr(kwargs=bio.ScaleRangeKwargs(
         axes=[bio.AxisId(a) for a in spatial], min_percentile=percentiles[0], max_percentile=percentiles[1], eps=EPS))
     inputs = bio.InputTensorDescr(
@@ -232,18 +237,32 @@ def _describe(bio, files, info, percentiles, meta, authors, license, tta, n_mode
     from pydantic import ValidationError
 
     nbseg = {"kind": info.kind, "class_names": list(info.class_names), "patch": list(info.patch),
-             "percentiles": list(percentiles), "tta": tta, "models": n_models, "nbseg_version": __version__}
+             "percentiles": list(percentiles), "tta": tta, "models": n_models, "nbseg_version": __version__,
+             "spec": meta["spec"], "state_dict": files["state_dict"].name, "training_data": meta["training_data"]}
     try:
         return bio.ModelDescr(
-            name=meta["name"], description=meta["description"], authors=[bio.Author(name=a) for a in authors],
+            name=meta["name"], description=meta["description"], authors=_author_descrs(bio, authors),
             cite=cite, license=bio.LicenseId(license), tags=list(meta["tags"]),
             documentation=bio.FileDescr(source=files["readme"]), covers=[bio.FileDescr(source=files["cover"])],
-            inputs=[inputs], outputs=[outputs], weights=weights, config=bio.Config(nbseg=nbseg))
+            inputs=[inputs], outputs=[outputs], weights=weights, config=bio.Config(nbseg=nbseg),
+            attachments=[bio.FileDescr(source=files["state_dict"])])
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         raise BioimageioError(f"bioimage.io refuses the model description: {problems}. Fix the named field "
                               "(e.g. license='MIT', name= of 5 to 128 characters; CLI: --license, --name) and "
                               "export again.") from None
+
+
+def _author_descrs(bio, authors) -> list:
+    """The spec's Author of each dict; bioimage.io asks GitHub whether a ``github_user`` exists."""
+    import httpx  # bioimageio.spec's own HTTP client
+
+    try:
+        return [bio.Author(**a) for a in authors]
+    except httpx.HTTPError as err:
+        users = [a["github_user"] for a in authors if a.get("github_user")]
+        raise BioimageioError(f"bioimage.io checks GitHub user names with GitHub, which could not be reached ({err}) "
+                              f"for {users}. Export while online, or leave the GitHub user empty.") from None
 
 
 def check_package(path, test_model=None) -> None:

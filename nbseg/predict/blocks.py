@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.resample import is_native, restore_source, scaled_shape, source_window
 from ..model.unet import divisibility_problem
 from .outputs import to_uint8
 from .post import classes, instances as label_instances
@@ -35,11 +36,16 @@ class Block:
         The ``([Z,] Y, X)`` pixels it writes.
     src : tuple of slice
         The pixels it reads: ``out`` and the halo of tiles that reach into it.
+    work : tuple of slice, optional
+        For models at another working scale: the pixels of the resampled image it predicts (the
+        tiles that reach into what restoring ``out`` reads); ``src`` then holds what resampling
+        them reads.
     """
 
     index: tuple
     out: tuple
     src: tuple
+    work: tuple | None = None
 
     @property
     def crop(self) -> tuple:
@@ -73,21 +79,31 @@ def check_block(block, tile, divisors) -> tuple:
     return block
 
 
-def plan_blocks(shape, block, tile, overlap: float) -> list[Block]:
+def plan_blocks(shape, block, tile, overlap: float, factors=None) -> list[Block]:
     """The blocks of an image of ``([Z,] Y, X)`` ``shape``, in row-major order.
 
     Parameters
     ----------
-    shape, block, tile : ([Z,] Y, X) tuple of int
+    shape, block : ([Z,] Y, X) tuple of int
+    tile : ([Z,] Y, X) tuple of int
+        The predictor's, at the models' working scale.
     overlap : float
         The predictor's tile overlap (it sets the tile grid, hence the halo).
+    factors : ([Z,] Y, X) sequence of float, optional
+        The working scale the models predict this image at (:func:`nbseg.data.resample.image_factors`);
+        blocks then read what resampling, tiling and restoring their pixels needs (``Block.work``).
     """
-    grids = [axis_placements(n, t, overlap) for n, t in zip(shape, tile)]
+    work_shape = shape if is_native(factors) else scaled_shape(shape, factors)
+    grids = [axis_placements(n, t, overlap) for n, t in zip(work_shape, tile)]
     spans = [[(start, min(start + b, n)) for start in range(0, n, b)] for n, b in zip(shape, block)]
     blocks = []
     for index in itertools.product(*(range(len(s)) for s in spans)):
         out = tuple(slice(*spans[d][i]) for d, i in enumerate(index))
-        blocks.append(Block(index, out, tuple(_reach(g, o) for g, o in zip(grids, out))))
+        if is_native(factors):
+            blocks.append(Block(index, out, tuple(_reach(g, o) for g, o in zip(grids, out))))
+            continue
+        work = tuple(_reach(g, r) for g, r in zip(grids, restore_source(out, shape, work_shape)))
+        blocks.append(Block(index, out, source_window(work, shape, factors), work))
     return blocks
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.resample import image_factors, is_native, scaled_shape
 from ..io.images import file_stem
 from ..io.zarr import is_zarr, remove_tree
 from ..project import write_json
@@ -94,12 +95,17 @@ def _plan_images(files, info, options: PredictOptions, block) -> dict:
     for path in files:
         image = read_for_models(path, info, axes=options.axes, channels=options.channels)
         check_image(image, info)
-        tile = choose_tile(options.tile, image.spatial_shape, info)
+        factors = image_factors(info.scale, info.spacing, image.pixel_sizes, image.unit)
+        native = is_native(factors)  # else blocks are resampled to the models' scale, tiled there and restored
+        tile = choose_tile(options.tile, image.spatial_shape if native else scaled_shape(image.spatial_shape, factors),
+                           info)
         blocks, size = [], None
-        if block is not None and works_at_own_scale(info, image):
-            size = check_block(block, tile, info.divisors)
+        if block is not None:
+            # a resampled block needs no pooling multiple; it should still hold one tile's worth of input
+            size = check_block(block, tile, info.divisors) if native else \
+                check_block(block, [int(np.ceil(t / f)) for t, f in zip(tile, factors)], [1] * len(tile))
             if any(n > b for n, b in zip(image.spatial_shape, size)):
-                blocks = plan_blocks(image.spatial_shape, size, tile, options.overlap)
+                blocks = plan_blocks(image.spatial_shape, size, tile, options.overlap, None if native else factors)
         if blocks and options.threshold == "otsu":
             raise ValueError(f"threshold 'otsu' is chosen from a whole image, but {path} is cut into blocks; give a "
                              "number (CLI: --threshold 0.5), or no --block.")
@@ -110,14 +116,6 @@ def _plan_images(files, info, options: PredictOptions, block) -> dict:
                       "block": size, "classes": info.n_classes if info.kind == "multiclass" else None,
                       "interior": info.kind == "instances"}
     return jobs
-
-
-def works_at_own_scale(info, image) -> bool:
-    """True when the models predict ``image`` at its own pixel size. Blocks need it: the halo is
-    measured in tiles of the image's pixels (an image resampled to the models' scale goes whole)."""
-    from ..data.resample import image_factors, is_native
-
-    return is_native(image_factors(info.scale, info.spacing, image.pixel_sizes, image.unit))
 
 
 def _run(client, project, todo, jobs, plans, options, output_dir, progress) -> dict:

@@ -95,7 +95,7 @@ class Prediction:
 
 
 def predict_image(models, image, options: PredictOptions | None = None, *, dtype=np.float16,
-                  memory_budget: int | None = None, scratch_dir=None, progress=None, bounds=None,
+                  memory_budget: int | None = None, scratch_dir=None, progress=None, bounds=None, factors=None,
                   **settings) -> Prediction:
     """Class probabilities and uncertainty for one image, averaged over models and TTA variants.
 
@@ -122,6 +122,9 @@ def predict_image(models, image, options: PredictOptions | None = None, *, dtype
     bounds : list of (low, span), optional
         Each model's normalisation (:func:`model_bounds`); default computed from ``image``. Give those
         of the whole image when ``image`` is one block of it, so that the block is normalised alike.
+    factors : ([Z,] Y, X) sequence of float, optional
+        The working-scale factors to resample ``image`` by; default from its pixel sizes and the
+        models' plan. Ones for an image already at the models' scale (a resampled block).
     **settings
         Instead of ``options``, or changing some of it: ``tta="none"``, ``tile=(256, 256)``, ...
 
@@ -133,7 +136,8 @@ def predict_image(models, image, options: PredictOptions | None = None, *, dtype
     ensemble = load_ensemble(models)
     info = ensemble_info(ensemble)
     image = as_image(image, info, axes=options.axes, channels=options.channels)
-    factors = image_factors(info.scale, info.spacing, image.pixel_sizes, image.unit)
+    if factors is None:
+        factors = image_factors(info.scale, info.spacing, image.pixel_sizes, image.unit)
     work = image.data if is_native(factors) else resample_image(image.data, factors)  # the models' scale
     tile = choose_tile(options.tile, work.shape[1:], info)
     predictor = _tile_predictor(ensemble, info, image, options, bounds=bounds)  # normalised by the input's own intensities

@@ -48,8 +48,8 @@ class MemoryPlan:
 def prediction_parts(*, spatial, in_channels: int, n_out: int, tile, batch_size: int, width: int,
                      image_itemsize: int = 4, result_itemsize: int = 2, results_in_memory: bool = True,
                      cpu: bool = True, chunk_voxels: int | None = None, labels: bool = False,
-                     network=None) -> dict:
-    """Estimated bytes of each part of a prediction, in its two phases.
+                     network=None, source=None) -> dict:
+    """Estimated bytes of each part of a prediction, in its phases.
 
     Parameters
     ----------
@@ -74,14 +74,19 @@ def prediction_parts(*, spatial, in_channels: int, n_out: int, tile, batch_size:
     network : callable(int) -> int, optional
         Measured bytes the per-tile function takes for a batch of that many tiles (see
         :func:`measure_growth`); default an estimate from ``width``.
+    source : ([Z,] Y, X) tuple of int, optional
+        The input's spatial shape when the models work at another scale: the whole image is resampled
+        to ``spatial`` (a float32 copy) before tiling and the results back to ``source`` afterwards
+        (:mod:`nbseg.data.resample`). None: the image is predicted at its own scale.
 
     Returns
     -------
     dict
-        ``{"tiling": {...}, "writing": {...}}``: the parts of the tiling phase and of the writing phase.
+        ``{"tiling": {...}, "writing": {...}}``, and ``"restoring"`` with ``source``: each phase's parts.
     """
     voxels, tile_voxels = int(np.prod(spatial)), int(np.prod(tile))
-    image = in_channels * voxels * image_itemsize
+    source_voxels = int(np.prod(source)) if source is not None else voxels
+    image = in_channels * source_voxels * image_itemsize
     results = n_out * voxels * result_itemsize if results_in_memory else 0
     chunk = batch_size if not chunk_voxels else min(batch_size, max(1, chunk_voxels // tile_voxels))
     tiling = {
@@ -92,19 +97,28 @@ def prediction_parts(*, spatial, in_channels: int, n_out: int, tile, batch_size:
         "tiles in flight": batch_size * tile_voxels * 4 * (3 * in_channels + 4 * (n_out + 1)),
         "network activations": chunk * tile_voxels * width * ACTIVATION_BYTES if cpu else 0,
     }
+    restoring, final = None, n_out * source_voxels * result_itemsize if results_in_memory else 0
+    if source is not None:  # the input stays while its working-scale copy is predicted and restored
+        tiling["resampled image"] = in_channels * voxels * 4
+        restoring = {
+            "image": image, "resampled image": tiling["resampled image"], "results": results,
+            "restored results": final,
+            # one slab of 8 output slices at a time, float32, per class and its stacked copy
+            "restore slab": 2 * n_out * min(8, source[0]) * int(np.prod(source[1:])) * 4,
+        }
     if network is not None:  # measured: the predictor's whole call, normalising and TTA included
         tiling["tiles in flight"] = batch_size * tile_voxels * 4 * (2 * in_channels + n_out) + tile_voxels * 4 * n_out
         tiling["network activations"] = int(network(batch_size))
     # on disk, binary results are read a slab at a time (and released); the interior channel
-    # (instances) and multi-class probabilities are read whole
-    read_whole = n_out * voxels * result_itemsize if (labels or n_out > 2) else 0
+    # (instances) and multi-class probabilities are read whole; all at the input's shape
+    read_whole = n_out * source_voxels * result_itemsize if (labels or n_out > 2) else 0
     writing = {
         "image": image,
-        "results": results or read_whole,
+        "results": final or read_whole,
         # 8-bit probability and uncertainty, the mask and a comparison's temporary; labels: int32 and more
-        "8-bit results and mask": voxels * (4 + (12 if labels else 0)),
+        "8-bit results and mask": source_voxels * (4 + (12 if labels else 0)),
     }
-    return {"tiling": tiling, "writing": writing}
+    return {"tiling": tiling, "writing": writing, **({"restoring": restoring} if restoring else {})}
 
 
 def plan_memory(max_memory, *, spatial, in_channels: int, n_out: int, tile, batch_size: int, width: int,
@@ -149,7 +163,7 @@ def plan_memory(max_memory, *, spatial, in_channels: int, n_out: int, tile, batc
         return max(fitting, key=lambda plan: plan.batch_size)  # max keeps the first of equals
     raise MemoryBudgetError(
         f"max_memory {format_size(budget)} is too little to predict this image ({tuple(spatial)}, tile "
-        f"{list(tile)}): one tile at a time with the results on disk needs about {format_size(min(needs))} "
+        f"{list(tile)}): one tile at a time with the results on disk needs about {format_size(min(needs), up=True)} "
         f"(of which {format_size(baseline)} is held already by Python, torch and the models). Give at least "
         f"that (CLI: --max-memory), or a smaller tile (CLI: --tile)."
     )
@@ -179,8 +193,10 @@ def plan_prediction(options, ensemble, info, image, spatial, tile, predictor, re
     width = max(SIZES[model.spec.get("size", "S")][0] for model, _ in ensemble)
     itemsize = getattr(getattr(image.data, "dtype", None), "itemsize", 4)
     cpu = predictor.device.type == "cpu"
+    source = tuple(image.spatial_shape) if tuple(image.spatial_shape) != tuple(spatial) else None  # resampled
     return plan_memory(options.max_memory, spatial=tuple(spatial), in_channels=info.in_channels,
                        n_out=info.n_classes, tile=tuple(tile), batch_size=options.batch_size, width=width,
+                       source=source,
                        image_itemsize=itemsize, result_itemsize=np.dtype(result_dtype).itemsize, cpu=cpu,
                        chunk_voxels=CPU_VOXELS if cpu else None, labels=options.instances,
                        network=network_cost(predictor, info.in_channels, tile))

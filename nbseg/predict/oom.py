@@ -54,11 +54,15 @@ def retry_out_of_memory(run, *, batch_size: int, tile, divisors, report=None):
 
     import torch
 
+    from ..runtime import is_out_of_memory
+
     report = report or (lambda text: warnings.warn(text, RuntimeWarning, stacklevel=3))
     while True:
         try:
             return run(batch_size, tuple(tile)), batch_size, tuple(tile)
-        except torch.cuda.OutOfMemoryError as err:
+        except (RuntimeError, MemoryError) as err:
+            if not is_out_of_memory(err):  # a GPU's, or the CPU allocator's "can't allocate memory"
+                raise
             step = smaller_step(batch_size, tile, divisors)
             if step is None:
                 raise torch.cuda.OutOfMemoryError(

@@ -2,6 +2,8 @@
 text side of ``--max-memory``, apart from the memory plan (:mod:`.memory`) that uses it."""
 from __future__ import annotations
 
+import math
+
 import re
 
 import numpy as np
@@ -39,11 +41,12 @@ def parse_size(text) -> int:
     return size
 
 
-def format_size(size: float) -> str:
-    """``1536000000`` -> ``"1.54 GB"``."""
+def format_size(size: float, *, up: bool = False) -> str:
+    """``1536000000`` -> ``"1.54 GB"``; ``up=True`` rounds up (a need, never shown below itself)."""
     for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if abs(size) >= factor:
-            return f"{size / factor:.2f} {unit}"
+            value = math.ceil(size / factor * 100) / 100 if up else size / factor
+            return f"{value:.2f} {unit}"
     return f"{int(size)} B"
 
 

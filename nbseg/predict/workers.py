@@ -88,16 +88,39 @@ def predict_block(project, path, block, tile, bounds, arrays, options, hosts) ->
 
     with dask.config.set(scheduler="synchronous"):
         ensemble = _models(project, hosts)
-        image = read_for_models(path, ensemble_info(ensemble), axes=options.axes, channels=options.channels)
+        info = ensemble_info(ensemble)
+        image = read_for_models(path, info, axes=options.axes, channels=options.channels)
         part = Image(data=np.asarray(image.data[(slice(None),) + block.src]), axes=image.axes,
                      pixel_sizes=image.pixel_sizes, path=image.path, unit=image.unit)
-        prediction = predict_image(ensemble, part, options, tile=tile, dtype=np.float32, bounds=bounds,
-                                   device=_device(options))
-    results, stats = block_results(prediction, block.crop, threshold=options.threshold, instances=options.instances)
+        if block.work is None:
+            prediction = predict_image(ensemble, part, options, tile=tile, dtype=np.float32, bounds=bounds,
+                                       device=_device(options))
+        else:
+            prediction = _scaled_block(ensemble, info, image, part, block, tile, bounds, options)
+    crop = block.crop if block.work is None else (slice(None),) * len(block.out)  # restored to ``out`` alone
+    results, stats = block_results(prediction, crop, threshold=options.threshold, instances=options.instances)
     for kind, values in results.items():
         lead = (slice(None),) * (values.ndim - len(block.out))
         zarr.open_array(arrays[kind], mode="r+")[lead + block.out] = values
     return stats
+
+
+def _scaled_block(ensemble, info, image, part, block, tile, bounds, options):
+    """A block of a model that works at another scale, as the whole image's prediction has it: its
+    input resampled as the whole image is, predicted over the whole image's tiles that reach it,
+    and brought back to the block's own pixels."""
+    from dataclasses import replace
+
+    from ..data.resample import image_factors, resample_window, restore_window, scaled_shape
+
+    shape = image.spatial_shape
+    factors = image_factors(info.scale, info.spacing, image.pixel_sizes, image.unit)
+    work = resample_window(part.data, factors, shape, block.work, [s.start for s in block.src])
+    prediction = predict_image(ensemble, replace(part, data=work), options, tile=tile, dtype=np.float32,
+                               bounds=bounds, device=_device(options), factors=[1.0] * len(shape))
+    stored = restore_window(prediction.stored, shape, scaled_shape(shape, factors), block.out,
+                            [s.start for s in block.work])
+    return replace(prediction, stored=stored)
 
 
 def block_face_pairs(labels: str, mask: str | None, block, size, offsets, mutual: bool) -> np.ndarray:

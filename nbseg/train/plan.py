@@ -58,6 +58,8 @@ class Plan:
         pixel sizes: images of another pixel size are resampled to it.
     norm : {"batch", "instance"}
         The network's normalisation layers.
+    init : dict or None
+        Fine-tuning: the source whose weights training starts from (:func:`nbseg.train.init.resolve_init`).
     reasons : dict of str -> str
         One sentence per choice, keyed by the choice.
     """
@@ -75,6 +77,7 @@ class Plan:
     spacing: list | None = None
     norm: str = "batch"
     reasons: dict = field(default_factory=dict)
+    init: dict | None = None
 
     @property
     def slices(self) -> bool:
@@ -95,12 +98,21 @@ class Plan:
 
 def plan_training(config, dataset, *, device=None):
     """The fingerprint of ``dataset`` and the plan for it: what `nbseg train`, the LR finder and
-    notebook 04 all use. ``device`` defaults to ``config.train.device`` resolved."""
+    notebook 04 all use. ``device`` defaults to ``config.train.device`` resolved. With ``train.init`` the
+    network is the init model's and the learning rate a fine-tuning one (:mod:`nbseg.train.init`)."""
+    from . import init
     from ..data.fingerprint import fingerprint
     from ..runtime import pick_device
 
     fp = fingerprint(dataset, seed=config.train.seed)
-    return make_plan(config, fp, device=device or pick_device(config.train.device)), fp
+    device = device or pick_device(config.train.device)
+    source = init.init_source(config.train.init)
+    if source is None:
+        return make_plan(config, fp, device=device), fp
+    info = init.resolve_init(source)  # fine-tuning: the source's architecture, checked against the data
+    init.check_compatible(info, dataset)
+    plan = make_plan(init.architecture_config(config, info, fp.spatial_dims), fp, device=device)
+    return init.fine_tune_plan(plan, config, info, dataset, fp.intensity), fp
 
 
 def make_plan(config, fingerprint, *, device="cpu") -> Plan:

@@ -16,8 +16,10 @@ from .. import __version__
 from . import distributed
 from .callbacks import BatchEnd, EpochEnd, TrainBegin, TrainEnd, emit, overfitting_warning
 from .checkpoint import load_training_state, restore_rng, save_training_state, write_history
+from .oom import halve_batch_on_out_of_memory
 from ..config import Config
 from ..data import load_dataset
+from ..data.fingerprint import intensity_stats
 from ..data.resample import rescale_dataset
 from ..data.sampler import PatchSampler
 from ..data.split import load_or_make_split, split_samples
@@ -25,6 +27,7 @@ from ..data.targets import CLASS_NAMES
 from ..model.unet import save_model_file
 from ..project import ProjectLayout, write_json
 from ..runtime import pick_device, pick_precision
+from .init import load_init_weights
 from .plan import Plan, plan_training
 from .schedule import ProgressSchedule
 from .step import TrainStep, build_model
@@ -142,14 +145,14 @@ class _FoldRun:
         self.generator = torch.Generator().manual_seed(seed)
         distributed.shard_streams(self.rng, self.generator)  # each process its own patches
         self.model, self.layout = build_model(dataset, plan, self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.tcfg.lr,
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=plan.lr,  # plan.lr: fine-tuning's own
                                            weight_decay=self.tcfg.weight_decay)
         self.step = TrainStep(self.model, self.optimizer, device=self.device, precision=self.precision,
                               layout=self.layout, augment=self.tcfg.augment, generator=self.generator,
                               class_weights=plan.class_weights)
         minutes = self.tcfg.minutes / n_folds if self.tcfg.minutes else None
         total = self.tcfg.epochs * self.plan.steps_per_epoch if self.tcfg.epochs else None
-        self.schedule = ProgressSchedule(self.tcfg.schedule, self.tcfg.lr, total_steps=total, minutes=minutes)
+        self.schedule = ProgressSchedule(self.tcfg.schedule, plan.lr, total_steps=total, minutes=minutes)
         self.minutes = minutes
         balance = range(1, dataset.n_classes) if plan.class_weights else None  # multi-class: each class alike
         self.sampler = PatchSampler(self.train_samples, patch, foreground_fraction=self.tcfg.foreground_fraction,
@@ -160,6 +163,8 @@ class _FoldRun:
             self.notes = self.notes + ["the validation part holds no labelled object: its Dice (1.0, nothing to "
                                        "find) says nothing; hold back images with objects (val_fraction, folds)"]
         self.epoch, self.best_dice, self.best_epoch, self.elapsed, self.history = 0, -1.0, 0, 0.0, []
+        self.intensity = intensity_stats(self.train_samples)
+        self.said = []  # for the person watching (e.g. a smaller batch after running out of memory)
 
     # ------------------------------------------------------------ state
 
@@ -194,6 +199,7 @@ class _FoldRun:
             "in_channels": ds.in_channels, "spatial_dims": ds.spatial_dims, "patch": list(self.patch),
             "axes": cfg.data.axes, "channels": cfg.data.channels, "fold": self.fold, "epoch": self.epoch,
             "val_dice": float(val_dice), "nbseg_version": __version__, "plan": self.plan.to_dict(),
+            "intensity": self.intensity,  # objects brighter or darker than background: fine-tuning checks it
         }
         save_model_file(self.paths["model"], self.model, meta=meta)
 
@@ -202,6 +208,11 @@ class _FoldRun:
     def run(self, resume: bool) -> FoldResult:
         if resume and self.paths["checkpoint"].exists():
             self._restore()
+        elif self.plan.init:  # fine-tuning starts from the source's weights; a resumed run from its checkpoint
+            self.notes = self.notes + load_init_weights(self.model, self.plan.init)
+        if resume and self.epoch == 0:  # stopped before its first epoch ended: nothing was saved, nor lost
+            self.notes = self.notes + [f"no checkpoint in {self.paths['checkpoint'].parent} to resume from (the run "
+                                       "stopped before its first epoch ended): training starts from epoch 1"]
         emit(self.callbacks, "on_train_begin", TrainBegin(
             fold=self.fold, folds=self.n_folds, n_train=len(self.train_samples), n_val=len(self.val_samples),
             patch=list(self.patch), device=str(self.device), precision=self.precision,
@@ -253,7 +264,8 @@ class _FoldRun:
         emit(self.callbacks, "on_epoch_end", EpochEnd(
             fold=self.fold, epoch=self.epoch, train_loss=train_loss, val_loss=val_loss, val_dice=val_dice,
             best_dice=self.best_dice, is_best=is_best, lr=lr, seconds=self.elapsed, history=list(self.history),
-            warning=overfitting_warning(self.history, self.best_epoch)))
+            warning=" ".join(filter(None, [*self.said, overfitting_warning(self.history, self.best_epoch)]))))
+        self.said = []
         if self._out_of_time():
             return "time budget"
         patience = self.tcfg.patience
@@ -269,7 +281,9 @@ class _FoldRun:
 
     def _step(self) -> float:
         self.step.set_lr(self.schedule.lr(self.elapsed))
-        loss = self.step(*self.sampler.batch(self.batch_size))
+        loss, self.batch_size = halve_batch_on_out_of_memory(  # kept smaller for the rest of the run
+            lambda n: self.step(*self.sampler.batch(n)), self.batch_size, report=self.said.append,
+            patch=self.patch, device=self.device)
         self.schedule.step_count += 1
         return loss
 

@@ -1,9 +1,11 @@
 """Validation scored the way prediction works: sliding-window inference with Gaussian blending over
-whole validation images (or centred regions of them, within a pixel budget), Dice pooled over every
+whole validation images (or pieces of them spread over each image, within a pixel budget), Dice pooled over every
 scored pixel. Scoring separate patch-sized tiles instead gives a number that prediction never sees
 (no context at tile borders, and few tiles of a 3D stack make a noisy, optimistic best epoch).
 """
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import torch
@@ -14,13 +16,18 @@ from ..predict.tiling import sliding_window
 from ..runtime import autocast
 
 OVERLAP = 0.25  # tiles overlap by a quarter: the blending of prediction at a third of its cost
+MAX_PIECES = 4  # pieces per cropped axis: enough to sample a volume's ends as well as its middle
 
 
 def validation_regions(samples, tile, budget: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(image, target)`` regions of the validation ``samples``, together about ``budget`` pixels.
 
-    Each sample gets an equal share; a sample larger than its share is cropped about its centre
-    (its longest side, in tiles, is halved until it fits), never below one tile.
+    Each sample gets an equal share. A sample larger than its share is cropped: the longest side, in
+    tiles, is halved until the crop fits, never below one tile; the crop is then cut, along every
+    cropped axis, into up to ``MAX_PIECES`` pieces of at least a tile, spread evenly from one end of
+    the sample to the other (one piece stays at the centre). One central block of a single volume
+    scored Dice 0.81 where the whole held-back band scored 0.72 (Lucchi++, a 3D model): the middle
+    of a stack is not its typical part.
 
     Parameters
     ----------
@@ -36,10 +43,24 @@ def validation_regions(samples, tile, budget: int) -> list[tuple[np.ndarray, np.
         while np.prod(size) > share and np.any(size > tile):
             axis = int(np.argmax(size / np.asarray(tile)))
             size[axis] = max(tile[axis], size[axis] // 2)
-        start = (shape - size) // 2
-        box = tuple(slice(int(a), int(a + n)) for a, n in zip(start, size))
-        regions.append((s.image[(slice(None),) + box], s.target[box]))
+        spans = [_spread(int(n), int(k), int(t)) for n, k, t in zip(shape, size, tile)]
+        for box in itertools.product(*spans):
+            regions.append((s.image[(slice(None),) + box], s.target[box]))
     return regions
+
+
+def _spread(n: int, size: int, tile: int) -> list[slice]:
+    """Slices of one axis of length ``n``: the whole axis, or ``size`` pixels in pieces of at least
+    ``tile`` spread evenly over it (a single piece at the centre)."""
+    if size >= n:
+        return [slice(0, n)]
+    pieces = int(np.clip(round(size / max(tile, 1)), 1, MAX_PIECES))
+    length = min(n, max(tile, size // pieces))
+    if pieces == 1:
+        starts = [(n - length) // 2]
+    else:
+        starts = np.linspace(0, n - length, pieces).round().astype(int).tolist()
+    return [slice(a, a + length) for a in starts]
 
 
 @torch.no_grad()

@@ -126,7 +126,12 @@ connected part of the mask is one object; a table measures each (centroid, size 
 bounding box, mean intensity) beside a histogram of the sizes. The **metrics** table gives Dice, IoU
 and F1 at IoU 0.5 per image. **Export** writes the results as **OME-TIFF** (Fiji, napari, QuPath read
 them), each image's objects as `NAME.objects.csv`, and the model as **TorchScript**, which runs without
-nbseg.""",
+nbseg.
+
+To **share the model**, open *Share the model on bioimage.io* at the bottom: a form, prefilled from the
+project, asks for the name, authors, license, citation, tags and training data (hover over a field to see
+what it means and why bioimage.io asks for it) and writes a **bioimage.io model package** that deepImageJ,
+ilastik and napari open; it is kept only if bioimage.io's own test passes on it.""",
         "panel_code": "panel = ExportPanel(PROJECT)\npanel",
         "after": """Everything is in the project's `export/` folder. To segment more images later, open
 **05_predict** with the same project folder.""",

@@ -15,6 +15,7 @@ from ..io.images import files_by_stem, read_image, read_mask
 from ..predict.outputs import result_paths
 from ..project import ProjectLayout
 from . import plots
+from .bioimageio_form import BioimageioForm
 from .common import FEEDBACK, PanelBase, control, note, table_html
 from .session import load_config
 from .viewers import Viewer2D
@@ -114,6 +115,8 @@ class ExportService:
     def make_instances(self, threshold: float, min_size: int = 10) -> dict:
         from ..predict.post import instances
 
+        if not self.state.stems:  # else the next step would ask for this very button to be pressed first
+            raise ValueError("No predictions are open: run notebook 05_predict, then open this panel again.")
         self.state.threshold = float(threshold)
         self.state.objects = {}
         self.state.instances = {s: instances(self.load(s)[1], interior=self.interior(s), threshold=float(threshold),
@@ -195,6 +198,7 @@ class ExportPanel(PanelBase):
         self.torchscript = control(w.Checkbox, "export_model", "TorchScript model too", value=True, indent=False)
         self.export_button = self.primary("Export", "export", self._export, icon="download")
         self.exported = w.HTML("")
+        self.bioimageio = BioimageioForm(self.state.project)  # the guided bioimage.io export, in its own section
         self.pick.observe(lambda _c: self.run("Preview", self._preview), names="value")
         self.pick.observe(lambda _c: self.run("Objects", self._objects_of_pick), names="value")
         self.threshold.observe(lambda _c: self.run("Preview", self._preview), names="value")
@@ -203,7 +207,7 @@ class ExportPanel(PanelBase):
         self.assemble("Threshold, objects and export", self.pick, w.HBox([self.threshold, self.otsu_button]),
                       self.otsu_text, self.viewer.widget, self.sweep_box, self.objects_note, self.min_size,
                       self.instances_button, self.metrics, self.objects_table, self.sizes_plot, self.torchscript,
-                      self.export_button, FEEDBACK, self.exported,
+                      self.export_button, FEEDBACK, self.exported, self.bioimageio.section,
                       intro="Move the threshold: the overlay shows the mask it gives (left) next to the "
                             "probability map.")
         self.threshold.layout.width = "460px"

@@ -187,8 +187,41 @@ HELP = {
     "page": "Page of the overlay browser.",
     "lr_accept": "Write the suggested learning rate into config.yaml for training.",
     "train": "Start training from scratch (the kernel's stop button ends it and keeps the best model).",
+    "init": "Start from random weights (scratch), or fine-tune a trained model: a bundled one, or another project "
+            "or bioimage.io package. Fine-tuning keeps that model's network and classes and trains at a tenth of "
+            "the default learning rate; it needs fewer labelled images.",
+    "init_path": "The model to fine-tune: a project folder (its fold 0 model), a model file (.pt), or a bioimage.io "
+                 "package exported by nbseg (.zip or rdf.yaml).",
     "predict": "Predict the chosen images with the chosen models.",
     "export": "Write results as OME-TIFF and the model as TorchScript into the project's export folder.",
+    # 06's bioimage.io form: what each field means and why the model zoo asks for it
+    "bioimageio_name": "Model name (required, 5-128 characters): the title people see on bioimage.io and in "
+                       "deepImageJ, ilastik or napari's model list. Say what it segments, e.g. 'Nuclei in DAPI "
+                       "images (mouse)': letters, digits, spaces and _ + - ( ) only.",
+    "bioimageio_description": "Description (required): one or two sentences on what the model segments, in which "
+                              "images and what it outputs, so others can judge if it fits their data.",
+    "bioimageio_authors": "Authors (required): one per line as 'Name; Affiliation; github-user' (affiliation and "
+                          "GitHub user optional). bioimage.io credits them and lists them as the people to ask "
+                          "about the model; it checks that a GitHub user exists.",
+    "bioimageio_license": "License (required): the SPDX identifier of the terms others may reuse the model under. "
+                          "CC-BY-4.0 (reuse with credit) is the model zoo's usual choice; MIT, BSD-3-Clause and "
+                          "Apache-2.0 are permissive; CC0-1.0 gives up all rights.",
+    "bioimageio_cite_text": "Citation (optional): the paper or dataset people should cite when they use the model, "
+                            "e.g. 'Doe et al. Nuclei in 3D. Nat Methods 2024.' The U-Net paper is always cited too.",
+    "bioimageio_cite_link": "Its DOI (10.xxxx/...) or web address: bioimage.io needs one for every citation so the "
+                            "reference can be found.",
+    "bioimageio_tags": "Tags (comma-separated): words the model zoo is searched by, e.g. the structure, stain, "
+                       "microscope and organism ('nuclei, dapi, fluorescence, mouse').",
+    "bioimageio_training_data": "Training data: which images and masks the model learnt from (source, stain, "
+                                "microscope, pixel size). A model works best on images like these; bioimage.io "
+                                "shows it so users can compare with their own.",
+    "bioimageio_output": "Where the package (.zip) is written; deepImageJ, ilastik, napari and bioimage.io's "
+                         "upload page open it.",
+    "bioimageio_overwrite": "Replace the package if the file exists already (otherwise it is kept and nothing is "
+                            "written).",
+    "bioimageio_export": "Write the bioimage.io model package: the model, its test image and output, README with "
+                         "the validation figures, and this form's fields; it is kept only if bioimage.io's own test "
+                         "passes on it.",
 }
 
 

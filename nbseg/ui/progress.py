@@ -85,6 +85,8 @@ class WidgetBarsCallback(Callback):
             budget = f"{e.minutes:g} min" if e.minutes else f"{e.max_epochs} epochs"
             self.log.value = (f"Fold {e.fold + 1}/{e.folds}: {e.n_train} training and {e.n_val} validation images, "
                               f"patch {e.patch}, {budget}, on {e.device} ({e.precision}).")
+            if e.start_epoch:  # a resumed run: say where it picked up (the table starts there too)
+                self.log.value += f" Resumed from the checkpoint on disk at epoch {e.start_epoch + 1}."
 
     def on_batch_end(self, e) -> None:
         if self.child is None or self.steps_total != e.steps_per_epoch or e.step == 0:

@@ -17,6 +17,7 @@ from ..project import ProjectLayout
 from ..train.trainer import TrainResult, fit
 from . import plots
 from .common import FEEDBACK, PanelBase, control
+from .init_choice import StartFrom
 from .progress import WidgetBarsCallback
 from .session import dataset_for, load_config
 
@@ -61,6 +62,7 @@ class TrainSettings:
     augment: bool = True
     lr: float = 3e-3
     scale: float = 1.0  # working scale in-plane (the plan's unless changed)
+    init: str | None = None  # train.init: a model to fine-tune (nbseg.train.init); None: from scratch
 
 
 @dataclass
@@ -121,7 +123,8 @@ class TrainService:
         update = dict(epochs=int(t.epochs) if t.budget == "epochs" else None,
                       minutes=float(t.minutes) if t.budget == "minutes" else None,
                       batch_size=int(t.batch_size), steps_per_epoch=int(t.steps_per_epoch), folds=int(t.folds),
-                      patience=int(t.patience) if t.patience else None, augment=bool(t.augment), lr=float(t.lr))
+                      patience=int(t.patience) if t.patience else None, augment=bool(t.augment), lr=float(t.lr),
+                      init=t.init)
         # the model settings the panel has no control for (dims) are kept as they are
         model = {**cfg.model.model_dump(), "size": t.size, "patch": parse_patch(t.patch), "scale": float(t.scale)}
         cfg = Config.model_validate({**cfg.model_dump(), "model": model,
@@ -148,6 +151,7 @@ class TrainPanel(PanelBase):
         self.patch = control(w.Text, "patch", "Patch size", value=d.patch, continuous_update=True)
         self.rule = w.HTML("")
         self.plan = w.HTML("")
+        self.start = StartFrom()  # scratch, a bundled model or another project/package: the core loads it
         self.budget = control(w.ToggleButtons, "minutes", "Train for", options=["epochs", "minutes"], value=d.budget)
         self.epochs = control(w.BoundedIntText, "epoch", "Epochs", min=1, max=100000, value=d.epochs)
         self.minutes = control(w.BoundedFloatText, "minutes", "Minutes", min=0.1, max=100000, value=d.minutes)
@@ -172,7 +176,8 @@ class TrainPanel(PanelBase):
         for ctl in (self.patch, self.size):
             ctl.observe(lambda _c: self._check_patch(), names="value")
         self.budget.observe(lambda _c: self._show_budget(), names="value")
-        self.assemble("Training", self.plan, self.size, self.patch, self.rule, self.budget, self.epochs, self.minutes, self.batch,
+        self.assemble("Training", self.plan, self.start.box, self.size, self.patch, self.rule, self.budget,
+                      self.epochs, self.minutes, self.batch,
                       self.steps, self.folds, self.patience, self.augment, self.lr, self.scale,
                       w.HBox([self.train_button, self.resume_button]), FEEDBACK, self.log, self.bars, self.plot,
                       intro="Training runs in this notebook's kernel. The kernel's stop button (■) ends it cleanly "
@@ -193,6 +198,7 @@ class TrainPanel(PanelBase):
         self.batch.value, self.steps.value, self.folds.value = plan.batch_size, plan.steps_per_epoch, t.folds
         self.patience.value, self.augment.value, self.lr.value = t.patience or 0, t.augment, t.lr
         self.scale.value = (plan.scale or [1.0])[-1]
+        self.start.show(t.init)
         if self.state.history:
             self.plot.value = plots.history_png(self.state.history)
         self._check_patch()
@@ -216,10 +222,12 @@ class TrainPanel(PanelBase):
                              epochs=self.epochs.value, minutes=self.minutes.value, batch_size=self.batch.value,
                              steps_per_epoch=self.steps.value, folds=self.folds.value,
                              patience=self.patience.value, augment=self.augment.value, lr=self.lr.value,
-                             scale=self.scale.value)
+                             scale=self.scale.value, init=self.start.value)
 
     def _train(self, resume: bool) -> None:
-        self.service.apply(self.settings())
+        cfg = self.service.apply(self.settings())
+        if self.state.plan is None or (self.state.plan.init or {}).get("source") != cfg.train.init:
+            self.plan.value = plan_html(self.service.plan(), self.state.fingerprint)  # the init sets the network
         self.callback = WidgetBarsCallback(self.bars, self.plot, self.log)
         result = self.service.train(callbacks=[self.callback], resume=resume)
         if self.state.history:

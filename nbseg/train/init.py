@@ -1,0 +1,212 @@
+"""Fine-tuning (transfer learning): start training from another model's weights instead of random ones.
+
+``train.init`` (CLI ``nbseg train --init SOURCE``) names the source:
+
+- an nbseg **project folder**: the model of its first fold (``models/fold0.pt``, or the lowest fold present);
+- an nbseg **model file** (``.pt``, e.g. ``otherproject/models/fold2.pt``);
+- a **bioimage.io package** exported by nbseg (``.zip``, or its unpacked ``rdf.yaml``): the state dict it
+  carries (the first fold's model file, attached). A package with TorchScript weights only is loaded
+  parameter by parameter into a rebuilt U-Net when names and shapes match; otherwise it is refused;
+- the name of a **bundled model** (``nuclei``: ``nbseg/models/nuclei/model.pt``, see :mod:`nbseg.model.bundled`).
+
+What fine-tuning keeps and changes:
+
+- The **architecture comes from the source**: 2D, 3D or 2D over slices, size, normalisation layers, working
+  scale, classes. The plan says so; model settings in the config that differ are overridden.
+- **Classes** must match: a source with another number of output classes is refused, naming both (the
+  last layer is not re-initialised: its classes would mean something else than the source's).
+- **Channels**: a 1-channel source on 3-channel data (e.g. RGB brightfield), or a 3-channel source on
+  1-channel data, gets its first convolution adapted as timm's ``adapt_input_conv`` does (weights repeated
+  over the new channels and divided by their number, or summed over the old ones), so that an image
+  with equal channels gives the same activations. Other channel counts are refused.
+- **Normalisation** percentiles come from the new data (``data.percentiles``), as always.
+- **Learning rate**: the peak is ``train.lr / 10`` when ``train.lr`` is left at its default: the weights
+  already segment, and a full-size first step would undo much of that. Any other ``train.lr``
+  (CLI ``--lr``) is used as given.
+- ``--resume`` continues from the project's checkpoint, not from the source.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from ..config import TrainConfig
+from ..model.unet import SIZES
+from .init_sources import FIRST_CONV, InitError, resolve_init, source_state
+
+FINE_TUNE_LR_FACTOR = 0.1
+SCRATCH = ("", "none", "scratch")  # values that mean: no init (CLI --init none clears a saved one)
+
+
+def init_source(value) -> str | None:
+    """``train.init`` as a source, or None for training from scratch."""
+    return None if value is None or str(value).strip().lower() in SCRATCH else str(value)
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def check_compatible(info: dict, dataset) -> None:
+    """Raise :class:`InitError` unless the source's network can be trained on ``dataset``.
+
+    Parameters
+    ----------
+    info : dict
+        From :func:`resolve_init`.
+    dataset : nbseg.data.Dataset
+    """
+    spec, given = info["spec"], info["source"]
+    if spec["n_classes"] != dataset.n_classes:
+        raise InitError(f"init {given} outputs {spec['n_classes']} classes ({info.get('kind') or 'unknown kind'}) "
+                        f"but this data has {dataset.n_classes} ({dataset.kind}): fine-tuning keeps the source's "
+                        "classes. Fine-tune from a model of the same kind of labels (labels=, CLI: --labels), or "
+                        "train from scratch (CLI: --init none).")
+    src, dst = spec["in_channels"], dataset.in_channels
+    if src != dst and 1 not in (src, dst):
+        raise InitError(f"init {given} reads {src} channels but this data has {dst}: only a 1-channel model can be "
+                        "spread over several channels or the reverse. Pick channels (channels=, CLI: --channels) "
+                        "to match, or train from scratch (CLI: --init none).")
+    planar = spec["spatial_dims"] == 2 or spec.get("slices")
+    if not planar and dataset.spatial_dims == 2:
+        raise InitError(f"init {given} is a 3D network; this data is 2D images. Fine-tune from a 2D model (or a "
+                        "2D network over slices), or train from scratch (CLI: --init none).")
+
+
+def architecture_config(config, info: dict, data_dims: int):
+    """``config`` with the source's architecture as the model settings the plan follows."""
+    spec = info["spec"]
+    planar = spec["spatial_dims"] == 2 or spec.get("slices")
+    scale = info.get("scale")
+    update = {"size": spec["size"], "norm": spec.get("norm", "batch"), "scale": float(scale[-1]) if scale else 1.0,
+              "dims": (2 if planar else 3) if data_dims == 3 else None}
+    return config.model_copy(update={"model": config.model.model_copy(update=update)})
+
+
+def fine_tune_plan(plan, config, info: dict, dataset, intensity=None):
+    """``plan`` (made from :func:`architecture_config`) with the init, its learning rate and reasons;
+    ``intensity`` is the data's fingerprint ``intensity`` (objects brighter or darker than background)."""
+    spec, reasons = info["spec"], dict(plan.reasons)
+    patch, pool_z = list(plan.patch), plan.pool_z
+    if plan.model_dims == 3:  # a 3D source pools Z or not; the patch follows it
+        pool_z = bool(spec.get("pool_z"))
+        step = 2 ** (len(SIZES[spec["size"]]) - 1) if pool_z else 1
+        patch[0] = max(step, -(-patch[0] // step) * step)
+        reasons["pool_z"] = f"Z {'is' if pool_z else 'is not'} pooled, as in the init model"
+    for key in ("scale", "norm"):  # "as set" by architecture_config: the network line says where from
+        reasons.pop(key, None)
+    network = "3D network" if plan.model_dims == 3 else "2D network" + (" over each slice" if plan.slices else "")
+    reasons["network"] = (f"{network}, model {spec['size']}, {spec.get('norm', 'batch')} norm, scale "
+                          f"{plan.scale[-1]:g}: the init model's architecture")
+    default = TrainConfig.model_fields["lr"].default
+    lr = float(config.train.lr)
+    if lr == default:
+        lr = default * FINE_TUNE_LR_FACTOR
+        reasons["lr"] = (f"{lr:.1e}: fine-tuning, a tenth of the {default:.0e} default: the init weights already "
+                         "segment and full-size steps would undo much of what they learnt (set train.lr, "
+                         "CLI --lr, to choose)")
+    else:
+        reasons["lr"] = f"{lr:.1e}, as set (train.lr; CLI --lr)"
+    note = channel_note(spec["in_channels"], dataset.in_channels)
+    if note:
+        reasons["channels"] = note
+    info = dict(info, invert=contrast_flipped(info.get("intensity"), intensity))
+    if info["invert"]:
+        reasons["contrast"] = CONTRAST_NOTE
+    head = {"init": f"{info['source']} ({info['what']}); normalisation from this data's percentiles"}
+    return replace(plan, patch=patch, pool_z=pool_z, lr=lr, init=info, reasons={**head, **reasons})
+
+
+CONTRAST_NOTE = ("objects are darker than the background here and brighter in the init model's training data "
+                 "(or the reverse): its first convolution is negated, so it sees this data as it saw its own")
+
+
+def contrast_flipped(source, data) -> bool:
+    """True when objects are brighter than the background in one of two fingerprint ``intensity`` dicts
+    and darker in the other (fluorescence vs brightfield nuclei); False when either is unknown."""
+    def brighter(stats):
+        try:
+            return stats["foreground"]["mean"] > stats["background"]["mean"]
+        except (TypeError, KeyError):  # an older model file, or no objects: nothing to compare
+            return None
+    a, b = brighter(source), brighter(data)
+    return a is not None and b is not None and a != b
+
+
+def channel_note(src: int, dst: int) -> str | None:
+    if src == dst:
+        return None
+    if src == 1:
+        return (f"the init model reads 1 channel, this data has {dst}: its first convolution is repeated over the "
+                f"{dst} channels and divided by {dst}")
+    return (f"the init model reads {src} channels, this data has 1: its first convolution is summed over its "
+            f"{src} channels")
+
+
+# ---------------------------------------------------------------- the weights
+
+
+def load_init_weights(model, info: dict) -> list[str]:
+    """Copy the source's weights into ``model`` (built from the plan), adapting the first convolution to
+    ``model``'s input channels.
+
+    Parameters
+    ----------
+    model : nbseg.model.unet.UNet
+        The network the plan describes (on any device).
+    info : dict
+        From :func:`resolve_init` (``plan.init``).
+
+    Returns
+    -------
+    list of str
+        Notes for the run: where the weights came from, and any channel adaptation.
+    """
+    state = source_state(info)
+    notes = [f"fine-tuning from {info['source']} ({info['what']})"]
+    target = model.spec["in_channels"]
+    if state[FIRST_CONV].shape[1] != target:
+        note = channel_note(int(state[FIRST_CONV].shape[1]), target)
+        state[FIRST_CONV] = adapt_input_conv(state[FIRST_CONV], target)
+        notes.append(note)
+    if info.get("invert"):
+        invert_input(state)
+        notes.append(CONTRAST_NOTE)
+    model.load_state_dict(state)
+    return notes
+
+
+def invert_input(state: dict) -> None:
+    """Make the network see ``1 - x`` where it is given ``x`` (images normalised to about 0..1).
+
+    The first convolution (no bias) gives ``W * (1 - x) = c - W * x`` with ``c`` the sum of each filter's
+    weights, so it becomes ``-W`` and the normalisation after it, which subtracts its mean, shifts that
+    mean by ``-c``. Instance norm subtracts each image's own mean and needs nothing, but for the zero-padded
+    border, where ``c`` is not whole (exact inside the image, close at its edge).
+    """
+    weight = state[FIRST_CONV]
+    state[FIRST_CONV] = -weight
+    running = FIRST_CONV.rsplit(".", 2)[0] + ".1.running_mean"
+    if running in state:
+        state[running] = state[running] - weight.flatten(1).sum(1)
+
+
+def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """A first convolution's weight ``(out, C, k, k[, k])`` for ``in_channels`` inputs instead of C.
+
+    From 1 channel: repeated and divided by ``in_channels``; to 1 channel: summed over C. Either way an
+    image whose channels are equal gives the activations the source gave (timm's ``adapt_input_conv``).
+    """
+    channels = weight.shape[1]
+    if channels == in_channels:
+        return weight
+    if channels == 1:
+        return weight.repeat(1, in_channels, *([1] * (weight.ndim - 2))) / in_channels
+    if in_channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    raise InitError(f"a first convolution over {channels} channels cannot be adapted to {in_channels}; only "
+                    "1 -> N and N -> 1 can.")
+
+
+__all__ = ["InitError", "adapt_input_conv", "architecture_config", "check_compatible", "contrast_flipped",
+           "fine_tune_plan", "init_source", "invert_input", "load_init_weights", "resolve_init"]

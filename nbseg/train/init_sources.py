@@ -1,0 +1,185 @@
+"""Where fine-tuning's weights come from: a project folder, a model file, a package exported by nbseg, or a
+bundled model (:func:`resolve_init`), and reading those weights (:func:`source_state`).
+
+An nbseg package is read as the zip (or folder) with its rdf.yaml that it is: fine-tuning from nbseg's own
+package needs its attached model file only, not bioimage.io's libraries (an optional extra). Running
+somebody else's package goes through bioimageio.spec (:mod:`nbseg.predict.bioimageio_load`).
+"""
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+from ..model.bundled import bundled_model_file, describe_bundled
+from ..model.unet import UNet, load_model_file
+from ..project import ProjectLayout
+
+PACKAGE_NAMES = ("rdf.yaml", "bioimageio.yaml")
+FIRST_CONV = "encoders.0.0.weight"  # the only weight whose shape follows the input channels
+
+
+class InitError(ValueError):
+    """A fine-tuning source that cannot be found, read or used for this data; says what and the fix."""
+
+
+def resolve_init(source, *, models_root=None) -> dict:
+    """Find the fine-tuning ``source`` and read its architecture (not yet its weights).
+
+    Parameters
+    ----------
+    source : str or Path
+        Project folder, model file, package (.zip / rdf.yaml) or bundled model name.
+    models_root : str or Path, optional
+        Where bundled models live (default :func:`nbseg.model.bundled.models_root`).
+
+    Returns
+    -------
+    dict
+        ``source`` (as given), ``what`` (a phrase), ``path`` (the file to read), ``member`` (a file inside
+        a package, or None), ``weights`` ("state_dict" or "torchscript"), ``spec`` (the U-Net's
+        arguments), ``kind``, ``scale`` (the source's working scale, or None).
+
+    Raises
+    ------
+    InitError
+        When ``source`` names nothing usable; the message lists the bundled models.
+    """
+    given = str(source)
+    path = Path(given).expanduser()
+    if path.is_dir() and any((path / name).is_file() for name in PACKAGE_NAMES):
+        path = next(path / name for name in PACKAGE_NAMES if (path / name).is_file())
+    if path.is_file() and (path.suffix.lower() == ".zip" or path.name.lower().endswith(PACKAGE_NAMES)):
+        return {**_package_info(path), "source": given}
+    if path.is_dir():
+        files = _project_models(path)
+        return _model_info(given, files[0], f"nbseg project, fold {_fold(files[0])} of {len(files)}")
+    if path.is_file():
+        return _model_info(given, path, "nbseg model file")
+    bundled = bundled_model_file(given, models_root)
+    if bundled is not None:
+        return _model_info(given, bundled, "bundled model")
+    raise InitError(f"init {given!r} is neither a project folder, a model file (.pt), a bioimage.io package "
+                    f"(.zip or rdf.yaml) nor a bundled model. Bundled models: {describe_bundled(models_root)}. "
+                    "Give one of these, or train from scratch (no init; CLI: --init none).")
+
+
+def _project_models(folder: Path) -> list:
+    try:
+        return ProjectLayout(folder).model_files()
+    except FileNotFoundError as err:
+        raise InitError(f"init {folder}: {err}") from None
+
+
+def _fold(path: Path) -> str:
+    return path.stem.removeprefix("fold")
+
+
+def _model_info(given: str, path: Path, what: str) -> dict:
+    try:
+        model, meta = load_model_file(path)
+    except ValueError as err:
+        raise InitError(f"init {given}: {err}") from None
+    plan = meta.get("plan") or {}
+    return {"source": given, "what": what, "path": str(path), "member": None, "weights": "state_dict",
+            "spec": dict(model.spec), "kind": meta.get("kind"), "scale": plan.get("scale"),
+            "intensity": meta.get("intensity")}
+
+
+def _package_info(path: Path) -> dict:
+    """What an nbseg-exported package says about its network (``config.nbseg``) and where its weights are."""
+    rdf, _ = _package(path)
+    nbseg = (rdf.get("config") or {}).get("nbseg")
+    if not nbseg:
+        raise InitError(f"init {path}: this bioimage.io package was not exported by nbseg (its rdf has no "
+                        "config.nbseg section), so its network is not an nbseg U-Net to fine-tune. Fine-tune from "
+                        "an nbseg project or package, or train from scratch.")
+    member = nbseg.get("state_dict")
+    torchscript = ((rdf.get("weights") or {}).get("torchscript") or {}).get("source")
+    if member:
+        info = {"path": str(path), "member": member, "weights": "state_dict"}
+        with _member_file(info) as model_file:
+            found = _model_info(str(path), model_file, "")
+        return {**found, "path": str(path), "member": member,
+                "what": f"bioimage.io package by nbseg, state dict of its first model of {nbseg.get('models', 1)}"}
+    if not (torchscript and nbseg.get("spec")):
+        raise InitError(f"init {path}: the package carries no nbseg state dict and does not say its network's "
+                        "architecture (exported by an older nbseg). Export the project again with this version "
+                        "(nbseg export PROJECT --bioimageio OUT.zip), or fine-tune from the project folder.")
+    return {"path": str(path), "member": str(torchscript), "weights": "torchscript", "spec": dict(nbseg["spec"]),
+            "kind": nbseg.get("kind"), "scale": None,
+            "what": "bioimage.io package by nbseg, TorchScript weights matched by name"}
+
+
+def _package(path: Path):
+    """The package's rdf (a dict) and a function reading one of its files by name."""
+    import yaml
+
+    if path.suffix.lower() == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in PACKAGE_NAMES if n in archive.namelist()]
+            if not names:
+                raise InitError(f"init {path}: a .zip without rdf.yaml is not a bioimage.io package.")
+            rdf = yaml.safe_load(archive.read(names[0]))
+
+        def read(name):
+            with zipfile.ZipFile(path) as archive:
+                return archive.read(name)
+    else:
+        rdf = yaml.safe_load(path.read_text(encoding="utf-8"))
+
+        def read(name):
+            return (path.parent / name).read_bytes()
+    return rdf or {}, read
+
+
+class _member_file:
+    """A package's attached model file on disk, for the one model-file reader (``load_model_file``)."""
+
+    def __init__(self, info):
+        self.info, self.folder = info, None
+
+    def __enter__(self) -> Path:
+        _, read = _package(Path(self.info["path"]))
+        self.folder = tempfile.TemporaryDirectory(prefix="nbseg-init-")
+        file = Path(self.folder.name) / Path(self.info["member"]).name
+        try:
+            file.write_bytes(read(self.info["member"]))
+        except (KeyError, FileNotFoundError) as err:
+            raise InitError(f"init {self.info['path']}: the package names {self.info['member']} but does not "
+                            f"hold it ({err}); export it again.") from None
+        return file
+
+    def __exit__(self, *exc):
+        self.folder.cleanup()
+
+
+def source_state(info: dict) -> dict:
+    if info["weights"] == "state_dict" and info["member"] is None:
+        return dict(load_model_file(info["path"])[0].state_dict())
+    if info["weights"] == "state_dict":
+        with _member_file(info) as file:
+            return dict(load_model_file(file)[0].state_dict())
+    return _torchscript_state(info)
+
+
+def _torchscript_state(info: dict) -> dict:
+    """The parameters of the package's TorchScript module that form one U-Net of ``info['spec']``."""
+    _, read = _package(Path(info["path"]))
+    scripted = torch.jit.load(io.BytesIO(read(info["member"])), map_location="cpu")
+    found = scripted.state_dict()
+    expected = UNet(**info["spec"]).state_dict()
+    prefixes = sorted(k[: -len(FIRST_CONV)] for k in found if k.endswith(FIRST_CONV))
+    best = 0
+    for prefix in prefixes:  # the first member of an ensemble module whose names and shapes all match
+        matched = [k for k, v in expected.items() if prefix + k in found and found[prefix + k].shape == v.shape]
+        if len(matched) == len(expected):
+            return {k: found[prefix + k] for k in expected}
+        best = max(best, len(matched))
+    raise InitError(f"init {info['source']}: its TorchScript weights do not match an nbseg U-Net {info['spec']} "
+                    f"parameter by parameter ({best} of {len(expected)} found; nbseg's TorchScript export folds "
+                    "batch norm into the convolutions). Export the project again with this nbseg version (the "
+                    "package then carries a state dict), or fine-tune from the project folder.")
