@@ -138,6 +138,9 @@ class TrainConfig(_Strict):
     # fine-tuning: start from this model's weights (project folder, model file, bioimage.io package or bundled
     # model name; nbseg.train.init). None: from scratch. The architecture is the source's, the lr a tenth
     init: Optional[str] = None
+    # a 3D network trained from scratch starts from a 2D network over the slices trained for the first half of
+    # the time (nbseg.train.warm_start). None: planned (on a CPU, with a time budget and one fold)
+    warm_start: Optional[bool] = None
 
     @model_validator(mode="after")
     def _check(self):

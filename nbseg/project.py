@@ -60,6 +60,7 @@ class ProjectLayout:
     bioimageio_package = property(lambda self: self.export / f"{self.root.resolve().name}.bioimageio.zip")
     labels = property(lambda self: self.root / "labels")
     logs = property(lambda self: self.root / "logs")
+    warm_start = property(lambda self: self.root / "warm-start-2d")  # a project of its own (train.warm_start)
     ui_log = property(lambda self: self.root / UI_LOG)
 
     def model(self, fold: int) -> Path:

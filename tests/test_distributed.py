@@ -274,3 +274,38 @@ def test_a_block_that_keeps_failing_is_named(tmp_path, client):
                                            r"times; the last error"):
         predict_on_cluster(project, image, tmp_path / "out", cluster=client, block=(48, 48), tta="none")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["nbseg-predict.json"], "no result, no scratch"
+
+
+def test_a_killed_workers_blocks_are_redone(shared_data, tmp_path):
+    # A worker process killed mid-run (SIGKILL, as the out-of-memory killer or a lost node does): the scheduler
+    # gives its blocks to the other worker, the nanny starts a new one, and the result is still whole and exact
+    import os
+    import signal
+
+    from dask.distributed import Client, LocalCluster
+
+    path = _lucchi(shared_data, tmp_path, (slice(80, 81), slice(100, 340), slice(200, 440)))
+    project = make_project(tmp_path / "project", dims=2)
+    killed = {}
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        pids = client.run(os.getpid)
+
+        def kill_one_busy_worker(done, total, name):
+            if killed:
+                return
+            busy = {address: keys for address, keys in client.processing().items() if keys}
+            if busy:  # a worker with blocks in hand; they must be done again elsewhere
+                address, keys = next(iter(busy.items()))
+                killed.update(address=address, blocks=len(keys), at=done)
+                os.kill(pids[address], signal.SIGKILL)
+
+        table = predict_on_cluster(project, path, tmp_path / "out", cluster=client, block=(40, 40), tta="none",
+                                   precision="fp32", progress=kill_one_busy_worker)
+        assert killed and killed["at"] < 36, "a worker was killed while it held blocks"
+        assert killed["address"] not in client.run(os.getpid), "the killed worker is gone"
+    assert table.loc[0, "blocks"] == 36
+    prob = read_image(tmp_path / "out" / "crop.prob.ome.zarr").data[0]
+    reference = predict_image(project, path, tta="none", precision="fp32", dtype=np.float32).foreground
+    assert np.abs(prob - reference).max() <= 1e-4, "every block written, none lost with the worker"

@@ -18,7 +18,8 @@ from nbseg.data import load_dataset
 from nbseg.model.bundled import MODELS_ENV, bundled_models
 from nbseg.model.unet import UNet, load_model_file
 from nbseg.project import ProjectLayout
-from nbseg.train.init import InitError, adapt_input_conv, contrast_flipped, invert_input, resolve_init
+from nbseg.train.init import (InitError, adapt_input_conv, contrast_flipped, inflate_state, invert_input,
+                              resolve_init)
 from nbseg.train.plan import plan_training
 from nbseg.train.trainer import fit
 
@@ -146,6 +147,28 @@ def test_inverted_input_gives_the_source_its_own_contrast(norm):
     centre = (slice(None), slice(None), slice(72, 120), slice(72, 120))  # beyond the zero padding's reach
     torch.testing.assert_close(a[centre], b[centre], atol=1e-3, rtol=1e-3)
     assert not torch.allclose(flipped(x)[centre], source(x)[centre], atol=1e-2)
+
+
+@pytest.mark.parametrize("pool_z", [False, True])
+def test_inflated_3d_network_sees_each_slice_as_the_2d_one(pool_z):
+    # Exact where Z adds nothing: every slice of a stack without pooled Z, or a stack constant along Z
+    torch.manual_seed(0)
+    flat = UNet(3, 1, 3, "S", slices=True)
+    flat.train()
+    for _ in range(3):  # running statistics that are not the defaults
+        flat(torch.rand(2, 1, 4, 64, 64))
+    deep = UNet(3, 1, 3, "S", pool_z=pool_z)
+    deep.load_state_dict(inflate_state(flat.state_dict(), deep.state_dict()))
+    flat.eval(), deep.eval()
+    x = torch.rand(1, 1, 16, 64, 64)
+    if pool_z:
+        x = x[:, :, :1].repeat(1, 1, 16, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(deep(x), flat(x), atol=1e-4, rtol=1e-4)
+        if not pool_z:  # the inflated network is trainable along Z: kernels of depth 3, zero off the centre
+            assert deep.encoders[0][0].weight.shape[2] == 3 and deep.encoders[0][0].weight[:, :, 0].abs().sum() == 0
+    with pytest.raises(InitError, match="shape"):
+        inflate_state(UNet(2, 1, 3, "M").state_dict(), deep.state_dict())
 
 
 def test_contrast_flip_is_read_from_the_intensities():

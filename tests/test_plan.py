@@ -65,6 +65,16 @@ def test_plan_large_objects_get_a_wider_patch_and_a_smaller_batch():
     assert plan.patch == [256, 256] and plan.batch_size == 2 and "90 %" in plan.reasons["patch"]
 
 
+def test_plan_class_balanced_sets_keep_the_batch_that_shows_every_class():
+    data = dataset([(512, 512)] * 2, radius=60, classes=3, kind="multiclass")
+    plan = make_plan(config(2, scale=1.0), fingerprint(data), device="cpu")  # full resolution: objects 120 px wide
+    assert (plan.patch, plan.batch_size) == ([128, 128], 8) and plan.class_weights
+    assert "class-balanced" in plan.reasons["patch"]
+    off = make_plan(Config(data=DataConfig(images="x", dims=2), model={"scale": 1.0}, train={"balance_classes": False}),
+                    fingerprint(data), device="cpu")
+    assert (off.patch, off.batch_size, off.class_weights) == ([256, 256], 2, None)
+
+
 def test_plan_anisotropic_stack_is_segmented_slice_by_slice():
     fp = fingerprint(dataset([(40, 96, 96)], spacing=(4.0, 1.0, 1.0), radius=8))
     assert fp.anisotropy == pytest.approx(4.0)

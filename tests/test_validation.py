@@ -50,3 +50,22 @@ def test_validation_dice_is_the_dice_of_the_blended_prediction(shape, tile):
     pred, valid = image > 0.5, truth >= 0
     expected = 2 * (pred & (truth == 1) & valid).sum() / ((pred & valid).sum() + ((truth == 1) & valid).sum())
     assert dice == pytest.approx(expected, abs=1e-6) and 0 < loss < 5
+
+
+def test_multiclass_validation_dice_is_the_mean_over_classes():
+    # classes 1 and 2 swapped everywhere: every object pixel is "some object", none is the right one
+    from nbseg.data.targets import IGNORE
+    from nbseg.model.loss import foreground_counts, mean_class_dice
+
+    target = torch.zeros(1, 8, 8, dtype=torch.long)
+    target[0, :4, :4], target[0, 4:, 4:] = 1, 2
+    swapped = torch.where(target == 1, 2, torch.where(target == 2, 1, 0))
+    target[0, 0, 7], swapped[0, 0, 7] = IGNORE, 1  # an ignored pixel counts nowhere, whatever is predicted
+    logits = torch.nn.functional.one_hot(swapped.clamp_min(0), 4).movedim(-1, 1).float()
+    a, b = foreground_counts(logits, target)
+    assert a / b == 1.0, "any object class: perfect"
+    inter, total = foreground_counts(logits, target, per_class=True)
+    assert inter.tolist() == [0, 0, 0] and total.tolist() == [32, 32, 0]
+    assert mean_class_dice(inter, total) == 0.0, "per class: all wrong; class 3, absent and never predicted, skipped"
+    right = torch.nn.functional.one_hot(target.clamp_min(0), 4).movedim(-1, 1).float()
+    assert mean_class_dice(*foreground_counts(right, target, per_class=True)) == 1.0

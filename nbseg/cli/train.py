@@ -79,6 +79,8 @@ def config_from_args(args) -> Config:
             base["train"][key] = getattr(args, key)
     if getattr(args, "init", None) is not None:  # "none" clears a saved init (nbseg.train.init.init_source)
         base["train"]["init"] = args.init
+    if getattr(args, "warm_start", None) is not None:
+        base["train"]["warm_start"] = args.warm_start
     if args.minutes is not None:
         base["train"]["epochs"] = None
     if args.epochs is not None:
@@ -160,6 +162,9 @@ def register(subparsers) -> None:
                             "scale) is the source's; the classes must match; a 1-channel model is spread over 3 "
                             "channels (or 3 summed to 1); percentiles come from your data; the peak lr is a tenth "
                             "of the default unless --lr is given. --resume continues from the checkpoint")
+    train.add_argument("--no-warm-start", dest="warm_start", action="store_false", default=None,
+                       help="train a 3D network from random weights; by default on a CPU it starts from a 2D network "
+                            "over the slices trained for the first half of --minutes (train.warm_start)")
     train.add_argument("--resume", action="store_true", help="continue a stopped run from its last checkpoint")
     train.set_defaults(func=run_train)
 

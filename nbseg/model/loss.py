@@ -1,6 +1,7 @@
 """Cross-entropy + soft Dice, both skipping ignored pixels (excluding masks, padding)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -38,10 +39,23 @@ def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, *, dice_weight: flo
     return ce + dice_weight * (1 - dice.mean())
 
 
-def foreground_counts(logits: torch.Tensor, target: torch.Tensor) -> tuple[int, int]:
-    """(2·|P∩T|, |P|+|T|) of 'any object class', for a Dice pooled over many tiles."""
-    predicted = logits.argmax(1) > 0
+def foreground_counts(logits: torch.Tensor, target: torch.Tensor, *, per_class: bool = False):
+    """(2·|P∩T|, |P|+|T|) of 'any object class', for a Dice pooled over many tiles; with ``per_class``,
+    two ``(K-1,)`` arrays, one entry per object class (a multi-class set's classes are separate things:
+    mitochondria found where membranes are is not a success)."""
     valid = target != IGNORE
-    truth = target > 0
-    predicted, truth = predicted & valid, truth & valid
-    return int(2 * (predicted & truth).sum()), int(predicted.sum() + truth.sum())
+    label = logits.argmax(1)
+    if not per_class:
+        predicted, truth = (label > 0) & valid, (target > 0) & valid
+        return int(2 * (predicted & truth).sum()), int(predicted.sum() + truth.sum())
+    classes = torch.arange(1, logits.shape[1]).view(-1, *([1] * target.ndim))
+    predicted, truth = (label[None] == classes) & valid, (target[None] == classes) & valid
+    dims = tuple(range(1, truth.ndim))
+    return (2 * (predicted & truth).sum(dims)).numpy(), (predicted.sum(dims) + truth.sum(dims)).numpy()
+
+
+def mean_class_dice(intersections, totals) -> float:
+    """The mean of the per-class Dice over the classes predicted or present (1.0 when none is)."""
+    intersections, totals = np.asarray(intersections, float), np.asarray(totals, float)
+    seen = totals > 0
+    return float(np.mean(intersections[seen] / totals[seen])) if seen.any() else 1.0

@@ -206,11 +206,15 @@ def _finish_blocked(client, project, path, job, plan, arrays, stats, options, ho
     spatial = spatial_axes(len(job["shape"]))
     dtypes = {"labels": "uint16" if row.get("objects", 0) < 2**16 else "uint32"}
 
-    def write(kinds):  # each on a worker, from the blocks' Zarr arrays
-        _gather(client, [client.submit(workers.write_result, arrays[k], plan[k], ("C" if k == "prob" and job["classes"]
-                                                                                  else "") + spatial,
-                                       job["pixel_sizes"], k in ("mask", "labels"), dtypes.get(k), retries=RETRIES,
-                                       pure=False) for k in kinds], f"writing the results of {path}")
+    def write(kinds):  # from the blocks' Zarr arrays, chunk by chunk on every worker
+        for k in kinds:
+            axes = ("C" if k == "prob" and job["classes"] else "") + spatial
+            try:
+                workers.write_result(arrays[k], plan[k], axes, job["pixel_sizes"], k in ("mask", "labels"),
+                                     dtypes.get(k), scheduler=client)
+            except Exception as err:  # noqa: BLE001 - named, with what failed
+                raise ClusterError(f"Writing {Path(plan[k]).name} of {path} failed: {type(err).__name__}: "
+                                   f"{err}.") from err
 
     write([k for k in plan if k in arrays and k != "mask"])
     tables = {k: v for k, v in plan.items() if k not in arrays}  # the objects' table and ROIs, from the labels

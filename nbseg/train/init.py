@@ -13,6 +13,12 @@ What fine-tuning keeps and changes:
 
 - The **architecture comes from the source**: 2D, 3D or 2D over slices, size, normalisation layers, working
   scale, classes. The plan says so; model settings in the config that differ are overridden.
+- **2D to 3D**: a 2D source (or a 2D network over slices) on stacks with ``model.dims: 3`` (CLI
+  ``--model-dims 3``) is *inflated* into a 3D network of its size and working scale: each 3x3 kernel becomes
+  the centre slice of a 3x3x3 one (zeros around it), each up-convolution is repeated along Z, and the
+  normalisation layers (with their running statistics) carry over unless ``model.norm`` names another. The 3D network starts out seeing
+  each slice as the 2D one did and learns from there what Z adds (I3D's inflation, Carreira & Zisserman 2017,
+  done the conservative way).
 - **Classes** must match: a source with another number of output classes is refused, naming both (the
   last layer is not re-initialised: its classes would mean something else than the source's).
 - **Channels**: a 1-channel source on 3-channel data (e.g. RGB brightfield), or a 3-channel source on
@@ -67,19 +73,32 @@ def check_compatible(info: dict, dataset) -> None:
         raise InitError(f"init {given} reads {src} channels but this data has {dst}: only a 1-channel model can be "
                         "spread over several channels or the reverse. Pick channels (channels=, CLI: --channels) "
                         "to match, or train from scratch (CLI: --init none).")
-    planar = spec["spatial_dims"] == 2 or spec.get("slices")
-    if not planar and dataset.spatial_dims == 2:
+    if not is_planar(spec) and dataset.spatial_dims == 2:
         raise InitError(f"init {given} is a 3D network; this data is 2D images. Fine-tune from a 2D model (or a "
                         "2D network over slices), or train from scratch (CLI: --init none).")
 
 
+def is_planar(spec: dict) -> bool:
+    """True for a 2D U-Net or a 2D U-Net over slices (their weights are 2D kernels)."""
+    return spec["spatial_dims"] == 2 or bool(spec.get("slices"))
+
+
+def inflates(info: dict, config, data_dims: int) -> bool:
+    """True when a 2D source is to become a 3D network: stacks, and ``model.dims`` set to 3."""
+    return data_dims == 3 and config.model.dims == 3 and is_planar(info["spec"])
+
+
 def architecture_config(config, info: dict, data_dims: int):
-    """``config`` with the source's architecture as the model settings the plan follows."""
-    spec = info["spec"]
-    planar = spec["spatial_dims"] == 2 or spec.get("slices")
-    scale = info.get("scale")
-    update = {"size": spec["size"], "norm": spec.get("norm", "batch"), "scale": float(scale[-1]) if scale else 1.0,
-              "dims": (2 if planar else 3) if data_dims == 3 else None}
+    """``config`` with the source's architecture as the model settings the plan follows (a 2D source
+    inflated to 3D keeps its size, scale and normalisation, the last unless ``model.norm`` is set)."""
+    spec, scale = info["spec"], info.get("scale")
+    update = {"size": spec["size"], "scale": float(scale[-1]) if scale else 1.0,
+              "norm": config.model.norm if inflates(info, config, data_dims) and config.model.norm else
+              spec.get("norm", "batch")}
+    if inflates(info, config, data_dims):
+        update["dims"] = 3  # its normalisation stays the source's (learnt statistics), unless model.norm is set
+    else:
+        update["dims"] = (2 if is_planar(spec) else 3) if data_dims == 3 else None
     return config.model_copy(update={"model": config.model.model_copy(update=update)})
 
 
@@ -88,7 +107,8 @@ def fine_tune_plan(plan, config, info: dict, dataset, intensity=None):
     ``intensity`` is the data's fingerprint ``intensity`` (objects brighter or darker than background)."""
     spec, reasons = info["spec"], dict(plan.reasons)
     patch, pool_z = list(plan.patch), plan.pool_z
-    if plan.model_dims == 3:  # a 3D source pools Z or not; the patch follows it
+    inflated = plan.model_dims == 3 and is_planar(spec)
+    if plan.model_dims == 3 and not inflated:  # a 3D source pools Z or not; the patch follows it
         pool_z = bool(spec.get("pool_z"))
         step = 2 ** (len(SIZES[spec["size"]]) - 1) if pool_z else 1
         patch[0] = max(step, -(-patch[0] // step) * step)
@@ -96,8 +116,13 @@ def fine_tune_plan(plan, config, info: dict, dataset, intensity=None):
     for key in ("scale", "norm"):  # "as set" by architecture_config: the network line says where from
         reasons.pop(key, None)
     network = "3D network" if plan.model_dims == 3 else "2D network" + (" over each slice" if plan.slices else "")
-    reasons["network"] = (f"{network}, model {spec['size']}, {spec.get('norm', 'batch')} norm, scale "
-                          f"{plan.scale[-1]:g}: the init model's architecture")
+    if inflated:
+        reasons["network"] = (f"3D network, model {spec['size']}, {plan.norm} norm, scale {plan.scale[-1]:g}: "
+                              "the init model's 2D kernels inflated to 3D (each the centre slice of a 3x3x3 "
+                              "kernel), as model.dims is 3")
+    else:
+        reasons["network"] = (f"{network}, model {spec['size']}, {spec.get('norm', 'batch')} norm, scale "
+                              f"{plan.scale[-1]:g}: the init model's architecture")
     default = TrainConfig.model_fields["lr"].default
     lr = float(config.train.lr)
     if lr == default:
@@ -172,8 +197,48 @@ def load_init_weights(model, info: dict) -> list[str]:
     if info.get("invert"):
         invert_input(state)
         notes.append(CONTRAST_NOTE)
+    if model.spec["spatial_dims"] == 3 and not model.slices and state[FIRST_CONV].ndim == 4:
+        state = inflate_state(state, model.state_dict())
+        notes.append("2D kernels inflated to 3D: each the centre slice of its 3D kernel")
     model.load_state_dict(state)
     return notes
+
+
+def inflate_state(state: dict, target: dict) -> dict:
+    """A 2D U-Net's state dict made into one for ``target``, the state dict of a 3D U-Net of the same size.
+
+    A convolution's ``(out, in, k, k)`` kernel becomes the centre slice of ``(out, in, kz, k, k)``, zeros
+    elsewhere: at first each slice is seen as the 2D network saw it. An up-convolution's kernel is repeated
+    along Z (both output slices of a Z-strided one get what the 2D one gave). Normalisation keeps its learnt
+    scale and shift; running statistics go where the 3D network has none (instance norm).
+
+    Parameters
+    ----------
+    state : dict of tensors
+        The 2D network's (or a 2D network over slices').
+    target : dict of tensors
+        ``UNet(spatial_dims=3, ...).state_dict()``: names and shapes to fill.
+    """
+    out = {}
+    for name, want in target.items():
+        have = state.get(name)
+        if have is None:
+            raise InitError(f"the init model has no {name}: it is not the 2D form of this 3D network.")
+        if have.ndim == 4 and want.ndim == 5:
+            have = _inflated(have, want.shape[2], up=name.startswith("ups."))
+        if have.shape != want.shape:
+            raise InitError(f"the init model's {name} has shape {list(have.shape)}, the 3D network's "
+                            f"{list(want.shape)}: the sizes differ.")
+        out[name] = have.to(want.dtype)
+    return out
+
+
+def _inflated(weight: torch.Tensor, depth: int, *, up: bool) -> torch.Tensor:
+    if up:  # a transposed convolution: every output slice gets the 2D kernel
+        return weight.unsqueeze(2).repeat(1, 1, depth, 1, 1)
+    kernel = torch.zeros(weight.shape[:2] + (depth,) + weight.shape[2:], dtype=weight.dtype)
+    kernel[:, :, depth // 2] = weight
+    return kernel
 
 
 def invert_input(state: dict) -> None:
@@ -209,4 +274,5 @@ def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
 
 
 __all__ = ["InitError", "adapt_input_conv", "architecture_config", "check_compatible", "contrast_flipped",
-           "fine_tune_plan", "init_source", "invert_input", "load_init_weights", "resolve_init"]
+           "fine_tune_plan", "inflate_state", "inflates", "init_source", "invert_input", "is_planar",
+           "load_init_weights", "resolve_init"]

@@ -12,7 +12,8 @@ import numpy as np
 
 from ..data.resample import is_native
 from ..runtime import free_memory
-from ..model.unet import PatchSizeError, divisibility_problem, pool_z_for, pooling_divisors, receptive_field
+from ..model.unet import PatchSizeError, divisibility_problem, pool_z_for, pooling_divisors
+from .working_scale import plan_scale, physical_spacing
 
 ANISOTROPIC = 3.0  # Z spacing / XY spacing from which a stack is segmented slice by slice
 THIN_STACK = 16  # fewer slices than this: too thin for 3D patches that pool
@@ -25,9 +26,6 @@ MAX_BATCH = 32
 BYTES_PER_VOXEL = {"S": 2000, "M": 4000, "L": 4500}
 MEMORY_SHARE = 0.4  # of the free device memory a batch may take
 EPOCH_VOXELS = 32 * 8 * 128 * 128  # voxels trained between two validations (the measured 2D default)
-# a coarser working scale may cost the labels at most this (lowest per-class Dice of a round trip):
-# Lucchi++ mitochondria keep 0.998 at half scale, ISBI membranes 0.987, nuclei borders vanish
-MIN_FIDELITY = 0.99
 
 
 @dataclass(frozen=True)
@@ -60,6 +58,8 @@ class Plan:
         The network's normalisation layers.
     init : dict or None
         Fine-tuning: the source whose weights training starts from (:func:`nbseg.train.init.resolve_init`).
+    warm_start : float or None
+        Minutes of a 2D network over the slices that a 3D network starts from (:mod:`nbseg.train.warm_start`).
     reasons : dict of str -> str
         One sentence per choice, keyed by the choice.
     """
@@ -78,6 +78,7 @@ class Plan:
     norm: str = "batch"
     reasons: dict = field(default_factory=dict)
     init: dict | None = None
+    warm_start: float | None = None
 
     @property
     def slices(self) -> bool:
@@ -87,6 +88,7 @@ class Plan:
     def lines(self) -> list[str]:
         """The plan as lines a person reads."""
         what = ("2D network over each slice" if self.slices else f"{self.model_dims}D network")
+        what += " warm-started from 2D" if self.warm_start else ""
         scale = "" if is_native(self.scale) else f", scale {'x'.join(f'{f:g}' for f in self.scale)}"
         head = (f"plan: {what}, model {self.size}{scale}, patch {'x'.join(map(str, self.patch))}, "
                 f"batch {self.batch_size}, lr {self.lr:.1e}")
@@ -101,6 +103,7 @@ def plan_training(config, dataset, *, device=None):
     notebook 04 all use. ``device`` defaults to ``config.train.device`` resolved. With ``train.init`` the
     network is the init model's and the learning rate a fine-tuning one (:mod:`nbseg.train.init`)."""
     from . import init
+    from .warm_start import plan_warm_start
     from ..data.fingerprint import fingerprint
     from ..runtime import pick_device
 
@@ -108,7 +111,7 @@ def plan_training(config, dataset, *, device=None):
     device = device or pick_device(config.train.device)
     source = init.init_source(config.train.init)
     if source is None:
-        return make_plan(config, fp, device=device), fp
+        return plan_warm_start(make_plan(config, fp, device=device), config, device), fp
     info = init.resolve_init(source)  # fine-tuning: the source's architecture, checked against the data
     init.check_compatible(info, dataset)
     plan = make_plan(init.architecture_config(config, info, fp.spatial_dims), fp, device=device)
@@ -130,8 +133,9 @@ def make_plan(config, fingerprint, *, device="cpu") -> Plan:
     model_dims = _model_dims(config, fingerprint, str(device), reasons)
     slices = data_dims == 3 and model_dims == 2
     size = config.model.size
-    scale = _scale(config, fingerprint, slices, reasons)
-    patch = _patch(config, fingerprint, slices, scale, reasons)
+    scale = plan_scale(config, fingerprint, slices, reasons)
+    balanced = config.train.balance_classes is not False and _class_weights(fingerprint, {}) is not None
+    patch = _patch(config, fingerprint, slices, scale, reasons, balanced=balanced)
     pool_z = data_dims == 3 and not slices and _pools_z(patch[0], fingerprint)
     if data_dims == 3 and not slices:
         reasons["pool_z"] = (f"Z is pooled (patch Z {patch[0]}, Z spacing {fingerprint.anisotropy:.1f}x XY)" if pool_z
@@ -142,11 +146,11 @@ def make_plan(config, fingerprint, *, device="cpu") -> Plan:
     batch = _batch(config, patch, size, data_dims if not slices else 2, str(device), reasons)
     norm = _norm(config, model_dims, data_dims, reasons)
     reasons["lr"] = (f"{config.train.lr:.1e} (train.lr; notebook 03 or `nbseg lr-find` proposes one from a sweep)")
-    weights = _class_weights(fingerprint, reasons) if config.train.balance_classes is not False else None
+    weights = _class_weights(fingerprint, reasons) if balanced else None
     steps = _steps(config, batch * int(np.prod(patch)), reasons)
     return Plan(data_dims=data_dims, model_dims=model_dims, patch=patch, batch_size=batch, steps_per_epoch=steps,
                 size=size, pool_z=pool_z, lr=float(config.train.lr), class_weights=weights, scale=scale,
-                spacing=_spacing(fingerprint, scale), norm=norm, reasons=reasons)
+                spacing=physical_spacing(fingerprint, scale), norm=norm, reasons=reasons)
 
 
 def _norm(config, model_dims: int, data_dims: int, reasons: dict) -> str:
@@ -159,42 +163,6 @@ def _norm(config, model_dims: int, data_dims: int, reasons: dict) -> str:
                            "also suit validation (nnU-Net normalises 3D patches one by one too)")
         return "instance"
     return "batch"
-
-
-def _scale(config, fp, slices: bool, reasons: dict) -> list:
-    """Working-scale factors per axis: the finest scale at which 90 % of objects fit the network's
-    view (its receptive field), unless the labels would not survive it (``MIN_FIDELITY``)."""
-    dims, given = fp.spatial_dims, config.model.scale
-    extent = fp.typical_extent()
-    if given is not None:
-        s = float(given)
-        reasons["scale"] = f"{s:g} in-plane, as set (model.scale; CLI --scale)"
-    else:
-        view = receptive_field(config.model.size)
-        s = 1.0
-        for candidate in (0.5, 0.25):  # coarser only while objects still overflow the view
-            if not extent or max(extent[-2:]) * s <= view:
-                break
-            if fp.scale_fidelity.get(str(candidate), 0.0) < MIN_FIDELITY:
-                break
-            s = candidate
-        if s < 1:
-            reasons["scale"] = (f"{s:g} in-plane: 90 % of objects are up to {max(extent[-2:]):.0f} px wide, more than "
-                                f"the network's {view} px view; at {s:g} the labels keep Dice "
-                                f"{fp.scale_fidelity[str(s)]:.3f} (outputs keep the input's size)")
-        elif extent and max(extent[-2:]) > view:
-            reasons["scale"] = (f"1 (the images' own): objects are wider than the network's {view} px view, but "
-                                "their labels lose detail at half scale (thin structures); set --scale to try")
-    # Z shrinks with the plane only where its pixels are as fine (a slice model never mixes slices)
-    z = [] if dims == 2 else [1.0 if slices else min(1.0, s * fp.anisotropy)]
-    return z + [s, s]
-
-
-def _spacing(fp, scale) -> list | None:
-    """Physical pixel sizes at the working scale, where the files give them on every axis."""
-    if fp.unit != "µm" or fp.pixel_sizes is None or any(v is None for v in fp.pixel_sizes):
-        return None
-    return [round(v / f, 6) for v, f in zip(fp.pixel_sizes, scale)]
 
 
 def _steps(config, voxels_per_step: int, reasons: dict) -> int:
@@ -242,7 +210,7 @@ def _model_dims(config, fp, device: str, reasons: dict) -> int:
     return 2
 
 
-def _patch(config, fp, slices: bool, scale, reasons: dict) -> list:
+def _patch(config, fp, slices: bool, scale, reasons: dict, *, balanced: bool = False) -> list:
     dims = fp.spatial_dims
     smallest = np.maximum(1, np.round(np.min(np.asarray(fp.shapes), axis=0) * np.asarray(scale))).astype(int)
     if config.model.patch is not None:
@@ -257,8 +225,12 @@ def _patch(config, fp, slices: bool, scale, reasons: dict) -> list:
     why = f"{side} px in-plane"
     # a wider patch for large objects; 3D patches stay as wide: a batch of wider ones would hold one patch
     if extent and max(extent[-2:]) > LARGE_OBJECT_SHARE * side and (dims == 2 or slices):
-        side *= 2
-        why = f"{side} px in-plane: 90 % of objects are up to {max(extent[-2:]):.0f} px wide"
+        if balanced:  # a wider patch halves the batch twice: two patches a step cannot show every class
+            why = (f"{side} px in-plane: objects up to {max(extent[-2:]):.0f} px wide would widen it, but class-"
+                   "balanced patches need a batch that shows every class each step (docs/benchmarks.md)")
+        else:
+            side *= 2
+            why = f"{side} px in-plane: 90 % of objects are up to {max(extent[-2:]):.0f} px wide"
     plane = [min(side, int(n)) for n in smallest[-2:]]
     if slices:
         patch = [1] + plane

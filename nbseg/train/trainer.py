@@ -29,6 +29,7 @@ from ..project import ProjectLayout, write_json
 from ..runtime import pick_device, pick_precision
 from .init import load_init_weights
 from .plan import Plan, plan_training
+from .warm_start import fit_warm_started
 from .schedule import ProgressSchedule
 from .step import TrainStep, build_model
 from .validation import validate, validation_regions
@@ -97,6 +98,9 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
         plan, fp = plan_training(config, dataset)
         notes += fp.notes + plan.lines()
     plan = distributed.from_main(plan)  # planned from free memory: every process trains rank 0's plan
+    if plan.warm_start and not plan.init:  # two phases, each a fit of its own (nbseg.train.warm_start)
+        return fit_warm_started(fit.__wrapped__, config, project, plan, callbacks=callbacks, resume=resume,
+                                dataset=dataset)
     dataset = rescale_dataset(dataset, plan.scale, plan.spacing)  # the working scale (a copy; often the same)
     notes += [n for n in dataset.notes if n not in notes]  # e.g. images resampled to a common pixel size
     folds = distributed.run_on_main(load_or_make_split, project, dataset.names, folds=config.train.folds,
@@ -296,4 +300,4 @@ class _FoldRun:
         """
         return distributed.run_on_main(validate, self.model, self.val_regions, tile=self.patch,
                                        batch_size=self.batch_size, device=self.device, precision=self.precision,
-                                       layout=self.layout)
+                                       layout=self.layout, per_class=self.dataset.kind == "multiclass")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..data.targets import IGNORE
-from ..model.loss import dice_ce_loss, foreground_counts
+from ..model.loss import dice_ce_loss, foreground_counts, mean_class_dice
 from ..predict.tiling import sliding_window
 from ..runtime import autocast
 
@@ -64,14 +64,21 @@ def _spread(n: int, size: int, tile: int) -> list[slice]:
 
 
 @torch.no_grad()
-def validate(model, regions, *, tile, batch_size: int, device, precision: str, layout) -> tuple[float, float]:
+def validate(model, regions, *, tile, batch_size: int, device, precision: str, layout,
+             per_class: bool = False) -> tuple[float, float]:
     """Loss and foreground Dice of ``model`` over ``regions``, predicted tile by tile and blended.
+
+    Parameters
+    ----------
+    per_class : bool
+        A multi-class set: the Dice is the mean over object classes of each class's pooled Dice (as
+        nnU-Net reports), not the Dice of "any object class".
 
     Returns
     -------
     (loss, dice) : float
         The loss of the blended probabilities (averaged over regions by pixel count) and the Dice
-        of "any object class" pooled over all regions (1.0 when there is nothing to find).
+        pooled over all regions (1.0 when there is nothing to find).
     """
     model.eval()
 
@@ -91,8 +98,10 @@ def validate(model, regions, *, tile, batch_size: int, device, precision: str, l
         if valid:
             losses.append(float(dice_ce_loss(logp, truth)) * valid)
             weights.append(valid)
-        a, b = foreground_counts(logp, truth)
+        a, b = foreground_counts(logp, truth, per_class=per_class)
         inter, total = inter + a, total + b
     model.train()
     loss = float(np.sum(losses) / np.sum(weights)) if weights else 0.0
+    if per_class:
+        return loss, mean_class_dice(inter, total)
     return loss, (inter / total if total else 1.0)

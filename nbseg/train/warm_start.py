@@ -1,0 +1,86 @@
+"""A 3D network warm-started from a 2D one: on a CPU, the first part of the time budget trains a 2D
+network over the slices, whose kernels are then inflated to 3D (:func:`nbseg.train.init.inflate_state`)
+for the rest.
+
+Why: on two CPU cores a 3D U-Net from random weights sees few patches in minutes, and learns little from
+them (Lucchi++, 10 minutes: IoU 0.46), while the 2D network over slices reaches 0.83 in five. The 3D network
+that starts from it begins where the 2D one ended and learns from there what Z adds. nnU-Net trains its 2D
+and 3D configurations apart; this chains them, as I3D's inflation does for video networks.
+
+The 2D phase lives in its own project folder inside the project (``ProjectLayout.warm_start``), with the same
+seed and so the same training/validation split: the 3D network never trains on what validates it.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..project import ProjectLayout
+from . import distributed
+from .init import FINE_TUNE_LR_FACTOR
+
+WARM_SHARE = 0.5  # of the time budget, for the 2D phase (measured: 5 + 5 of 10 minutes on Lucchi++)
+
+
+def plan_warm_start(plan, config, device: str):
+    """``plan`` with ``warm_start`` (minutes of the 2D phase) set where it applies, and its reason.
+
+    It applies to a 3D network trained from scratch on stacks under a time budget, with one fold; by default
+    on a CPU only (``train.warm_start``: true asks for it on a GPU too, false turns it off).
+    """
+    given = config.train.warm_start
+    if plan.model_dims != 3 or plan.init or given is False:
+        return plan
+    minutes, why_not = config.train.minutes, None
+    if not minutes:
+        why_not = "it needs a time budget (train.minutes, CLI --minutes) to share"
+    elif config.train.folds > 1:
+        why_not = "it is planned for one model, not a k-fold ensemble"
+    elif given is None and str(device).startswith("cuda"):
+        return plan  # a GPU trains a 3D network well enough from scratch
+    if why_not:
+        reasons = dict(plan.reasons, warm_start=f"none: {why_not}") if given else plan.reasons
+        return replace(plan, reasons=reasons)
+    first = round(minutes * WARM_SHARE, 2)
+    reasons = dict(plan.reasons, warm_start=(
+        f"the first {first:g} of {minutes:g} min train a 2D network over the slices; its kernels are then inflated "
+        "to 3D for the rest (from scratch a 3D network learns little in minutes on a CPU: docs/benchmarks.md). "
+        "train.warm_start: false (CLI --no-warm-start) trains it from scratch"))
+    reasons["lr"] = (f"{plan.lr:.1e} for the 2D phase, a tenth of it for the 3D one (fine-tuning: "
+                     "nbseg.train.init)")
+    norm = plan.norm
+    if config.model.norm is None:  # the 3D network keeps the 2D one's layers and their learnt statistics
+        norm, reasons["norm"] = "batch", "batch norm: the 2D network's, with the statistics it learnt"
+    return replace(plan, warm_start=first, norm=norm, reasons=reasons)
+
+
+def phase_configs(config, project, warm_minutes: float) -> tuple:
+    """The configs of the 2D phase and of the 3D phase that starts from it."""
+    train, patch = config.train, config.model.patch
+    first = config.model_copy(update={  # a 3D patch set by hand: its planes, one slice at a time
+        "model": config.model.model_copy(update={"dims": 2, "patch": [1, *patch[-2:]] if patch else None}),
+        "train": train.model_copy(update={"minutes": warm_minutes, "warm_start": False})})
+    second = config.model_copy(update={"train": train.model_copy(update={
+        "minutes": round(train.minutes - warm_minutes, 2), "warm_start": False, "lr": train.lr * FINE_TUNE_LR_FACTOR,
+        "init": str(ProjectLayout(project).warm_start)})})
+    return first, second
+
+
+def fit_warm_started(fit, config, project, plan, *, callbacks=(), resume: bool = False, dataset=None):
+    """Train the 2D phase, then the 3D network from it, with ``fit`` (the trainer's, outside any session
+    handling). Returns the 3D phase's :class:`~nbseg.train.trainer.TrainResult` (the 2D phase's if stopped)."""
+    layout = ProjectLayout(project)
+    first, second = phase_configs(config, project, plan.warm_start)
+    if distributed.is_main():  # `nbseg train --project P --resume` finds the settings while the 2D phase runs
+        config.save(project)
+    started_3d = resume and layout.checkpoint(0).exists()
+    if not (started_3d and layout.warm_start.is_dir()):
+        warm = fit(first, layout.warm_start, callbacks=callbacks, resume=resume, dataset=dataset)
+        if warm.interrupted:
+            return warm
+    result = fit(second, project, callbacks=callbacks, resume=resume, dataset=dataset)
+    if distributed.is_main():  # the person's settings, not the phase's (a later --resume plans the same again)
+        config.save(project)
+    return result
+
+
+__all__ = ["WARM_SHARE", "fit_warm_started", "phase_configs", "plan_warm_start"]

@@ -1,0 +1,52 @@
+"""The working scale of the training plan: the resolution a network learns and predicts at.
+
+Objects wider than the network's view (its receptive field) are learnt at half or a quarter of the images'
+resolution in-plane, as long as their labels survive the trip there and back; predictions are brought back
+to the input's shape and pixel sizes (:mod:`nbseg.data.resample`).
+"""
+from __future__ import annotations
+
+from ..model.unet import receptive_field
+
+# a coarser working scale may cost the labels at most this (lowest per-class Dice of a round trip):
+# Lucchi++ mitochondria keep 0.998 at half scale, ISBI membranes 0.987, nuclei borders vanish
+MIN_FIDELITY = 0.99
+
+
+def plan_scale(config, fp, slices: bool, reasons: dict) -> list:
+    """Working-scale factors per axis: the finest scale at which 90 % of objects fit the network's
+    view (its receptive field), unless the labels would not survive it (``MIN_FIDELITY``)."""
+    dims, given = fp.spatial_dims, config.model.scale
+    extent = fp.typical_extent()
+    if given is not None:
+        s = float(given)
+        reasons["scale"] = f"{s:g} in-plane, as set (model.scale; CLI --scale)"
+    else:
+        view = receptive_field(config.model.size)
+        s = 1.0
+        for candidate in (0.5, 0.25):  # coarser only while objects still overflow the view
+            if not extent or max(extent[-2:]) * s <= view:
+                break
+            if fp.scale_fidelity.get(str(candidate), 0.0) < MIN_FIDELITY:
+                break
+            s = candidate
+        if s < 1:
+            reasons["scale"] = (f"{s:g} in-plane: 90 % of objects are up to {max(extent[-2:]):.0f} px wide, more than "
+                                f"the network's {view} px view; at {s:g} the labels keep Dice "
+                                f"{fp.scale_fidelity[str(s)]:.3f} (outputs keep the input's size)")
+        elif extent and max(extent[-2:]) > view:
+            reasons["scale"] = (f"1 (the images' own): objects are wider than the network's {view} px view, but "
+                                "their labels lose detail at half scale (thin structures); set --scale to try")
+    # Z shrinks with the plane only where its pixels are as fine (a slice model never mixes slices)
+    z = [] if dims == 2 else [1.0 if slices else min(1.0, s * fp.anisotropy)]
+    return z + [s, s]
+
+
+def physical_spacing(fp, scale) -> list | None:
+    """Physical pixel sizes at the working scale, where the files give them on every axis."""
+    if fp.unit != "µm" or fp.pixel_sizes is None or any(v is None for v in fp.pixel_sizes):
+        return None
+    return [round(v / f, 6) for v, f in zip(fp.pixel_sizes, scale)]
+
+
+__all__ = ["MIN_FIDELITY", "physical_spacing", "plan_scale"]
