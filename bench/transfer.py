@@ -7,7 +7,7 @@ README's command (``nbseg predict ... --instances``, flips TTA) and are scored w
 (pooled Dice, F1@0.5, mAP). The bundled model was trained on DSB2018 fluorescence images only (CC0), none of
 them colour: see nbseg/models/nuclei/README.md.
 
-    python bench/transfer.py [--init nuclei] [--finetune-minutes 1] [--scratch-minutes 5] [--json out.json]
+    python bench/transfer.py [--init nuclei] [--finetune-minutes 1] [--scratch-minutes 5] [--seed 0] [--json out.json]
     python bench/transfer.py --quick     # seconds of training on a few images: a smoke run
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ def train_and_score(tag: str, minutes: float, data: dict, work: Path, extra: lis
         shutil.rmtree(path, ignore_errors=True)
     log.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "nbseg", "train", "--images", data["train"]["images"], "--masks",
-           data["train"]["masks"], "--project", project, "--minutes", minutes, "--seed", "0", *extra]
+           data["train"]["masks"], "--project", project, "--minutes", minutes, "--seed", args.seed, *extra]
     row = {"tag": tag, "minutes": minutes, "init": None, "log": str(log.relative_to(HERE.parent))}
     row["train_s"] = round(run(cmd, log=log, threads=args.threads, timeout=60 * minutes * 2 + 600), 1)
     cmd = [sys.executable, "-m", "nbseg", "predict", project, data["test"]["images"], "--output", out,
@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     parser.add_argument("--finetune-minutes", type=float, default=1.0)
     parser.add_argument("--scratch-minutes", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="training seed of both runs (the split stays seed 0)")
     parser.add_argument("--quick", action="store_true", help="smoke run: seconds of training, 3 test images")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
@@ -65,8 +66,10 @@ def main(argv=None) -> int:
         args.finetune_minutes, args.scratch_minutes = 0.1, 0.2
         extra = ["--steps-per-epoch", "4", "--batch-size", "2"]
     started = time.perf_counter()
-    rows = [train_and_score(f"scratch_{args.scratch_minutes:g}min", args.scratch_minutes, data, work, extra, args),
-            train_and_score(f"init_{args.init}_{args.finetune_minutes:g}min", args.finetune_minutes, data, work,
+    seed = f"_seed{args.seed}" if args.seed else ""
+    rows = [train_and_score(f"scratch_{args.scratch_minutes:g}min{seed}", args.scratch_minutes, data, work, extra,
+                            args),
+            train_and_score(f"init_{args.init}_{args.finetune_minutes:g}min{seed}", args.finetune_minutes, data, work,
                             extra + ["--init", args.init], args)]
     rows[1]["init"] = args.init
     for row in rows:
