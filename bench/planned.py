@@ -41,9 +41,11 @@ from quality import run  # noqa: E402
 DEFAULT_MINUTES = {"lucchi": 10.0, "bbbc050": 3.0, "isbi": 5.0, "epfl": 5.0}
 HELD_BACK = {"isbi": slice(-5, None), "epfl": slice(3, None, 4)}  # scored images, of the sorted names
 # "3d" forces the 3D network (warm-started from 2D on a CPU); "3d-scratch" from random weights; "p128": 2D
-# patches of 128 px whatever the objects' size (the plan widens them to 256 for large objects)
+# patches of 128 px whatever the objects' size (the plan widens them to 256 for large objects); "s05": half
+# the working scale; "m": model size M; "init": fine-tuned from the bundled nuclei model ("init-lr1e-3": at that lr)
 VARIANTS = {"plan": [], "3d": ["--model-dims", "3"], "3d-scratch": ["--model-dims", "3", "--no-warm-start"],
-            "p128": ["--patch", "128,128"]}
+            "p128": ["--patch", "128,128"], "s05": ["--scale", "0.5"], "m": ["--size", "M"],
+            "init": ["--init", "nuclei"], "init-lr1e-3": ["--init", "nuclei", "--lr", "1e-3"]}
 
 
 def bbbc050_split() -> dict:
@@ -121,7 +123,7 @@ def score(case: str, data: dict, out: Path) -> dict:
 
 def run_case(case: str, variant: str, minutes: float, args) -> dict:
     data = case_data(case, args.quick)
-    tag = f"{case}_{variant}_{minutes:g}min{'_quick' if args.quick else ''}"
+    tag = f"{case}_{variant}_{minutes:g}min{f'_seed{args.seed}' if args.seed else ''}{'_quick' if args.quick else ''}"
     work = WORK / "planned"
     project, out, log = work / "projects" / tag, work / "predictions" / tag, work / "logs" / f"{tag}.log"
     for path in (project, out):
@@ -134,7 +136,7 @@ def run_case(case: str, variant: str, minutes: float, args) -> dict:
     try:
         row["train_s"] = round(run(
             [sys.executable, "-m", "nbseg", "train", "--images", data["train"]["images"], "--masks",
-             data["train"]["masks"], "--project", project, "--minutes", minutes, "--seed", "0",
+             data["train"]["masks"], "--project", project, "--minutes", minutes, "--seed", args.seed,
              *data["args"], *VARIANTS[variant], *quick], log=log, threads=args.threads,
             timeout=60 * minutes * 2 + 1800), 1)
         row["predict_s"] = round(run(
@@ -161,6 +163,7 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", help="comma-separated budgets (default: 10 for lucchi, 3 for bbbc050)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tta", choices=("none", "flips"), default="none")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (the splits are fixed)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)

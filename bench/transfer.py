@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     parser.add_argument("--scratch-minutes", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="training seed of both runs (the split stays seed 0)")
+    parser.add_argument("--finetune-lr", type=float, help="fine-tuning's peak lr (default: nbseg's, a tenth of 3e-3)")
+    parser.add_argument("--no-scratch", action="store_true", help="fine-tune only (scratch rows of earlier runs)")
     parser.add_argument("--quick", action="store_true", help="smoke run: seconds of training, 3 test images")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
@@ -67,11 +69,13 @@ def main(argv=None) -> int:
         extra = ["--steps-per-epoch", "4", "--batch-size", "2"]
     started = time.perf_counter()
     seed = f"_seed{args.seed}" if args.seed else ""
-    rows = [train_and_score(f"scratch_{args.scratch_minutes:g}min{seed}", args.scratch_minutes, data, work, extra,
-                            args),
-            train_and_score(f"init_{args.init}_{args.finetune_minutes:g}min{seed}", args.finetune_minutes, data, work,
-                            extra + ["--init", args.init], args)]
-    rows[1]["init"] = args.init
+    lr = ["--lr", args.finetune_lr] if args.finetune_lr else []
+    rows = [] if args.no_scratch else [
+        train_and_score(f"scratch_{args.scratch_minutes:g}min{seed}", args.scratch_minutes, data, work, extra, args)]
+    rows.append(train_and_score(f"init_{args.init}_{args.finetune_minutes:g}min{seed}"
+                                f"{f'_lr{args.finetune_lr:g}' if lr else ''}", args.finetune_minutes, data, work,
+                                extra + ["--init", args.init, *lr], args))
+    rows[-1]["init"] = args.init
     for row in rows:
         print(f"{row['tag']:>24}  Dice {row['dice']:.3f}  F1@0.5 {row['f1@0.5']:.3f}  mAP {row['map']:.3f}  "
               f"(val Dice {row['val_dice']}, train {row['train_s']} s)")

@@ -56,9 +56,14 @@ def test_plan_shrinks_large_objects_that_survive_and_keeps_thin_ones():
     big = fingerprint(dataset([(600, 600)], radius=60))
     plan = make_plan(Config(data=DataConfig(images="x")), big, device="cpu")
     assert plan.scale == [0.5, 0.5] and "view" in plan.reasons["scale"] and "scale 0.5x0.5" in plan.lines()[0]
-    big.scale_fidelity = {"0.5": 0.95, "0.25": 0.9}  # thin structures in the labels
+    big.scale_fidelity = {"0.5": 0.9, "0.25": 0.8}  # thin structures in the labels
     kept = make_plan(Config(data=DataConfig(images="x")), big, device="cpu")
     assert kept.scale == [1.0, 1.0] and "lose detail" in kept.reasons["scale"]
+    # a mesh across the whole image (membranes): its extent is the image's, and it keeps the full scale
+    big.scale_fidelity = {"0.5": 0.99, "0.25": 0.98}
+    big.objects = {"foreground": {"count": 5, "extent": {"p10": [9, 9], "p50": [40, 40], "p90": [600, 600]}}}
+    mesh = make_plan(Config(data=DataConfig(images="x")), big, device="cpu")
+    assert mesh.scale == [1.0, 1.0] and "span whole images" in mesh.reasons["scale"]
     small = make_plan(Config(data=DataConfig(images="x")), fingerprint(dataset([(256, 256)])), device="cpu")
     assert small.scale == [1.0, 1.0] and "scale" not in small.reasons
 
@@ -130,7 +135,8 @@ def test_3d_networks_plan_instance_norm_and_load_back(tmp_path):
 
 @pytest.mark.parametrize("factors", [(1.0, 0.5, 0.5), (0.5, 0.25, 0.5)])
 def test_windows_of_a_resampled_image_and_of_its_restoring_match_the_whole(factors):
-    from nbseg.data.resample import resample_window, restore_source, restore_window, scaled_shape, source_window
+    from nbseg.data.resample import scaled_shape
+    from nbseg.data.windows import resample_window, restore_source, restore_window, source_window
 
     image = np.random.default_rng(0).random((2, 13, 101, 77)).astype(np.float32)
     shape = image.shape[1:]

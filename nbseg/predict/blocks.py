@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.resample import is_native, restore_source, scaled_shape, source_window
+from ..data.resample import is_native, scaled_shape
+from ..data.windows import restore_source, source_window
 from ..model.unet import divisibility_problem
 from .outputs import to_uint8
 from .post import classes, instances as label_instances

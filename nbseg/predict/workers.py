@@ -111,7 +111,8 @@ def _scaled_block(ensemble, info, image, part, block, tile, bounds, options):
     and brought back to the block's own pixels."""
     from dataclasses import replace
 
-    from ..data.resample import image_factors, resample_window, restore_window, scaled_shape
+    from ..data.resample import image_factors, scaled_shape
+    from ..data.windows import resample_window, restore_window
 
     shape = image.spatial_shape
     factors = image_factors(info.scale, info.spacing, image.pixel_sizes, image.unit)

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import torch
 
+from .. import __version__
+from ..data.targets import CLASS_NAMES
+
 HISTORY_FIELDS = ["fold", "epoch", "train_loss", "val_loss", "val_dice", "lr", "seconds"]
 
 
@@ -17,6 +20,18 @@ def _atomic_save(obj, path: Path) -> None:
     with open(tmp, "rb") as handle:  # on disk before the rename, so a crash leaves the old or the new file
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def model_meta(config, dataset, *, patch, fold: int, epoch: int, val_dice: float, plan, intensity) -> dict:
+    """What a model file keeps beside its weights: enough to predict with it, fine-tune it and trace it."""
+    return {
+        "percentiles": list(config.data.percentiles), "kind": dataset.kind, "n_classes": dataset.n_classes,
+        "class_names": CLASS_NAMES.get(dataset.kind, [f"class {i}" for i in range(dataset.n_classes)]),
+        "in_channels": dataset.in_channels, "spatial_dims": dataset.spatial_dims, "patch": list(patch),
+        "axes": config.data.axes, "channels": config.data.channels, "fold": fold, "epoch": epoch,
+        "val_dice": float(val_dice), "nbseg_version": __version__, "plan": plan.to_dict(),
+        "intensity": intensity,  # objects brighter or darker than background: fine-tuning checks it
+    }
 
 
 def save_training_state(path, *, model, optimizer, schedule, rng, generator, epoch: int, best_dice: float,

@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__
 from . import distributed
 from .callbacks import BatchEnd, EpochEnd, TrainBegin, TrainEnd, emit, overfitting_warning
-from .checkpoint import load_training_state, restore_rng, save_training_state, write_history
+from .checkpoint import load_training_state, model_meta, restore_rng, save_training_state, write_history
 from .oom import halve_batch_on_out_of_memory
 from ..config import Config
 from ..data import load_dataset
@@ -23,7 +22,6 @@ from ..data.fingerprint import intensity_stats
 from ..data.resample import rescale_dataset
 from ..data.sampler import PatchSampler
 from ..data.split import load_or_make_split, split_samples
-from ..data.targets import CLASS_NAMES
 from ..model.unet import save_model_file
 from ..project import ProjectLayout, write_json
 from ..runtime import pick_device, pick_precision
@@ -196,15 +194,8 @@ class _FoldRun:
     def _save_model(self, val_dice: float) -> None:
         if not distributed.is_main():
             return
-        ds, cfg = self.dataset, self.cfg
-        meta = {
-            "percentiles": list(cfg.data.percentiles), "kind": ds.kind, "n_classes": ds.n_classes,
-            "class_names": CLASS_NAMES.get(ds.kind, [f"class {i}" for i in range(ds.n_classes)]),
-            "in_channels": ds.in_channels, "spatial_dims": ds.spatial_dims, "patch": list(self.patch),
-            "axes": cfg.data.axes, "channels": cfg.data.channels, "fold": self.fold, "epoch": self.epoch,
-            "val_dice": float(val_dice), "nbseg_version": __version__, "plan": self.plan.to_dict(),
-            "intensity": self.intensity,  # objects brighter or darker than background: fine-tuning checks it
-        }
+        meta = model_meta(self.cfg, self.dataset, patch=self.patch, fold=self.fold, epoch=self.epoch,
+                          val_dice=val_dice, plan=self.plan, intensity=self.intensity)
         save_model_file(self.paths["model"], self.model, meta=meta)
 
     # ------------------------------------------------------------ loop
