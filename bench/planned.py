@@ -123,7 +123,8 @@ def score(case: str, data: dict, out: Path) -> dict:
 
 def run_case(case: str, variant: str, minutes: float, args) -> dict:
     data = case_data(case, args.quick)
-    tag = f"{case}_{variant}_{minutes:g}min{f'_seed{args.seed}' if args.seed else ''}{'_quick' if args.quick else ''}"
+    tag = (f"{case}_{variant}_{minutes:g}min{f'_seed{args.seed}' if args.seed else ''}"
+           f"{f'_{args.label}' if args.label else ''}{'_quick' if args.quick else ''}")
     work = WORK / "planned"
     project, out, log = work / "projects" / tag, work / "predictions" / tag, work / "logs" / f"{tag}.log"
     for path in (project, out):
@@ -137,7 +138,7 @@ def run_case(case: str, variant: str, minutes: float, args) -> dict:
         row["train_s"] = round(run(
             [sys.executable, "-m", "nbseg", "train", "--images", data["train"]["images"], "--masks",
              data["train"]["masks"], "--project", project, "--minutes", minutes, "--seed", args.seed,
-             *data["args"], *VARIANTS[variant], *quick], log=log, threads=args.threads,
+             *data["args"], *VARIANTS[variant], *args.extra.split(), *quick], log=log, threads=args.threads,
             timeout=60 * minutes * 2 + 1800), 1)
         row["predict_s"] = round(run(
             [sys.executable, "-m", "nbseg", "predict", project, data["test"]["images"], "--output", out, "--tta",
@@ -164,6 +165,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tta", choices=("none", "flips"), default="none")
     parser.add_argument("--seed", type=int, default=0, help="training seed (the splits are fixed)")
+    parser.add_argument("--extra", default="", help="more `nbseg train` arguments, e.g. \"--lr 1e-3\"")
+    parser.add_argument("--label", default="", help="added to the run's name (for --extra runs)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
