@@ -2,6 +2,7 @@
 the first validation already scores as the source does; RGB data from a 1-channel source; refusals."""
 from __future__ import annotations
 
+import hashlib
 import shutil
 import zipfile
 from pathlib import Path
@@ -231,26 +232,6 @@ def test_unknown_source_is_refused(tmp_path):
         resolve_init(tmp_path / "empty")
 
 
-def test_torchscript_only_package_loads_by_name(source, tmp_path):
-    """A package folder whose only weights are a TorchScript U-Net: its parameters load by name."""
-    model, meta = load_model_file(ProjectLayout(source[0]).model(0))
-    folder = tmp_path / "pkg"
-    folder.mkdir()
-    with torch.no_grad():
-        torch.jit.trace(model, torch.zeros(1, 1, 64, 64)).save(str(folder / "weights.pt"))
-    rdf = {"format_version": "0.5.4", "type": "model", "weights": {"torchscript": {"source": "weights.pt"}},
-           "config": {"nbseg": {"kind": meta["kind"], "spec": dict(model.spec)}}}
-    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf))
-    info = resolve_init(folder / "rdf.yaml")
-    assert info["weights"] == "torchscript"
-    fresh = UNet(**info["spec"])
-    from nbseg.train.init import load_init_weights
-
-    load_init_weights(fresh, info)
-    for key, value in model.state_dict().items():
-        torch.testing.assert_close(fresh.state_dict()[key], value)
-
-
 # ---------------------------------------------------------------- bioimage.io packages (slow: the spec's test)
 
 
@@ -280,6 +261,23 @@ def test_fine_tuning_from_an_exported_package(data2d, source, package, scratch_d
 
     with pytest.raises(InitError, match="do not match an nbseg U-Net"):
         load_init_weights(UNet(**info["spec"]), info)
+    # TorchScript weights of an unfolded U-Net (no state dict attached): its parameters load by name
+    model, _ = load_model_file(ProjectLayout(source[0]).model(0))
+    weights = tmp_path / "unzipped" / info["member"]
+    with torch.no_grad():
+        torch.jit.trace(model, torch.zeros(1, 1, 64, 64)).save(str(weights))
+    rdf["weights"]["torchscript"]["sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()  # the spec checks it
+    (tmp_path / "unzipped" / "rdf.yaml").write_text(yaml.safe_dump(rdf))
+    info = resolve_init(tmp_path / "unzipped")  # the folder finds its rdf.yaml
+    assert info["weights"] == "torchscript"
+    fresh = UNet(**info["spec"])
+    load_init_weights(fresh, info)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(fresh.state_dict()[key], value)
+    # not a package bioimageio.spec can read: its own words say why
+    (tmp_path / "unzipped" / "rdf.yaml").write_text(yaml.safe_dump({"type": "model", "config": rdf["config"]}))
+    with pytest.raises(InitError, match="bioimageio.spec can read"):
+        resolve_init(tmp_path / "unzipped" / "rdf.yaml")
 
 
 def test_panel_start_from_another_project(data2d, source, tmp_path):

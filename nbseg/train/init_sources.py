@@ -1,24 +1,22 @@
 """Where fine-tuning's weights come from: a project folder, a model file, a package exported by nbseg, or a
 bundled model (:func:`resolve_init`), and reading those weights (:func:`source_state`).
 
-An nbseg package is read as the zip (or folder) with its rdf.yaml that it is: fine-tuning from nbseg's own
-package needs its attached model file only, not bioimage.io's libraries (an optional extra). Running
-somebody else's package goes through bioimageio.spec (:mod:`nbseg.predict.bioimageio_load`).
+A package (zip, folder or rdf.yaml) is read by bioimageio.spec, as ``nbseg predict PACKAGE`` reads one
+(:mod:`nbseg.predict.bioimageio_load`): its ``config.nbseg`` section says the network, and its attached nbseg
+model file (or TorchScript weights) holds the weights. Packages need the ``bioimageio`` extra.
 """
 from __future__ import annotations
 
 import io
 import tempfile
-import zipfile
 from pathlib import Path
 
 import torch
 
 from ..model.bundled import bundled_model_file, describe_bundled
 from ..model.unet import UNet, load_model_file
+from ..predict.bioimageio_load import PACKAGE_NAMES
 from ..project import ProjectLayout
-
-PACKAGE_NAMES = ("rdf.yaml", "bioimageio.yaml")
 FIRST_CONV = "encoders.0.0.weight"  # the only weight whose shape follows the input channels
 
 
@@ -91,14 +89,14 @@ def _model_info(given: str, path: Path, what: str) -> dict:
 
 def _package_info(path: Path) -> dict:
     """What an nbseg-exported package says about its network (``config.nbseg``) and where its weights are."""
-    rdf, _ = _package(path)
-    nbseg = (rdf.get("config") or {}).get("nbseg")
+    descr = _description(path)
+    nbseg = dict((descr.config.model_extra or {}).get("nbseg") or {})
     if not nbseg:
         raise InitError(f"init {path}: this bioimage.io package was not exported by nbseg (its rdf has no "
                         "config.nbseg section), so its network is not an nbseg U-Net to fine-tune. Fine-tune from "
                         "an nbseg project or package, or train from scratch.")
     member = nbseg.get("state_dict")
-    torchscript = ((rdf.get("weights") or {}).get("torchscript") or {}).get("source")
+    torchscript = descr.weights.torchscript
     if member:
         info = {"path": str(path), "member": member, "weights": "state_dict"}
         with _member_file(info) as model_file:
@@ -109,31 +107,37 @@ def _package_info(path: Path) -> dict:
         raise InitError(f"init {path}: the package carries no nbseg state dict and does not say its network's "
                         "architecture (exported by an older nbseg). Export the project again with this version "
                         "(nbseg export PROJECT --bioimageio OUT.zip), or fine-tune from the project folder.")
-    return {"path": str(path), "member": str(torchscript), "weights": "torchscript", "spec": dict(nbseg["spec"]),
-            "kind": nbseg.get("kind"), "scale": None,
+    return {"path": str(path), "member": str(torchscript.source), "weights": "torchscript",
+            "spec": dict(nbseg["spec"]), "kind": nbseg.get("kind"), "scale": None,
             "what": "bioimage.io package by nbseg, TorchScript weights matched by name"}
 
 
-def _package(path: Path):
-    """The package's rdf (a dict) and a function reading one of its files by name."""
-    import yaml
+def _description(path: Path):
+    """The package's model description, read and validated by bioimageio.spec."""
+    from ..predict.bioimageio_load import BioimageioError, bioimageio_modules
 
-    if path.suffix.lower() == ".zip":
-        with zipfile.ZipFile(path) as archive:
-            names = [n for n in PACKAGE_NAMES if n in archive.namelist()]
-            if not names:
-                raise InitError(f"init {path}: a .zip without rdf.yaml is not a bioimage.io package.")
-            rdf = yaml.safe_load(archive.read(names[0]))
+    try:
+        bioimageio_modules()
+    except BioimageioError as err:
+        raise InitError(f"init {path}: {err}") from None
+    from bioimageio.spec import load_model_description
 
-        def read(name):
-            with zipfile.ZipFile(path) as archive:
-                return archive.read(name)
-    else:
-        rdf = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:  # file hashes are not checked here: the weights are read, and fail loudly, on use
+        return load_model_description(path, format_version="latest", perform_io_checks=False)
+    except Exception as err:  # noqa: BLE001 - pydantic, YAML and zip errors alike: the spec's words say which
+        raise InitError(f"init {path}: not a bioimage.io model package that bioimageio.spec can read: "
+                        f"{str(err)[:500]}") from None
 
-        def read(name):
-            return (path.parent / name).read_bytes()
-    return rdf or {}, read
+
+def _read_member(info: dict) -> bytes:
+    """The bytes of the package's file ``info['member']`` (its weights or an attachment)."""
+    descr = _description(Path(info["path"]))
+    files = [descr.weights.torchscript] if descr.weights.torchscript else []
+    for file in files + list(descr.attachments):
+        if Path(str(file.source)).name == Path(info["member"]).name:
+            return file.get_reader().read()
+    raise InitError(f"init {info['path']}: the package names {info['member']} but does not hold it; export it "
+                    "again.")
 
 
 class _member_file:
@@ -143,14 +147,10 @@ class _member_file:
         self.info, self.folder = info, None
 
     def __enter__(self) -> Path:
-        _, read = _package(Path(self.info["path"]))
+        data = _read_member(self.info)
         self.folder = tempfile.TemporaryDirectory(prefix="nbseg-init-")
         file = Path(self.folder.name) / Path(self.info["member"]).name
-        try:
-            file.write_bytes(read(self.info["member"]))
-        except (KeyError, FileNotFoundError) as err:
-            raise InitError(f"init {self.info['path']}: the package names {self.info['member']} but does not "
-                            f"hold it ({err}); export it again.") from None
+        file.write_bytes(data)
         return file
 
     def __exit__(self, *exc):
@@ -168,8 +168,7 @@ def source_state(info: dict) -> dict:
 
 def _torchscript_state(info: dict) -> dict:
     """The parameters of the package's TorchScript module that form one U-Net of ``info['spec']``."""
-    _, read = _package(Path(info["path"]))
-    scripted = torch.jit.load(io.BytesIO(read(info["member"])), map_location="cpu")
+    scripted = torch.jit.load(io.BytesIO(_read_member(info)), map_location="cpu")
     found = scripted.state_dict()
     expected = UNet(**info["spec"]).state_dict()
     prefixes = sorted(k[: -len(FIRST_CONV)] for k in found if k.endswith(FIRST_CONV))
