@@ -73,9 +73,15 @@ class Fingerprint:
             return 1.0
         return float(sizes[0] / sizes[-1])
 
-    def typical_extent(self) -> list | None:
-        """The 90th-percentile object extent per axis (pixels) over the object classes, or None."""
+    def typical_extent(self, *, spanning: bool = True) -> list | None:
+        """The 90th-percentile object extent per axis (pixels) over the object classes, or None.
+
+        ``spanning=False`` leaves out the classes whose large objects reach across the smallest image
+        in-plane (a mesh, such as membranes): their extent is the image's, not an object's."""
         extents = [np.asarray(o["extent"]["p90"]) for o in self.objects.values() if o["count"]]
+        if not spanning:
+            side = np.min(np.asarray(self.shapes), axis=0)[-2:]
+            extents = [e for e in extents if np.all(e[-2:] < side)]
         return np.max(extents, axis=0).tolist() if extents else None
 
     def save(self, path) -> Path:

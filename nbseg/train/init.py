@@ -92,13 +92,10 @@ def architecture_config(config, info: dict, data_dims: int):
     """``config`` with the source's architecture as the model settings the plan follows (a 2D source
     inflated to 3D keeps its size, scale and normalisation, the last unless ``model.norm`` is set)."""
     spec, scale = info["spec"], info.get("scale")
+    inflated = inflates(info, config, data_dims)  # its normalisation stays the source's unless model.norm is set
     update = {"size": spec["size"], "scale": float(scale[-1]) if scale else 1.0,
-              "norm": config.model.norm if inflates(info, config, data_dims) and config.model.norm else
-              spec.get("norm", "batch")}
-    if inflates(info, config, data_dims):
-        update["dims"] = 3  # its normalisation stays the source's (learnt statistics), unless model.norm is set
-    else:
-        update["dims"] = (2 if is_planar(spec) else 3) if data_dims == 3 else None
+              "norm": (inflated and config.model.norm) or spec.get("norm", "batch"),
+              "dims": 3 if inflated else ((2 if is_planar(spec) else 3) if data_dims == 3 else None)}
     return config.model_copy(update={"model": config.model.model_copy(update=update)})
 
 

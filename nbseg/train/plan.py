@@ -134,8 +134,9 @@ def make_plan(config, fingerprint, *, device="cpu") -> Plan:
     slices = data_dims == 3 and model_dims == 2
     size = config.model.size
     scale = plan_scale(config, fingerprint, slices, reasons)
-    balanced = config.train.balance_classes is not False and _class_weights(fingerprint, {}) is not None
-    patch = _patch(config, fingerprint, slices, scale, reasons, balanced=balanced)
+    said: dict = {}  # the classes' reason, added after the others as before
+    weights = _class_weights(fingerprint, said) if config.train.balance_classes is not False else None
+    patch = _patch(config, fingerprint, slices, scale, reasons, balanced=weights is not None)
     pool_z = data_dims == 3 and not slices and _pools_z(patch[0], fingerprint)
     if data_dims == 3 and not slices:
         reasons["pool_z"] = (f"Z is pooled (patch Z {patch[0]}, Z spacing {fingerprint.anisotropy:.1f}x XY)" if pool_z
@@ -146,7 +147,7 @@ def make_plan(config, fingerprint, *, device="cpu") -> Plan:
     batch = _batch(config, patch, size, data_dims if not slices else 2, str(device), reasons)
     norm = _norm(config, model_dims, data_dims, reasons)
     reasons["lr"] = (f"{config.train.lr:.1e} (train.lr; notebook 03 or `nbseg lr-find` proposes one from a sweep)")
-    weights = _class_weights(fingerprint, reasons) if balanced else None
+    reasons.update(said)
     steps = _steps(config, batch * int(np.prod(patch)), reasons)
     return Plan(data_dims=data_dims, model_dims=model_dims, patch=patch, batch_size=batch, steps_per_epoch=steps,
                 size=size, pool_z=pool_z, lr=float(config.train.lr), class_weights=weights, scale=scale,

@@ -6,8 +6,6 @@ to the input's shape and pixel sizes (:mod:`nbseg.data.resample`).
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..model.unet import receptive_field
 
 # a coarser working scale may cost the labels at most this (lowest per-class Dice of a round trip):
@@ -20,7 +18,7 @@ def plan_scale(config, fp, slices: bool, reasons: dict) -> list:
     """Working-scale factors per axis: the finest scale at which 90 % of objects fit the network's
     view (its receptive field), unless the labels would not survive it (``MIN_FIDELITY``)."""
     dims, given = fp.spatial_dims, config.model.scale
-    extent = _object_extent(fp)
+    extent = fp.typical_extent(spanning=False)  # a mesh asks for no wider view (half scale cost ISBI)
     if given is not None:
         s = float(given)
         reasons["scale"] = f"{s:g} in-plane, as set (model.scale; CLI --scale)"
@@ -47,18 +45,6 @@ def plan_scale(config, fp, slices: bool, reasons: dict) -> list:
     # Z shrinks with the plane only where its pixels are as fine (a slice model never mixes slices)
     z = [] if dims == 2 else [1.0 if slices else min(1.0, s * fp.anisotropy)]
     return z + [s, s]
-
-
-def _object_extent(fp) -> list | None:
-    """The 90th-percentile extent per axis over the classes whose objects do not span whole images.
-
-    A class whose large objects reach across the smallest image (ISBI's membrane mesh) has the image's
-    extent, not an object's: it asks for no wider view (measured: half scale cost ISBI pixel error).
-    """
-    side = np.min(np.asarray(fp.shapes), axis=0)[-2:]
-    extents = [np.asarray(o["extent"]["p90"]) for o in fp.objects.values() if o["count"]]
-    local = [e for e in extents if np.all(e[-2:] < side)]
-    return np.max(local, axis=0).tolist() if local else None
 
 
 def physical_spacing(fp, scale) -> list | None:
