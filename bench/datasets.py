@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+# NBSEG_SHARED_DATA: the same folders elsewhere (a GPU machine that gets a copy of some of them)
+SHARED = Path(os.environ.get("NBSEG_SHARED_DATA") or ROOT.parent / "shared" / "data")
 WORK = ROOT / "bench" / "_work"
 
 

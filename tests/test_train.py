@@ -212,6 +212,9 @@ def test_overfitting_warning_needs_rising_validation_and_falling_training_loss()
     assert "over-fit" in warning and "epoch 2" in warning
     assert overfitting_warning(rows([0.5, 0.4, 0.45, 0.44, 0.6], [0.6, 0.5, 0.4, 0.3, 0.2]), 1) == ""  # one dip
     assert overfitting_warning(rows([0.5, 0.4, 0.45, 0.5, 0.6], [0.2, 0.3, 0.4, 0.5, 0.6]), 1) == ""  # both rise
+    rising = rows([0.5, 0.4, 0.45, 0.5, 0.6], [0.6, 0.5, 0.4, 0.3, 0.2])
+    assert overfitting_warning(rising, 1, said_for=1) == ""  # said once while epoch 2 stays the best
+    assert "epoch 3" in overfitting_warning(rising, 2, said_for=1)
 
 
 def test_the_kept_model_is_the_best_by_the_smoothed_dice():

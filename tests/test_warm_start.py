@@ -25,7 +25,7 @@ def test_planned_on_a_cpu_with_a_time_budget_and_one_fold(tmp_path):
     plan, _ = plan_training(_config(root), dataset, device="cpu")
     assert plan.warm_start == 0.15 and "warm-started from 2D" in plan.lines()[0]
     assert "inflated to 3D" in plan.reasons["warm_start"]
-    assert plan_training(_config(root), dataset, device="cuda")[0].warm_start is None  # a GPU: from scratch
+    assert plan_training(_config(root), dataset, device="cuda")[0].warm_start == 0.15  # a GPU too (BBBC050)
     off = plan_training(_config(root, warm_start=False), dataset, device="cpu")[0]
     assert off.warm_start is None and "warm_start" not in off.reasons
     folds = plan_training(_config(root, folds=2, warm_start=True), dataset, device="cpu")[0]

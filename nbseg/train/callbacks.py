@@ -67,10 +67,11 @@ class Callback:
     def on_train_end(self, event: TrainEnd) -> None: ...
 
 
-def overfitting_warning(history: list, best_epoch: int, *, epochs: int = 3) -> str:
+def overfitting_warning(history: list, best_epoch: int, *, epochs: int = 3, said_for: int | None = None) -> str:
     """A sentence when validation loss has risen for ``epochs`` epochs in a row while training loss
-    fell (the model starts to learn its training images by heart), else ``""``."""
-    if len(history) <= epochs:
+    fell (the model starts to learn its training images by heart), else ``""``. ``said_for``: the best
+    epoch the last warning named; while it is still the best the warning is not repeated."""
+    if len(history) <= epochs or best_epoch == said_for:
         return ""
     recent = history[-(epochs + 1):]
     val = [h["val_loss"] for h in recent]

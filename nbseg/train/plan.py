@@ -111,7 +111,7 @@ def plan_training(config, dataset, *, device=None):
     device = device or pick_device(config.train.device)
     source = init.init_source(config.train.init)
     if source is None:
-        return plan_warm_start(make_plan(config, fp, device=device), config, device), fp
+        return plan_warm_start(make_plan(config, fp, device=device), config), fp
     info = init.resolve_init(source)  # fine-tuning: the source's architecture, checked against the data
     init.check_compatible(info, dataset)
     plan = make_plan(init.architecture_config(config, info, fp.spatial_dims), fp, device=device)

@@ -167,6 +167,7 @@ class _FoldRun:
         self.epoch, self.best_dice, self.best_epoch, self.elapsed, self.history = 0, -1.0, 0, 0.0, []
         self.intensity = intensity_stats(self.train_samples)
         self.said = []  # for the person watching (e.g. a smaller batch after running out of memory)
+        self.said_for = None  # the best epoch the over-fitting warning last named: said once per best model
 
     # ------------------------------------------------------------ state
 
@@ -256,10 +257,12 @@ class _FoldRun:
         self.history.append({"fold": self.fold, "epoch": self.epoch, "train_loss": train_loss,
                              "val_loss": val_loss, "val_dice": val_dice, "lr": lr, "seconds": self.elapsed})
         self._save_state()
+        overfit = overfitting_warning(self.history, self.best_epoch, said_for=self.said_for)
+        self.said_for = self.best_epoch if overfit else self.said_for
         emit(self.callbacks, "on_epoch_end", EpochEnd(
             fold=self.fold, epoch=self.epoch, train_loss=train_loss, val_loss=val_loss, val_dice=val_dice,
             best_dice=self.best_dice, is_best=is_best, lr=lr, seconds=self.elapsed, history=list(self.history),
-            warning=" ".join(filter(None, [*self.said, overfitting_warning(self.history, self.best_epoch)]))))
+            warning=" ".join(filter(None, [*self.said, overfit]))))
         self.said = []
         if self._out_of_time():
             return "time budget"
