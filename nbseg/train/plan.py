@@ -98,16 +98,17 @@ class Plan:
         return {**asdict(self), "slices": self.slices}
 
 
-def plan_training(config, dataset, *, device=None):
+def plan_training(config, dataset, *, device=None, fp=None):
     """The fingerprint of ``dataset`` and the plan for it: what `nbseg train`, the LR finder and
-    notebook 04 all use. ``device`` defaults to ``config.train.device`` resolved. With ``train.init`` the
-    network is the init model's and the learning rate a fine-tuning one (:mod:`nbseg.train.init`)."""
+    notebook 04 all use. ``device`` defaults to ``config.train.device`` resolved; ``fp``, the dataset's
+    fingerprint when it is known already. With ``train.init`` the network is the init model's and the
+    learning rate a fine-tuning one (:mod:`nbseg.train.init`)."""
     from . import init
     from .warm_start import plan_warm_start
     from ..data.fingerprint import fingerprint
     from ..runtime import pick_device
 
-    fp = fingerprint(dataset, seed=config.train.seed)
+    fp = fp or fingerprint(dataset, seed=config.train.seed)
     device = device or pick_device(config.train.device)
     source = init.init_source(config.train.init)
     if source is None:

@@ -93,12 +93,12 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
     dataset = dataset or load_dataset(config.data)
     fp, notes = fingerprint, list(dataset.notes)
     if plan is None:  # nobody has shown the plan yet: the progress callbacks do
-        plan, fp = plan_training(config, dataset)
+        plan, fp = plan_training(config, dataset, fp=fp)
         notes += fp.notes + plan.lines()
     plan = distributed.from_main(plan)  # planned from free memory: every process trains rank 0's plan
     if plan.warm_start and not plan.init:  # two phases, each a fit of its own (nbseg.train.warm_start)
         return fit_warm_started(fit.__wrapped__, config, project, plan, callbacks=callbacks, resume=resume,
-                                dataset=dataset)
+                                dataset=dataset, fingerprint=fp)
     dataset = rescale_dataset(dataset, plan.scale, plan.spacing)  # the working scale (a copy; often the same)
     notes += [n for n in dataset.notes if n not in notes]  # e.g. images resampled to a common pixel size
     folds = distributed.run_on_main(load_or_make_split, project, dataset.names, folds=config.train.folds,

@@ -68,19 +68,22 @@ def phase_configs(config, project, warm_minutes: float) -> tuple:
     return first, second
 
 
-def fit_warm_started(fit, config, project, plan, *, callbacks=(), resume: bool = False, dataset=None):
+def fit_warm_started(fit, config, project, plan, *, callbacks=(), resume: bool = False, dataset=None,
+                     fingerprint=None):
     """Train the 2D phase, then the 3D network from it, with ``fit`` (the trainer's, outside any session
-    handling). Returns the 3D phase's :class:`~nbseg.train.trainer.TrainResult` (the 2D phase's if stopped)."""
+    handling); each phase plans from ``fingerprint`` (the data's, computed once). Returns the 3D phase's
+    :class:`~nbseg.train.trainer.TrainResult` (the 2D phase's if stopped)."""
     layout = ProjectLayout(project)
     first, second = phase_configs(config, project, plan.warm_start)
     if distributed.is_main():  # `nbseg train --project P --resume` finds the settings while the 2D phase runs
         config.save(project)
     started_3d = resume and layout.checkpoint(0).exists()
     if not (started_3d and layout.warm_start.is_dir()):
-        warm = fit(first, layout.warm_start, callbacks=callbacks, resume=resume, dataset=dataset)
+        warm = fit(first, layout.warm_start, callbacks=callbacks, resume=resume, dataset=dataset,
+                   fingerprint=fingerprint)
         if warm.interrupted:
             return warm
-    result = fit(second, project, callbacks=callbacks, resume=resume, dataset=dataset)
+    result = fit(second, project, callbacks=callbacks, resume=resume, dataset=dataset, fingerprint=fingerprint)
     if distributed.is_main():  # the person's settings, not the phase's (a later --resume plans the same again)
         config.save(project)
     return result
