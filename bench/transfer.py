@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     parser.add_argument("--scratch-minutes", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="training seed of both runs (the split stays seed 0)")
-    parser.add_argument("--finetune-lr", type=float, help="fine-tuning's peak lr (default: nbseg's, a tenth of 3e-3)")
+    parser.add_argument("--finetune-lr", type=float, help="fine-tuning's peak lr (default: nbseg's, a third of 3e-3)")
     parser.add_argument("--no-scratch", action="store_true", help="fine-tune only (scratch rows of earlier runs)")
     parser.add_argument("--quick", action="store_true", help="smoke run: seconds of training, 3 test images")
     parser.add_argument("--json", type=Path, help="write the results here")

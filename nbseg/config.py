@@ -136,10 +136,10 @@ class TrainConfig(_Strict):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     # fine-tuning: start from this model's weights (project folder, model file, bioimage.io package or bundled
-    # model name; nbseg.train.init). None: from scratch. The architecture is the source's, the lr a tenth
+    # model name; nbseg.train.init). None: from scratch. The architecture is the source's, the lr a third
     init: Optional[str] = None
     # a 3D network trained from scratch starts from a 2D network over the slices trained for the first half of
-    # the time (nbseg.train.warm_start). None: planned (on a CPU, with a time budget and one fold)
+    # the time (nbseg.train.warm_start). None: planned (with a time budget and one fold)
     warm_start: Optional[bool] = None
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ LR_FINDER_FILE = "lr_finder.json"
 FINGERPRINT_FILE = "fingerprint.json"
 PLAN_FILE = "plan.json"
 UI_LOG = Path("logs") / "ui.log"
+WARM_START = "warm-start-2d"  # the 2D phase of a warm-started 3D network (nbseg.train.warm_start)
 MODEL_GLOB = "fold*.pt"
 POINTER_FILE = "nbseg-project.json"  # outside any project: names the project to open (nbseg.colab)
 
@@ -60,7 +61,7 @@ class ProjectLayout:
     bioimageio_package = property(lambda self: self.export / f"{self.root.resolve().name}.bioimageio.zip")
     labels = property(lambda self: self.root / "labels")
     logs = property(lambda self: self.root / "logs")
-    warm_start = property(lambda self: self.root / "warm-start-2d")  # a project of its own (train.warm_start)
+    warm_start = property(lambda self: self.root / WARM_START)  # a project of its own (train.warm_start)
     ui_log = property(lambda self: self.root / UI_LOG)
 
     def model(self, fold: int) -> Path:

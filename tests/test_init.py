@@ -80,7 +80,7 @@ def test_fine_tuning_from_a_project_starts_at_its_score(data2d, source, scratch_
     config = one_step(data2d, init=str(project))
     plan, _ = plan_training(config, load_dataset(config.data))
     assert plan.init["what"] == "nbseg project, fold 0 of 1" and plan.lines()[1].startswith(f"  init: {project}")
-    assert plan.lr == pytest.approx(3e-4) and "fine-tuning" in plan.reasons["lr"]
+    assert plan.lr == pytest.approx(1e-3) and "fine-tuning, a third" in plan.reasons["lr"]
     dice = first_dice(config, tmp_path / "ft")
     reference = source_dice(history)
     assert reference > scratch_dice + 0.2, (reference, scratch_dice)  # the source learnt something
@@ -193,7 +193,7 @@ def test_cli_init_end_to_end_and_resume(data2d, source, tmp_path, capsys):
             "--val-fraction", "0.3", "--precision", "fp32"]
     assert main(args + ["--init", str(source[0]), "--epochs", "1"]) == 0
     out = capsys.readouterr().out
-    assert f"init: {source[0]} (nbseg project, fold 0 of 1)" in out and "lr 3.0e-04" in out
+    assert f"init: {source[0]} (nbseg project, fold 0 of 1)" in out and "lr 1.0e-03" in out
     assert f"note: fine-tuning from {source[0]}" in out
     assert Config.load(tmp_path / "ft").train.init == str(source[0])
     assert main(args + ["--epochs", "2", "--resume"]) == 0  # the saved init; the checkpoint's weights
@@ -298,7 +298,7 @@ def test_panel_start_from_another_project(data2d, source, tmp_path):
     assert panel.error is None, panel.errors.message.value
     assert Config.load(project).train.init == str(source[0])
     assert f"init: {source[0]} (nbseg project, fold 0 of 1)" in panel.plan.value
-    assert panel.state.plan.lr == pytest.approx(3e-4) and panel.state.plan.init["source"] == str(source[0])
+    assert panel.state.plan.lr == pytest.approx(1e-3) and panel.state.plan.init["source"] == str(source[0])
 
 
 def test_the_shipped_nuclei_model(monkeypatch):

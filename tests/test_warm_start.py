@@ -43,9 +43,9 @@ def test_2d_phase_then_the_3d_network_from_it(tmp_path):
     deep, meta = load_model_file(result.model_paths[0])
     assert flat.slices and flat_meta["plan"]["patch"] == [1, 48, 48]
     assert deep.spec["spatial_dims"] == 3 and not deep.slices and meta["plan"]["init"]
-    # the 3D phase fine-tunes at a tenth of the default lr, and says so (not "as set")
+    # the 3D phase goes on at a tenth of the 2D phase's lr, and says so (not "as set", nor a transfer's third)
     assert meta["plan"]["lr"] == pytest.approx(flat_meta["plan"]["lr"] / 10)
-    assert "fine-tuning" in meta["plan"]["reasons"]["lr"]
+    assert "a tenth of the 2D phase's" in meta["plan"]["reasons"]["lr"]
     # the same split: the 3D network validates on what the 2D one never trained on
     assert (layout.warm_start / "split.json").read_text() == layout.split.read_text()
     assert Config.load(layout.config).train.init is None, "config.yaml keeps the person's settings"

@@ -160,10 +160,10 @@ def register(subparsers) -> None:
                             "a model file, a bioimage.io package exported by nbseg (.zip or rdf.yaml) or a bundled "
                             "model name (e.g. nuclei); 'none' trains from scratch. The network (2D/3D, size, norm, "
                             "scale) is the source's; the classes must match; a 1-channel model is spread over 3 "
-                            "channels (or 3 summed to 1); percentiles come from your data; the peak lr is a tenth "
+                            "channels (or 3 summed to 1); percentiles come from your data; the peak lr is a third "
                             "of the default unless --lr is given. --resume continues from the checkpoint")
     train.add_argument("--no-warm-start", dest="warm_start", action="store_false", default=None,
-                       help="train a 3D network from random weights; by default on a CPU it starts from a 2D network "
+                       help="train a 3D network from random weights; by default it starts from a 2D network "
                             "over the slices trained for the first half of --minutes (train.warm_start)")
     train.add_argument("--resume", action="store_true", help="continue a stopped run from its last checkpoint")
     train.set_defaults(func=run_train)

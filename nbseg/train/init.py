@@ -34,14 +34,19 @@ What fine-tuning keeps and changes:
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from ..config import TrainConfig
 from ..model.unet import SIZES
+from ..project import WARM_START
 from .init_sources import FIRST_CONV, InitError, resolve_init, source_state
 
-FINE_TUNE_LR_FACTOR = 0.1
+# of the default lr, for another model's weights: on two transfer pairs (the bundled nuclei model to H&E images
+# and to BBBC050) validation preferred 1e-3 to 3e-4 in 5 of 5 runs (docs/benchmarks.md, session 10)
+FINE_TUNE_LR_FACTOR = 1 / 3
+WARM_START_LR_FACTOR = 0.1  # of the 2D phase's lr, for the 3D network inflated from it (Lucchi++, session 8)
 SCRATCH = ("", "none", "scratch")  # values that mean: no init (CLI --init none clears a saved one)
 
 
@@ -120,15 +125,7 @@ def fine_tune_plan(plan, config, info: dict, dataset, intensity=None):
     else:
         reasons["network"] = (f"{network}, model {spec['size']}, {spec.get('norm', 'batch')} norm, scale "
                               f"{plan.scale[-1]:g}: the init model's architecture")
-    default = TrainConfig.model_fields["lr"].default
-    lr = float(config.train.lr)
-    if lr == default:
-        lr = default * FINE_TUNE_LR_FACTOR
-        reasons["lr"] = (f"{lr:.1e}: fine-tuning, a tenth of the {default:.0e} default: the init weights already "
-                         "segment and full-size steps would undo much of what they learnt (set train.lr, "
-                         "CLI --lr, to choose)")
-    else:
-        reasons["lr"] = f"{lr:.1e}, as set (train.lr; CLI --lr)"
+    lr = _fine_tune_lr(float(config.train.lr), info, reasons)
     note = channel_note(spec["in_channels"], dataset.in_channels)
     if note:
         reasons["channels"] = note
@@ -153,6 +150,22 @@ def contrast_flipped(source, data) -> bool:
             return None
     a, b = brighter(source), brighter(data)
     return a is not None and b is not None and a != b
+
+
+def _fine_tune_lr(lr: float, info: dict, reasons: dict) -> float:
+    """The peak lr for fine-tuning from ``info``'s weights, its reason in ``reasons``."""
+    if Path(info["source"]).name == WARM_START:  # this project's own 2D phase: the 3D network goes on from it
+        reasons["lr"] = (f"{lr * WARM_START_LR_FACTOR:.1e}: a tenth of the 2D phase's {lr:.1e}, as the 3D network "
+                         "starts from what that phase learnt (nbseg.train.warm_start)")
+        return lr * WARM_START_LR_FACTOR
+    default = TrainConfig.model_fields["lr"].default
+    if lr != default:
+        reasons["lr"] = f"{lr:.1e}, as set (train.lr; CLI --lr)"
+        return lr
+    reasons["lr"] = (f"{default * FINE_TUNE_LR_FACTOR:.1e}: fine-tuning, a third of the {default:.0e} default: the "
+                     "init weights already segment and full-size steps would undo much of what they learnt (set "
+                     "train.lr, CLI --lr, to choose)")
+    return default * FINE_TUNE_LR_FACTOR
 
 
 def channel_note(src: int, dst: int) -> str | None:

@@ -18,7 +18,6 @@ from dataclasses import replace
 
 from ..project import ProjectLayout
 from . import distributed
-from .init import FINE_TUNE_LR_FACTOR
 
 WARM_SHARE = 0.5  # of the time budget, for the 2D phase (measured: 5 + 5 of 10 minutes on Lucchi++)
 
@@ -59,11 +58,9 @@ def phase_configs(config, project, warm_minutes: float) -> tuple:
     first = config.model_copy(update={  # a 3D patch set by hand: its planes, one slice at a time
         "model": config.model.model_copy(update={"dims": 2, "patch": [1, *patch[-2:]] if patch else None}),
         "train": train.model_copy(update={"minutes": warm_minutes, "warm_start": False})})
-    # the default lr is left to fine-tuning, which takes a tenth of it and says why; a set one is scaled here
-    default = type(train).model_fields["lr"].default
-    lr = train.lr if train.lr == default else train.lr * FINE_TUNE_LR_FACTOR
+    # the lr stays the 2D phase's: fine-tuning from this project's own 2D phase takes a tenth of it, and says why
     second = config.model_copy(update={"train": train.model_copy(update={
-        "minutes": round(train.minutes - warm_minutes, 2), "warm_start": False, "lr": lr,
+        "minutes": round(train.minutes - warm_minutes, 2), "warm_start": False,
         "init": str(ProjectLayout(project).warm_start)})})
     return first, second
 

@@ -188,7 +188,7 @@ HELP = {
     "lr_accept": "Write the suggested learning rate into config.yaml for training.",
     "train": "Start training from scratch (the kernel's stop button ends it and keeps the best model).",
     "init": "Start from random weights (scratch), or fine-tune a trained model: a bundled one, or another project "
-            "or bioimage.io package. Fine-tuning keeps that model's network and classes and trains at a tenth of "
+            "or bioimage.io package. Fine-tuning keeps that model's network and classes and trains at a third of "
             "the default learning rate; it needs fewer labelled images.",
     "init_path": "The model to fine-tune: a project folder (its fold 0 model), a model file (.pt), or a bioimage.io "
                  "package exported by nbseg (.zip or rdf.yaml).",
