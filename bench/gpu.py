@@ -103,7 +103,9 @@ def main(argv=None) -> int:
             args.json.write_text(json.dumps(result, indent=1))
         return 0
     device = torch.device(args.device)
-    amp = "bf16" if device.type == "cpu" or torch.cuda.is_bf16_supported() else "fp16"
+    from nbseg.runtime import cuda_has_native_bf16
+
+    amp = "bf16" if device.type == "cpu" or cuda_has_native_bf16(device) else "fp16"
     seconds = 1.0 if args.quick else 10.0
     small = args.quick and device.type == "cpu"
     cases = [(2, "M", (64, 64) if small else (256, 256), (2, 4) if small else (8, 32)),

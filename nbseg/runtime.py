@@ -36,12 +36,24 @@ def cpu_has_fast_bf16() -> bool:
     return " amx_bf16" in flags
 
 
+def cuda_has_native_bf16(device=None) -> bool:
+    """Whether the GPU computes in bf16 itself: NVIDIA from compute capability 8.0 (Ampere) on, or ROCm.
+
+    ``torch.cuda.is_bf16_supported()`` answers True on a T4 too (Colab's free GPU, capability 7.5): it
+    checks that a bf16 tensor can be made, which emulation allows, while cuDNN has no bf16 convolutions
+    there. So the capability is asked instead.
+    """
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def pick_precision(device: torch.device, precision: str = "auto") -> str:
-    """``"auto"``: fp16/bf16 AMP on CUDA; bf16 on CPUs with AMX; else fp32."""
+    """``"auto"``: bf16 AMP on GPUs that have it (else fp16 AMP); bf16 on CPUs with AMX; else fp32."""
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cuda_has_native_bf16(device) else "fp16"
     if device.type == "cpu" and cpu_has_fast_bf16():
         return "bf16"
     return "fp32"
