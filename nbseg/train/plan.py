@@ -108,7 +108,7 @@ def plan_training(config, dataset, *, device=None, fp=None):
     from ..data.fingerprint import fingerprint
     from ..runtime import pick_device
 
-    fp = fp or fingerprint(dataset, seed=config.train.seed)
+    fp = fp if fp is not None else fingerprint(dataset, seed=config.train.seed)
     device = device or pick_device(config.train.device)
     source = init.init_source(config.train.init)
     if source is None:
