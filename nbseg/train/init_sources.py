@@ -7,6 +7,7 @@ model file (or TorchScript weights) holds the weights. Packages need the ``bioim
 """
 from __future__ import annotations
 
+import functools
 import io
 import tempfile
 from pathlib import Path
@@ -113,20 +114,27 @@ def _package_info(path: Path) -> dict:
 
 
 def _description(path: Path):
-    """The package's model description, read and validated by bioimageio.spec."""
+    """The package's model description, read and validated by bioimageio.spec (once per version of its
+    files: a fine-tuning run asks for it for the network, for the model file and again for the weights)."""
     from ..predict.bioimageio_load import BioimageioError, bioimageio_modules
 
     try:
         bioimageio_modules()
     except BioimageioError as err:
         raise InitError(f"init {path}: {err}") from None
-    from bioimageio.spec import load_model_description
-
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
     try:  # file hashes are not checked here: the weights are read, and fail loudly, on use
-        return load_model_description(path, format_version="latest", perform_io_checks=False)
+        return _load_description(str(path.resolve()), tuple(f.stat().st_mtime_ns for f in files))
     except Exception as err:  # noqa: BLE001 - pydantic, YAML and zip errors alike: the spec's words say which
         raise InitError(f"init {path}: not a bioimage.io model package that bioimageio.spec can read: "
                         f"{str(err)[:500]}") from None
+
+
+@functools.lru_cache(maxsize=4)
+def _load_description(path: str, versions: tuple):
+    from bioimageio.spec import load_model_description
+
+    return load_model_description(Path(path), format_version="latest", perform_io_checks=False)
 
 
 def _read_member(info: dict) -> bytes:
