@@ -104,9 +104,15 @@ class ModelConfig(_Strict):
     scale: Optional[float] = None
     # normalisation layers: batch (2D networks) or instance (3D networks). None: planned
     norm: Optional[Literal["batch", "instance"]] = None
+    # pixels per axis ([Z,] Y, X), -1 to 1, the network moves its input by, for labels that sit a fraction
+    # of a pixel off their structures. None: measured from the labels (fingerprint); [0, 0]: no shift
+    input_shift: Optional[list[float]] = None
 
     @model_validator(mode="after")
     def _check(self):
+        if self.input_shift is not None and any(abs(v) > 1 for v in self.input_shift):
+            raise ValueError(f"input_shift is {self.input_shift}; give pixels between -1 and 1 per axis, "
+                             "or leave it out to let the plan measure it.")
         if self.scale is not None and not 0.05 <= self.scale <= 1:
             raise ValueError(f"scale is {self.scale}; give a factor from 0.05 to 1 (1 = the images' own "
                              "resolution, 0.5 = half), or leave it out to let the plan choose.")

@@ -10,9 +10,9 @@ from torch import nn
 from nbseg.model.unet import UNet, save_model_file
 
 
-def make_model(dims=2, channels=1, classes=2, seed=0, pool_z=True):
+def make_model(dims=2, channels=1, classes=2, seed=0, pool_z=True, input_shift=None):
     torch.manual_seed(seed)
-    model = UNet(dims, channels, classes, "S", pool_z=pool_z)
+    model = UNet(dims, channels, classes, "S", pool_z=pool_z, input_shift=input_shift)
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.running_mean.uniform_(-0.3, 0.3)
@@ -21,7 +21,7 @@ def make_model(dims=2, channels=1, classes=2, seed=0, pool_z=True):
 
 
 def make_project(root: Path, *, dims=2, folds=1, channels=1, kind="binary", patch=None,
-                 percentiles=lambda k: [1.0, 99.8], plan=None) -> Path:
+                 percentiles=lambda k: [1.0, 99.8], plan=None, input_shift=None) -> Path:
     """``root`` with ``folds`` models; ``percentiles(k)`` gives fold k's normalisation; ``plan`` (a dict,
     e.g. ``{"scale": [1, 0.5, 0.5]}``) the training plan the meta records."""
     classes = 3 if kind == "instances" else 2
@@ -31,5 +31,6 @@ def make_project(root: Path, *, dims=2, folds=1, channels=1, kind="binary", patc
                 "spatial_dims": dims, "patch": patch, "axes": None, "channels": None, "fold": k}
         if plan is not None:
             meta["plan"] = dict(plan)
-        save_model_file(Path(root) / "models" / f"fold{k}.pt", make_model(dims, channels, classes, seed=k), meta=meta)
+        save_model_file(Path(root) / "models" / f"fold{k}.pt", make_model(dims, channels, classes, seed=k, input_shift=input_shift),
+                        meta=meta)
     return Path(root)

@@ -22,15 +22,16 @@ def _one_thread(one_thread):
     yield
 
 
-def make_project(root, *, dims=2, folds=2, kind="binary"):
+def make_project(root, *, dims=2, folds=2, kind="binary", input_shift=None):
     patch = [8, 16, 16] if dims == 3 else [32, 32]
     return model_projects.make_project(root, dims=dims, folds=folds, kind=kind, patch=patch,
-                                       percentiles=lambda k: [1.0, 99.0 + k * 0.5])
+                                       percentiles=lambda k: [1.0, 99.0 + k * 0.5], input_shift=input_shift)
 
 
-@pytest.mark.parametrize("dims,tta", [(2, "none"), (2, "all"), (3, "flips")])
-def test_export_matches_predict_on_a_tile(tmp_path, dims, tta):
-    project = make_project(tmp_path / "p", dims=dims, kind="instances" if dims == 3 else "binary")
+@pytest.mark.parametrize("dims,tta,shift", [(2, "none", None), (2, "all", None), (3, "flips", None),
+                                            (2, "all", (-0.6, -0.2)), (3, "flips", (0.3, -0.5, 0.4))])
+def test_export_matches_predict_on_a_tile(tmp_path, dims, tta, shift):
+    project = make_project(tmp_path / "p", dims=dims, kind="instances" if dims == 3 else "binary", input_shift=shift)
     path = export_torchscript(project, tmp_path / "model.pt", tta=tta)
     shape = (8, 16, 16) if dims == 3 else (32, 32)
     image = (np.random.default_rng(0).gamma(2.0, 40.0, shape)).astype(np.float32)

@@ -49,6 +49,9 @@ class Fingerprint:
         that scale and back (``nbseg.data.resample.label_fidelity``): how much a coarser working
         scale would cost at best.
     notes : list of str
+    label_offset : dict
+        Where the labels sit on their images, to a fraction of a pixel, and whether the images agree
+        (:func:`nbseg.data.alignment.label_offset`).
     """
 
     spatial_dims: int
@@ -64,6 +67,7 @@ class Fingerprint:
     kind: str = "binary"
     scale_fidelity: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    label_offset: dict = field(default_factory=dict)
 
     @property
     def anisotropy(self) -> float:
@@ -104,6 +108,7 @@ def fingerprint(dataset, *, seed: int = 0) -> Fingerprint:
     seed : int
         For the draw of objects when a class has more than ``MAX_OBJECTS``.
     """
+    from .alignment import label_offset
     from .targets import CLASS_NAMES
 
     samples = dataset.samples
@@ -121,7 +126,7 @@ def fingerprint(dataset, *, seed: int = 0) -> Fingerprint:
         pixel_sizes=sizes, unit=unit, spacing_differs=differs, intensity=intensity_stats(samples),
         class_fractions=(counts / max(counts.sum(), 1)).round(6).tolist(), objects=objects, kind=dataset.kind,
         scale_fidelity=_scale_fidelity(samples, dataset.n_classes, dataset.spatial_dims),
-        notes=_notes(sizes, unit, differs, dataset.spatial_dims))
+        notes=_notes(sizes, unit, differs, dataset.spatial_dims), label_offset=label_offset(samples))
 
 
 def _scale_fidelity(samples, n_classes: int, dims: int) -> dict:

@@ -61,10 +61,14 @@ class UNet(nn.Module):
         3D only: a 2D U-Net applied to every Z slice (Z folded into the batch). It takes and gives
         ``(N, C, Z, Y, X)`` like a 3D model, so training and prediction treat it as one; it suits thin
         or strongly anisotropic stacks, and learns faster per CPU minute than 3D convolutions.
+    input_shift : sequence of float, optional
+        Per axis of the convolutions (Y, X or Z, Y, X), between -1 and 1: move the input by this many
+        pixels first (fixed linear interpolation), so images line up with labels that sit a fraction of
+        a pixel off their structures. The plan measures it (``nbseg.data.alignment``).
     """
 
     def __init__(self, spatial_dims: int = 2, in_channels: int = 1, n_classes: int = 2, size: str = "M",
-                 pool_z: bool = True, slices: bool = False, norm: str = "batch"):
+                 pool_z: bool = True, slices: bool = False, norm: str = "batch", input_shift=None):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims is {spatial_dims}; use 2 for images, 3 for stacks.")
@@ -82,6 +86,10 @@ class UNet(nn.Module):
             self.spec["slices"] = True
         if norm != "batch":
             self.spec["norm"] = norm
+        planar = spatial_dims == 2 or self.slices
+        self.align = InputShift(input_shift, in_channels, 2 if planar else 3)
+        if self.align.kernel is not None:
+            self.spec["input_shift"] = [float(v) for v in input_shift]
         planar = spatial_dims == 2 or self.slices
         conv = nn.Conv2d if planar else nn.Conv3d
         if norm == "instance":  # learnt scale and shift, no running statistics: train and eval alike
@@ -105,7 +113,12 @@ class UNet(nn.Module):
     def depth(self) -> int:
         return len(self.encoders) - 1
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, aligned: bool = False) -> torch.Tensor:
+        """``(N, C, [Z,] Y, X)`` -> logits. ``aligned``: ``x`` went through :attr:`align` already; whoever
+        flips or turns the input (training augmentation, test-time augmentation) aligns it first, since
+        a flip would turn the shift around."""
+        if not aligned:
+            x = self.align(x)
         if self.slices:  # (N, C, Z, Y, X) -> (N*Z, C, Y, X) -> the 2D U-Net -> back
             n, c, z, h, w = x.shape
             out = self._unet(x.transpose(1, 2).reshape(n * z, c, h, w))
@@ -122,6 +135,37 @@ class UNet(nn.Module):
         for up, decode, skip in zip(self.ups, self.decoders, reversed(skips)):
             x = decode(torch.cat([skip, up(x)], dim=1))
         return self.head(x)
+
+
+class InputShift(nn.Module):
+    """Moves an image by a fixed shift of at most a pixel per axis (linear interpolation, as
+    ``scipy.ndimage.shift(..., order=1, mode="nearest")``), so it lines up with labels that sit off
+    their structures (:mod:`nbseg.data.alignment`); the identity for no shift. Holds no weights."""
+
+    def __init__(self, shift, channels: int, dims: int):
+        super().__init__()
+        kernel = None
+        if shift is not None and any(shift):
+            if len(shift) != dims or any(abs(v) > 1 for v in shift):
+                raise ValueError(f"input_shift is {list(shift)}; give {dims} values between -1 and 1 (pixels per axis).")
+            kernel = torch.ones(())
+            for v in shift:  # out[i] = in[i - v]: the weights of the taps at -1, 0, +1
+                kernel = kernel[..., None] * torch.tensor([max(v, 0.0), 1 - abs(v), max(-v, 0.0)])
+            kernel = kernel.expand(channels, 1, *kernel.shape).clone()
+        self.register_buffer("kernel", kernel, persistent=False)  # rebuilt from the spec: no state_dict key
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel is None:
+            return x
+        kernel = self.kernel.to(device=x.device, dtype=x.dtype)
+        if kernel.dim() == 4 and x.dim() == 5:  # a slice model's stack: in-plane only
+            kernel = kernel.unsqueeze(2)
+            return nn.functional.conv3d(nn.functional.pad(x, [1, 1, 1, 1, 0, 0], mode="replicate"), kernel,
+                                        groups=x.shape[1])
+        if kernel.dim() == 4:
+            return nn.functional.conv2d(nn.functional.pad(x, [1, 1, 1, 1], mode="replicate"), kernel, groups=x.shape[1])
+        return nn.functional.conv3d(nn.functional.pad(x, [1, 1, 1, 1, 1, 1], mode="replicate"), kernel,
+                                    groups=x.shape[1])
 
 
 def pool_z_for(patch_z: int) -> bool:

@@ -231,8 +231,11 @@ class TilePredictor:
             x = batch.to(self.device)
             for net, (low, scale) in zip(self.nets, self.bounds):
                 normed = (x - low.view(shape)) * scale.view(shape)
+                align = getattr(net, "align", None)  # nbseg's U-Net: its input shift comes before the flips
+                normed = align(normed) if align is not None else normed
                 for variant in self.variants:
-                    probs = torch.cat([self._probabilities(net, variant.forward(part).contiguous(memory_format=layout))
+                    probs = torch.cat([self._probabilities(net, variant.forward(part).contiguous(memory_format=layout),
+                                                           aligned=align is not None)
                                        for part in normed.split(self._chunk(normed), dim=0)])
                     probs = variant.inverse(probs)
                     total = probs if total is None else total + probs
@@ -241,13 +244,13 @@ class TilePredictor:
             # class 0 is left out: it is 1 minus the others, and storing it would cost a volume's worth
             return torch.cat([mean[:, 1:], self._uncertainty(mean, spread)[:, None]], dim=1).cpu()
 
-    def _probabilities(self, net, x):
+    def _probabilities(self, net, x, aligned: bool = False):
         import torch
 
         from ..runtime import autocast
 
         with autocast(self.device, self.precision):
-            logits = net(x)
+            logits = net(x, aligned=True) if aligned else net(x)
         return torch.softmax(logits.float(), dim=1)
 
     def _chunk(self, batch) -> int:

@@ -7,7 +7,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -63,9 +63,12 @@ class EnsembleModule(nn.Module):
     divisors: List[int]
 
     def __init__(self, nets: List[nn.Module], percentiles: List[Tuple[float, float]],
-                 variants: List[Tuple[int, List[int]]], divisors: List[int], normalize: bool = True):
+                 variants: List[Tuple[int, List[int]]], divisors: List[int], normalize: bool = True,
+                 aligns: Optional[List[nn.Module]] = None):
         super().__init__()
         self.nets = nn.ModuleList(nets)
+        # each net's input shift (nbseg.model.unet.InputShift), applied before the flips turn it around
+        self.aligns = nn.ModuleList(aligns if aligns is not None else [nn.Identity() for _ in nets])
         # normalize=False: the input comes normalised (a bioimage.io package declares it as preprocessing)
         self.norms = nn.ModuleList([_Normalize(low, high) if normalize else nn.Identity() for low, high in percentiles])
         self.variants = variants
@@ -79,8 +82,8 @@ class EnsembleModule(nn.Module):
                                  "'divisors' in nbseg.json; pad the image (reflect) and crop the output")
         total = torch.zeros(0)
         count = 0
-        for net, norm in zip(self.nets, self.norms):
-            normed = norm(x)
+        for net, norm, align in zip(self.nets, self.norms, self.aligns):
+            normed = align(norm(x))
             for turns, flips in self.variants:
                 y = normed
                 if turns != 0:
@@ -162,14 +165,28 @@ def script_ensemble(ensemble, info, *, tta: str = "none", normalize: bool = True
 
 
 def _script(ensemble, example, variants, divisors, normalize=True):
-    nets, percentiles = [], []
+    nets, aligns, percentiles = [], [], []
     for model, meta in ensemble:
         net = copy.deepcopy(model).cpu().eval().requires_grad_(False)  # outputs need no .detach()
         _fuse_conv_bn(net)
+        unet = isinstance(getattr(net, "align", None), nn.Module)  # nbseg's U-Net (not a loaded package)
+        aligns.append(net.align if unet else nn.Identity())
         with torch.no_grad():
-            nets.append(torch.jit.trace(net, example))
+            nets.append(torch.jit.trace(_Aligned(net) if unet else net, example))
         percentiles.append(tuple(float(p) for p in meta.get("percentiles") or DEFAULT_PERCENTILES))
-    return torch.jit.script(EnsembleModule(nets, percentiles, variants, divisors, normalize)), percentiles
+    module = EnsembleModule(nets, percentiles, variants, divisors, normalize, aligns=aligns)
+    return torch.jit.script(module), percentiles
+
+
+class _Aligned(nn.Module):
+    """A U-Net whose input was shifted already (the ensemble shifts it before any TTA flip)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, aligned=True)
 
 
 def read_export_meta(path) -> dict:

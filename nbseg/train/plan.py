@@ -13,7 +13,7 @@ import numpy as np
 from ..data.resample import is_native
 from ..runtime import free_memory
 from ..model.unet import PatchSizeError, divisibility_problem, pool_z_for, pooling_divisors
-from .working_scale import plan_scale, physical_spacing
+from .working_scale import physical_spacing, plan_input_shift, plan_scale
 
 ANISOTROPIC = 3.0  # Z spacing / XY spacing from which a stack is segmented slice by slice
 THIN_STACK = 16  # fewer slices than this: too thin for 3D patches that pool
@@ -56,6 +56,8 @@ class Plan:
         pixel sizes: images of another pixel size are resampled to it.
     norm : {"batch", "instance"}
         The network's normalisation layers.
+    input_shift : list of float or None
+        Pixels per axis the network moves its input by, for labels that sit off their structures.
     init : dict or None
         Fine-tuning: the source whose weights training starts from (:func:`nbseg.train.init.resolve_init`).
     warm_start : float or None
@@ -76,6 +78,7 @@ class Plan:
     scale: list | None = None
     spacing: list | None = None
     norm: str = "batch"
+    input_shift: list | None = None
     reasons: dict = field(default_factory=dict)
     init: dict | None = None
     warm_start: float | None = None
@@ -147,12 +150,13 @@ def make_plan(config, fingerprint, *, device="cpu") -> Plan:
         raise PatchSizeError(f"Patch size {list(patch)} does not fit model size {size!r}: {problem}.")
     batch = _batch(config, patch, size, data_dims if not slices else 2, str(device), reasons)
     norm = _norm(config, model_dims, data_dims, reasons)
+    shift = plan_input_shift(config, fingerprint, scale, slices, reasons)
     reasons["lr"] = (f"{config.train.lr:.1e} (train.lr; notebook 03 or `nbseg lr-find` proposes one from a sweep)")
     reasons.update(said)
     steps = _steps(config, batch * int(np.prod(patch)), reasons)
     return Plan(data_dims=data_dims, model_dims=model_dims, patch=patch, batch_size=batch, steps_per_epoch=steps,
                 size=size, pool_z=pool_z, lr=float(config.train.lr), class_weights=weights, scale=scale,
-                spacing=physical_spacing(fingerprint, scale), norm=norm, reasons=reasons)
+                spacing=physical_spacing(fingerprint, scale), norm=norm, input_shift=shift, reasons=reasons)
 
 
 def _norm(config, model_dims: int, data_dims: int, reasons: dict) -> str:

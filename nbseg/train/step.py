@@ -29,7 +29,7 @@ def build_model(dataset, plan, device) -> tuple[torch.nn.Module, torch.memory_fo
     device : torch.device
     """
     model = UNet(dataset.spatial_dims, dataset.in_channels, dataset.n_classes, plan.size, pool_z=plan.pool_z,
-                 slices=plan.slices, norm=plan.norm)
+                 slices=plan.slices, norm=plan.norm, input_shift=plan.input_shift)
     layout = memory_format(device, plan.model_dims)  # the layout the convolutions run fastest in
     model = distributed.sync_batchnorm(model.to(device).to(memory_format=layout))  # several GPUs: one batch norm
     # a slice model folds Z into the batch itself, so its 5D inputs stay in the standard layout
@@ -43,6 +43,7 @@ class TrainStep:
                  class_weights=None):
         # several processes: DDP averages the gradients in backward(), so every replica steps alike
         self.model, self.optimizer, self.device = distributed.wrap(model, device), optimizer, device
+        self.align = model.align  # before the flips of augmentation, which would turn the shift around
         self.precision, self.layout, self.augment, self.generator = precision, layout, augment, generator
         self.class_weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
@@ -52,7 +53,7 @@ class TrainStep:
             group["lr"] = float(lr)
 
     def __call__(self, x, y) -> float:
-        x, y = torch.from_numpy(x), torch.from_numpy(y)
+        x, y = self.align(torch.from_numpy(x)), torch.from_numpy(y)
         if self.augment:
             flat = x.ndim == 5 and x.shape[2] == 1  # one-slice patches of a stack augment as 2D images
             if flat:
@@ -63,7 +64,7 @@ class TrainStep:
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.layout)
         y = y.to(self.device, non_blocking=True)
         with autocast(self.device, self.precision):
-            loss = dice_ce_loss(self.model(x), y, class_weights=self.class_weights)
+            loss = dice_ce_loss(self.model(x, aligned=True), y, class_weights=self.class_weights)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()

@@ -55,3 +55,29 @@ def physical_spacing(fp, scale) -> list | None:
 
 
 __all__ = ["MIN_FIDELITY", "physical_spacing", "plan_scale"]
+
+
+def plan_input_shift(config, fp, scale, slices: bool, reasons: dict) -> list | None:
+    """The shift that lines images up with their labels at the working scale, per axis of the network
+    (Y, X or Z, Y, X); None when the labels sit where their structures are, or the offset is unclear
+    (:func:`nbseg.data.alignment.label_offset`). ``model.input_shift`` wins, ``[0, 0]`` turns it off."""
+    from ..data.alignment import describe_offset
+
+    axes = "YX" if fp.spatial_dims == 2 or slices else "ZYX"
+    given = config.model.input_shift
+    if given is not None:
+        if len(given) != len(axes):
+            raise ValueError(f"model.input_shift is {list(given)}; give one value per axis {', '.join(axes)}.")
+        shift = [float(v) for v in given]
+        reasons["input_shift"] = f"{describe_offset(shift, axes)}, as set (model.input_shift)"
+        return shift if any(shift) else None
+    found = getattr(fp, "label_offset", None) or {}
+    if not found.get("clear"):
+        return None
+    offset = found["offset"][-len(axes):]
+    factors = list(scale)[-len(axes):] if scale else [1.0] * len(axes)
+    shift = [round(max(-1.0, min(1.0, v * f)), 3) for v, f in zip(offset, factors)]  # pixels at the working scale
+    reasons["input_shift"] = (
+        f"the labels sit {describe_offset(offset, axes)} from what they mark ({found['reason']}): the network "
+        "moves its input to match, so flips keep images and labels aligned (model.input_shift; [0, 0] turns it off)")
+    return shift

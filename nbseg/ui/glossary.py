@@ -112,6 +112,11 @@ TERMS: dict[str, Term] = {
                        "images' own: 0.5 halves width and height, so large objects fit the network's view and each "
                        "step sees four times the area. Results are brought back to the images' size. Planned from "
                        "the objects' size and how well the labels survive it.", "04_train: Working scale"),
+    "label_offset": T("Label offset", "How far, in fractions of a pixel, the masks sit from the structures they "
+                      "mark (a drawing tool's pixel convention, or an annotator who always draws on one side of a "
+                      "membrane). Flips cannot teach a network a constant offset, so nbseg measures it; when the "
+                      "images agree on one of a quarter pixel or more, the network moves its input by it first "
+                      "(plan line input_shift; model.input_shift: [0, 0] turns it off).", "04_train: plan"),
     "lr_finder": T("LR finder", "A short sweep that trains with a learning rate rising from 1e-6 to 1 and records "
                    "the loss; it stops when the loss exceeds 4x its best and suggests the rate where the loss falls "
                    "fastest. The model is put back as it was.", "03_lr_finder: Run sweep"),
