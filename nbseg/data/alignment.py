@@ -3,12 +3,11 @@
 Masks can sit a little off the structures they mark: a drawing tool's pixel-corner convention, a
 resampling on export, or an annotator who always draws on one side of a membrane. A network can learn a
 constant offset, but not while flips and 90-degree rotations turn it around at every step: it hedges
-instead, and draws every object a little too thick on both sides. ISBI 2012's membrane masks sit 0.6 px
-above and 0.2 px left of the membranes in 20 of 20 sections.
+instead, and draws every object a little too thick on both sides. ISBI 2012's membrane masks sit 0.57 px
+above and 0.15 px left of the membranes, and all 20 sections agree (docs/benchmarks.md, session 11).
 
 The offset is measured here, image by image: the sub-pixel shift at which the image correlates best
-with its labelled foreground.
-The plan (``nbseg.train.plan``) has the network shift its input by the measured offset when it is large
+with its labelled foreground. The plan (``nbseg.train.plan``) has the network shift its input by the measured offset when it is large
 and the images agree on it, so image and labels line up and flips keep them lined up.
 """
 from __future__ import annotations
