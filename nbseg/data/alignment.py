@@ -7,8 +7,9 @@ instead, and draws every object a little too thick on both sides. ISBI 2012's me
 above and 0.15 px left of the membranes, and all 20 sections agree (docs/benchmarks.md, session 11).
 
 The offset is measured here, image by image: the sub-pixel shift at which the image correlates best
-with its labelled foreground. The plan (``nbseg.train.plan``) has the network shift its input by the measured offset when it is large
-and the images agree on it, so image and labels line up and flips keep them lined up.
+with its labelled foreground. The plan (``nbseg.train.plan``) has the network shift its input by the
+measured offset when it is large and the images agree on it, so image and labels line up and flips keep
+them lined up.
 """
 from __future__ import annotations
 

@@ -90,7 +90,6 @@ class UNet(nn.Module):
         self.align = InputShift(input_shift, in_channels, 2 if planar else 3)
         if self.align.kernel is not None:
             self.spec["input_shift"] = [float(v) for v in input_shift]
-        planar = spatial_dims == 2 or self.slices
         conv = nn.Conv2d if planar else nn.Conv3d
         if norm == "instance":  # learnt scale and shift, no running statistics: train and eval alike
             norm = functools.partial(nn.InstanceNorm2d if planar else nn.InstanceNorm3d, affine=True)
@@ -147,7 +146,8 @@ class InputShift(nn.Module):
         kernel = None
         if shift is not None and any(shift):
             if len(shift) != dims or any(abs(v) > 1 for v in shift):
-                raise ValueError(f"input_shift is {list(shift)}; give {dims} values between -1 and 1 (pixels per axis).")
+                raise ValueError(f"input_shift is {list(shift)}; give {dims} values between -1 and 1 "
+                                 "(pixels per axis).")
             kernel = torch.ones(())
             for v in shift:  # out[i] = in[i - v]: the weights of the taps at -1, 0, +1
                 kernel = kernel[..., None] * torch.tensor([max(v, 0.0), 1 - abs(v), max(-v, 0.0)])
@@ -158,14 +158,15 @@ class InputShift(nn.Module):
         if self.kernel is None:
             return x
         kernel = self.kernel.to(device=x.device, dtype=x.dtype)
+        pad = [1, 1, 1, 1]
         if kernel.dim() == 4 and x.dim() == 5:  # a slice model's stack: in-plane only
-            kernel = kernel.unsqueeze(2)
-            return nn.functional.conv3d(nn.functional.pad(x, [1, 1, 1, 1, 0, 0], mode="replicate"), kernel,
-                                        groups=x.shape[1])
+            kernel, pad = kernel.unsqueeze(2), [1, 1, 1, 1, 0, 0]
+        elif kernel.dim() == 5:
+            pad = [1, 1, 1, 1, 1, 1]
+        padded = nn.functional.pad(x, pad, mode="replicate")  # the image's edge continues, as scipy's "nearest"
         if kernel.dim() == 4:
-            return nn.functional.conv2d(nn.functional.pad(x, [1, 1, 1, 1], mode="replicate"), kernel, groups=x.shape[1])
-        return nn.functional.conv3d(nn.functional.pad(x, [1, 1, 1, 1, 1, 1], mode="replicate"), kernel,
-                                    groups=x.shape[1])
+            return nn.functional.conv2d(padded, kernel, groups=x.shape[1])
+        return nn.functional.conv3d(padded, kernel, groups=x.shape[1])
 
 
 def pool_z_for(patch_z: int) -> bool:
