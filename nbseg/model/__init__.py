@@ -1,4 +1,5 @@
-"""The network (:mod:`.unet`: a 2D/3D U-Net, its patch rule, model files) and its loss (:mod:`.loss`)."""
+"""The network (:mod:`.unet`: a 2D/3D U-Net, its patch rule, model files; :mod:`.shift`: its input shift)
+and its loss (:mod:`.loss`)."""
 from .loss import dice_ce_loss
 from .unet import SIZES, PatchSizeError, UNet, check_patch_size, load_model_file, save_model_file
 

@@ -67,7 +67,7 @@ class EnsembleModule(nn.Module):
                  aligns: Optional[List[nn.Module]] = None):
         super().__init__()
         self.nets = nn.ModuleList(nets)
-        # each net's input shift (nbseg.model.unet.InputShift), applied before the flips turn it around
+        # each net's input shift (nbseg.model.shift.InputShift), applied before the flips turn it around
         self.aligns = nn.ModuleList(aligns if aligns is not None else [nn.Identity() for _ in nets])
         # normalize=False: the input comes normalised (a bioimage.io package declares it as preprocessing)
         self.norms = nn.ModuleList([_Normalize(low, high) if normalize else nn.Identity() for low, high in percentiles])

@@ -2,7 +2,8 @@
 
 Objects wider than the network's view (its receptive field) are learnt at half or a quarter of the images'
 resolution in-plane, as long as their labels survive the trip there and back; predictions are brought back
-to the input's shape and pixel sizes (:mod:`nbseg.data.resample`).
+to the input's shape and pixel sizes (:mod:`nbseg.data.resample`). The input shift for labels that sit off
+their structures is planned here too: it is measured in the images' pixels and applied at the working scale.
 """
 from __future__ import annotations
 
