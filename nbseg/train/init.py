@@ -34,19 +34,16 @@ What fine-tuning keeps and changes:
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
 from ..config import TrainConfig
 from ..model.unet import SIZES
-from ..project import WARM_START
 from .init_sources import FIRST_CONV, InitError, resolve_init, source_state
 
 # of the default lr, for another model's weights: on two transfer pairs (the bundled nuclei model to H&E images
 # and to BBBC050) validation preferred 1e-3 to 3e-4 in 5 of 5 runs (docs/benchmarks.md, session 10)
 FINE_TUNE_LR_FACTOR = 1 / 3
-WARM_START_LR_FACTOR = 0.1  # of the 2D phase's lr, for the 3D network inflated from it (Lucchi++, session 8)
 SCRATCH = ("", "none", "scratch")  # values that mean: no init (CLI --init none clears a saved one)
 
 
@@ -125,7 +122,7 @@ def fine_tune_plan(plan, config, info: dict, dataset, intensity=None):
     else:
         reasons["network"] = (f"{network}, model {spec['size']}, {spec.get('norm', 'batch')} norm, scale "
                               f"{plan.scale[-1]:g}: the init model's architecture")
-    lr = _fine_tune_lr(float(config.train.lr), info, reasons)
+    lr = _fine_tune_lr(float(config.train.lr), reasons)
     note = channel_note(spec["in_channels"], dataset.in_channels)
     if note:
         reasons["channels"] = note
@@ -152,12 +149,9 @@ def contrast_flipped(source, data) -> bool:
     return a is not None and b is not None and a != b
 
 
-def _fine_tune_lr(lr: float, info: dict, reasons: dict) -> float:
-    """The peak lr for fine-tuning from ``info``'s weights, its reason in ``reasons``."""
-    if Path(info["source"]).name == WARM_START:  # this project's own 2D phase: the 3D network goes on from it
-        reasons["lr"] = (f"{lr * WARM_START_LR_FACTOR:.1e}: a tenth of the 2D phase's {lr:.1e}, as the 3D network "
-                         "starts from what that phase learnt (nbseg.train.warm_start)")
-        return lr * WARM_START_LR_FACTOR
+def _fine_tune_lr(lr: float, reasons: dict) -> float:
+    """The peak lr for fine-tuning (``lr``: the config's), its reason in ``reasons``. The warm start's 3D
+    phase sets its own afterwards (:func:`nbseg.train.warm_start.fit_warm_started`)."""
     default = TrainConfig.model_fields["lr"].default
     if lr != default:
         reasons["lr"] = f"{lr:.1e}, as set (train.lr; CLI --lr)"

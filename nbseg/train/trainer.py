@@ -65,7 +65,7 @@ class TrainResult:
 
 @distributed.in_session  # under torchrun: one process group for the run
 def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=None,
-        plan: Plan | None = None, fingerprint=None) -> TrainResult:
+        plan: Plan | None = None, fingerprint=None, adjust_plan=None) -> TrainResult:
     """Train the model(s) that ``config`` describes; write everything under ``project``.
 
     Parameters
@@ -82,6 +82,9 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
         The plan already shown to the user; planned from the data when not given.
     fingerprint : nbseg.data.fingerprint.Fingerprint, optional
         The data's fingerprint that ``plan`` came from (saved as ``fingerprint.json``).
+    adjust_plan : callable, optional
+        Plan -> Plan, applied to the plan made here before it is shown: how a caller that chains runs
+        sets what only it knows (the warm start's 3D phase, its lr).
 
     Returns
     -------
@@ -94,6 +97,7 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
     fp, notes = fingerprint, list(dataset.notes)
     if plan is None:  # nobody has shown the plan yet: the progress callbacks do
         plan, fp = plan_training(config, dataset, fp=fp)
+        plan = adjust_plan(plan) if adjust_plan else plan
         notes += fp.notes + plan.lines()
     plan = distributed.from_main(plan)  # planned from free memory: every process trains rank 0's plan
     if plan.warm_start and not plan.init:  # two phases, each a fit of its own (nbseg.train.warm_start)

@@ -14,12 +14,14 @@ seed and so the same training/validation split: the 3D network never trains on w
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 from ..project import ProjectLayout
 from . import distributed
 
 WARM_SHARE = 0.5  # of the time budget, for the 2D phase (measured: 5 + 5 of 10 minutes on Lucchi++)
+LR_FACTOR = 0.1  # of the 2D phase's lr, for the 3D network inflated from it (Lucchi++, session 8)
 
 
 def plan_warm_start(plan, config):
@@ -44,8 +46,8 @@ def plan_warm_start(plan, config):
         f"the first {first:g} of {minutes:g} min train a 2D network over the slices; its kernels are then inflated "
         "to 3D for the rest (from scratch a 3D network learns little in minutes: docs/benchmarks.md). "
         "train.warm_start: false (CLI --no-warm-start) trains it from scratch"))
-    reasons["lr"] = (f"{plan.lr:.1e} for the 2D phase, a tenth of it for the 3D one (fine-tuning: "
-                     "nbseg.train.init)")
+    reasons["lr"] = (f"{plan.lr:.1e} for the 2D phase, a tenth of it for the 3D one "
+                     "(nbseg.train.warm_start)")
     norm = plan.norm
     if config.model.norm is None:  # the 3D network keeps the 2D one's layers and their learnt statistics
         norm, reasons["norm"] = "batch", "batch norm: the 2D network's, with the statistics it learnt"
@@ -58,7 +60,6 @@ def phase_configs(config, project, warm_minutes: float) -> tuple:
     first = config.model_copy(update={  # a 3D patch set by hand: its planes, one slice at a time
         "model": config.model.model_copy(update={"dims": 2, "patch": [1, *patch[-2:]] if patch else None}),
         "train": train.model_copy(update={"minutes": warm_minutes, "warm_start": False})})
-    # the lr stays the 2D phase's: fine-tuning from this project's own 2D phase takes a tenth of it, and says why
     second = config.model_copy(update={"train": train.model_copy(update={
         "minutes": round(train.minutes - warm_minutes, 2), "warm_start": False,
         "init": str(ProjectLayout(project).warm_start)})})
@@ -80,10 +81,19 @@ def fit_warm_started(fit, config, project, plan, *, callbacks=(), resume: bool =
                    fingerprint=fingerprint)
         if warm.interrupted:
             return warm
-    result = fit(second, project, callbacks=callbacks, resume=resume, dataset=dataset, fingerprint=fingerprint)
+    result = fit(second, project, callbacks=callbacks, resume=resume, dataset=dataset, fingerprint=fingerprint,
+                 adjust_plan=functools.partial(phase_3d_plan, lr_2d=plan.lr))
     if distributed.is_main():  # the person's settings, not the phase's (a later --resume plans the same again)
         config.save(project)
     return result
 
 
-__all__ = ["WARM_SHARE", "fit_warm_started", "phase_configs", "plan_warm_start"]
+def phase_3d_plan(plan, *, lr_2d: float):
+    """The 3D phase's ``plan`` (a fine-tuning plan from the 2D phase) at a tenth of the 2D phase's lr: it
+    goes on from what that phase learnt, where a transfer from another model's weights takes a third."""
+    reasons = dict(plan.reasons, lr=f"{lr_2d * LR_FACTOR:.1e}: a tenth of the 2D phase's {lr_2d:.1e}, as the 3D "
+                   "network starts from what that phase learnt (nbseg.train.warm_start)")
+    return replace(plan, lr=lr_2d * LR_FACTOR, reasons=reasons)
+
+
+__all__ = ["LR_FACTOR", "WARM_SHARE", "fit_warm_started", "phase_configs", "plan_warm_start", "phase_3d_plan"]
