@@ -56,14 +56,21 @@ def image_offset(image: np.ndarray, foreground: np.ndarray) -> list[float]:
     inner = (slice(3, -3),) * im.ndim  # away from the wrap-around of np.roll
     sign = 1.0 if float(np.mean(im[inner] * fg[inner])) >= 0 else -1.0
 
+    moved = {}  # by the shifts along the first axes: stencil points share their prefixes
+
+    def shifted(shift: tuple) -> np.ndarray:
+        if shift not in moved:
+            before = shifted(shift[:-1])
+            moved[shift] = _shift1d(before, shift[-1], len(shift) - 1) if shift[-1] else before
+        return moved[shift]
+
     def score(shift):
-        moved = im
-        for axis, v in enumerate(shift):
-            moved = _shift1d(moved, v, axis) if v else moved
-        return sign * float(np.mean(moved[inner] * fg[inner]))
+        return sign * float(np.mean(shifted(tuple(shift))[inner] * fg[inner]))
 
     centre = np.zeros(im.ndim)
     for h in STENCILS:
+        moved.clear()  # a new centre: no prefix repeats
+        moved[()] = im
         steps = np.array(list(itertools.product((-h, 0.0, h), repeat=im.ndim)))
         centre = centre + _quadratic_peak(steps, [score(centre + d) for d in steps], h)
         if np.any(np.abs(centre) >= 1):
