@@ -61,7 +61,7 @@ def source_dice(history) -> float:
 
 
 def _smoothed(rows):
-    from nbseg.train.trainer import smoothed_dice
+    from nbseg.train.fold import smoothed_dice
 
     return smoothed_dice([r["val_dice"] for r in rows])
 

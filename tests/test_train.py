@@ -218,7 +218,7 @@ def test_overfitting_warning_needs_rising_validation_and_falling_training_loss()
 
 
 def test_the_kept_model_is_the_best_by_the_smoothed_dice():
-    from nbseg.train.trainer import smoothed_dice
+    from nbseg.train.fold import smoothed_dice
 
     assert smoothed_dice([0.05, 0.24, 0.85]) == pytest.approx(0.5 * (0.5 * 0.05 + 0.5 * 0.24) + 0.5 * 0.85)
     lucky = [0.05, 0.24, 0.85, 0.75, 0.74, 0.80, 0.78, 0.81, 0.82]  # one lucky early epoch

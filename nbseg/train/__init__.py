@@ -1,5 +1,5 @@
-"""Training: :func:`fit` (:mod:`.trainer`), the learning-rate finder that runs inside the same
-training step (:mod:`.lr_finder`), the schedule, callback events and checkpoints."""
+"""Training: :func:`fit` (:mod:`.trainer`; one fold's loop in :mod:`.fold`), the learning-rate finder that
+runs inside the same training step (:mod:`.lr_finder`), the schedule, callback events and checkpoints."""
 from .callbacks import BatchEnd, Callback, EpochEnd, PrintProgress, TrainBegin, TrainEnd
 from .lr_finder import LRFinderResult, find_lr
 from .trainer import TrainResult, fit

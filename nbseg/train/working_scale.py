@@ -55,9 +55,6 @@ def physical_spacing(fp, scale) -> list | None:
     return [round(v / f, 6) for v, f in zip(fp.pixel_sizes, scale)]
 
 
-__all__ = ["MIN_FIDELITY", "physical_spacing", "plan_scale"]
-
-
 def plan_input_shift(config, fp, scale, slices: bool, reasons: dict) -> list | None:
     """The shift that lines images up with their labels at the working scale, per axis of the network
     (Y, X or Z, Y, X); None when the labels sit where their structures are, or the offset is unclear
@@ -82,3 +79,6 @@ def plan_input_shift(config, fp, scale, slices: bool, reasons: dict) -> list | N
         f"the labels sit {describe_offset(offset, axes)} from what they mark ({found['reason']}): the network "
         "moves its input to match, so flips keep images and labels aligned (model.input_shift; [0, 0] turns it off)")
     return shift
+
+
+__all__ = ["MIN_FIDELITY", "physical_spacing", "plan_input_shift", "plan_scale"]
