@@ -291,7 +291,8 @@ def section_planned(result) -> tuple[str, list[Figure]]:
             body.append([r["case"], r["variant"], f"{r['budget_min']:g}", "—", "—", "—",
                          "error: " + str(r.get("error"))[:160]])
             continue
-        extra = [f"{k} {fmt(r[k])}" for k in ("dice", "min_class_iou") if k in r and k != key]
+        extra = [f"{k.replace('_', ' ')} {fmt(r[k])}" for k in ("dice", "min_class_iou", "challenge_pixel_error")
+                 if k in r and k != key]
         body.append([r["case"], r["variant"], f"{r['budget_min']:g}", f"{name} {fmt(r.get(key))}", r.get("val_dice"),
                      r.get("plan", "").removeprefix("plan: "), ", ".join(extra)])
     text = (f"`nbseg train` with its defaults (the plan it prints) on a fixed split of each data set, "

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -164,8 +165,21 @@ def test_planned_section_names_each_score_and_the_plan():
         {"case": "lucchi", "variant": "plan", "budget_min": 10.0, "status": "ok", "iou": 0.776, "dice": 0.874,
          "val_dice": 0.927, "plan": "plan: 2D network over each slice, model S"},
         {"case": "isbi", "variant": "plan", "budget_min": 5.0, "status": "ok", "pixel_error": 0.077, "val_dice": 0.84,
-         "plan": "plan: 2D network"},
+         "challenge_pixel_error": 0.045, "plan": "plan: 2D network"},
         {"case": "epfl", "variant": "plan", "budget_min": 5.0, "status": "error", "error": "boom"}]}
     body, figures = report.section_planned(result)
     assert "| lucchi | plan | 10 | foreground IoU 0.776 | 0.927 | 2D network over each slice, model S |" in body
     assert "pixel error 0.077" in body and "error: boom" in body and figures == []
+    assert "challenge pixel error 0.045" in body  # the ISBI challenge's own definition, beside the issue's
+
+
+def test_challenge_pixel_error_scores_the_interior_at_its_best_threshold():
+    import planned
+
+    membrane = np.zeros((8, 8), np.uint8)
+    membrane[:, 3] = 1  # one membrane column: 8 of 64 pixels
+    assert planned.challenge_pixel_error([membrane * 255], [membrane]) == pytest.approx(0.0)
+    thick = membrane.copy()
+    thick[:, 4] = 1  # a membrane drawn twice as wide: 8 interior pixels lost of 56
+    expected = 1 - 2 * 48 / (48 + 56)
+    assert planned.challenge_pixel_error([thick.astype(np.float32)], [membrane]) == pytest.approx(expected)
