@@ -115,6 +115,7 @@ def test_patch_larger_than_image_is_padded_and_said(tmp_path):
     assert plan.patch == [64, 64] and "padded" in plan.reasons["patch"]
     planned, _ = plan_training(Config(data=cfg), dataset, device="cpu")  # planned: clipped to the image
     assert planned.patch == [40, 40] and "padded" not in planned.reasons["patch"]
+    assert "cut to the smallest image's 40 px" in planned.reasons["patch"]  # why it is not 128
 
 
 def test_patch_not_divisible():

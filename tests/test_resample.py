@@ -164,3 +164,25 @@ def test_blocks_of_a_half_scale_model_read_what_resampling_and_tiling_need():
         assert all(w.start in {p.start for p in g} and w.stop in {p.stop for p in g} for w, g in zip(b.work, grids))
         assert all(s.start <= max(0, 2 * w.start - 3) and s.stop >= min(n, 2 * w.stop + 2)
                    for s, w, n in zip(b.src, b.work, (40, 100)))
+
+
+def test_a_membrane_mesh_given_as_one_stack_keeps_the_full_scale():
+    # serial sections as one stack (ISBI 2012 as the challenge ships it): through Z each section's mesh joins
+    # into a few objects, so their 90th-percentile extent falls under the image's; the share of the class's
+    # pixels in objects that reach across the image still says it is a mesh
+    from nbseg.data.dataset import Dataset, Sample
+
+    target = np.zeros((6, 400, 400), np.int64)
+    target[:, 199:202, :] = target[:, :, 199:202] = 1  # a cross from edge to edge, in every section
+    target[:, 99:102, 10:190] = target[:, 299:302, 210:390] = target[:, 210:390, 99:102] = 1  # walls apart
+    sample = Sample("stack", (target > 0).astype(np.float32)[None], target, (None,) * 3, None)
+    fp = fingerprint(Dataset([sample], "binary", 2, 1, 3))
+    found = fp.objects["foreground"]
+    assert found["count"] == 4 and np.all(np.asarray(found["extent"]["p90"])[-2:] < 400)  # p90 alone: no mesh
+    assert found["spanning"] == pytest.approx(0.596, abs=0.01)
+    assert fp.typical_extent(spanning=False) is None and fp.typical_extent()[-1] > 300
+    fp.scale_fidelity = {"0.5": 0.99, "0.25": 0.98}  # as thick walls keep at a coarser scale
+    plan = make_plan(Config(data=DataConfig(images="x", dims=3)), fp, device="cpu")
+    assert plan.scale == [1.0, 1.0, 1.0] and "span whole images" in plan.reasons["scale"]
+    found["spanning"] = 0.2  # most pixels in walls apart from the cross: objects, not a mesh
+    assert make_plan(Config(data=DataConfig(images="x", dims=3)), fp, device="cpu").scale != [1.0, 1.0, 1.0]

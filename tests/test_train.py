@@ -224,3 +224,12 @@ def test_the_kept_model_is_the_best_by_the_smoothed_dice():
     lucky = [0.05, 0.24, 0.85, 0.75, 0.74, 0.80, 0.78, 0.81, 0.82]  # one lucky early epoch
     scores = [smoothed_dice(lucky[:k + 1]) for k in range(len(lucky))]
     assert int(np.argmax(scores)) > 2
+
+
+def test_train_begin_says_pieces_when_one_image_is_cut():
+    from nbseg.train.callbacks import TrainBegin
+
+    begin = dict(fold=0, folds=1, patch=[1, 256, 256], device="cpu", precision="fp32", max_epochs=10, minutes=5)
+    assert TrainBegin(n_train=12, n_val=3, n_images=15, **begin).parts() == "12 training / 3 validation images"
+    one = TrainBegin(n_train=2, n_val=1, n_images=1, **begin)  # a single stack: a held-back band and the rest
+    assert one.parts("and") == "2 training and 1 validation pieces of 1 image"

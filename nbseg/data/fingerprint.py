@@ -17,6 +17,7 @@ from scipy import ndimage
 MAX_OBJECTS = 5000  # objects measured per class (a seeded draw beyond this keeps it quick)
 QUANTILES = (10, 50, 90)
 SCALES = (0.5, 0.25)  # coarser working scales whose label fidelity is measured
+MESH_SHARE = 0.5  # a class with this share of its pixels in objects reaching across their image is a mesh
 
 
 @dataclass
@@ -43,7 +44,8 @@ class Fingerprint:
     class_fractions : list of float
         Share of labelled pixels in each class.
     objects : dict of str -> dict
-        Per class name: ``count`` and ``extent`` (``{"p10", "p50", "p90"}`` lists, per axis, in pixels).
+        Per class name: ``count``, ``extent`` (``{"p10", "p50", "p90"}`` lists, per axis, in pixels) and
+        ``spanning``, the share of the class's pixels in objects that reach across their image in-plane.
     scale_fidelity : dict of str -> float
         Per in-plane factor (``"0.5"``, ``"0.25"``): the lowest per-class Dice of the labels taken to
         that scale and back (``nbseg.data.resample.label_fidelity``): how much a coarser working
@@ -80,12 +82,14 @@ class Fingerprint:
     def typical_extent(self, *, spanning: bool = True) -> list | None:
         """The 90th-percentile object extent per axis (pixels) over the object classes, or None.
 
-        ``spanning=False`` leaves out the classes whose large objects reach across the smallest image
-        in-plane (a mesh, such as membranes): their extent is the image's, not an object's."""
-        extents = [np.asarray(o["extent"]["p90"]) for o in self.objects.values() if o["count"]]
-        if not spanning:
-            side = np.min(np.asarray(self.shapes), axis=0)[-2:]
-            extents = [e for e in extents if np.all(e[-2:] < side)]
+        ``spanning=False`` leaves out the classes that form a mesh, such as membranes: their extent is the
+        image's, not an object's. A mesh is a class whose large objects reach across the smallest image
+        in-plane, or most of whose pixels lie in objects that reach across their image (in a stack the
+        sections' meshes join into a few objects, and the 90th percentile no longer shows it)."""
+        side = np.min(np.asarray(self.shapes), axis=0)[-2:]
+        extents = [np.asarray(o["extent"]["p90"]) for o in self.objects.values()
+                   if o["count"] and (spanning or (np.all(np.asarray(o["extent"]["p90"])[-2:] < side)
+                                                   and o.get("spanning", 0.0) < MESH_SHARE))]
         return np.max(extents, axis=0).tolist() if extents else None
 
     def save(self, path) -> Path:
@@ -148,18 +152,25 @@ def _pixel_sizes(samples, dims: int):
 
 
 def _object_extents(samples, cls: int, rng) -> dict:
-    extents = []
+    extents, across, total = [], 0, 0
     for s in samples:
         labelled, n = ndimage.label(s.target == cls)
         boxes = ndimage.find_objects(labelled)
-        extents += [[sl.stop - sl.start for sl in box] for box in boxes if box is not None]
+        sizes = np.bincount(labelled.ravel(), minlength=n + 1)[1:]
+        for box, size in zip(boxes, sizes):
+            if box is None:
+                continue
+            extents.append([sl.stop - sl.start for sl in box])
+            across += int(size) if extents[-1][-2:] == list(s.target.shape[-2:]) else 0
+        total += int(sizes.sum())
     if len(extents) > MAX_OBJECTS:
         extents = [extents[i] for i in rng.choice(len(extents), MAX_OBJECTS, replace=False)]
     if not extents:
-        return {"count": 0, "extent": {f"p{q}": None for q in QUANTILES}}
+        return {"count": 0, "extent": {f"p{q}": None for q in QUANTILES}, "spanning": 0.0}
     array = np.asarray(extents)
     return {"count": len(extents),
-            "extent": {f"p{q}": np.percentile(array, q, axis=0).round(1).tolist() for q in QUANTILES}}
+            "extent": {f"p{q}": np.percentile(array, q, axis=0).round(1).tolist() for q in QUANTILES},
+            "spanning": round(across / max(total, 1), 4)}
 
 
 def intensity_stats(samples) -> dict:

@@ -19,6 +19,13 @@ class TrainBegin:
     minutes: float | None
     start_epoch: int = 0
     notes: list = field(default_factory=list)
+    n_images: int = 0  # images the parts were cut from, when fewer than the parts (one image: a held-back band)
+
+    def parts(self, joiner: str = "/") -> str:
+        """'12 training / 3 validation images', or '2 training / 1 validation pieces of 1 image'."""
+        cut = 0 < self.n_images < self.n_train + self.n_val
+        noun = f"pieces of {self.n_images} image{'s' * (self.n_images > 1)}" if cut else "images"
+        return f"{self.n_train} training {joiner} {self.n_val} validation {noun}"
 
 
 @dataclass
@@ -99,7 +106,7 @@ class PrintProgress(Callback):
 
     def on_train_begin(self, e: TrainBegin) -> None:
         budget = f"{e.minutes:g} min" if e.minutes else f"{e.max_epochs} epochs"
-        self._say(f"fold {e.fold + 1}/{e.folds}: {e.n_train} training / {e.n_val} validation images, "
+        self._say(f"fold {e.fold + 1}/{e.folds}: {e.parts()}, "
                   f"patch {e.patch}, {budget}, {e.device} {e.precision}")
         if e.start_epoch:
             self._say(f"  resuming at epoch {e.start_epoch + 1} from the last checkpoint")

@@ -135,7 +135,8 @@ class FoldRun:
         emit(self.callbacks, "on_train_begin", TrainBegin(
             fold=self.fold, folds=self.n_folds, n_train=len(self.train_samples), n_val=len(self.val_samples),
             patch=list(self.patch), device=str(self.device), precision=self.precision,
-            max_epochs=self.tcfg.max_epochs, minutes=self.minutes, start_epoch=self.epoch, notes=self.notes))
+            max_epochs=self.tcfg.max_epochs, minutes=self.minutes, start_epoch=self.epoch, notes=self.notes,
+            n_images=len(self.dataset.samples)))
         stopped = "epochs"
         try:
             while self.epoch < self.tcfg.max_epochs:

@@ -238,6 +238,9 @@ def _patch(config, fp, slices: bool, scale, reasons: dict, *, balanced: bool = F
             side *= 2
             why = f"{side} px in-plane: 90 % of objects are up to {max(extent[-2:]):.0f} px wide"
     plane = [min(side, int(n)) for n in smallest[-2:]]
+    if min(plane) < side:  # say why the patch is narrower than the reason's side
+        at = " at the working scale" if any(f != 1 for f in scale) else ""
+        why += f", cut to the smallest image's {min(plane)} px{at}"
     if slices:
         patch = [1] + plane
     elif dims == 3:

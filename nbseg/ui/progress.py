@@ -83,7 +83,7 @@ class WidgetBarsCallback(Callback):
         self.steps_total = None
         if self.log is not None:
             budget = f"{e.minutes:g} min" if e.minutes else f"{e.max_epochs} epochs"
-            self.log.value = (f"Fold {e.fold + 1}/{e.folds}: {e.n_train} training and {e.n_val} validation images, "
+            self.log.value = (f"Fold {e.fold + 1}/{e.folds}: {e.parts('and')}, "
                               f"patch {e.patch}, {budget}, on {e.device} ({e.precision}).")
             if e.start_epoch:  # a resumed run: say where it picked up (the table starts there too)
                 self.log.value += f" Resumed from the checkpoint on disk at epoch {e.start_epoch + 1}."
