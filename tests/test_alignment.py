@@ -159,3 +159,17 @@ def test_prediction_shifts_before_its_flips(tmp_path):
         turned = torch.stack([torch.flip(net(torch.flip(torch.from_numpy(
             normed)[None, None], d)).softmax(1), d) for d in ([], [2], [3])]).mean(0)[0, 1].numpy()
     assert np.abs(turned - expected).max() > 0.05  # shifting after the flip differs: the test can tell
+
+
+def test_serial_sections_of_one_stack_are_measured_as_images():
+    """ISBI 2012 as the challenge ships it is one stack: its sections show different membranes, so each counts
+    as an image; a stack whose sections repeat their neighbours' structures (Lucchi++, BBBC050) does not."""
+    pairs = [cells(seed=z, offset=(-0.6, 0.2)) for z in range(8)]  # a new field each section
+    serial = Sample("stack", np.stack([p[0] for p in pairs])[None], np.stack([p[1] for p in pairs]).astype(np.int64),
+                    (None,) * 3, None)
+    found = label_offset([serial])
+    assert found["clear"] and "8 sections agree" in found["reason"]
+    assert found["offset"] == pytest.approx([0.0, -0.6, 0.2], abs=0.15)
+    image, labels = cells(seed=0, offset=(-0.6, 0.2))
+    repeated = Sample("blobs", np.stack([image] * 8)[None], np.stack([labels] * 8).astype(np.int64), (None,) * 3, None)
+    assert not label_offset([repeated])["clear"] and "not measured" in label_offset([repeated])["reason"]

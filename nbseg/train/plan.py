@@ -238,9 +238,8 @@ def _patch(config, fp, slices: bool, scale, reasons: dict, *, balanced: bool = F
             side *= 2
             why = f"{side} px in-plane: 90 % of objects are up to {max(extent[-2:]):.0f} px wide"
     plane = [min(side, int(n)) for n in smallest[-2:]]
-    if min(plane) < side:  # say why the patch is narrower than the reason's side
-        at = " at the working scale" if any(f != 1 for f in scale) else ""
-        why += f", cut to the smallest image's {min(plane)} px{at}"
+    at = " at the working scale" if any(f != 1 for f in scale) else ""
+    cut = f", cut to the smallest image's {min(plane)} px{at}" if min(plane) < side else ""  # why it is narrower
     if slices:
         patch = [1] + plane
     elif dims == 3:
@@ -250,7 +249,7 @@ def _patch(config, fp, slices: bool, scale, reasons: dict, *, balanced: bool = F
         patch = plane
     divisors = pooling_divisors(dims, config.model.size, pool_z=dims == 2 or (not slices and _pools_z(patch[0], fp)))
     patch = [max(d, -(-p // d) * d) for p, d in zip(patch, divisors)]  # round up; small images get padded
-    reasons["patch"] = why + (" (one slice at a time)" if slices else "") + _padded(patch, smallest)
+    reasons["patch"] = why + (" (one slice at a time)" if slices else "") + (_padded(patch, smallest) or cut)
     return patch
 
 
