@@ -9,6 +9,8 @@ Cases (each a fixed split of ../shared/data, never tuned on its held-back part):
   with ``--instances``; F1 at IoU 0.5 and pooled Dice.
 - ``isbi``: ISBI 2012 EM membranes (2D binary, 20 consecutive sections): sections 0-14 train, 15-19 are
   scored by pixel error (the share of pixels whose membrane/non-membrane call is wrong).
+- ``isbi-stack``: the same split, each part given as one stack (as the challenge ships its data): sections 0-14
+  in one file to train, 15-19 in another to score; ``--dims`` comes from the files.
 - ``epfl``: EPFL 6-class EM organelles (2D multi-class, one class under 0.5 % of pixels): every 4th slice
   (sorted names; spread over the volume, so the rare classes appear in both parts) is scored by IoU per
   class, pooled over the images; the others train.
@@ -38,7 +40,7 @@ from datasets import WORK, require_shared  # noqa: E402
 from lucchi3d import iou_dice, read, write_split  # noqa: E402
 from quality import run  # noqa: E402
 
-DEFAULT_MINUTES = {"lucchi": 10.0, "bbbc050": 3.0, "isbi": 5.0, "epfl": 5.0}
+DEFAULT_MINUTES = {"lucchi": 10.0, "bbbc050": 3.0, "isbi": 5.0, "isbi-stack": 5.0, "epfl": 5.0}
 HELD_BACK = {"isbi": slice(-5, None), "epfl": slice(3, None, 4)}  # scored images, of the sorted names
 # "3d" forces the 3D network (warm-started from 2D on a CPU); "3d-scratch" from random weights; "p128": 2D
 # patches of 128 px whatever the objects' size (the plan widens them to 256 for large objects); "s05": half
@@ -83,6 +85,24 @@ def held_back_split(case: str, folder: str) -> dict:
     return out
 
 
+def stacked_split(case: str, folder: str) -> dict:
+    """held_back_split's parts, each written as one (Z, Y, X) stack of its sections in name order."""
+    import tifffile
+
+    parts = held_back_split(case.removesuffix("-stack"), folder)
+    out = {}
+    for part, kinds in parts.items():
+        out[part] = {}
+        for kind, source in kinds.items():
+            target = WORK / case / part / kind
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+            sections = [tifffile.imread(f) for f in sorted(source.iterdir())]
+            tifffile.imwrite(target / f"{folder}_{part}.tif", np.stack(sections), compression="zlib")
+            out[part][kind] = target
+    return out
+
+
 def case_data(case: str, quick: bool) -> dict:
     if case == "lucchi":
         parts = write_split(WORK / "lucchi", quick=quick)
@@ -92,10 +112,12 @@ def case_data(case: str, quick: bool) -> dict:
         return {**bbbc050_split(), "args": ["--dims", "3", "--labels", "instances"], "score": "instances"}
     if case == "isbi":
         return {**held_back_split(case, "isbi2012"), "args": ["--dims", "2", "--labels", "binary"], "score": "pixel"}
+    if case == "isbi-stack":
+        return {**stacked_split(case, "isbi2012"), "args": ["--labels", "binary"], "score": "pixel"}
     if case == "epfl":
         return {**held_back_split(case, "epfl-6class-train"), "args": ["--dims", "2", "--labels", "multiclass",
                                                                   "--n-classes", "7"], "score": "classes"}
-    raise ValueError(f"unknown case {case!r}: lucchi, bbbc050, isbi or epfl")
+    raise ValueError(f"unknown case {case!r}: lucchi, bbbc050, isbi, isbi-stack or epfl")
 
 
 def challenge_pixel_error(probs, masks) -> float:

@@ -279,7 +279,8 @@ def _label(item: dict) -> str:
 
 
 PLANNED_SCORES = {"lucchi": ("iou", "foreground IoU"), "bbbc050": ("f1@0.5", "F1@0.5"),
-                  "isbi": ("pixel_error", "pixel error"), "epfl": ("mean_fg_iou", "mean foreground IoU")}
+                  "isbi": ("pixel_error", "pixel error"),
+                  "isbi-stack": ("pixel_error", "pixel error"), "epfl": ("mean_fg_iou", "mean foreground IoU")}
 
 
 def section_planned(result) -> tuple[str, list[Figure]]:
