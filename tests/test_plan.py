@@ -54,6 +54,25 @@ def test_fingerprint_multiclass_counts_each_class():
     assert set(fp.objects) == {"class 1", "class 2", "class 3"} and len(fp.class_fractions) == 4
 
 
+def test_min_size_from_the_smallest_labelled_objects():
+    """Instance and binary labels plan the smallest object prediction keeps; multi-class labels do not."""
+    objects = dataset([(96, 96)] * 2, radius=5, kind="instances")
+    fp = fingerprint(objects)
+    area = fp.object_size["p1"]
+    assert fp.object_size["count"] == 12 and 60 <= area <= 90  # balls of radius 5: about 78 px
+    plan = make_plan(config(2), fp, device="cpu")
+    assert plan.min_size == int(area) and "99 %" in plan.reasons["min_size"]
+    binary = make_plan(config(2), fingerprint(dataset([(96, 96)] * 2, radius=5)), device="cpu")
+    assert binary.min_size == plan.min_size  # the same objects given as a binary mask
+    specks = dataset([(96, 96)] * 2, radius=1, kind="instances")  # labelled objects of a few pixels
+    small = make_plan(config(2), fingerprint(specks), device="cpu")
+    assert small.min_size == 10 and "only specks under 10" in small.reasons["min_size"]
+    multiclass = fingerprint(dataset([(96, 96)], classes=3, kind="multiclass"))
+    assert multiclass.object_size is None and make_plan(config(2), multiclass, device="cpu").min_size is None
+    old = Fingerprint(**{**fp.__dict__, "object_size": None})  # saved before sizes were measured
+    assert make_plan(config(2), old, device="cpu").min_size is None
+
+
 def test_plan_2d_keeps_the_measured_defaults():
     plan = make_plan(config(2), fingerprint(dataset([(256, 256)] * 2)), device="cpu")
     assert (plan.model_dims, plan.patch, plan.batch_size) == (2, [128, 128], 8)

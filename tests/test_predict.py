@@ -420,3 +420,22 @@ def test_slice_models_skip_z_flips():
     assert len(tta_variants("flips", 3)) == 4 and len(tta_variants("flips", 3, planar=True)) == 3
     assert all(0 not in v.flips for v in tta_variants("all", 3, planar=True))
     assert len(tta_variants("all", 3, planar=True)) == 8
+
+
+def test_instances_keep_the_objects_the_training_plan_allows(tmp_path):
+    """An untrained model's mask is speckled: the plan's min_size (from the labelled objects) drops the small
+    pieces that the default keeps, and what the user gives wins over the plan."""
+    write_images(tmp_path / "images", [(64, 64)])
+    sizes = {}
+    for name, plan, given in (("default", None, None), ("planned", {"min_size": 40}, None),
+                              ("given", {"min_size": 40}, 10)):
+        project = make_project(tmp_path / name, plan=plan)
+        predict_files(project, tmp_path / "images", tmp_path / name / "out", tta="none", threshold="otsu",
+                      instances=True, min_size=given)
+        labels = tifffile.imread(tmp_path / name / "out" / "img0.labels.ome.tif")
+        sizes[name] = np.bincount(labels.ravel())[1:]
+        record = json.loads((tmp_path / name / "out" / "nbseg-predict.json").read_text())
+        assert record["settings"]["min_size"] == (40 if name == "planned" else 10)
+    assert sizes["default"].min() >= 10 and sizes["planned"].min() >= 40
+    assert np.array_equal(sizes["given"], sizes["default"])
+    assert (sizes["default"] < 40).any(), "the test needs objects between the two bounds"

@@ -14,6 +14,7 @@ from nbseg.predict.ensemble import ensemble_info, load_ensemble
 from nbseg.predict.files import RECORD_FILE, predict_files
 from nbseg.predict.image import predict_image
 from nbseg.predict.options import PredictOptions
+from nbseg.predict.post import DEFAULT_MIN_SIZE
 
 from model_projects import make_model, make_project  # tests/model_projects.py
 
@@ -77,7 +78,7 @@ def test_record_is_the_settings_predict_files_wrote_before():
     assert record == {"models": ["/p/models/fold0.pt"], **EARLIER_SETTINGS}
     assert json.loads(json.dumps(record)) == record
     assert PredictOptions().record([]) == {"models": [], "tta": "flips", "threshold": 0.5, "instances": False,
-                                           "overlap": 0.5, "tile": None, "uncertainty": "entropy", "min_size": 10}
+                                           "overlap": 0.5, "tile": None, "uncertainty": "entropy", "min_size": None}
     # batch size, device, precision, axes and channels do not change the results: not recorded
     assert PredictOptions(batch_size=1, device="cpu", precision="fp32").record([]) == PredictOptions().record([])
 
@@ -136,3 +137,14 @@ def test_one_divisibility_rule_for_patches_and_tiles():
     assert divisibility_problem([96, 128], (8, 8)) is None
     assert divisibility_problem([100, 128], (8, 8)) == ("Y=100 is not divisible by 8. "
                                                         "Nearest valid sizes: [96, 128] or [104, 128]")
+
+
+def test_min_size_left_to_the_models_comes_from_their_training_plan(tmp_path):
+    project = make_project(tmp_path / "p")
+    info = ensemble_info(load_ensemble(project))
+    assert info.min_size is None  # a model whose plan does not say: the default
+    assert PredictOptions().for_models(info).min_size == DEFAULT_MIN_SIZE == 10
+    planned = dataclasses.replace(info, min_size=21)
+    assert PredictOptions().for_models(planned).min_size == 21
+    assert PredictOptions(min_size=3).for_models(planned).min_size == 3  # what the user gives wins
+    assert PredictOptions(min_size=0).for_models(planned).min_size == 0

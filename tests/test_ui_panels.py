@@ -3,6 +3,7 @@ the bundled sample, asserting on their state and on the files they write. Runs o
 (``make test-widgets7``) and 8."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -326,6 +327,8 @@ def test_06_threshold_sweep_instances_export(project):
     assert panel.error is None, panel.errors.message.value
     assert_tooltips(panel)
     assert_primary_order(panel, ["Sweep thresholds", "Instances & metrics", "Export"])
+    planned = json.loads((project / "plan.json").read_text()).get("min_size")  # as `nbseg predict` keeps
+    assert panel.min_size.value == (planned if planned is not None else 10)
     before = panel.viewer.rgb.copy()
     panel.threshold.value = 0.9
     assert not np.array_equal(before, panel.viewer.rgb)  # live preview follows the slider

@@ -43,7 +43,9 @@ def _register_predict(subparsers) -> None:
     p.add_argument("--rois", action="store_true",
                    help="with --instances: also write the objects' outlines as Fiji ROIs (NAME.rois.zip, for the "
                         "ROI Manager; one per object and slice in 3D)")
-    p.add_argument("--min-size", type=int, default=10, metavar="N", help="drop objects smaller than this many pixels (default 10)")
+    p.add_argument("--min-size", type=int, metavar="N",
+                   help="drop objects smaller than this many pixels (default: the training plan's, from the smallest "
+                        "labelled objects; 10 for models that do not say)")
     p.add_argument("--overlap", type=float, default=0.5, metavar="F",
                    help="how much neighbouring tiles overlap, 0 to 0.9 (default 0.5; less is faster)")
     p.add_argument("--tile", type=int_list("tile size", "256,256 or 32,128,128"), metavar="[Z,]Y,X",

@@ -16,6 +16,7 @@ from scipy import ndimage
 
 MAX_OBJECTS = 5000  # objects measured per class (a seeded draw beyond this keeps it quick)
 QUANTILES = (10, 50, 90)
+SIZE_QUANTILES = (1, 50)  # of the objects' pixel counts: the smallest set prediction's minimum object size
 SCALES = (0.5, 0.25)  # coarser working scales whose label fidelity is measured
 MESH_SHARE = 0.5  # a class with this share of its pixels in objects reaching across their image is a mesh
 
@@ -54,6 +55,10 @@ class Fingerprint:
     label_offset : dict
         Where the labels sit on their images, to a fraction of a pixel, and whether the images agree
         (:func:`nbseg.data.alignment.label_offset`).
+    object_size : dict or None
+        Pixels per labelled object, ``{"p1", "p50", "count"}``, over every object of every image: the
+        connected foreground regions (whole objects, boundary included, for instance labels; touching
+        objects count as one). None for multi-class labels.
     """
 
     spatial_dims: int
@@ -70,6 +75,7 @@ class Fingerprint:
     scale_fidelity: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     label_offset: dict = field(default_factory=dict)
+    object_size: dict | None = None
 
     @property
     def anisotropy(self) -> float:
@@ -130,7 +136,19 @@ def fingerprint(dataset, *, seed: int = 0) -> Fingerprint:
         pixel_sizes=sizes, unit=unit, spacing_differs=differs, intensity=intensity_stats(samples),
         class_fractions=(counts / max(counts.sum(), 1)).round(6).tolist(), objects=objects, kind=dataset.kind,
         scale_fidelity=_scale_fidelity(samples, dataset.n_classes, dataset.spatial_dims),
-        notes=_notes(sizes, unit, differs, dataset.spatial_dims), label_offset=label_offset(samples))
+        notes=_notes(sizes, unit, differs, dataset.spatial_dims), label_offset=label_offset(samples),
+        object_size=None if dataset.kind == "multiclass" else object_size(samples))
+
+
+def object_size(samples) -> dict | None:
+    """Quantiles of the pixel counts of the connected foreground regions of ``samples``' targets."""
+    counts = []
+    for s in samples:
+        labelled, n = ndimage.label(s.target > 0)
+        counts.extend(np.bincount(labelled.ravel(), minlength=n + 1)[1:].tolist())
+    if not counts:
+        return None
+    return {"count": len(counts), **{f"p{q}": float(np.percentile(counts, q)) for q in SIZE_QUANTILES}}
 
 
 def _scale_fidelity(samples, n_classes: int, dims: int) -> dict:

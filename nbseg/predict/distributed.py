@@ -62,6 +62,7 @@ def predict_on_cluster(project, inputs, output_dir, options: PredictOptions | No
                          "files, not loaded models.")
     ensemble = load_ensemble(project)
     info = ensemble_info(ensemble)
+    options = options.for_models(info)
     output_dir, files = Path(output_dir), input_files(inputs)
     jobs = _plan_images(files, info, options, block)
     plans = _plan_outputs(files, output_dir, options.instances, interior=info.kind == "instances",

@@ -33,6 +33,7 @@ class EnsembleInfo:
     slices: bool = False  # 2D networks over the slices of a stack: Z flips change nothing
     scale: tuple | None = None  # the working scale the models learnt at (nbseg.data.resample)
     spacing: tuple | None = None  # its pixel size in µm, where the training files gave one
+    min_size: int | None = None  # pixels an object needs to be kept (the training plan's; None: not planned)
 
 
 def load_ensemble(source) -> list[tuple]:
@@ -100,7 +101,7 @@ def ensemble_info(ensemble) -> EnsembleInfo:
     return EnsembleInfo(dims, spec["in_channels"], spec["n_classes"], kind, tuple(names), patch, tuple(divisors),
                         meta.get("axes"), tuple(channels) if channels is not None else None,
                         str(meta.get("source", "the given model")), slices=all(s.get("slices") for s in specs),
-                        **_working_scale(ensemble))
+                        min_size=(meta.get("plan") or {}).get("min_size"), **_working_scale(ensemble))
 
 
 def _working_scale(ensemble) -> dict:

@@ -84,6 +84,7 @@ def predict_files(project, inputs, output_dir, options: PredictOptions | None = 
     options = PredictOptions.build(options, **settings)
     ensemble = load_ensemble(project)
     info = ensemble_info(ensemble)
+    options = options.for_models(info)
     output_dir = Path(output_dir)
     files = input_files(inputs)
     plans = _plan_outputs(files, output_dir, options.instances, interior=info.kind == "instances",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields, replace
 from ..choices import check_choice
 from .ensemble import UNCERTAINTY_CHOICES
 from .sizes import parse_size
-from .post import parse_threshold
+from .post import DEFAULT_MIN_SIZE, parse_threshold
 from .tiling import check_overlap, check_tile_sides
 from .tta import check_tta
 
@@ -54,8 +54,10 @@ class PredictOptions:
         Axes of image files that do not say (e.g. ``"ZYX"``); default what the models were trained with.
     channels : int or tuple of int, optional
         Channels to read from image files; default what the models were trained with.
-    min_size : int
-        Objects smaller than this many pixels are dropped from the labels (0 or more).
+    min_size : int, optional
+        Objects smaller than this many pixels are dropped from the labels (0 or more). None: the models'
+        training plan says (the 1st percentile of the labelled objects' sizes, at least
+        :data:`~nbseg.predict.post.DEFAULT_MIN_SIZE`; see :meth:`for_models`).
     rois : bool
         Also write the objects' outlines as Fiji ROIs (``<stem>.rois.zip``); needs ``instances``.
     format : {"auto", "tiff", "zarr"}
@@ -78,7 +80,7 @@ class PredictOptions:
     uncertainty: str = "entropy"
     axes: str | None = None
     channels: int | tuple | None = None
-    min_size: int = 10
+    min_size: int | None = None
     rois: bool = False
     format: str = "auto"
     max_memory: int | str | None = None
@@ -97,7 +99,7 @@ class PredictOptions:
             overlap=check_overlap(_number(self.overlap, "overlap", "0.5")),
             tile=_tile(self.tile),
             batch_size=_whole(self.batch_size, "batch_size", minimum=1),
-            min_size=_whole(self.min_size, "min_size", minimum=0),
+            min_size=None if self.min_size is None else _whole(self.min_size, "min_size", minimum=0),
             channels=_channels(self.channels),
             rois=bool(self.rois),
             max_memory=None if self.max_memory is None else parse_size(self.max_memory),
@@ -146,6 +148,13 @@ class PredictOptions:
         if self.format != "auto":
             return self.format
         return "zarr" if is_zarr(path) else "tiff"
+
+    def for_models(self, info) -> PredictOptions:
+        """These options with what they leave to the models filled in from ``info``
+        (:class:`~nbseg.predict.ensemble.EnsembleInfo`): ``min_size`` from the training plan."""
+        if self.min_size is not None:
+            return self
+        return replace(self, min_size=info.min_size if info.min_size is not None else DEFAULT_MIN_SIZE)
 
     def record(self, models) -> dict:
         """The settings kept in ``nbseg-predict.json``: results made with others are not mixed in.

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import pandas
 
 THRESHOLD_METHODS = ("otsu",)
+DEFAULT_MIN_SIZE = 10  # pixels an object needs to be kept when the models' training plan does not say
 
 
 def parse_threshold(value) -> str | float:

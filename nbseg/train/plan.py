@@ -14,6 +14,7 @@ from ..data.resample import is_native
 from ..runtime import free_memory
 from ..model.unet import PatchSizeError, divisibility_problem, pool_z_for, pooling_divisors
 from .working_scale import physical_spacing, plan_input_shift, plan_scale
+from .min_size import plan_min_size
 
 ANISOTROPIC = 3.0  # Z spacing / XY spacing from which a stack is segmented slice by slice
 THIN_STACK = 16  # fewer slices than this: too thin for 3D patches that pool
@@ -62,6 +63,8 @@ class Plan:
         Fine-tuning: the source whose weights training starts from (:func:`nbseg.train.init.resolve_init`).
     warm_start : float or None
         Minutes of a 2D network over the slices that a 3D network starts from (:mod:`nbseg.train.warm_start`).
+    min_size : int or None
+        Instance labels: the pixels a predicted object needs to be kept (:mod:`nbseg.train.min_size`).
     reasons : dict of str -> str
         One sentence per choice, keyed by the choice.
     """
@@ -82,6 +85,7 @@ class Plan:
     reasons: dict = field(default_factory=dict)
     init: dict | None = None
     warm_start: float | None = None
+    min_size: int | None = None
 
     @property
     def slices(self) -> bool:
@@ -154,9 +158,11 @@ def make_plan(config, fingerprint, *, device="cpu") -> Plan:
     reasons["lr"] = (f"{config.train.lr:.1e} (train.lr; notebook 03 or `nbseg lr-find` proposes one from a sweep)")
     reasons.update(said)
     steps = _steps(config, batch * int(np.prod(patch)), reasons)
+    min_size = plan_min_size(fingerprint, reasons)
     return Plan(data_dims=data_dims, model_dims=model_dims, patch=patch, batch_size=batch, steps_per_epoch=steps,
                 size=size, pool_z=pool_z, lr=float(config.train.lr), class_weights=weights, scale=scale,
-                spacing=physical_spacing(fingerprint, scale), norm=norm, input_shift=shift, reasons=reasons)
+                spacing=physical_spacing(fingerprint, scale), norm=norm, input_shift=shift, reasons=reasons,
+                min_size=min_size)
 
 
 def _norm(config, model_dims: int, data_dims: int, reasons: dict) -> str:

@@ -62,6 +62,17 @@ class ExportService:
         s.stems = found
         return found
 
+    def planned_min_size(self) -> int:
+        """The smallest object the training plan keeps (``plan.json``; :mod:`nbseg.train.min_size`), else
+        prediction's default."""
+        import json
+
+        from ..predict.post import DEFAULT_MIN_SIZE
+
+        plan = ProjectLayout(self.state.project).plan
+        found = json.loads(plan.read_text()).get("min_size") if plan.is_file() else None
+        return int(found) if found is not None else DEFAULT_MIN_SIZE
+
     def load(self, stem: str):
         """``(image, probability 0..1, ground truth or None)``, cached."""
         if stem not in self._cache:
@@ -217,6 +228,7 @@ class ExportPanel(PanelBase):
         stems = self.service.open()
         self.pick.options = stems
         self.pick.value = stems[0]
+        self.min_size.value = self.service.planned_min_size()  # what `nbseg predict --instances` keeps too
         has_gt = self.service.has_ground_truth()
         self.sweep_box.layout.display = "" if has_gt else "none"
         self.sweep_button.layout.display = "" if has_gt else "none"

@@ -1,0 +1,41 @@
+"""The smallest object that ``nbseg predict --instances`` keeps, planned from the labelled objects' sizes.
+
+A predicted object smaller than nearly every object the user labelled is far more often a speck or a
+fragment than a real object: dropping it removes false positives and costs few true ones. The bound is
+the 1st percentile of the labelled objects' pixel counts (``Fingerprint.object_size``; instance and binary
+labels), never below :data:`DEFAULT_MIN_SIZE`; ``nbseg predict --min-size`` and notebook 06 override it.
+How it was chosen, on validation images, is in docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+from ..predict.post import DEFAULT_MIN_SIZE  # the floor, and prediction's bound when the models do not say
+
+QUANTILE = "p1"
+
+
+def plan_min_size(fp, reasons: dict) -> int | None:
+    """Pixels an object of ``nbseg predict --instances`` needs to be kept; None for multi-class labels.
+
+    Parameters
+    ----------
+    fp : nbseg.data.fingerprint.Fingerprint
+        ``fp.object_size`` gives the labelled objects' pixel counts at the images' own scale, the
+        scale prediction writes its results at.
+    reasons : dict
+        Gets ``"min_size"``, the reason in a sentence, when a bound is planned.
+    """
+    sizes = getattr(fp, "object_size", None)
+    if fp.kind == "multiclass" or not sizes or not sizes.get("count"):
+        return None  # classes are not objects: a multi-class result keeps every pixel's class
+    smallest = int(sizes[QUANTILE])
+    size = max(DEFAULT_MIN_SIZE, smallest)
+    unit = "voxels" if fp.spatial_dims == 3 else "px"
+    why = (f"{size} {unit}: 99 % of the {sizes['count']:,} labelled objects are at least {smallest} {unit}, so "
+           "smaller predicted objects are dropped from the instance results" if size > DEFAULT_MIN_SIZE else
+           f"{size} {unit}: the smallest labelled objects are as small as {smallest} {unit}, so only specks "
+           f"under {DEFAULT_MIN_SIZE} are dropped")
+    reasons["min_size"] = why + " (nbseg predict --min-size, notebook 06's 'Min object size')"
+    return size
+
+
+__all__ = ["DEFAULT_MIN_SIZE", "plan_min_size"]
