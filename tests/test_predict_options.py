@@ -143,8 +143,14 @@ def test_min_size_left_to_the_models_comes_from_their_training_plan(tmp_path):
     project = make_project(tmp_path / "p")
     info = ensemble_info(load_ensemble(project))
     assert info.min_size is None  # a model whose plan does not say: the default
-    assert PredictOptions().for_models(info).min_size == DEFAULT_MIN_SIZE == 10
-    planned = dataclasses.replace(info, min_size=21)
-    assert PredictOptions().for_models(planned).min_size == 21
-    assert PredictOptions(min_size=3).for_models(planned).min_size == 3  # what the user gives wins
-    assert PredictOptions(min_size=0).for_models(planned).min_size == 0
+    assert PredictOptions().min_size_for(info) == DEFAULT_MIN_SIZE == 10
+    planned = dataclasses.replace(info, min_size=40, spacing=(0.5, 0.5))  # trained on 0.5 µm pixels
+    assert PredictOptions().min_size_for(planned) == 40
+    assert PredictOptions().min_size_for(planned, (0.5, 0.5), "µm") == 40
+    assert PredictOptions().min_size_for(planned, (0.25, 0.25), "µm") == 160  # 4 pixels where training had 1
+    assert PredictOptions().min_size_for(planned, (1.0, 1.0), "µm") == 10  # a quarter: under the floor
+    half = dataclasses.replace(planned, scale=(0.5, 0.5), spacing=(1.0, 1.0))  # trained at half scale
+    assert PredictOptions().min_size_for(half, (0.5, 0.5), "µm") == 40  # the training images' own pixels
+    assert PredictOptions().min_size_for(half, (0.25, 0.25), "µm") == 160
+    assert PredictOptions(min_size=3).min_size_for(planned, (0.25, 0.25), "µm") == 3  # what the user gives wins
+    assert PredictOptions(min_size=0).min_size_for(planned) == 0

@@ -62,7 +62,6 @@ def predict_on_cluster(project, inputs, output_dir, options: PredictOptions | No
                          "files, not loaded models.")
     ensemble = load_ensemble(project)
     info = ensemble_info(ensemble)
-    options = options.for_models(info)
     output_dir, files = Path(output_dir), input_files(inputs)
     jobs = _plan_images(files, info, options, block)
     plans = _plan_outputs(files, output_dir, options.instances, interior=info.kind == "instances",
@@ -115,7 +114,8 @@ def _plan_images(files, info, options: PredictOptions, block) -> dict:
                              "'auto' (CLI: --format zarr), or no --block.")
         jobs[path] = {"tile": tile, "blocks": blocks, "shape": image.spatial_shape, "pixel_sizes": image.pixel_sizes,
                       "block": size, "classes": info.n_classes if info.kind == "multiclass" else None,
-                      "interior": info.kind == "instances"}
+                      "interior": info.kind == "instances",
+                      "min_size": options.min_size_for(info, image.pixel_sizes, image.unit)}
     return jobs
 
 
@@ -202,7 +202,7 @@ def _finish_blocked(client, project, path, job, plan, arrays, stats, options, ho
            "foreground_fraction": total["foreground"] / max(1, total["pixels"]),
            "threshold": None if job["classes"] else options.threshold, "blocks": len(job["blocks"])}
     if "labels" in arrays:
-        row["objects"], row["merges"] = _stitch(client, job, arrays["labels"], stats, options.min_size,
+        row["objects"], row["merges"] = _stitch(client, job, arrays["labels"], stats, job["min_size"],
                                                 mask=arrays["mask"], mutual=job["interior"])
     spatial = spatial_axes(len(job["shape"]))
     dtypes = {"labels": "uint16" if row.get("objects", 0) < 2**16 else "uint32"}

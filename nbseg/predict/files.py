@@ -84,7 +84,6 @@ def predict_files(project, inputs, output_dir, options: PredictOptions | None = 
     options = PredictOptions.build(options, **settings)
     ensemble = load_ensemble(project)
     info = ensemble_info(ensemble)
-    options = options.for_models(info)
     output_dir = Path(output_dir)
     files = input_files(inputs)
     plans = _plan_outputs(files, output_dir, options.instances, interior=info.kind == "instances",
@@ -147,7 +146,8 @@ def _predict_one(ensemble, info, path: Path, plan: dict, options: PredictOptions
     dtype = np.float32 if is_zarr(plan["prob"]) else np.float16  # Zarr results keep float32 probabilities
     prediction = predict_image(ensemble, image, options, scratch_dir=output_dir, dtype=dtype)
     row = write_results(prediction, plan, threshold=options.threshold, instances=options.instances,
-                        min_size=options.min_size, image=image.data, unit=image.unit)
+                        min_size=options.min_size_for(info, image.pixel_sizes, image.unit), image=image.data,
+                        unit=image.unit)
     return {"image": file_stem(path), "input": str(path), **row, "status": "predicted"}
 
 

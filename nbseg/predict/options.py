@@ -8,7 +8,10 @@ from __future__ import annotations
 import numbers
 from dataclasses import dataclass, fields, replace
 
+import numpy as np
+
 from ..choices import check_choice
+from ..data.resample import image_factors
 from .ensemble import UNCERTAINTY_CHOICES
 from .sizes import parse_size
 from .post import DEFAULT_MIN_SIZE, parse_threshold
@@ -57,7 +60,7 @@ class PredictOptions:
     min_size : int, optional
         Objects smaller than this many pixels are dropped from the labels (0 or more). None: the models'
         training plan says (the 1st percentile of the labelled objects' sizes, at least
-        :data:`~nbseg.predict.post.DEFAULT_MIN_SIZE`; see :meth:`for_models`).
+        :data:`~nbseg.predict.post.DEFAULT_MIN_SIZE`; see :meth:`min_size_for`).
     rois : bool
         Also write the objects' outlines as Fiji ROIs (``<stem>.rois.zip``); needs ``instances``.
     format : {"auto", "tiff", "zarr"}
@@ -149,12 +152,22 @@ class PredictOptions:
             return self.format
         return "zarr" if is_zarr(path) else "tiff"
 
-    def for_models(self, info) -> PredictOptions:
-        """These options with what they leave to the models filled in from ``info``
-        (:class:`~nbseg.predict.ensemble.EnsembleInfo`): ``min_size`` from the training plan."""
+    def min_size_for(self, info, pixel_sizes=None, unit=None) -> int:
+        """Pixels an object of one image needs to be kept.
+
+        ``min_size`` as given (in this image's pixels); else the training plan's bound (``info.min_size``,
+        :class:`~nbseg.predict.ensemble.EnsembleInfo`), which counts pixels of the training data's size,
+        in this image's pixels (``pixel_sizes``, ``unit``: an image of larger pixels holds its objects in
+        fewer); else :data:`~nbseg.predict.post.DEFAULT_MIN_SIZE`.
+        """
         if self.min_size is not None:
-            return self
-        return replace(self, min_size=info.min_size if info.min_size is not None else DEFAULT_MIN_SIZE)
+            return self.min_size
+        if info.min_size is None:
+            return DEFAULT_MIN_SIZE
+        factors = image_factors(info.scale, info.spacing, pixel_sizes, unit)
+        trained = info.scale or [1.0] * len(factors)  # the training images' factors
+        area = float(np.prod([t / f for t, f in zip(trained, factors)]))
+        return max(DEFAULT_MIN_SIZE, int(round(info.min_size * area)))
 
     def record(self, models) -> dict:
         """The settings kept in ``nbseg-predict.json``: results made with others are not mixed in.

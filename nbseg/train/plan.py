@@ -64,7 +64,8 @@ class Plan:
     warm_start : float or None
         Minutes of a 2D network over the slices that a 3D network starts from (:mod:`nbseg.train.warm_start`).
     min_size : int or None
-        Instance labels: the pixels a predicted object needs to be kept (:mod:`nbseg.train.min_size`).
+        Instance and binary labels: the pixels (of the training images' size) an object of `nbseg predict
+        --instances` needs to be kept (:mod:`nbseg.train.min_size`).
     reasons : dict of str -> str
         One sentence per choice, keyed by the choice.
     """
