@@ -193,6 +193,7 @@ def test_cli_prints_the_plan_and_saves_fingerprint(tmp_path, capsys):
     assert saved["slices"] and saved["patch"][0] == 1
     fp = json.loads((project / "fingerprint.json").read_text())
     assert fp["spatial_dims"] == 3 and fp["pixel_sizes"][0] == pytest.approx(2.18)
+    assert fp["object_size"]["count"] >= 1 and f"min_size: {saved['min_size']} voxels" in out
 
 
 def test_single_image_is_split_across_its_longest_axis():

@@ -327,8 +327,8 @@ def test_06_threshold_sweep_instances_export(project):
     assert panel.error is None, panel.errors.message.value
     assert_tooltips(panel)
     assert_primary_order(panel, ["Sweep thresholds", "Instances & metrics", "Export"])
-    planned = json.loads((project / "plan.json").read_text()).get("min_size")  # as `nbseg predict` keeps
-    assert panel.min_size.value == (planned if planned is not None else 10)
+    planned = json.loads((project / "plan.json").read_text())["min_size"]  # as `nbseg predict` keeps
+    assert planned >= 10 and panel.min_size.value == planned
     before = panel.viewer.rgb.copy()
     panel.threshold.value = 0.9
     assert not np.array_equal(before, panel.viewer.rgb)  # live preview follows the slider

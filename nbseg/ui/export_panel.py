@@ -4,6 +4,7 @@ results and the TorchScript model."""
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 from ..config import Config
 from ..io.images import files_by_stem, read_image, read_mask
 from ..predict.outputs import result_paths
+from ..predict.post import DEFAULT_MIN_SIZE
 from ..project import ProjectLayout
 from . import plots
 from .bioimageio_form import BioimageioForm
@@ -63,12 +65,7 @@ class ExportService:
         return found
 
     def planned_min_size(self) -> int:
-        """The smallest object the training plan keeps (``plan.json``; :mod:`nbseg.train.min_size`), else
-        prediction's default."""
-        import json
-
-        from ..predict.post import DEFAULT_MIN_SIZE
-
+        """The smallest object the training plan keeps (``plan.json``; nbseg.train.min_size), else the default."""
         plan = ProjectLayout(self.state.project).plan
         found = json.loads(plan.read_text()).get("min_size") if plan.is_file() else None
         return int(found) if found is not None else DEFAULT_MIN_SIZE
@@ -200,7 +197,8 @@ class ExportPanel(PanelBase):
                                          action="Threshold sweep")
         self.sweep_plot = w.Image(format="png", layout=w.Layout(max_width="620px"))
         self.use_best = self.secondary("Use best threshold", "sweep", self._use_best)
-        self.min_size = control(w.BoundedIntText, "instances", "Min object size", min=0, max=10 ** 6, value=10)
+        self.min_size = control(w.BoundedIntText, "instances", "Min object size", min=0, max=10 ** 6,
+                                value=DEFAULT_MIN_SIZE)
         self.instances_button = self.primary("Instances & metrics", "instances", self._instances, icon="th")
         self.metrics = w.HTML("")
         self.objects_table = w.HTML("")
