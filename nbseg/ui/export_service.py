@@ -1,0 +1,179 @@
+"""Notebook 06's work without widgets: open the project's probability maps, Otsu, the threshold sweep,
+instances and their tables, metrics, and the export of OME-TIFF results and the TorchScript model.
+:class:`~nbseg.ui.export_panel.ExportPanel` is its face."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config
+from ..io.images import files_by_stem, read_image, read_mask
+from ..predict.outputs import result_paths
+from ..predict.post import DEFAULT_MIN_SIZE
+from ..project import ProjectLayout
+from .session import load_config
+
+PROB_SUFFIX = result_paths("", "_", instances=False)["prob"].name[1:]  # the names predict writes: ".prob.ome.tif"
+
+
+@dataclass
+class ExportState:
+    project: Path
+    config: Config | None = None
+    stems: list = field(default_factory=list)
+    threshold: float = 0.5
+    sweep: object = None
+    instances: dict = field(default_factory=dict)
+    evaluation: object = None
+    exported: list = field(default_factory=list)
+    objects: dict = field(default_factory=dict)  # stem -> table of its objects (predict.objects.object_table)
+
+
+class ExportService:
+    def __init__(self, state: ExportState):
+        self.state = state
+        self._cache: dict = {}
+
+    @property
+    def predictions(self) -> Path:
+        return ProjectLayout(self.state.project).predictions
+
+    @property
+    def export_dir(self) -> Path:
+        return ProjectLayout(self.state.project).export
+
+    def open(self) -> list[str]:
+        s = self.state
+        s.config = load_config(s.project)
+        found = sorted(p.name[: -len(PROB_SUFFIX)] for p in self.predictions.glob(f"*{PROB_SUFFIX}")) \
+            if self.predictions.is_dir() else []
+        if not found:
+            from .session import MissingStep
+
+            raise MissingStep(f"No probability maps in {self.predictions}: run notebook 05_predict first and "
+                              "press 'Predict'.")
+        s.stems = found
+        return found
+
+    def planned_min_size(self) -> int:
+        """The smallest object the training plan keeps (``plan.json``; nbseg.train.min_size), else the default."""
+        plan = ProjectLayout(self.state.project).plan
+        found = json.loads(plan.read_text()).get("min_size") if plan.is_file() else None
+        return int(found) if found is not None else DEFAULT_MIN_SIZE
+
+    def load(self, stem: str):
+        """``(image, probability 0..1, ground truth or None)``, cached."""
+        if stem not in self._cache:
+            prob, self._cache[("sizes", stem)] = read_mask(self.predictions / f"{stem}{PROB_SUFFIX}",
+                                                           return_pixel_sizes=True)
+            prob = prob.astype(np.float32) / 255
+            d = self.state.config.data
+            images = files_by_stem(d.images)
+            image = read_image(images[stem], axes=d.axes, channels=d.channels, dims=prob.ndim).data \
+                if stem in images else None
+            self._cache[("image", stem)] = image  # None: no input image, so no mean intensities
+            image = prob[None] if image is None else image
+            gt = None
+            if d.masks is not None:
+                masks = files_by_stem(d.masks)
+                gt = read_mask(masks[stem], dims=prob.ndim) if stem in masks else None
+            self._cache[stem] = (image, prob, gt)
+        return self._cache[stem]
+
+    def interior(self, stem: str):
+        """Interior probability 0..1 of a project trained on instances, or None (then objects are
+        connected components of the mask; with it a seeded watershed splits touching objects)."""
+        key = ("interior", stem)
+        if key not in self._cache:
+            path = result_paths(self.predictions, stem, instances=True, interior=True)["interior"]
+            self._cache[key] = read_mask(path).astype(np.float32) / 255 if path.exists() else None
+        return self._cache[key]
+
+    def splits_touching_objects(self) -> bool:
+        return bool(self.state.stems) and all(self.interior(s) is not None for s in self.state.stems)
+
+    def has_ground_truth(self) -> bool:
+        return any(self.load(s)[2] is not None for s in self.state.stems)
+
+    def otsu(self, stem: str) -> float:
+        from ..predict.post import find_threshold
+
+        return float(find_threshold(self.load(stem)[1], method="otsu"))
+
+    def sweep(self):
+        from ..predict.post import threshold_sweep
+
+        probs = {s: self.load(s)[1] for s in self.state.stems if self.load(s)[2] is not None}
+        if not probs:
+            raise ValueError("No ground truth for the predicted images: the sweep needs masks with the same names "
+                             "(set them in 01_data).")
+        gts = {s: self.load(s)[2] for s in probs}
+        self.state.sweep = threshold_sweep(probs, gts)
+        return self.state.sweep
+
+    def make_instances(self, threshold: float, min_size: int = DEFAULT_MIN_SIZE) -> dict:
+        from ..predict.post import instances
+
+        if not self.state.stems:  # else the next step would ask for this very button to be pressed first
+            raise ValueError("No predictions are open: run notebook 05_predict, then open this panel again.")
+        self.state.threshold = float(threshold)
+        self.state.objects = {}
+        self.state.instances = {s: instances(self.load(s)[1], interior=self.interior(s), threshold=float(threshold),
+                                             min_size=min_size) for s in self.state.stems}
+        return self.state.instances
+
+    def object_tables(self) -> dict:
+        """``{stem: DataFrame}``: each image's objects measured by the core (centroid, size in pixels
+        and µm, bounding box, mean intensity), as Export writes them to ``<stem>.objects.csv``."""
+        from ..predict.objects import object_table
+
+        if not self.state.instances:
+            raise ValueError("No objects yet: press 'Instances & metrics' first.")
+        self.state.objects = {s: object_table(labels, self._input_image(s), self._cache.get(("sizes", s)))
+                              for s, labels in self.state.instances.items()}
+        return self.state.objects
+
+    def _input_image(self, stem: str):
+        self.load(stem)
+        return self._cache[("image", stem)]
+
+    def metrics(self):
+        from ..metrics.evaluation import evaluate
+
+        if not self.state.instances:
+            raise ValueError("No objects yet: press 'Instances & metrics' first.")
+        gts = {s: self.load(s)[2] for s in self.state.stems if self.load(s)[2] is not None}
+        if not gts:
+            self.state.evaluation = None
+            return None
+        kind = "instances" if max(len(np.unique(g)) for g in gts.values()) > 2 else "binary"
+        preds = {s: self.state.instances[s] for s in gts}
+        self.state.evaluation = evaluate(preds, gts, kind=kind)
+        self.state.evaluation.to_csv(self.export_dir / "metrics.csv")
+        return self.state.evaluation
+
+    def export(self, *, torchscript: bool = True) -> list[Path]:
+        from ..predict.export import export_torchscript
+
+        if not self.state.stems:
+            raise ValueError("Nothing to export: no predictions are open. Run notebook 05_predict, then open this "
+                             "panel again.")
+        if not self.state.instances:
+            self.make_instances(self.state.threshold)
+        from ..predict.outputs import export_objects
+
+        sizes = {s: self._cache.get(("sizes", s)) for s in self.state.stems}
+        written = export_objects(self.export_dir, self.state.instances, pixel_sizes=sizes,
+                                 threshold=self.state.threshold,
+                                 images={s: self._input_image(s) for s in self.state.instances})
+        if torchscript:
+            written.append(export_torchscript(self.state.project, self.export_dir / "model.torchscript.pt",
+                                              overwrite=True))
+        self.state.exported = written
+        return written
+
+
+__all__ = ["ExportService", "ExportState"]
