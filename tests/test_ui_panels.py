@@ -401,6 +401,41 @@ def test_06_export_keeps_pixel_sizes(tmp_path):
         assert _ome_pixel_sizes(path) == (2.0, 0.25, 0.25), path.name
 
 
+def test_06_export_makes_the_objects_the_panel_shows(tmp_path):
+    """Export without 'Instances & metrics' uses the panel's threshold and min size; the planned min size
+    is counted in each map's own pixels, as `nbseg predict --instances` counts it."""
+    from model_projects import make_project  # tests/model_projects.py
+
+    from nbseg.config import DataConfig
+    from nbseg.io.images import read_mask, write_ome_tiff
+    from nbseg.predict.files import predict_files
+    from nbseg.project import ProjectLayout
+    from nbseg.ui import ExportPanel
+
+    project = make_project(tmp_path / "p", dims=2, kind="binary", patch=[32, 32])
+    images = tmp_path / "images"
+    image = np.full((48, 48), 10.0, np.float32)
+    image[8:20, 8:20] = image[30:33, 30:33] = 200.0  # a 144-px object and a 9-px one
+    write_ome_tiff(images / "cells.ome.tif", image, axes="YX", pixel_sizes=(0.5, 0.5))
+    Config(data=DataConfig(images=images)).save(project)
+    # trained at 0.25 µm: an image of 0.5 µm pixels holds a 100-px training object in 25 of its pixels
+    ProjectLayout(project).plan.write_text(json.dumps({"min_size": 100, "scale": [1.0, 1.0], "spacing": [0.25, 0.25]}))
+    predict_files(project, images, project / "predictions", tta="none")
+    panel = ExportPanel(project)
+    assert panel.error is None, panel.errors.message.value
+    assert panel.min_size.value == 25
+    panel.threshold.value = 0.3
+    panel.min_size.value = 10 ** 5  # larger than the image: no object may be written
+    panel.torchscript.value = False
+    panel.export_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert (panel.state.threshold, panel.state.min_size) == (0.3, 10 ** 5)
+    assert read_mask(project / "export" / "cells.labels.ome.tif").max() == 0
+    panel.min_size.value = 0
+    panel.export_button.click()  # a changed field makes the objects again
+    assert read_mask(project / "export" / "cells.labels.ome.tif").max() >= 1
+
+
 def test_cli_and_notebook_03_propose_the_same_rate(tmp_path, monkeypatch, capsys):
     """The cap on an overshooting suggestion lives in the core: `nbseg lr-find` and 03 propose one rate."""
     import re

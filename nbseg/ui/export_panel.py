@@ -136,7 +136,8 @@ class ExportPanel(PanelBase):
         self.sizes_plot.layout.display = "" if png else "none"
 
     def _export(self) -> None:
-        written = self.service.export(torchscript=self.torchscript.value)
+        written = self.service.export(threshold=self.threshold.value, min_size=self.min_size.value,
+                                      torchscript=self.torchscript.value)
         self._show_objects(self.state.objects or self.service.object_tables())
         self.exported.value = ("Written:<ul>" + "".join(f"<li><code>{html.escape(str(p))}</code></li>"
                                                         for p in written[-4:]) + f"</ul>({len(written)} files)")

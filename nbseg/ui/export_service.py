@@ -12,7 +12,6 @@ import numpy as np
 from ..config import Config
 from ..io.images import files_by_stem, read_image, read_mask
 from ..predict.outputs import result_paths
-from ..predict.post import DEFAULT_MIN_SIZE
 from ..project import ProjectLayout
 from .session import load_config
 
@@ -25,6 +24,7 @@ class ExportState:
     config: Config | None = None
     stems: list = field(default_factory=list)
     threshold: float = 0.5
+    min_size: int | None = None  # of the objects in ``instances``
     sweep: object = None
     instances: dict = field(default_factory=dict)
     evaluation: object = None
@@ -58,11 +58,26 @@ class ExportService:
         s.stems = found
         return found
 
-    def planned_min_size(self) -> int:
-        """The smallest object the training plan keeps (``plan.json``; nbseg.train.min_size), else the default."""
+    def planned_min_size(self, stem: str | None = None) -> int:
+        """Pixels an object of image ``stem`` (default: the first open one) needs to be kept.
+
+        The training plan's bound (``plan.json``; :mod:`nbseg.train.min_size`) counted in this image's
+        pixels, as ``nbseg predict --instances`` counts it; else the default.
+        """
+        from types import SimpleNamespace
+
+        from ..predict.options import PredictOptions
+
         plan = ProjectLayout(self.state.project).plan
-        found = json.loads(plan.read_text()).get("min_size") if plan.is_file() else None
-        return int(found) if found is not None else DEFAULT_MIN_SIZE
+        found = json.loads(plan.read_text()) if plan.is_file() else {}
+        info = SimpleNamespace(min_size=found.get("min_size"), scale=found.get("scale"), spacing=found.get("spacing"))
+        stem = stem or (self.state.stems[0] if self.state.stems else None)
+        sizes = None
+        if stem and info.min_size is not None:
+            self.load(stem)  # reads the map's pixel sizes
+            sizes = self._cache[("sizes", stem)]
+        known = bool(sizes) and all(v is not None for v in sizes)
+        return PredictOptions().min_size_for(info, sizes if known else None, "µm" if known else None)
 
     def load(self, stem: str):
         """``(image, probability 0..1, ground truth or None)``, cached."""
@@ -114,12 +129,15 @@ class ExportService:
         self.state.sweep = threshold_sweep(probs, gts)
         return self.state.sweep
 
-    def make_instances(self, threshold: float, min_size: int = DEFAULT_MIN_SIZE) -> dict:
+    def make_instances(self, threshold: float, min_size: int | None = None) -> dict:
+        """Objects of every open image at ``threshold``, without those under ``min_size`` pixels
+        (None: :meth:`planned_min_size`)."""
         from ..predict.post import instances
 
         if not self.state.stems:  # else the next step would ask for this very button to be pressed first
             raise ValueError("No predictions are open: run notebook 05_predict, then open this panel again.")
-        self.state.threshold = float(threshold)
+        min_size = self.planned_min_size() if min_size is None else int(min_size)
+        self.state.threshold, self.state.min_size = float(threshold), min_size
         self.state.objects = {}
         self.state.instances = {s: instances(self.load(s)[1], interior=self.interior(s), threshold=float(threshold),
                                              min_size=min_size) for s in self.state.stems}
@@ -155,14 +173,23 @@ class ExportService:
         self.state.evaluation.to_csv(self.export_dir / "metrics.csv")
         return self.state.evaluation
 
-    def export(self, *, torchscript: bool = True) -> list[Path]:
+    def export(self, *, threshold: float | None = None, min_size: int | None = None,
+               torchscript: bool = True) -> list[Path]:
+        """Write each image's mask, objects and table (and the TorchScript model) to the export folder.
+
+        The objects are those of ``threshold`` and ``min_size`` (None: the last ones made, else 0.5
+        and :meth:`planned_min_size`), made again when they differ from the last ones made.
+        """
         from ..predict.export import export_torchscript
 
         if not self.state.stems:
             raise ValueError("Nothing to export: no predictions are open. Run notebook 05_predict, then open this "
                              "panel again.")
-        if not self.state.instances:
-            self.make_instances(self.state.threshold)
+        st = self.state
+        wanted = (st.threshold if threshold is None else float(threshold),
+                  st.min_size if min_size is None else int(min_size))
+        if not st.instances or wanted != (st.threshold, st.min_size):  # what the user sees in the panel is written
+            self.make_instances(*wanted)
         from ..predict.outputs import export_objects
 
         sizes = {s: self._cache.get(("sizes", s)) for s in self.state.stems}
