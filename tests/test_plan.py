@@ -61,7 +61,11 @@ def test_min_size_from_the_smallest_labelled_objects():
     area = fp.object_size["p1"]
     assert fp.object_size["count"] == 12 and 60 <= area <= 90  # balls of radius 5: about 78 px
     plan = make_plan(config(2), fp, device="cpu")
-    assert plan.min_size == int(area) and "99 %" in plan.reasons["min_size"]
+    # 12 objects: the 1st percentile is the smallest object itself, so half of it is kept as the bound
+    assert plan.min_size == int(area) // 2 and "half the smallest of the 12" in plan.reasons["min_size"]
+    many = Fingerprint(**{**fp.__dict__, "object_size": {**fp.object_size, "count": 150}})
+    plan_many = make_plan(config(2), many, device="cpu")
+    assert plan_many.min_size == int(area) and "99 % of the 150" in plan_many.reasons["min_size"]
     binary = make_plan(config(2), fingerprint(dataset([(96, 96)] * 2, radius=5)), device="cpu")
     assert binary.min_size == plan.min_size  # the same objects given as a binary mask
     specks = dataset([(96, 96)] * 2, radius=1, kind="instances")  # labelled objects of a few pixels

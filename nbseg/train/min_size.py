@@ -3,7 +3,7 @@
 A predicted object smaller than nearly every object the user labelled is far more often a speck or a
 fragment than a real object: dropping it removes false positives and costs few true ones. The bound is
 the 1st percentile of the labelled objects' pixel counts (``Fingerprint.object_size``; instance and binary
-labels), never below :data:`DEFAULT_MIN_SIZE`; prediction counts it in each image's own pixels
+labels), halved when fewer than ``FEW_OBJECTS`` are labelled, never below :data:`DEFAULT_MIN_SIZE`; prediction counts it in each image's own pixels
 (:meth:`nbseg.predict.options.PredictOptions.min_size_for`), and ``nbseg predict --min-size`` and notebook 06
 override it. How it was chosen, on validation images, is in docs/benchmarks.md.
 """
@@ -12,6 +12,9 @@ from __future__ import annotations
 from ..predict.post import DEFAULT_MIN_SIZE  # the floor, and prediction's bound when the models do not say
 
 QUANTILE = "p1"
+# Under this many labelled objects the 1st percentile is the smallest one itself, not a share of them: a
+# real object a little smaller, or one predicted a little small, would be dropped, so the bound is halved.
+FEW_OBJECTS = 100
 
 
 def plan_min_size(fp, reasons: dict) -> int | None:
@@ -28,13 +31,19 @@ def plan_min_size(fp, reasons: dict) -> int | None:
     sizes = getattr(fp, "object_size", None)
     if fp.kind == "multiclass" or not sizes or not sizes.get("count"):
         return None  # classes are not objects: a multi-class result keeps every pixel's class
-    smallest = int(sizes[QUANTILE])
-    size = max(DEFAULT_MIN_SIZE, smallest)
+    smallest, few = int(sizes[QUANTILE]), sizes["count"] < FEW_OBJECTS
+    size = max(DEFAULT_MIN_SIZE, smallest // 2 if few else smallest)
     unit = "voxels" if fp.spatial_dims == 3 else "px"
-    why = (f"{size} {unit}: 99 % of the {sizes['count']:,} labelled objects are at least {smallest} {unit}, so "
-           "smaller predicted objects are dropped from the instance results" if size > DEFAULT_MIN_SIZE else
-           f"{size} {unit}: the smallest labelled objects are as small as {smallest} {unit}, so only specks "
-           f"under {DEFAULT_MIN_SIZE} are dropped")
+    if size == DEFAULT_MIN_SIZE:
+        why = (f"{size} {unit}: the smallest labelled objects are as small as {smallest} {unit}, so only specks "
+               f"under {DEFAULT_MIN_SIZE} are dropped")
+    elif few:
+        why = (f"{size} {unit}: half the smallest of the {sizes['count']} labelled objects ({smallest} {unit}; with "
+               f"fewer than {FEW_OBJECTS} objects, new ones may well be smaller), so smaller predicted objects are "
+               "dropped from the instance results")
+    else:
+        why = (f"{size} {unit}: 99 % of the {sizes['count']:,} labelled objects are at least {smallest} {unit}, so "
+               "smaller predicted objects are dropped from the instance results")
     reasons["min_size"] = why + " (nbseg predict --min-size, notebook 06's 'Min object size')"
     return size
 
