@@ -59,7 +59,7 @@ class PredictOptions:
         Channels to read from image files; default what the models were trained with.
     min_size : int, optional
         Objects smaller than this many pixels are dropped from the labels (0 or more). None: the models'
-        training plan says (the 1st percentile of the labelled objects' sizes, at least
+        training plan says (:mod:`nbseg.train.min_size`: from the labelled objects' sizes, at least
         :data:`~nbseg.predict.post.DEFAULT_MIN_SIZE`; see :meth:`min_size_for`).
     rois : bool
         Also write the objects' outlines as Fiji ROIs (``<stem>.rois.zip``); needs ``instances``.
