@@ -18,7 +18,7 @@ from .post import DEFAULT_MIN_SIZE, parse_threshold
 from .tiling import check_overlap, check_tile_sides
 from .tta import check_tta
 
-__all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "PredictOptions"]
+__all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "PredictOptions", "planned_min_size"]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
@@ -155,19 +155,12 @@ class PredictOptions:
     def min_size_for(self, info, pixel_sizes=None, unit=None) -> int:
         """Pixels an object of one image needs to be kept.
 
-        ``min_size`` as given (in this image's pixels); else the training plan's bound (``info.min_size``,
-        :class:`~nbseg.predict.ensemble.EnsembleInfo`), which counts pixels of the training data's size,
-        in this image's pixels (``pixel_sizes``, ``unit``: an image of larger pixels holds its objects in
-        fewer); else :data:`~nbseg.predict.post.DEFAULT_MIN_SIZE`.
+        ``min_size`` as given (in this image's pixels); else the training plan's bound (``info``, an
+        :class:`~nbseg.predict.ensemble.EnsembleInfo`) in this image's pixels (:func:`planned_min_size`).
         """
         if self.min_size is not None:
             return self.min_size
-        if info.min_size is None:
-            return DEFAULT_MIN_SIZE
-        factors = image_factors(info.scale, info.spacing, pixel_sizes, unit)
-        trained = info.scale or [1.0] * len(factors)  # the training images' factors
-        area = float(np.prod([t / f for t, f in zip(trained, factors)]))
-        return max(DEFAULT_MIN_SIZE, int(round(info.min_size * area)))
+        return planned_min_size(info.min_size, info.scale, info.spacing, pixel_sizes, unit)
 
     def record(self, models) -> dict:
         """The settings kept in ``nbseg-predict.json``: results made with others are not mixed in.
@@ -232,3 +225,24 @@ def _channels(channels):
     if isinstance(channels, numbers.Integral):
         return int(channels)
     return _whole_numbers(channels, "channels", "[0] or [0, 2]")
+
+
+def planned_min_size(planned, scale, spacing, pixel_sizes=None, unit=None) -> int:
+    """The training plan's smallest object (:mod:`nbseg.train.min_size`) in one image's pixels.
+
+    Parameters
+    ----------
+    planned : int or None
+        The plan's bound, in pixels of the training data's size (``Plan.min_size``); None: not planned,
+        so :data:`~nbseg.predict.post.DEFAULT_MIN_SIZE`.
+    scale, spacing : sequence of float or None
+        The plan's working scale and its pixel size (``Plan.scale``, ``Plan.spacing``).
+    pixel_sizes : ([Z,] Y, X) sequence of float, optional
+        The image's, in ``unit``: an image of larger pixels holds its objects in fewer of them.
+    """
+    if planned is None:
+        return DEFAULT_MIN_SIZE
+    factors = image_factors(scale, spacing, pixel_sizes, unit)
+    trained = scale or [1.0] * len(factors)  # the training images' factors
+    area = float(np.prod([t / f for t, f in zip(trained, factors)]))
+    return max(DEFAULT_MIN_SIZE, int(round(planned * area)))

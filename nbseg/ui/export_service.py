@@ -64,20 +64,18 @@ class ExportService:
         The training plan's bound (``plan.json``; :mod:`nbseg.train.min_size`) counted in this image's
         pixels, as ``nbseg predict --instances`` counts it; else the default.
         """
-        from types import SimpleNamespace
+        from ..predict.options import planned_min_size
 
-        from ..predict.options import PredictOptions
-
-        plan = ProjectLayout(self.state.project).plan
-        found = json.loads(plan.read_text()) if plan.is_file() else {}
-        info = SimpleNamespace(min_size=found.get("min_size"), scale=found.get("scale"), spacing=found.get("spacing"))
+        path = ProjectLayout(self.state.project).plan
+        plan = json.loads(path.read_text()) if path.is_file() else {}
         stem = stem or (self.state.stems[0] if self.state.stems else None)
         sizes = None
-        if stem and info.min_size is not None:
+        if stem and plan.get("min_size") is not None:
             self.load(stem)  # reads the map's pixel sizes
             sizes = self._cache[("sizes", stem)]
         known = bool(sizes) and all(v is not None for v in sizes)
-        return PredictOptions().min_size_for(info, sizes if known else None, "µm" if known else None)
+        return planned_min_size(plan.get("min_size"), plan.get("scale"), plan.get("spacing"),
+                                sizes if known else None, "µm" if known else None)
 
     def load(self, stem: str):
         """``(image, probability 0..1, ground truth or None)``, cached."""
