@@ -3,9 +3,10 @@
 A predicted object smaller than nearly every object the user labelled is far more often a speck or a
 fragment than a real object: dropping it removes false positives and costs few true ones. The bound is
 the 1st percentile of the labelled objects' pixel counts (``Fingerprint.object_size``; instance and binary
-labels), halved when fewer than ``FEW_OBJECTS`` are labelled, never below :data:`DEFAULT_MIN_SIZE`; prediction counts it in each image's own pixels
-(:meth:`nbseg.predict.options.PredictOptions.min_size_for`), and ``nbseg predict --min-size`` and notebook 06
-override it. How it was chosen, on validation images, is in docs/benchmarks.md.
+labels), halved when fewer than ``FEW_OBJECTS`` are labelled, never below :data:`DEFAULT_MIN_SIZE`.
+Prediction counts it in each image's own pixels (:func:`nbseg.predict.options.planned_min_size`), and
+``nbseg predict --min-size`` and notebook 06 override it. How it was chosen (the percentile on DSB2018's
+validation images; the half for few objects, a margin) is in docs/benchmarks.md.
 """
 from __future__ import annotations
 
