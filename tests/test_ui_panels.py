@@ -436,6 +436,37 @@ def test_06_export_makes_the_objects_the_panel_shows(tmp_path):
     assert read_mask(project / "export" / "cells.labels.ome.tif").max() >= 1
 
 
+def test_06_planned_min_size_is_each_images_own(tmp_path):
+    """Left at the planned value, 'Min object size' keeps the plan's bound in each image's own pixels (as
+    `nbseg predict --instances` does), though the field shows the first image's; an edited value is pixels."""
+    from model_projects import make_project  # tests/model_projects.py
+
+    from nbseg.config import DataConfig
+    from nbseg.io.images import write_ome_tiff
+    from nbseg.project import ProjectLayout
+    from nbseg.ui import ExportPanel
+
+    project = make_project(tmp_path / "p", dims=2, kind="binary", patch=[32, 32])
+    images, predictions = tmp_path / "images", ProjectLayout(project).predictions
+    for stem, size in (("a_coarse", 0.5), ("b_fine", 0.25)):  # bound 100 px at 0.25 µm: 25 px and 100 px
+        prob = np.zeros((48, 48), np.uint8)
+        prob[4:16, 4:16] = prob[30:38, 30:38] = 230  # objects of 144 and 64 pixels
+        write_ome_tiff(predictions / f"{stem}.prob.ome.tif", prob, axes="YX", pixel_sizes=(size, size))
+        write_ome_tiff(images / f"{stem}.ome.tif", prob.astype(np.float32), axes="YX", pixel_sizes=(size, size))
+    Config(data=DataConfig(images=images)).save(project)
+    ProjectLayout(project).plan.write_text(json.dumps({"min_size": 100, "scale": [1.0, 1.0], "spacing": [0.25, 0.25]}))
+    panel = ExportPanel(project)
+    assert panel.error is None, panel.errors.message.value
+    assert panel.min_size.value == 25
+    panel.instances_button.click()
+    assert panel.error is None, panel.errors.message.value
+    found = {stem: int(labels.max()) for stem, labels in panel.state.instances.items()}
+    assert found == {"a_coarse": 2, "b_fine": 1}  # the 64-px object is under b_fine's 100
+    panel.min_size.value = 20
+    panel.instances_button.click()
+    assert {stem: int(labels.max()) for stem, labels in panel.state.instances.items()} == {"a_coarse": 2, "b_fine": 2}
+
+
 def test_cli_and_notebook_03_propose_the_same_rate(tmp_path, monkeypatch, capsys):
     """The cap on an overshooting suggestion lives in the core: `nbseg lr-find` and 03 propose one rate."""
     import re

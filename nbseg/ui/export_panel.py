@@ -70,7 +70,8 @@ class ExportPanel(PanelBase):
             "Objects: a watershed seeded from the predicted interiors splits touching objects (the project was "
             "trained on instances)." if self.service.splits_touching_objects() else
             "Objects: connected parts of the mask (touching objects stay one; train on instance labels to split them).") \
-            + "</div>"
+            + (" <i>Min object size</i> starts at the training plan's bound in the first image's pixels; left as it is,"
+               " each image keeps the bound in its own pixels.</div>")
 
     def _preview(self) -> None:
         if not self.pick.value:

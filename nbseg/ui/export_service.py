@@ -128,17 +128,23 @@ class ExportService:
         return self.state.sweep
 
     def make_instances(self, threshold: float, min_size: int | None = None) -> dict:
-        """Objects of every open image at ``threshold``, without those under ``min_size`` pixels
-        (None: :meth:`planned_min_size`)."""
+        """Objects of every open image at ``threshold``, without those under ``min_size`` pixels.
+
+        None, or the planned bound as the first image counts it (what the panel shows), keeps the plan's
+        bound in each image's own pixels, as ``nbseg predict --instances`` does; any other number is pixels
+        in every image.
+        """
         from ..predict.post import instances
 
         if not self.state.stems:  # else the next step would ask for this very button to be pressed first
             raise ValueError("No predictions are open: run notebook 05_predict, then open this panel again.")
-        min_size = self.planned_min_size() if min_size is None else int(min_size)
+        planned = self.planned_min_size()
+        min_size = planned if min_size is None else int(min_size)
+        per_image = {s: self.planned_min_size(s) if min_size == planned else min_size for s in self.state.stems}
         self.state.threshold, self.state.min_size = float(threshold), min_size
         self.state.objects = {}
         self.state.instances = {s: instances(self.load(s)[1], interior=self.interior(s), threshold=float(threshold),
-                                             min_size=min_size) for s in self.state.stems}
+                                             min_size=per_image[s]) for s in self.state.stems}
         return self.state.instances
 
     def object_tables(self) -> dict:
