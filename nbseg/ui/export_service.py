@@ -24,7 +24,7 @@ class ExportState:
     config: Config | None = None
     stems: list = field(default_factory=list)
     threshold: float = 0.5
-    min_size: int | None = None  # of the objects in ``instances``
+    min_size: int | None = None  # as given for ``instances``; the planned value means each image's own bound
     sweep: object = None
     instances: dict = field(default_factory=dict)
     evaluation: object = None
