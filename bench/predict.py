@@ -178,7 +178,7 @@ def run_limit(args, volume_shape, ensemble) -> dict:
 
     from nbseg.predict.ensemble import inference_copy
     from nbseg.runtime import autocast, pick_device, pick_precision
-    from nbseg.predict.tiling import axis_placements
+    from nbseg.model.tiling import axis_placements
     from nbseg.predict.tta import tta_variants
 
     model = ensemble[0][0]

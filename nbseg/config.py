@@ -7,8 +7,12 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from .data.normalize import DEFAULT_PERCENTILES
 from .project import CONFIG_FILE
+
+# Defaults several parts share; they live here, at the bottom, so that no part imports a sibling for them.
+DEFAULT_PERCENTILES = (1.0, 99.8)  # low/high intensity percentiles mapped to 0 and 1
+IGNORE = -1  # target value the loss skips (excluded, padded or not-labelled pixels)
+DEFAULT_MIN_SIZE = 10  # pixels an object needs to be kept when the models' training plan does not say
 
 
 class ConfigError(ValueError):

@@ -15,7 +15,7 @@ from nbseg.config import Config, DataConfig  # noqa: E402
 from nbseg.model.unet import load_model_file, save_model_file  # noqa: E402
 from nbseg.predict.bioimageio_export import BioimageioError, check_package, export_bioimageio  # noqa: E402
 from nbseg.project import ProjectLayout  # noqa: E402
-from nbseg.train.checkpoint import write_history  # noqa: E402
+from nbseg.model.history import write_history  # noqa: E402
 
 import model_projects  # noqa: E402  (tests/model_projects.py)
 
@@ -262,7 +262,7 @@ def state_dict_package(package_2d, folder):
 
 def test_state_dict_package_needs_trust(package_2d, tmp_path, shared_data):
     from nbseg.predict.bioimageio_export import scale_range
-    from nbseg.predict.bioimageio_load import load_package
+    from nbseg.model.bioimageio_load import load_package
     from nbseg.predict.image import predict_image
 
     rdf, net = state_dict_package(package_2d, tmp_path / "pkg")
@@ -278,7 +278,7 @@ def test_state_dict_package_needs_trust(package_2d, tmp_path, shared_data):
 def test_package_without_pytorch_weights_is_refused(package_2d, tmp_path):
     """A package declaring only ONNX weights: nbseg names the format it has. (The .onnx file is never
     parsed, only its declared format is read.)"""
-    from nbseg.predict.bioimageio_load import load_package
+    from nbseg.model.bioimageio_load import load_package
 
     rdf, files = read_zip(package_2d)
     folder = tmp_path / "onnx"

@@ -12,7 +12,7 @@ ipw = pytest.importorskip("ipywidgets")
 
 from nbseg.config import Config, DataConfig  # noqa: E402
 from nbseg.predict.bioimageio_docs import author_dicts, citation_entry  # noqa: E402
-from nbseg.predict.bioimageio_load import BioimageioError  # noqa: E402
+from nbseg.model.bioimageio_load import BioimageioError  # noqa: E402
 from nbseg.ui import compat  # noqa: E402
 from nbseg.ui.common import walk  # noqa: E402
 

@@ -284,7 +284,7 @@ def _kernel_pid(url: str) -> int:
 
 
 def _epochs(history: Path) -> list[dict]:
-    from nbseg.train.checkpoint import read_history
+    from nbseg.model.history import read_history
 
     return read_history(history) if history.exists() else []
 

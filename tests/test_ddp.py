@@ -19,7 +19,7 @@ from nbseg.config import Config
 from nbseg.data import load_dataset, sample
 from nbseg.data.sampler import PatchSampler
 from nbseg.train import distributed
-from nbseg.train.checkpoint import read_history
+from nbseg.model.history import read_history
 
 TINY = ["--patch", "64,64", "--batch-size", "2", "--steps-per-epoch", "3", "--size", "S", "--precision", "fp32",
         "--seed", "0", "--device", "cpu"]

@@ -127,3 +127,43 @@ def test_no_import_circle():
         if node not in state:
             visit(node)
     assert not circles, "import circles: " + "; ".join(" -> ".join(c) for c in circles)
+
+
+# The parts (subpackages; the top-level modules are "base") and the parts each may import, lazy imports
+# included. Train and predict are siblings: what both need sits below them. Nothing below cli/ and ui/
+# imports them.
+BELOW_TRAIN = {"base", "io", "labels", "data", "model", "metrics"}
+ALLOWED = {
+    "base": set(),
+    "io": {"base"},
+    "labels": {"base", "io"},
+    "data": {"base", "io", "labels"},
+    "model": {"base", "io"},
+    "metrics": {"base", "io"},
+    "train": BELOW_TRAIN,
+    "predict": BELOW_TRAIN,
+    "cli": BELOW_TRAIN | {"train", "predict"},
+    "ui": BELOW_TRAIN | {"train", "predict"},
+}
+FACES = {"nbseg", "nbseg.__main__"}  # the lazy public face and the entry point may import any part
+
+
+def part_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in ALLOWED) else "base"
+
+
+def test_parts_import_only_downward():
+    files = module_files()
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert packages == set(ALLOWED) - {"base"}, f"parts without a row in ALLOWED: {packages ^ (set(ALLOWED) - {'base'})}"
+    wrong = []
+    for name, path in sorted(files.items()):
+        if name in FACES:
+            continue
+        source = part_of(name)
+        for target in sorted(imported_modules(name, path, set(files))):
+            dest = part_of(target) if target not in FACES else "base"
+            if dest != source and dest not in ALLOWED[source]:
+                wrong.append(f"{name} ({source}) imports {target} ({dest})")
+    assert not wrong, "imports against the part order:\n" + "\n".join(wrong)

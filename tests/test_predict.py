@@ -19,7 +19,7 @@ from nbseg.predict.image import predict_image
 from nbseg.io.images import read_image
 from nbseg.model.unet import UNet, save_model_file
 from nbseg.predict import out_of_fold_predictions, predict_files
-from nbseg.predict.tiling import DiskArray, axis_placements, gaussian_profile, sliding_window
+from nbseg.model.tiling import DiskArray, axis_placements, gaussian_profile, sliding_window
 from nbseg.predict.tta import tta_variants
 
 from model_projects import make_model, make_project  # tests/model_projects.py

@@ -155,7 +155,7 @@ def test_out_of_memory_halves_the_batch_then_the_tile_and_predicts_the_same():
     from nbseg.predict.ensemble import ensemble_info
     from nbseg.predict.image import _tile_predictor, as_image
     from nbseg.predict.oom import retry_out_of_memory
-    from nbseg.predict.tiling import sliding_window
+    from nbseg.model.tiling import sliding_window
 
     ensemble = [(make_model(2), {"kind": "binary", "patch": [32, 32]})]
     info = ensemble_info(ensemble)

@@ -32,7 +32,7 @@ def test_resample_and_restore_round_trip(factors):
 
 
 def test_restore_writes_a_disk_backed_store(tmp_path):
-    from nbseg.predict.tiling import DiskArray
+    from nbseg.model.tiling import DiskArray
 
     small = resample_image(smooth((9, 40, 40)), (1.0, 0.5, 0.5))
     store = DiskArray(tmp_path / "p.npy", (1, 9, 40, 40), np.float32)
@@ -155,7 +155,7 @@ def test_windows_of_a_resampled_image_and_of_its_restoring_match_the_whole(facto
 
 def test_blocks_of_a_half_scale_model_read_what_resampling_and_tiling_need():
     from nbseg.predict.blocks import plan_blocks
-    from nbseg.predict.tiling import axis_placements
+    from nbseg.model.tiling import axis_placements
 
     blocks = plan_blocks((40, 100), (20, 64), (16, 16), 0.5, factors=(0.5, 0.5))
     assert [b.out for b in blocks][:2] == [(slice(0, 20), slice(0, 64)), (slice(0, 20), slice(64, 100))]

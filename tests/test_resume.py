@@ -17,7 +17,7 @@ import time
 import pytest
 
 from nbseg.config import Config
-from nbseg.train.checkpoint import read_history
+from nbseg.model.history import read_history
 
 from test_train import crops
 

@@ -13,7 +13,7 @@ import tifffile
 import torch
 
 from nbseg.train.callbacks import Callback
-from nbseg.train.checkpoint import read_history
+from nbseg.model.history import read_history
 from nbseg.config import Config
 from nbseg.data import load_dataset, sample
 from nbseg.train.lr_finder import MAX_PROPOSED_LR, lr_sweep, propose_lr, suggest_lr

@@ -8,7 +8,7 @@ from nbseg.config import Config
 from nbseg.data import load_dataset
 from nbseg.model.unet import load_model_file
 from nbseg.project import ProjectLayout
-from nbseg.train.checkpoint import read_history
+from nbseg.model.history import read_history
 from nbseg.train.plan import plan_training
 from nbseg.train.trainer import fit
 

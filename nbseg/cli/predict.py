@@ -141,7 +141,7 @@ def run_predict(args) -> int:
                              rois=args.rois, max_memory=args.max_memory, format=args.format)
     project = args.project
     if args.trust_code:  # a bioimage.io package whose Python architecture code the user trusts
-        from ..predict.bioimageio_load import load_package
+        from ..model.bioimageio_load import load_package
 
         project = load_package(args.project, trust_code=True)
     if args.block and not args.cluster:

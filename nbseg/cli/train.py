@@ -141,7 +141,7 @@ def run_lr_find(args) -> int:
 
 
 def run_demo(args) -> int:
-    from ..pipeline import run_demo
+    from .demo import run_demo
 
     run_demo(args.project, name=args.sample, minutes=args.minutes, quick=args.quick)
     return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_PERCENTILES = (1.0, 99.8)  # low/high intensity percentiles mapped to 0 and 1
+from ..config import DEFAULT_PERCENTILES
 
 
 class IntensityError(ValueError):

@@ -122,7 +122,7 @@ def restore(stored: np.ndarray, shape, out=None, *, step: int = 8) -> np.ndarray
     stored : (K, ...) ndarray or memory map
     shape : ([Z,] Y, X) tuple of int
         The input image's spatial shape.
-    out : (K, *shape) array or nbseg.predict.tiling.DiskArray, optional
+    out : (K, *shape) array or nbseg.model.tiling.DiskArray, optional
         Written slab by slab along the first spatial axis (a disk-backed store stays on disk).
     step : int
         Output slices per slab.

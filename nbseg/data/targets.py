@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-IGNORE = -1  # target value the loss skips (excluded or padded pixels)
+from ..config import IGNORE
+
 MAX_MASKS_READ = 8  # masks looked at to tell classes from objects
 MAX_AUTO_CLASSES = 32  # more values than this are objects, whatever their shapes
 CLASS_NAMES = {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.targets import IGNORE
+from ..config import IGNORE
 from ..io.images import read_mask, write_ome_tiff
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..project import ProjectLayout
-from .bioimageio_load import BioimageioError
+from ..model.bioimageio_load import BioimageioError
 
 # The papers behind the network nbseg trains (Ronneberger 2015; Cicek 2016 for 3D).
 UNET_CITATION = {"text": "Ronneberger, Fischer and Brox. U-Net: Convolutional Networks for Biomedical Image "
@@ -51,7 +51,7 @@ def default_metadata(project, info, n_models: int) -> dict:
 def validation_figures(project, ensemble) -> list[dict]:
     """Per fold: the kept model's validation Dice, its epoch and the epochs trained, read from the
     model files' meta and ``history/fold<k>.csv`` (empty where training wrote neither)."""
-    from ..train.checkpoint import read_history
+    from ..model.history import read_history
 
     rows = []
     for k, (_, meta) in enumerate(ensemble):

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..data.normalize import DEFAULT_PERCENTILES
+from ..config import DEFAULT_PERCENTILES
 from ..model.unet import save_model_file
 from ..project import ProjectLayout
 from .bioimageio_docs import (author_dicts, default_metadata, pixel_sizes, readme_text, training_data_text,
                               validation_figures, write_cover)
-from .bioimageio_load import BioimageioError, bioimageio_modules
+from ..model.bioimageio_load import BioimageioError, bioimageio_modules
 from .ensemble import ensemble_info, load_ensemble
 from .export import script_ensemble
 

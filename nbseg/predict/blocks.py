@@ -1,7 +1,7 @@
 """Cut a large image into blocks that workers predict on their own, and stitch their objects.
 
 A block reads its own pixels plus a halo made of every tile of the whole image's sliding-window
-grid that reaches into it, so its prediction (by the one tiled predictor, :mod:`.tiling`) sees
+grid that reaches into it, so its prediction (by the one tiled predictor, :mod:`nbseg.model.tiling`) sees
 the same tiles, blended with the same weights, as a prediction of the whole image: the
 probabilities agree up to float rounding. The halo is cropped before anything is written.
 
@@ -20,7 +20,7 @@ from ..data.windows import restore_source, source_window
 from ..model.unet import divisibility_problem
 from .outputs import to_uint8
 from .post import classes, instances as label_instances
-from .tiling import axis_placements
+from ..model.tiling import axis_placements
 
 __all__ = ["Block", "plan_blocks", "check_block", "block_results", "face_pairs", "mutual_best", "merge_lookup"]
 

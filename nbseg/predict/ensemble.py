@@ -52,12 +52,12 @@ def load_ensemble(source) -> list[tuple]:
     ValueError
         For a corrupt model file, or models that do not fit together.
     """
-    from .bioimageio_load import is_package
+    from ..model.bioimageio_load import is_package
 
     if isinstance(source, (list, tuple)) and source and isinstance(source[0], (list, tuple)):
         ensemble = [(model, dict(meta)) for model, meta in source]
     elif is_package(source):  # a bioimage.io package (.zip or rdf.yaml); --trust-code callers load it themselves
-        from .bioimageio_load import load_package
+        from ..model.bioimageio_load import load_package
 
         ensemble = load_package(source)
     else:

@@ -12,7 +12,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import nn
 
-from ..data.normalize import DEFAULT_PERCENTILES
+from ..config import DEFAULT_PERCENTILES
 from .ensemble import _fuse_conv_bn, ensemble_info, load_ensemble
 from .tta import tta_variants
 

@@ -2,7 +2,7 @@
 out-of-fold predictions of the training images.
 
 The work is done in :mod:`.image` (one image), :mod:`.ensemble` (models and the per-tile function),
-:mod:`.tiling` (sliding window) and :mod:`.tta` (test-time augmentation).
+:mod:`nbseg.model.tiling` (sliding window) and :mod:`.tta` (test-time augmentation).
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import numpy as np
 
 from .ensemble import check_image, ensemble_info, load_ensemble
 from .image import choose_tile, predict_image, read_for_models
-from ..data.normalize import DEFAULT_PERCENTILES, IntensityError, intensity_bounds
+from ..config import DEFAULT_PERCENTILES
+from ..data.normalize import IntensityError, intensity_bounds
 from ..io.images import ImageReadError, file_stem, image_files, is_image_file
 from ..io.zarr import is_zarr
 from ..project import write_json

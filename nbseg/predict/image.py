@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..data.normalize import DEFAULT_PERCENTILES, intensity_bounds
+from ..config import DEFAULT_PERCENTILES
+from ..data.normalize import intensity_bounds
 from ..data.resample import image_factors, is_native, resample_image, restore
 from ..model.unet import divisibility_problem
 from .ensemble import TilePredictor, check_image, ensemble_info, load_ensemble
@@ -20,7 +21,7 @@ from .memory import plan_prediction, release
 from .oom import retry_out_of_memory
 from ..io.images import Image, read_image
 from .options import PredictOptions
-from .tiling import DiskArray, check_tile, sliding_window
+from ..model.tiling import DiskArray, check_tile, sliding_window
 
 if TYPE_CHECKING:
     import pandas

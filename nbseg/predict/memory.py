@@ -1,7 +1,7 @@
 """How much memory a prediction takes, and the settings that keep it under a bound (``--max-memory``).
 
 A prediction holds, at its peak, the input image, the one-tile-high blending buffer of
-:func:`~nbseg.predict.tiling.sliding_window`, the tiles in flight with the network's activations,
+:func:`~nbseg.model.tiling.sliding_window`, the tiles in flight with the network's activations,
 the results (float16, or a file on disk when they do not fit), and afterwards the 8-bit results
 :func:`~nbseg.predict.outputs.write_results` builds. :func:`plan_memory` estimates each part and
 picks the largest batch, and where the results are kept, that stay under the bound; the tile is

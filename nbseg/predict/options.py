@@ -14,8 +14,9 @@ from ..choices import check_choice
 from ..data.resample import image_factors
 from .ensemble import UNCERTAINTY_CHOICES
 from .sizes import parse_size
-from .post import DEFAULT_MIN_SIZE, parse_threshold
-from .tiling import check_overlap, check_tile_sides
+from ..config import DEFAULT_MIN_SIZE
+from .post import parse_threshold
+from ..model.tiling import check_overlap, check_tile_sides
 from .tta import check_tta
 
 __all__ = ["DEVICE_CHOICES", "PRECISION_CHOICES", "PredictOptions", "planned_min_size"]

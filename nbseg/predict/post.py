@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..choices import check_choice
+from ..config import DEFAULT_MIN_SIZE
 
 if TYPE_CHECKING:
     import pandas
 
 THRESHOLD_METHODS = ("otsu",)
-DEFAULT_MIN_SIZE = 10  # pixels an object needs to be kept when the models' training plan does not say
 
 
 def parse_threshold(value) -> str | float:

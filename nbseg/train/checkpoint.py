@@ -1,7 +1,6 @@
 """Training state on disk: written atomically every epoch so a killed run resumes, losing at most one epoch."""
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
@@ -9,9 +8,6 @@ import torch
 
 from .. import __version__
 from ..data.targets import CLASS_NAMES
-
-HISTORY_FIELDS = ["fold", "epoch", "train_loss", "val_loss", "val_dice", "lr", "seconds"]
-
 
 def _atomic_save(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,20 +63,3 @@ def _jsonable(state: dict) -> dict:
 def _from_jsonable(state: dict) -> dict:
     return {k: (_from_jsonable(v) if isinstance(v, dict) else int(v) if isinstance(v, str) and v.isdigit() else v)
             for k, v in state.items()}
-
-
-def write_history(path, history: list[dict]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, path)
-
-
-def read_history(path) -> list[dict]:
-    with open(path, newline="") as handle:
-        return [{k: float(v) if k not in ("fold", "epoch") else int(v) for k, v in row.items()}
-                for row in csv.DictReader(handle)]

@@ -14,7 +14,8 @@ import torch
 
 from . import distributed
 from .callbacks import BatchEnd, EpochEnd, TrainBegin, TrainEnd, emit, overfitting_warning
-from .checkpoint import load_training_state, model_meta, restore_rng, save_training_state, write_history
+from ..model.history import write_history
+from .checkpoint import load_training_state, model_meta, restore_rng, save_training_state
 from .oom import halve_batch_on_out_of_memory
 from ..data.fingerprint import intensity_stats
 from ..data.sampler import PatchSampler

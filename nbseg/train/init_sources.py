@@ -2,7 +2,7 @@
 bundled model (:func:`resolve_init`), and reading those weights (:func:`source_state`).
 
 A package (zip, folder or rdf.yaml) is read by bioimageio.spec, as ``nbseg predict PACKAGE`` reads one
-(:mod:`nbseg.predict.bioimageio_load`): its ``config.nbseg`` section says the network, and its attached nbseg
+(:mod:`nbseg.model.bioimageio_load`): its ``config.nbseg`` section says the network, and its attached nbseg
 model file (or TorchScript weights) holds the weights. Packages need the ``bioimageio`` extra.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 
 from ..model.bundled import bundled_model_file, describe_bundled
 from ..model.unet import UNet, load_model_file
-from ..predict.bioimageio_load import PACKAGE_NAMES
+from ..model.bioimageio_load import PACKAGE_NAMES
 from ..project import ProjectLayout
 FIRST_CONV = "encoders.0.0.weight"  # the only weight whose shape follows the input channels
 
@@ -116,7 +116,7 @@ def _package_info(path: Path) -> dict:
 def _description(path: Path):
     """The package's model description, read and validated by bioimageio.spec (once per version of its
     files: a fine-tuning run asks for it for the network, for the model file and again for the weights)."""
-    from ..predict.bioimageio_load import BioimageioError, bioimageio_modules
+    from ..model.bioimageio_load import BioimageioError, bioimageio_modules
 
     try:
         bioimageio_modules()

@@ -10,7 +10,7 @@ validation images; the half for few objects, a margin) is in docs/benchmarks.md.
 """
 from __future__ import annotations
 
-from ..predict.post import DEFAULT_MIN_SIZE  # the floor, and prediction's bound when the models do not say
+from ..config import DEFAULT_MIN_SIZE  # the floor, and prediction's bound when the models do not say
 
 QUANTILE = "p1"
 # Under this many labelled objects the 1st percentile is the smallest one itself, not a share of them: a

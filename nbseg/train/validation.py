@@ -10,9 +10,9 @@ import itertools
 import numpy as np
 import torch
 
-from ..data.targets import IGNORE
+from ..config import IGNORE
 from ..model.loss import dice_ce_loss, foreground_counts, mean_class_dice
-from ..predict.tiling import sliding_window
+from ..model.tiling import sliding_window
 from ..runtime import autocast
 
 OVERLAP = 0.25  # tiles overlap by a quarter: the blending of prediction at a third of its cost

@@ -12,7 +12,7 @@ from . import overlay as ov
 from ..config import Config, DataConfig, ModelConfig
 from ..data import SAMPLES, load_dataset, sample
 from ..colab import in_colab
-from ..data.targets import IGNORE
+from ..config import IGNORE
 from .teaching import apply_quick, quick_mode
 from .common import FEEDBACK, PanelBase, control, note
 from .viewers import Viewer2D, VolumeView

@@ -8,7 +8,7 @@ import html
 import ipywidgets as w
 import numpy as np
 
-from ..predict.post import DEFAULT_MIN_SIZE
+from ..config import DEFAULT_MIN_SIZE
 from . import plots
 from .bioimageio_form import BioimageioForm
 from .common import FEEDBACK, PanelBase, control, note, table_html

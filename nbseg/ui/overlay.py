@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-from ..data.normalize import DEFAULT_PERCENTILES
+from ..config import DEFAULT_PERCENTILES
 
 # A short, colour-blind-friendly cycle for object labels (RGB, 0..255).
 LABEL_COLORS = np.array([

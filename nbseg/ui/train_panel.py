@@ -9,7 +9,7 @@ from pathlib import Path
 
 import ipywidgets as w
 
-from ..train.checkpoint import read_history
+from ..model.history import read_history
 from ..choices import parse_ints
 from ..config import Config
 from ..model.unet import SIZES, PatchSizeError, check_patch_size, patch_divisors

@@ -8,10 +8,10 @@ import shutil
 import time
 from pathlib import Path
 
-from .train.callbacks import PrintProgress
-from .config import Config
-from .data import sample
-from .io.images import image_files
+from ..train.callbacks import PrintProgress
+from ..config import Config
+from ..data import sample
+from ..io.images import image_files
 
 HELD_BACK = 4  # sample images kept out of training, to show results on unseen images
 
@@ -51,10 +51,10 @@ def run_demo(project, *, name: str = "nuclei2d", minutes: float = 2.0, quick: bo
     -------
     Path of the report.
     """
-    from .metrics.evaluation import evaluate_folders
-    from .predict.files import predict_files
-    from .predict.options import PredictOptions
-    from .train.trainer import fit
+    from ..metrics.evaluation import evaluate_folders
+    from ..predict.files import predict_files
+    from ..predict.options import PredictOptions
+    from ..train.trainer import fit
 
     project = Path(project)
     started = time.monotonic()
