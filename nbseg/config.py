@@ -69,6 +69,9 @@ class DataConfig(_Strict):
     seg2: Optional[Path] = None  # a second segmentation, merged inside the merging masks
     merging_masks: Optional[Path] = None
     excluding_masks: Optional[Path] = None  # nonzero pixels are ignored by the loss
+    # the mask value that means "not labelled": such pixels count nowhere in training (no default: 255 is
+    # foreground in many binary masks)
+    unlabelled: Optional[int] = None
     axes: Optional[str] = None
     channels: Optional[list[int]] = None
     dims: Optional[Literal[2, 3]] = None  # None: taken from the data
@@ -90,6 +93,9 @@ class DataConfig(_Strict):
         if self.pixel_sizes is not None and (len(self.pixel_sizes) not in (2, 3) or min(self.pixel_sizes) <= 0):
             raise ValueError(f"pixel_sizes {self.pixel_sizes} must be 2 (Y, X) or 3 (Z, Y, X) positive numbers, "
                              "e.g. [2.0, 0.5, 0.5] for 2 µm slices of 0.5 µm pixels.")
+        if self.unlabelled is not None and self.unlabelled <= 0:
+            raise ValueError(f"unlabelled is {self.unlabelled}; 0 is background and labels are not negative: give "
+                             "the positive mask value that marks pixels nobody labelled, e.g. 255.")
         if self.merging_masks is not None and self.seg2 is None:
             raise ValueError("merging_masks is set but seg2 is not: the merging mask says where Seg2 replaces Seg1.")
         return self

@@ -71,6 +71,8 @@ def _register_qc(subparsers) -> None:
     parser.add_argument("--min-object-size", type=int, default=10, metavar="N",
                         help="flag objects smaller than N pixels (voxels in 3D); default 10")
     parser.add_argument("--dims", type=int, choices=(2, 3), help="2 or 3, if a third axis could be slices or channels")
+    parser.add_argument("--unlabelled", type=int, metavar="V",
+                        help="the mask value that means 'not labelled': counts and checks use the other pixels")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if any image is flagged")
     parser.set_defaults(func=_qc)
 
@@ -101,7 +103,7 @@ def _qc(args) -> int:
     if csv is not None and csv.exists() and not args.overwrite:
         raise FileExistsError(f"{csv} exists already; pass --overwrite to replace it, or choose another --csv file.")
     report = qc_dataset(args.images, args.masks, n_classes=args.n_classes, min_object_size=args.min_object_size,
-                        dims=args.dims, progress=_progress("checking"))
+                        dims=args.dims, unlabelled=args.unlabelled, progress=_progress("checking"))
     print()
     print(report)
     flagged = report.flagged

@@ -23,6 +23,9 @@ def _add_data_options(parser) -> None:
                            "object; trained as background/interior/boundary so touching objects come apart)")
     data.add_argument("--n-classes", type=int, help="number of classes for multiclass labels, background included")
     data.add_argument("--excluding-masks", type=Path, help="folder of masks whose nonzero pixels training ignores")
+    data.add_argument("--unlabelled", type=int, metavar="V",
+                      help="the mask value that means 'not labelled' (e.g. slices or regions nobody labelled): "
+                           "those pixels count nowhere in training. No default: 255 is foreground in many masks")
     data.add_argument("--seg2", type=Path, help="folder of a second segmentation, used inside the merging masks")
     data.add_argument("--merging-masks", type=Path, help="folder of masks where Seg2 replaces the masks")
     data.add_argument("--val-fraction", type=float, help="share of images held back for validation (default 0.2)")
@@ -57,6 +60,7 @@ def _add_training_options(parser) -> None:
 
 _DATA_KEYS = {"images": "images", "masks": "masks", "dims": "dims", "axes": "axes", "channels": "channels",
               "labels": "labels", "n_classes": "n_classes", "excluding_masks": "excluding_masks", "seg2": "seg2",
+              "unlabelled": "unlabelled",
               "merging_masks": "merging_masks", "val_fraction": "val_fraction", "pixel_sizes": "pixel_sizes"}
 _TRAIN_KEYS = ("minutes", "epochs", "batch_size", "lr", "steps_per_epoch", "patience", "folds", "seed", "device",
                "precision")

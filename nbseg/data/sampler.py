@@ -6,6 +6,7 @@ import numpy as np
 from .targets import IGNORE
 
 MAX_FOREGROUND_COORDS = 200_000  # per image: enough variety, bounded memory on big stacks
+UNIFORM_TRIES = 8  # uniform draws tried before a patch is centred on a labelled pixel
 
 
 def crop(array: np.ndarray, start, patch, *, fill) -> np.ndarray:
@@ -44,6 +45,8 @@ class PatchSampler:
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         sizes = np.array([s.target.size for s in samples], dtype=np.float64)
         self.weights = sizes / sizes.sum()
+        # where parts of an image are not labelled (IGNORE), its labelled pixels: a patch needs one
+        self._partial = [self._labelled_coords(s.target) for s in samples]
         groups = [None] if classes is None else list(classes)
         self.fg_coords = {g: [self._foreground_coords(s.target, g) for s in samples] for g in groups}
         # a class is drawn only where some image has it
@@ -56,11 +59,23 @@ class PatchSampler:
         return coords
 
     def _start(self, index: int):
-        shape = self.samples[index].target.shape
+        target = self.samples[index].target
         fg = self.fg_coords[None][index] if None in self.fg_coords else np.zeros(0, int)
         if fg.size and self.rng.random() < self.foreground_fraction:
-            return self._around(fg, shape)
-        return [int(self.rng.integers(0, max(n - p, 0) + 1)) for n, p in zip(shape, self.patch)]
+            return self._around(fg, target.shape)
+        for _ in range(UNIFORM_TRIES):  # uniform over the patches that hold a labelled pixel
+            start = [int(self.rng.integers(0, max(n - p, 0) + 1)) for n, p in zip(target.shape, self.patch)]
+            if self._partial[index] is None or (crop(target, start, self.patch, fill=IGNORE) != IGNORE).any():
+                return start
+        return self._around(self._partial[index], target.shape)
+
+    def _labelled_coords(self, target):
+        if not (target == IGNORE).any():
+            return None
+        coords = np.flatnonzero(target != IGNORE)
+        if coords.size > MAX_FOREGROUND_COORDS:
+            coords = self.rng.choice(coords, MAX_FOREGROUND_COORDS, replace=False)
+        return coords
 
     def _around(self, coords, shape):
         centre = np.unravel_index(coords[self.rng.integers(coords.size)], shape)

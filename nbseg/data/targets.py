@@ -71,17 +71,73 @@ def n_classes_for(kind: str, n_classes=None) -> int:
     return int(n_classes)
 
 
-def to_target(mask: np.ndarray, kind: str, *, n_classes: int, name: str = "mask") -> np.ndarray:
+def split_unlabelled(mask, value: int | None):
+    """The mask with its "not labelled" pixels set to 0, and where they are.
+
+    Parameters
+    ----------
+    mask : ([Z,] Y, X) ndarray of int, or None
+    value : int or None
+        The value that means "not labelled" (``data.unlabelled``); None: every pixel is labelled.
+
+    Returns
+    -------
+    labels : ([Z,] Y, X) ndarray, or None for no mask
+    unlabelled : ([Z,] Y, X) ndarray of bool, or None where every pixel is labelled
+    """
+    if mask is None or value is None:
+        return mask, None
+    unlabelled = np.asarray(mask) == value
+    return np.where(unlabelled, 0, mask), (unlabelled if unlabelled.any() else None)
+
+
+def check_unlabelled_value(value: int, kind: str, n_classes: int, values) -> None:
+    """Refuse a "not labelled" value that is also a class the masks use.
+
+    Parameters
+    ----------
+    value : int
+        The value that means "not labelled" (``data.unlabelled``).
+    kind : {"binary", "multiclass", "instances"}
+    n_classes : int
+    values : set of int
+        The label values seen in the masks, ``value`` left out.
+
+    Raises
+    ------
+    LabelError
+    """
+    classes = {"binary": {0, 1, 255} & (values | {0, 1}), "multiclass": set(range(n_classes))}.get(kind, {0})
+    if value in classes:
+        meaning = "background" if value == 0 else f"class {value} of the {kind} labels"
+        raise LabelError(
+            f"The 'not labelled' value {value} is also {meaning} (label values {sorted(values)[:8]}). Give the "
+            "unlabelled pixels a value no class uses (e.g. the largest value of the mask type, 255 or 65535, "
+            "for multi-class or instance masks) and set it with --unlabelled (data.unlabelled in config.yaml).")
+
+
+def to_target(mask: np.ndarray, kind: str, *, n_classes: int, name: str = "mask",
+              unlabelled: np.ndarray | None = None) -> np.ndarray:
     """Target classes for one mask, int64 of the same shape.
 
     Parameters
     ----------
     mask : ([Z,] Y, X) ndarray of int
+        Labels; pixels under ``unlabelled`` should hold 0.
     kind : {"binary", "multiclass", "instances"}
     n_classes : int
     name : str
         The file, for messages.
+    unlabelled : ([Z,] Y, X) ndarray of bool, optional
+        Pixels nobody labelled: their target is ``IGNORE``, and object boundaries are not drawn against them.
     """
+    target = _classes(mask, kind, n_classes=n_classes, name=name, unlabelled=unlabelled)
+    if unlabelled is not None:
+        target[unlabelled] = IGNORE
+    return target
+
+
+def _classes(mask, kind, *, n_classes, name, unlabelled):
     if mask.min() < 0:
         raise LabelError(f"{name} holds negative label {mask.min()}; labels start at 0 (background).")
     if kind == "binary":
@@ -95,21 +151,36 @@ def to_target(mask: np.ndarray, kind: str, *, n_classes: int, name: str = "mask"
             )
         return mask.astype(np.int64)
     if kind == "instances":
-        return instances_to_three_class(mask)
+        return instances_to_three_class(mask, unlabelled=unlabelled)
     raise LabelError(f"label kind {kind!r} is unknown; use binary, multiclass or instances.")
 
 
-def instances_to_three_class(labels: np.ndarray) -> np.ndarray:
+def instances_to_three_class(labels: np.ndarray, *, unlabelled: np.ndarray | None = None) -> np.ndarray:
     """0 background, 1 interior, 2 boundary — the boundary class lets touching objects come apart.
 
     Boundaries are the objects' inner edge pixels, taken per 2D plane for stacks so thin
     anisotropic slices are not all boundary.
+
+    Parameters
+    ----------
+    labels : ([Z,] Y, X) ndarray of int
+        Object ids, 0 background.
+    unlabelled : ([Z,] Y, X) ndarray of bool, optional
+        Pixels nobody labelled. An object's edge towards them is not a boundary: what lies beyond is unknown.
     """
-    from skimage.segmentation import find_boundaries
+    from scipy import ndimage
 
     target = (labels > 0).astype(np.int64)
     planes = labels[np.newaxis] if labels.ndim == 2 else labels
-    edges = np.stack([find_boundaries(p, mode="inner") for p in planes]).reshape(labels.shape)
+    free = np.zeros(planes.shape, bool) if unlabelled is None else unlabelled.reshape(planes.shape)
+    cross = ndimage.generate_binary_structure(3, 1)
+    cross[0] = cross[2] = False  # neighbours within each plane only
+    # an inner edge pixel has a labelled neighbour of another value; unlabelled neighbours take part in neither
+    # the largest nor the smallest neighbouring value
+    values = planes.astype(np.int64)
+    high = ndimage.maximum_filter(np.where(free, -1, values), footprint=cross, mode="nearest")
+    low = ndimage.minimum_filter(np.where(free, np.iinfo(np.int64).max, values), footprint=cross, mode="nearest")
+    edges = ((high != values) | (low != values)).reshape(labels.shape)
     target[edges & (labels > 0)] = 2
     return target
 

@@ -135,11 +135,15 @@ def read_image(path, *, axes: str | None = None, channels=None, dims: int | None
     return Image(data=data, axes="C" + spatial, pixel_sizes=pixel_sizes, path=path, unit=unit)
 
 
-def read_mask(path, *, dims: int | None = None, axes: str | None = None, return_pixel_sizes: bool = False):
+def read_mask(path, *, dims: int | None = None, axes: str | None = None, return_pixel_sizes: bool = False,
+              allow_float: bool = True):
     """Read a label file as an integer ``([Z,] Y, X)`` array.
 
     Parameters
     ----------
+    allow_float : bool
+        Accept float files holding whole numbers (converted). False refuses float files, for settings
+        that give one value a meaning, such as "not labelled".
     return_pixel_sizes : bool
         Also return the file's ``([Z,] Y, X)`` pixel sizes (``None`` where it has none), so
         that masks derived from it can be written with them.
@@ -150,6 +154,10 @@ def read_mask(path, *, dims: int | None = None, axes: str | None = None, return_
         For several channels, or float values that are not whole numbers.
     """
     image = read_image(path, dims=dims, axes=axes)
+    if not allow_float and image.data.dtype.kind == "f":
+        raise ImageReadError(
+            f"Mask {path} is a float image ({image.data.dtype}); a 'not labelled' value (--unlabelled, "
+            "data.unlabelled) needs integer masks. Save the masks as 8- or 16-bit integer images.")
     mask = _mask_values(image, path)
     return (mask, image.pixel_sizes) if return_pixel_sizes else mask
 

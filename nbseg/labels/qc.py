@@ -24,6 +24,7 @@ FLAGS = {
     "format_differs": "dimensions, channel count or data type differ from most images",
     "bad_labels": "label values outside the declared classes, or an odd kind of mask for this dataset",
     "empty_mask": "the mask marks nothing",
+    "no_labels": "every pixel holds the 'not labelled' value",
     "tiny_objects": "objects smaller than min_object_size pixels (voxels in 3D)",
     "split_objects": "one object number used for several separate pieces",
     "border_objects": "more than max_border_fraction of the objects touch the image border",
@@ -76,7 +77,7 @@ class QCReport:
 
 
 def qc_dataset(images, masks, *, n_classes=None, min_object_size=10, max_border_fraction=0.5,
-               z_threshold=3.5, dims=None, progress=None) -> QCReport:
+               z_threshold=3.5, dims=None, unlabelled=None, progress=None) -> QCReport:
     """Check a folder of images and a folder of masks for problems worth fixing before training.
 
     Parameters
@@ -98,6 +99,9 @@ def qc_dataset(images, masks, *, n_classes=None, min_object_size=10, max_border_
         Intensities are compared only among images of the same channel count and data type.
     dims : {2, 3}, optional
         Spatial dimensions, for files whose third axis could be Z or channels.
+    unlabelled : int, optional
+        The mask value that means "not labelled": the table's ``labelled_fraction`` is the share of other
+        pixels, and shares, objects and checks count labelled pixels only.
     progress : callable(done, total, name), optional
 
     Returns
@@ -107,7 +111,7 @@ def qc_dataset(images, masks, *, n_classes=None, min_object_size=10, max_border_
     image_by_stem, mask_by_stem = files_by_stem(images), files_by_stem(masks)
     names = sorted(set(image_by_stem) | set(mask_by_stem))
     options = dict(n_classes=n_classes, min_object_size=min_object_size,
-                   max_border_fraction=max_border_fraction, dims=dims)
+                   max_border_fraction=max_border_fraction, dims=dims, unlabelled=unlabelled)
     records, issues = [], {}
     for i, name in enumerate(names):
         record, issues[name] = check_pair(name, image_by_stem.get(name), mask_by_stem.get(name), **options)

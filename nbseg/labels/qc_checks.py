@@ -12,13 +12,13 @@ import numpy as np
 from ..io.images import read_image
 
 COLUMNS = ("image", "mask", "dims", "shape", "channels", "image_dtype", "mask_dtype", "n_label_values",
-           "foreground_fraction", "n_objects", "smallest_object", "median_object_size", "n_tiny", "n_split",
+           "labelled_fraction", "foreground_fraction", "n_objects", "smallest_object", "median_object_size", "n_tiny", "n_split",
            "n_border", "intensity_median", "intensity_contrast", "image_hash", "mask_hash")
 MAX_SAMPLE = 2_000_000  # pixels for intensity percentiles: plenty for a median, cheap for big stacks
 
 
 def check_pair(name, image_path, mask_path, *, n_classes=None, min_object_size=10, max_border_fraction=0.5,
-               dims=None):
+               dims=None, unlabelled=None):
     """Measure one image and its mask and list what looks wrong.
 
     Parameters
@@ -26,7 +26,7 @@ def check_pair(name, image_path, mask_path, *, n_classes=None, min_object_size=1
     name : str
     image_path, mask_path : Path or None
         None where the file is missing.
-    n_classes, min_object_size, max_border_fraction, dims
+    n_classes, min_object_size, max_border_fraction, dims, unlabelled
         As for :func:`nbseg.qc.qc_dataset`.
 
     Returns
@@ -58,7 +58,7 @@ def check_pair(name, image_path, mask_path, *, n_classes=None, min_object_size=1
         issues.append(("shape_mismatch", f"mask shape {mask.shape} but image shape {image.spatial_shape} "
                        f"(axes {image.axes}), re-export the mask at the image's size"))
     record.update(mask_measures(mask, issues, n_classes=n_classes, min_object_size=min_object_size,
-                                max_border_fraction=max_border_fraction))
+                                max_border_fraction=max_border_fraction, unlabelled=unlabelled))
     return record, issues
 
 
@@ -85,7 +85,7 @@ def image_measures(data: np.ndarray, issues: list) -> dict:
 
 
 def mask_measures(mask: np.ndarray, issues: list, *, n_classes=None, min_object_size=10,
-                  max_border_fraction=0.5) -> dict:
+                  max_border_fraction=0.5, unlabelled=None) -> dict:
     """Labels, labelled share, objects (count, size, tiny, split, touching the border) of one mask.
 
     Parameters
@@ -93,16 +93,24 @@ def mask_measures(mask: np.ndarray, issues: list, *, n_classes=None, min_object_
     mask : ([Z,] Y, X) ndarray of int
     issues : list
         Found problems are appended as ``(flag, reason)``.
-    n_classes, min_object_size, max_border_fraction
-        As for :func:`nbseg.qc.qc_dataset`.
+    n_classes, min_object_size, max_border_fraction, unlabelled
+        As for :func:`nbseg.qc.qc_dataset`. Shares and objects count labelled pixels only.
     """
+    digest = hashlib.sha1(f"{mask.shape}".encode() + np.ascontiguousarray(mask).tobytes()).hexdigest()
+    labelled = np.ones(mask.shape, bool) if unlabelled is None else mask != unlabelled
+    if not labelled.any():
+        issues.append(("no_labels", f"every pixel holds the 'not labelled' value {unlabelled}: label part of "
+                       "the image or leave it out (training refuses it)"))
+        return {"labelled_fraction": 0.0, "n_objects": 0, "mask_hash": digest}
+    mask = np.where(labelled, mask, 0)
     values = np.unique(mask)
     _check_values(values, n_classes, issues)
     foreground = mask > 0
-    out = {"n_label_values": int(np.count_nonzero(values > 0)), "foreground_fraction": float(foreground.mean()),
-           "mask_hash": hashlib.sha1(f"{mask.shape}".encode() + np.ascontiguousarray(mask).tobytes()).hexdigest()}
+    share = lambda pixels: float(np.count_nonzero(pixels & labelled) / np.count_nonzero(labelled))  # noqa: E731
+    out = {"n_label_values": int(np.count_nonzero(values > 0)), "labelled_fraction": float(labelled.mean()),
+           "foreground_fraction": share(foreground), "mask_hash": digest}
     for k in range(n_classes or 0):
-        out[f"fraction_{k}"] = float(np.mean(mask == k))
+        out[f"fraction_{k}"] = share(mask == k)
     if not foreground.any():
         issues.append(("empty_mask", "the mask marks nothing (all background): annotate it or leave the image out"))
         return {**out, "n_objects": 0}

@@ -29,6 +29,7 @@ class DataState:
     masks: str = ""
     seg2: str = ""
     excluding: str = ""
+    unlabelled: str = ""  # the masks' "not labelled" value; "" = every pixel is labelled
     axes: str = ""
     channels: str = ""
     dims: str = "auto"
@@ -56,6 +57,7 @@ class DataService:
         s.config = cfg
         s.images, s.masks = str(d.images), str(d.masks or "")
         s.seg2, s.excluding = str(d.seg2 or ""), str(d.excluding_masks or "")
+        s.unlabelled = "" if d.unlabelled is None else str(d.unlabelled)
         s.axes, s.channels = d.axes or "", ",".join(str(c) for c in d.channels or [])
         s.dims, s.labels, s.val_fraction = str(d.dims or "auto"), d.labels, d.val_fraction
         s.sample = next((n for n in SAMPLES if str(sample(n)["images"]) == s.images), "")
@@ -67,8 +69,8 @@ class DataService:
             return
         folders = sample(name)
         s = self.state
-        s.sample, s.images, s.masks, s.seg2, s.excluding, s.axes, s.channels = (
-            name, str(folders["images"]), str(folders["masks"]), "", "", "", "")
+        s.sample, s.images, s.masks, s.seg2, s.excluding, s.axes, s.channels, s.unlabelled = (
+            name, str(folders["images"]), str(folders["masks"]), "", "", "", "", "")
         s.dims = "auto"
 
     def data_config(self) -> DataConfig:
@@ -77,8 +79,12 @@ class DataService:
             raise ValueError("No image folder given: type the folder of raw images, or pick a bundled sample.")
         channels = [int(c) for c in s.channels.replace(" ", "").split(",") if c] if s.channels.strip() else None
         opt = lambda text: Path(text.strip()).expanduser() if text.strip() else None  # noqa: E731
+        value = s.unlabelled.strip()
+        if value and not value.isdigit():
+            raise ValueError(f"'Not labelled value' is {value!r}: give the whole number your masks hold where nobody "
+                             "labelled (e.g. 255 or 65535), or leave it empty when every pixel is labelled.")
         return DataConfig(images=opt(s.images), masks=opt(s.masks), seg2=opt(s.seg2), excluding_masks=opt(s.excluding),
-                          axes=s.axes.strip() or None, channels=channels,
+                          unlabelled=int(value) if value else None, axes=s.axes.strip() or None, channels=channels,
                           dims=None if s.dims == "auto" else int(s.dims), labels=s.labels,
                           val_fraction=s.val_fraction)
 
@@ -120,8 +126,10 @@ class DataService:
         return self.state.project
 
     def preview(self, index: int = 0):
-        """``(image, labels, excluded, name)`` of sample ``index`` (labels as read, excluded pixels as bool)."""
+        """``(image, labels, excluded, unlabelled, name)`` of sample ``index``: labels as read (the "not labelled"
+        value set to 0), excluded and unlabelled pixels as bool arrays (None where there are none)."""
         from ..data.pairs import find_pairs
+        from ..data.targets import split_unlabelled
         from ..io.images import read_mask
 
         ds = self.state.dataset
@@ -129,12 +137,13 @@ class DataService:
             raise ValueError("Nothing loaded yet: press 'Check data & save project' first.")
         smp = ds.samples[int(np.clip(index, 0, len(ds.samples) - 1))]
         data = self.state.config.data
-        labels = None
+        labels = unlabelled = None
         if data.masks is not None:
             pairs = {p.name: p for p in find_pairs(data.images, data.masks)}
-            labels = read_mask(pairs[smp.name].mask, dims=ds.spatial_dims)
-        excluded = smp.target == IGNORE
-        return smp.image, labels, (excluded if excluded.any() else None), smp.name
+            labels, unlabelled = split_unlabelled(read_mask(pairs[smp.name].mask, dims=ds.spatial_dims),
+                                                  data.unlabelled)
+        excluded = (smp.target == IGNORE) & (True if unlabelled is None else ~unlabelled)
+        return smp.image, labels, (excluded if excluded.any() else None), unlabelled, smp.name
 
     def z_scale(self, index: int = 0) -> float:
         """Z spacing over X spacing of sample ``index`` (1 when its pixel sizes are unknown)."""
@@ -176,7 +185,7 @@ class DataPanel(PanelBase):
         self.index.observe(lambda _c: self.run("Preview", self._show_preview), names="value")
         self.assemble("Data", self.project, self.drive_button, self.sample,
                       note("Or give your own folders. Masks are matched to images by file name."),
-                      self.images, self.masks, self.seg2, self.excluding,
+                      self.images, self.masks, self.seg2, self.excluding, self.unlabelled,
                       w.HBox([self.axes]), self.channels, self.dims, self.labels, self.val_fraction,
                       self.check, FEEDBACK, self.summary, self.preview_box)
         if opened:
@@ -194,6 +203,8 @@ class DataPanel(PanelBase):
         self.seg2 = control(w.Text, "seg2", "Seg2 (optional)", value=s.seg2, placeholder="optional")
         self.excluding = control(w.Text, "excluding_mask", "Excluding masks", value=s.excluding,
                                  placeholder="optional: nonzero = ignored by the loss")
+        self.unlabelled = control(w.Text, "unlabelled", "Not labelled value", value=s.unlabelled,
+                                  placeholder="optional: the mask value meaning 'nobody labelled this', e.g. 255")
         self.axes = control(w.Text, "axes", "Axes", value=s.axes, placeholder="auto, e.g. ZYX or CYX")
         self.channels = control(w.Text, "channels", "Channels", value=s.channels, placeholder="all, e.g. 0 or 0,2")
         self.dims = control(w.ToggleButtons, "dims", "Dimension", options=[("auto", "auto"), ("2D", "2"), ("3D", "3")],
@@ -209,6 +220,7 @@ class DataPanel(PanelBase):
         s.images, s.masks, s.seg2, s.excluding = (self.images.value, self.masks.value, self.seg2.value,
                                                   self.excluding.value)
         s.axes, s.channels, s.dims, s.labels = self.axes.value, self.channels.value, self.dims.value, self.labels.value
+        s.unlabelled = self.unlabelled.value
         s.val_fraction = self.val_fraction.value
 
     def _on_sample(self, change) -> None:
@@ -217,7 +229,7 @@ class DataPanel(PanelBase):
             s = self.state
             self.images.value, self.masks.value, self.seg2.value, self.excluding.value = (
                 s.images, s.masks, s.seg2, s.excluding)
-            self.axes.value = self.channels.value = ""
+            self.axes.value = self.channels.value = self.unlabelled.value = ""
             self.dims.value = "auto"
 
     def _keep_on_drive(self) -> None:
@@ -247,10 +259,10 @@ class DataPanel(PanelBase):
         self.status.set(f"Checked {info['images']} image(s): {kind}. Next: notebook 02_label_qc or 03_lr_finder.", "ok")
 
     def _show_preview(self) -> None:
-        image, labels, excluded, name = self.service.preview(self.index.value)
+        image, labels, excluded, unlabelled, name = self.service.preview(self.index.value)
         z_scale = self.service.z_scale(self.index.value)
         self.viewer.z_scale = z_scale
-        self.viewer.set_data(image, labels, excluded=excluded, title=name)
+        self.viewer.set_data(image, labels, excluded=excluded, unlabelled=unlabelled, title=name)
         if image.ndim == 4:
             self.volume = VolumeView(image[0], labels, z_scale=z_scale)
             self.volume_box.children = [w.HTML("<b>3D view</b> (drag to rotate)"), self.volume.widget]

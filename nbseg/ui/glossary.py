@@ -36,6 +36,10 @@ TERMS: dict[str, Term] = {
     "excluding_mask": T("Excluding mask", "Regions left out of training, e.g. badly labelled areas. Rule: the loss "
                         "ignores every nonzero pixel of it (they count neither as object nor background).",
                         "01_data: Excluding masks; 02_label_qc: Draw"),
+    "unlabelled": T("Not labelled value", "The mask value that means 'nobody labelled this pixel', for masks labelled "
+                    "on some slices of a stack or in part of an image. Rule: those pixels count in neither the loss, "
+                    "the validation Dice, the plan nor patch sampling; no default, because 255 is foreground in many "
+                    "masks (CLI: --unlabelled V).", "01_data: Not labelled value; 02_label_qc"),
     "roi": T("ROI (region of interest)", "A drawn region, here a polygon whose corners you click on the image "
              "(double-click closes it) or type as y,x pixel pairs; it becomes a merging or excluding mask.",
              "02_label_qc: Corners"),

@@ -53,7 +53,7 @@ class QCService:
         from ..labels.qc import qc_dataset
 
         d = self.state.config.data
-        report = qc_dataset(d.images, d.masks, n_classes=d.n_classes, dims=d.dims)
+        report = qc_dataset(d.images, d.masks, n_classes=d.n_classes, dims=d.dims, unlabelled=d.unlabelled)
         report.to_csv(ProjectLayout(self.state.project).labels / "qc.csv")
         self.state.report = report
         self.sort(None)
@@ -100,9 +100,13 @@ class QCService:
         return self._last_read[2]
 
     def thumbnail(self, name: str) -> np.ndarray:
+        from ..data.targets import split_unlabelled
+
         image, mask = self.image_and_mask(name)
         z = image.shape[1] // 2 if image.ndim == 4 else None
-        return ov.overlay(ov.plane(image, z), None if mask is None else ov.plane(mask, z))
+        labels, unlabelled = split_unlabelled(mask, self.state.config.data.unlabelled)
+        return ov.overlay(ov.plane(image, z), None if labels is None else ov.plane(labels, z),
+                          unlabelled=None if unlabelled is None else ov.plane(unlabelled, z))
 
     def combine_experts(self, folders: str, method: str):
         from ..labels.expert_folders import ground_truth_folders
@@ -199,7 +203,8 @@ class LabelQCPanel(PanelBase):
         self.page.observe(lambda _c: self.run("Page", self._show_page), names="value")
         self.experts.observe(lambda _c: self._show_experts(), names="value")
 
-        browser = w.VBox([note("Each mask drawn over its image; doubtful ones first."), w.HBox([self.sort, self.page]),
+        browser = w.VBox([note("Each mask drawn over its image; doubtful ones first. Pixels marked 'not labelled' "
+                               "are tinted blue-grey, excluded ones hatched red."), w.HBox([self.sort, self.page]),
                           self.grid, self.table])
         experts = w.VBox([note("Several experts' masks of the same images: one folder per expert, masks named "
                                "like the images. The combined masks become the training masks."),
@@ -226,8 +231,10 @@ class LabelQCPanel(PanelBase):
         self.sort.value = "most flags first"
         self._sort()
         rows = report.table
-        wanted = ["n_flags", "reasons", "shape", "n_objects", "foreground_fraction", "smallest_object",
-                  "median_object_size", "n_border"]
+        wanted = ["n_flags", "reasons", "shape", "labelled_fraction", "n_objects", "foreground_fraction",
+                  "smallest_object", "median_object_size", "n_border"]
+        if self.state.config.data.unlabelled is None:  # every pixel labelled: the column says nothing
+            wanted.remove("labelled_fraction")
         shown = rows.loc[self.state.order, [c for c in wanted if c in rows.columns]]
         self.table.value = "<b>QC table</b> (also in labels/qc.csv)" + table_html(shown, max_height="260px")
         self.status.set(f"QC: {len(report.flagged)} of {len(rows)} image(s) flagged. Results in labels/qc.csv.", "ok")

@@ -22,6 +22,9 @@ _MAPS = {
 }
 
 
+UNLABELLED_COLOR = (70, 110, 160)  # blue-grey: not a label colour, not the red of excluded pixels
+
+
 def to_uint8(image, *, percentiles=DEFAULT_PERCENTILES, low=None, high=None) -> np.ndarray:
     """Scale ``image`` to 0..255 for display between two percentiles (or given ``low``/``high``)."""
     image = np.asarray(image, dtype=np.float32)
@@ -70,8 +73,9 @@ def boundaries(labels2d) -> np.ndarray:
 
 
 def overlay(image2d, labels2d=None, *, alpha: float = 0.4, outline: bool = True, excluded=None,
-            **scale) -> np.ndarray:
-    """Grey image with each label filled in its colour at ``alpha``, outlined, and ``excluded`` pixels hatched red.
+            unlabelled=None, **scale) -> np.ndarray:
+    """Grey image with each label filled in its colour at ``alpha``, outlined, ``excluded`` pixels hatched red
+    and ``unlabelled`` ones tinted blue-grey.
 
     Parameters
     ----------
@@ -80,6 +84,8 @@ def overlay(image2d, labels2d=None, *, alpha: float = 0.4, outline: bool = True,
         0 is background; 1, 2, ... get colours from :data:`LABEL_COLORS` (cycled).
     excluded : (Y, X) bool array, optional
         Pixels left out of training, drawn with a red stripe pattern.
+    unlabelled : (Y, X) bool array, optional
+        Pixels nobody labelled (the mask's "not labelled" value), tinted :data:`UNLABELLED_COLOR`.
     """
     image2d = np.asarray(image2d)
     rgb = image2d.copy() if image2d.ndim == 3 else gray_rgb(image2d, **scale)
@@ -94,6 +100,9 @@ def overlay(image2d, labels2d=None, *, alpha: float = 0.4, outline: bool = True,
         if outline:
             edge = boundaries(labels)
             rgb[edge] = colors[edge]
+    if unlabelled is not None:
+        unl = np.asarray(unlabelled, bool)
+        rgb[unl] = 0.45 * rgb[unl] + 0.55 * np.asarray(UNLABELLED_COLOR, np.float32)
     if excluded is not None:
         ex = np.asarray(excluded, bool)
         yy, xx = np.indices(ex.shape)

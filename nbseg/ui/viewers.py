@@ -19,13 +19,16 @@ class Viewer2D:
     image : array, optional
     labels : ([Z,] Y, X) int array, optional
     excluded : ([Z,] Y, X) bool array, optional
+    unlabelled : ([Z,] Y, X) bool array, optional
+        Pixels nobody labelled (the masks' "not labelled" value), tinted apart from labels and excluded pixels.
     maps : list of (title, ([Z,] Y, X) float array in 0..1, colour map name), optional
         Shown to the right of the image, e.g. probability and uncertainty.
     z_scale : float
         Z spacing over XY spacing, to stretch orthogonal views of anisotropic stacks.
     """
 
-    def __init__(self, image=None, labels=None, *, excluded=None, maps=(), z_scale: float = 1.0, title: str = ""):
+    def __init__(self, image=None, labels=None, *, excluded=None, unlabelled=None, maps=(), z_scale: float = 1.0,
+                 title: str = ""):
         self.z = control(w.IntSlider, "z", "Z slice", min=0, max=0, continuous_update=False)
         self.alpha = control(w.FloatSlider, "alpha", "Label opacity", min=0, max=1, step=0.05, value=0.4,
                              continuous_update=False)
@@ -40,17 +43,17 @@ class Viewer2D:
         self.ortho.layout.width = "220px"
         self.z_scale = z_scale
         self.rgb = None
-        self.set_data(image, labels, excluded=excluded, maps=maps, title=title)
+        self.set_data(image, labels, excluded=excluded, unlabelled=unlabelled, maps=maps, title=title)
 
     @property
     def is3d(self) -> bool:
         return self.image is not None and self.image.ndim == 4
 
-    def set_data(self, image, labels=None, *, excluded=None, maps=(), title: str = "") -> None:
+    def set_data(self, image, labels=None, *, excluded=None, unlabelled=None, maps=(), title: str = "") -> None:
         self.image = None if image is None else np.asarray(image)
         if self.image is not None and self.image.ndim == 2:
             self.image = self.image[None]
-        self.labels, self.excluded, self.maps = labels, excluded, list(maps)
+        self.labels, self.excluded, self.unlabelled, self.maps = labels, excluded, unlabelled, list(maps)
         self.title.value = f"<b>{title}</b>" if title else ""
         if self.is3d:
             depth = self.image.shape[1]
@@ -62,8 +65,8 @@ class Viewer2D:
         self.alpha.layout.display = "" if labels is not None else "none"
         self.render()
 
-    def _composite(self, image2d, labels2d, excluded2d, maps2d) -> np.ndarray:
-        parts = [ov.overlay(image2d, labels2d, alpha=self.alpha.value, excluded=excluded2d)]
+    def _composite(self, image2d, labels2d, excluded2d, unlabelled2d, maps2d) -> np.ndarray:
+        parts = [ov.overlay(image2d, labels2d, alpha=self.alpha.value, excluded=excluded2d, unlabelled=unlabelled2d)]
         for _name, values, cmap in maps2d:
             parts.append(ov.colormap(values, cmap))
         return ov.side_by_side(*parts) if len(parts) > 1 else parts[0]
@@ -74,14 +77,14 @@ class Viewer2D:
             return
         z = self.z.value if self.is3d else None
         pick = lambda a: None if a is None else ov.plane(a, z)  # noqa: E731
-        planes = [(ov.plane(self.image, z), pick(self.labels), pick(self.excluded),
+        planes = [(ov.plane(self.image, z), pick(self.labels), pick(self.excluded), pick(self.unlabelled),
                    [(n, pick(m), c) for n, m, c in self.maps])]
         if self.is3d and self.ortho.value:
             cy, cx = self.image.shape[2] // 2, self.image.shape[3] // 2
             for key in ("zx", "zy"):
                 cut = lambda a: None if a is None else ov.stretch_z(ov.orthogonal(np.asarray(a), z, cy, cx)[key],  # noqa: E731
                                                                     self.z_scale)
-                planes.append((cut(self.image[0]), cut(self.labels), cut(self.excluded),
+                planes.append((cut(self.image[0]), cut(self.labels), cut(self.excluded), cut(self.unlabelled),
                                [(n, cut(m), c) for n, m, c in self.maps]))
         rgbs = [self._composite(*p) for p in planes]
         self._xy_shape = planes[0][0].shape[-2:]  # the XY plane is the top-left part of what is shown
