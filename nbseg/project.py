@@ -63,6 +63,16 @@ class ProjectLayout:
     logs = property(lambda self: self.root / "logs")
     warm_start = property(lambda self: self.root / WARM_START)  # a project of its own (train.warm_start)
     ui_log = property(lambda self: self.root / UI_LOG)
+    # the correction loop (nbseg.labels.corrections): corrected masks, the decisions, and the training set
+    corrections = property(lambda self: self.root / "corrections")
+    corrected_masks = property(lambda self: self.corrections / "masks")
+    decisions = property(lambda self: self.corrections / "decisions.jsonl")
+    rounds = property(lambda self: self.corrections / "rounds.jsonl")
+    training_set = property(lambda self: self.corrections / "training_set")
+
+    def round_project(self, number: int) -> "ProjectLayout":
+        """The project the correction loop's round ``number`` trains into: ``rounds/round<k>``."""
+        return ProjectLayout(self.root / "rounds" / f"round{number}")
 
     def model(self, fold: int) -> Path:
         """The best model of ``fold``: ``models/fold<k>.pt``."""

@@ -9,6 +9,7 @@ from .args import DEVICES, add_command, add_project, int_list
 
 def register(subparsers) -> None:
     _register_predict(subparsers)
+    _register_suggest(subparsers)
     _register_evaluate(subparsers)
     _register_export(subparsers)
 
@@ -111,6 +112,47 @@ def _register_export(subparsers) -> None:
     p.add_argument("--training-data", metavar="TEXT", help="bioimage.io: what the model learnt from (default: the project's data folders, pixel size, classes)")
     p.add_argument("--sample", type=Path, metavar="FILE", help="bioimage.io: image to cut the test input from (default: the first training image)")
     p.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+
+
+def _register_suggest(subparsers) -> None:
+    p = add_command(
+        subparsers, "suggest", run_suggest, help="the images to correct next, most useful first",
+        description="Predict a pool of images (nothing is written) and print the K whose prediction the model is "
+                    "least sure of, one path a line, most useful first: correct those, add them to the training "
+                    "masks and fine-tune (nbseg train --init MODEL). MODEL is a trained project, a model file, a "
+                    "bioimage.io package or a bundled model's name (e.g. nuclei). Colour images are read as grey "
+                    "for a model trained on one channel.",
+        example="nbseg suggest nuclei pool/ -n 8")
+    p.add_argument("project", metavar="MODEL", help="trained project, model file, bioimage.io package or bundled "
+                                                     "model name (nuclei)")
+    p.add_argument("inputs", type=Path, nargs="+", metavar="IMAGES", help="image files and/or folders (the pool)")
+    p.add_argument("-n", type=int, default=8, metavar="K", help="how many images to propose (default 8)")
+    p.add_argument("--by", choices=("uncertain", "disagree"), default="uncertain",
+                   help="uncertain: the most uncertain prediction first (default); disagree: where the folds' "
+                        "models and the TTA variants disagree most")
+    p.add_argument("--tta", default="flips", metavar="{none,flips,all}",
+                   help="test-time augmentation (default flips: its variants' disagreement counts)")
+    p.add_argument("--skip", type=Path, metavar="DIR",
+                   help="a folder of masks: images with a mask of their name there are left out (done already)")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="also write the whole ranking (every image, its score)")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where to run (default auto)")
+
+
+def run_suggest(args) -> int:
+    from ..io.images import files_by_stem
+    from ..predict.suggest import suggest_images
+
+    if args.n < 1:
+        raise ValueError(f"-n is {args.n}; give how many images to propose, 1 or more (e.g. -n 8).")
+    skip = files_by_stem(args.skip) if args.skip else {}
+    table = suggest_images(args.project, args.inputs, by=args.by, tta=args.tta, skip=skip, device=args.device,
+                           progress=_progress)
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.csv, index=False)
+    for path in table["image"].head(args.n):
+        print(path)
+    return 0
 
 
 def _progress(done: int, total: int, name: str) -> None:

@@ -34,6 +34,7 @@ class EnsembleInfo:
     scale: tuple | None = None  # the working scale the models learnt at (nbseg.data.resample)
     spacing: tuple | None = None  # its pixel size in µm, where the training files gave one
     min_size: int | None = None  # pixels an object needs to be kept (the training plan's; None: not planned)
+    bright_objects: bool | None = None  # objects brighter than background in the training data (None: unknown)
 
 
 def load_ensemble(source) -> list[tuple]:
@@ -76,8 +77,13 @@ def _model_paths(source) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise FileNotFoundError(f"{path} is neither a project folder nor a model file. Check the path "
-                                f"(relative to {Path.cwd()}).")
+        from ..model.bundled import bundled_model_file, describe_bundled
+
+        bundled = bundled_model_file(str(source))
+        if bundled is not None:  # a bundled model's name, e.g. "nuclei"
+            return [bundled]
+        raise FileNotFoundError(f"{path} is neither a project folder, a model file nor a bundled model's name "
+                                f"(bundled: {describe_bundled()}). Check the path (relative to {Path.cwd()}).")
     return ProjectLayout(path).model_files()
 
 
@@ -101,7 +107,17 @@ def ensemble_info(ensemble) -> EnsembleInfo:
     return EnsembleInfo(dims, spec["in_channels"], spec["n_classes"], kind, tuple(names), patch, tuple(divisors),
                         meta.get("axes"), tuple(channels) if channels is not None else None,
                         str(meta.get("source", "the given model")), slices=all(s.get("slices") for s in specs),
-                        min_size=(meta.get("plan") or {}).get("min_size"), **_working_scale(ensemble))
+                        min_size=(meta.get("plan") or {}).get("min_size"), bright_objects=_bright(meta),
+                        **_working_scale(ensemble))
+
+
+def _bright(meta) -> bool | None:
+    """Whether the training data's objects were brighter than its background (fingerprint ``intensity``)."""
+    try:
+        stats = meta["intensity"]
+        return bool(stats["foreground"]["mean"] > stats["background"]["mean"])
+    except (TypeError, KeyError):
+        return None
 
 
 def _working_scale(ensemble) -> dict:

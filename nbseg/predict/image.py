@@ -210,7 +210,25 @@ def read_for_models(path, info, *, axes=None, channels=None, lazy: bool = True) 
         other = read_image(path, channels=channels, dims=info.spatial_dims, lazy=lazy)
         if other.spatial_dims == info.spatial_dims and other.data.shape[0] == info.in_channels:
             return other
+    if info.in_channels == 1 and channels is None and image.data.shape[0] in (3, 4) and image.spatial_dims == 2:
+        return as_grey(image, bright_objects=info.bright_objects)
     return image
+
+
+def as_grey(image: Image, *, bright_objects: bool | None = None) -> Image:
+    """An RGB(A) image as one grey channel (the mean of R, G and B), for a model trained on grey images.
+
+    A colour image with a light background (brightfield: most pixels lie in the upper half of its range) is
+    inverted for a model whose training objects were brighter than their background (fluorescence), so
+    that its dark nuclei reach the model as bright ones.
+    """
+    from dataclasses import replace
+
+    grey = np.asarray(image.data[:3], dtype=np.float32).mean(axis=0, keepdims=True)
+    low, median, high = np.percentile(grey[:, ::4, ::4], (1, 50, 99))
+    if bright_objects and median > (low + high) / 2:
+        grey = grey.max() - grey
+    return replace(image, data=grey)
 
 
 def choose_tile(tile, spatial_shape, info) -> tuple:

@@ -1,0 +1,100 @@
+"""The correction loop's core: nbseg suggest (and predict) with a bundled model's name, colour images for a grey
+model, decisions written at once and read back after a killed process, and the training set they make."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tifffile
+
+from nbseg.data import sample
+from nbseg.io.images import read_image, read_mask
+from nbseg.labels.corrections import next_image, read_decisions, record_decision, training_set
+from nbseg.predict.suggest import suggest_images
+from nbseg.project import ProjectLayout
+
+
+@pytest.fixture
+def pool(tmp_path):
+    """Four real crops of the bundled nuclei, with pixel sizes in the files."""
+    src = sample("nuclei2d")
+    folder = tmp_path / "pool"
+    folder.mkdir()
+    for path in sorted(src["images"].glob("*.tif"))[:4]:
+        tifffile.imwrite(folder / path.name, tifffile.imread(path)[:128, :128], imagej=True, resolution=(2.0, 2.0),
+                         metadata={"axes": "YX", "unit": "um"})
+    return folder
+
+
+def test_suggest_ranks_a_pool_with_the_bundled_model(pool, one_thread):
+    table = suggest_images("nuclei", pool, tta="flips")
+    assert list(table["rank"]) == [1, 2, 3, 4] and table["score"].is_monotonic_decreasing
+    assert table["score"].between(0, 1).all() and table["score"].nunique() > 1
+    fewer = suggest_images("nuclei", pool, n=2, tta="none", skip={table["name"][0]})
+    assert len(fewer) == 2 and table["name"][0] not in set(fewer["name"])
+
+
+def test_suggest_cli_on_colour_images_for_a_grey_model(pool, tmp_path, one_thread):
+    colour = tmp_path / "colour"
+    colour.mkdir()
+    for path in sorted(pool.glob("*.tif"))[:2]:  # brightfield-like: dark nuclei on a light background, RGB
+        grey = tifffile.imread(path).astype(np.float32)
+        light = (255 - grey / max(grey.max(), 1) * 200).astype(np.uint8)
+        tifffile.imwrite(colour / path.name, np.stack([light, light, light], -1), photometric="rgb")
+    out = subprocess.run([sys.executable, "-m", "nbseg", "suggest", "nuclei", str(colour), "-n", "1", "--tta", "none"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(".tif")
+
+
+def test_predict_takes_a_bundled_models_name(pool, tmp_path, one_thread):
+    out = subprocess.run([sys.executable, "-m", "nbseg", "predict", "nuclei", str(pool), "--output",
+                          str(tmp_path / "out"), "--instances", "--tta", "none"], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    labels = sorted((tmp_path / "out").glob("*.labels.ome.tif"))
+    assert len(labels) == 4 and all(tifffile.imread(p).max() > 3 for p in labels)  # nuclei found in each
+
+
+def test_a_decision_survives_a_killed_process(pool, tmp_path):
+    project, image = tmp_path / "project", sorted(pool.glob("*.tif"))[0]
+    labels = read_mask(sample("nuclei2d")["masks"] / image.name)[:128, :128]
+    script = textwrap.dedent(f"""
+        import os, signal, numpy as np, tifffile
+        from nbseg.labels.corrections import record_decision
+        labels = tifffile.imread({str(sample("nuclei2d")["masks"] / image.name)!r})[:128, :128]
+        record_decision({str(project)!r}, {str(image)!r}, "corrected", labels, model="nuclei", edits={{"deleted": 2}})
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == -9, out.stderr[-2000:]
+    decision = read_decisions(project)[image.stem]
+    assert decision.decision == "corrected" and decision.edits == {"deleted": 2} and decision.model == "nuclei"
+    saved = read_image(decision.mask)
+    assert np.array_equal(saved.data[0], labels) and saved.pixel_sizes == pytest.approx((0.5, 0.5))
+    ranked = sorted(pool.glob("*.tif"))
+    assert next_image(ranked, project) == ranked[1]  # the kernel resumes at the next image
+
+
+def test_training_set_holds_accepted_corrected_and_earlier_masks(pool, tmp_path):
+    project, images = tmp_path / "project", sorted(pool.glob("*.tif"))
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    masks = sample("nuclei2d")["masks"]
+    for image in images[2:]:  # the user had masks for the last two
+        tifffile.imwrite(earlier / image.name, read_mask(masks / image.name)[:128, :128])
+    first = read_mask(masks / images[0].name)[:128, :128]
+    record_decision(project, images[0], "accepted", first, model="nuclei")
+    record_decision(project, images[1], "corrected", first * 0 + 1, model="nuclei")
+    record_decision(project, images[3], "left out", model="nuclei")  # an earlier mask the user now leaves out
+    with pytest.raises(ValueError, match="needs label image"):
+        record_decision(project, images[2], "accepted")
+    found = training_set(project, pool, earlier)
+    names = sorted(p.stem for p in found["masks"].iterdir())
+    assert found["count"] == 3 and names == sorted([images[0].stem + ".ome", images[1].stem + ".ome", images[2].stem])
+    assert sorted(p.name for p in found["images"].iterdir()) == sorted(p.name for p in images[:3])
+    assert ProjectLayout(project).decisions.read_text().count("\n") == 3
