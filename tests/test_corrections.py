@@ -98,3 +98,15 @@ def test_training_set_holds_accepted_corrected_and_earlier_masks(pool, tmp_path)
     assert found["count"] == 3 and names == sorted([images[0].stem + ".ome", images[1].stem + ".ome", images[2].stem])
     assert sorted(p.name for p in found["images"].iterdir()) == sorted(p.name for p in images[:3])
     assert ProjectLayout(project).decisions.read_text().count("\n") == 3
+
+
+def test_proposed_labels_are_the_objects_predict_writes(pool, tmp_path, one_thread):
+    from nbseg.predict.suggest import propose_labels
+
+    image = sorted(pool.glob("*.tif"))[0]
+    labels, prediction = propose_labels("nuclei", image, tta="none")
+    subprocess.run([sys.executable, "-m", "nbseg", "predict", "nuclei", str(image), "--output", str(tmp_path / "out"),
+                    "--instances", "--tta", "none"], check=True, capture_output=True, timeout=600)
+    written = tifffile.imread(tmp_path / "out" / f"{image.stem}.labels.ome.tif")
+    assert labels.shape == written.shape and labels.max() > 3
+    assert np.array_equal(labels > 0, written > 0) and labels.max() == written.max()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..choices import check_choice
 
 if TYPE_CHECKING:
@@ -74,9 +76,41 @@ def suggest_images(models, images, *, n: int | None = None, by: str = "uncertain
     return table if n is None else table.head(int(n))
 
 
+def propose_labels(models, image, *, tta: str = "flips", device: str = "auto"):
+    """The objects a model proposes for one image, to accept or correct: instance labels as
+    ``nbseg predict --instances`` makes them (threshold 0.5, the plan's smallest object, seeded watershed).
+
+    Parameters
+    ----------
+    models : str, Path or list
+        As for :func:`suggest_images`.
+    image : str or Path
+        An image file.
+
+    Returns
+    -------
+    labels : ([Z,] Y, X) ndarray of int32
+        0 background, 1..N objects (for multi-class models, the class of each pixel).
+    prediction : nbseg.predict.image.Prediction
+    """
+    from .ensemble import ensemble_info, load_ensemble
+    from .image import predict_image
+    from .options import PredictOptions
+    from .post import classes, instances
+
+    ensemble = models if isinstance(models, list) else load_ensemble(models)
+    info, options = ensemble_info(ensemble), PredictOptions(tta=tta, device=device)
+    prediction = predict_image(ensemble, image, options)
+    if prediction.kind == "multiclass":
+        return classes(prediction.probabilities).astype(np.int32), prediction
+    foreground = np.concatenate([fg for _, fg, _ in prediction.foreground_slabs()], axis=0)
+    min_size = options.min_size_for(info, prediction.pixel_sizes)
+    return instances(foreground, interior=prediction.interior, min_size=min_size), prediction
+
+
 def suggestion_paths(table) -> list[Path]:
     """The ranked images of :func:`suggest_images`' table, as paths."""
     return [Path(p) for p in table["image"]]
 
 
-__all__ = ["SUGGEST_BY", "suggest_images", "suggestion_paths"]
+__all__ = ["SUGGEST_BY", "propose_labels", "suggest_images", "suggestion_paths"]
