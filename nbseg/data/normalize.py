@@ -67,3 +67,19 @@ def percentile_normalize(image, *, percentiles=DEFAULT_PERCENTILES, name: str = 
         np.subtract(channel, lows[c], out=out[c], dtype=np.float32)
         out[c] /= spans[c]
     return out
+
+
+def as_grey(image, *, bright_objects: bool | None = None):
+    """An RGB(A) :class:`~nbseg.io.images.Image` as one grey channel (the mean of R, G and B), for a model trained on grey images.
+
+    A colour image with a light background (brightfield: most pixels lie in the upper half of its range) is
+    inverted for a model whose training objects were brighter than their background (fluorescence), so
+    that its dark nuclei reach the model as bright ones.
+    """
+    from dataclasses import replace
+
+    grey = np.asarray(image.data[:3], dtype=np.float32).mean(axis=0, keepdims=True)
+    low, median, high = np.percentile(grey[:, ::4, ::4], (1, 50, 99))
+    if bright_objects and median > (low + high) / 2:
+        grey = grey.max() - grey
+    return replace(image, data=grey)

@@ -100,8 +100,7 @@ def qc_dataset(images, masks, *, n_classes=None, min_object_size=10, max_border_
     dims : {2, 3}, optional
         Spatial dimensions, for files whose third axis could be Z or channels.
     unlabelled : int, optional
-        The mask value that means "not labelled": the table's ``labelled_fraction`` is the share of other
-        pixels, and shares, objects and checks count labelled pixels only.
+        The mask value meaning "not labelled": shares, objects and checks count the other pixels only.
     progress : callable(done, total, name), optional
 
     Returns

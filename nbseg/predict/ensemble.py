@@ -112,12 +112,10 @@ def ensemble_info(ensemble) -> EnsembleInfo:
 
 
 def _bright(meta) -> bool | None:
-    """Whether the training data's objects were brighter than its background (fingerprint ``intensity``)."""
-    try:
-        stats = meta["intensity"]
-        return bool(stats["foreground"]["mean"] > stats["background"]["mean"])
-    except (TypeError, KeyError):
-        return None
+    """Whether the training data's objects were brighter than its background (None: the file does not say)."""
+    stats = meta.get("intensity") or {}
+    means = [(stats.get(part) or {}).get("mean") for part in ("foreground", "background")]
+    return None if None in means else bool(means[0] > means[1])
 
 
 def _working_scale(ensemble) -> dict:

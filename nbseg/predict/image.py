@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..config import DEFAULT_PERCENTILES
-from ..data.normalize import intensity_bounds
+from ..data.normalize import as_grey, intensity_bounds
 from ..data.resample import image_factors, is_native, resample_image, restore
 from ..model.unet import divisibility_problem
 from .ensemble import TilePredictor, check_image, ensemble_info, load_ensemble
@@ -213,22 +213,6 @@ def read_for_models(path, info, *, axes=None, channels=None, lazy: bool = True) 
     if info.in_channels == 1 and channels is None and image.data.shape[0] in (3, 4) and image.spatial_dims == 2:
         return as_grey(image, bright_objects=info.bright_objects)
     return image
-
-
-def as_grey(image: Image, *, bright_objects: bool | None = None) -> Image:
-    """An RGB(A) image as one grey channel (the mean of R, G and B), for a model trained on grey images.
-
-    A colour image with a light background (brightfield: most pixels lie in the upper half of its range) is
-    inverted for a model whose training objects were brighter than their background (fluorescence), so
-    that its dark nuclei reach the model as bright ones.
-    """
-    from dataclasses import replace
-
-    grey = np.asarray(image.data[:3], dtype=np.float32).mean(axis=0, keepdims=True)
-    low, median, high = np.percentile(grey[:, ::4, ::4], (1, 50, 99))
-    if bright_objects and median > (low + high) / 2:
-        grey = grey.max() - grey
-    return replace(image, data=grey)
 
 
 def choose_tile(tile, spatial_shape, info) -> tuple:

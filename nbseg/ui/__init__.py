@@ -10,6 +10,7 @@ import importlib
 
 _PANELS = {
     "DataPanel": "data_panel",
+    "CorrectPanel": "correct_panel",
     "LabelQCPanel": "label_qc_panel",
     "LRPanel": "lr_panel",
     "TrainPanel": "train_panel",

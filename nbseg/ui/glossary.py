@@ -228,6 +228,40 @@ HELP = {
                          "upload page open it.",
     "bioimageio_overwrite": "Replace the package if the file exists already (otherwise it is kept and nothing is "
                             "written).",
+    # 02's correction loop
+    "correct_pool": "The folder of images to make masks for (no masks needed). The model ranks them and proposes "
+                    "a segmentation of one at a time.",
+    "correct_source": "What proposes the segmentations: a bundled model (nuclei), a trained project or bioimage.io "
+                      "package (its path), or 'classic' (smoothing, a threshold and a watershed, set below). After "
+                      "each retraining the new round's model proposes.",
+    "correct_by": "Which image comes next: the one whose prediction is most uncertain, or the one where the "
+                  "models (folds) and the flipped copies (TTA) disagree most. Both teach the next round the most.",
+    "correct_rank": "Rank the images not yet decided and open the first with its proposed segmentation.",
+    "correct_save": "Save the shown segmentation (as proposed, or as you corrected it) into the project's "
+                    "corrections folder with a record of the decision, then open the next image.",
+    "correct_leave": "Leave the shown image out of training (recorded, so it is not proposed again).",
+    "correct_retrain": "Fine-tune the current model on every saved image, in the background, for the minutes set; "
+                       "then rank the remaining images again with the new model.",
+    "correct_undo": "Take back the last edit (Undo) or do it again (Redo).",
+    "correct_tool": "delete: click an object; paint / erase: drag the brush; add: drag a new object; polygon: click "
+                    "corners, double-click to close; merge: click two objects; split: click the two ends of a cut "
+                    "line; class: click an object to give it the class number; unlabelled: drag over a region "
+                    "nobody should train on.",
+    "brush_radius": "The brush's radius in pixels (paint, erase, add, unlabelled).",
+    "correct_value": "The class the class tool gives an object; for paint, the object id to paint (0: the object "
+                     "under the first point).",
+    "correct_whole": "In a stack: edit the whole object on every slice (ticked), or only on the slice shown.",
+    "correct_typed": "An edit typed as TOOL y,x; y,x ... [r=radius] [v=value], for when mouse events do not reach "
+                     "the notebook, e.g. 'delete 40,52', 'paint 10,10; 10,30 r=4', 'split 5,20; 40,20'.",
+    "correct_minutes": "How long each retraining runs (minutes of this machine); 2 is enough to adapt a model to "
+                       "a few corrected images on a CPU.",
+    "classic_sigma": "Gaussian smoothing in pixels before the threshold (more: smoother outlines, fewer specks).",
+    "classic_threshold": "How the threshold is found: Otsu, Li or triangle (from the image), or a value you give "
+                         "in the image's intensity units.",
+    "classic_dark": "Tick when the objects are darker than the background (brightfield, H&E-stained nuclei).",
+    "classic_watershed": "Split touching objects with a watershed from seeds at least this many pixels apart "
+                         "(about an object's radius).",
+    "classic_min_size": "Objects with fewer pixels than this are dropped (specks).",
     "bioimageio_export": "Write the bioimage.io model package: the model, its test image and output, README with "
                          "the validation figures, and this form's fields; it is kept only if bioimage.io's own test "
                          "passes on it.",

@@ -178,8 +178,9 @@ def png_bytes(rgb) -> bytes:
     return buffer.getvalue()
 
 
-def parse_vertices(text: str) -> list[tuple[float, float]]:
-    """Parse typed vertices ``"y,x; y,x; y,x"`` (or one pair per line) into ``[(y, x), ...]``."""
+def parse_vertices(text: str, *, minimum: int = 3) -> list[tuple[float, float]]:
+    """Parse typed vertices ``"y,x; y,x; y,x"`` (or one pair per line) into ``[(y, x), ...]``; a polygon
+    needs ``minimum`` of them (clicks and strokes fewer)."""
     pairs = []
     for chunk in text.replace("\n", ";").split(";"):
         chunk = chunk.strip().strip("()[]")
@@ -192,6 +193,7 @@ def parse_vertices(text: str) -> list[tuple[float, float]]:
             pairs.append((float(parts[0]), float(parts[1])))
         except ValueError:
             raise ValueError(f"vertex {chunk!r} holds something that is not a number; write e.g. '10,20'.") from None
-    if len(pairs) < 3:
-        raise ValueError(f"a polygon needs at least 3 vertices; got {len(pairs)}. Write e.g. '10,20; 10,80; 60,50'.")
+    if len(pairs) < minimum:
+        raise ValueError(f"a polygon needs at least {minimum} vertices; got {len(pairs)}. Write e.g. "
+                         "'10,20; 10,80; 60,50'.")
     return pairs

@@ -1,0 +1,131 @@
+"""The correction notebook's panel, headless: rank with the bundled model, edit with mouse events (as ipyevents
+sends them) and typed edits, save and leave out, retrain, reopen in a fresh kernel, and the classic workflow's
+live preview. Runs on ipywidgets 7.7 and 8."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+pytest.importorskip("ipywidgets")
+
+from nbseg.data import sample  # noqa: E402
+from nbseg.labels.corrections import read_decisions, read_rounds  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def quick_env(monkeypatch):
+    monkeypatch.setenv("NBSEG_QUICK", "1")
+    monkeypatch.setenv("NBSEG_AUTORUN", "0")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def pool(tmp_path):
+    src = sample("nuclei2d")
+    folder = tmp_path / "pool"
+    folder.mkdir()
+    for path in sorted(src["images"].glob("*.tif"))[:3]:
+        tifffile.imwrite(folder / path.name, tifffile.imread(path)[:128, :128], metadata={"axes": "YX"})
+    return folder
+
+
+def click(panel, y, x, kind="click", buttons=0):
+    f = panel.viewer._factor
+    panel.handle({"type": kind, "dataX": x * f + f // 2, "dataY": y * f + f // 2, "buttons": buttons})
+
+
+def centre_of(labels, value):
+    ys, xs = np.nonzero(labels == value)
+    order = np.argsort((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
+    return int(ys[order[0]]), int(xs[order[0]])
+
+
+def test_rank_edit_save_leave_out_and_reopen(pool, tmp_path, one_thread):
+    from nbseg.ui import CorrectPanel
+
+    project = tmp_path / "project"
+    panel = CorrectPanel(project)
+    assert panel.error is None, panel.errors.message.value
+    assert [b.description for b in panel.buttons] == ["Rank images", "Save & next", "Retrain"]
+    panel.pool.value, panel.source.value = str(pool), "nuclei"
+    panel.rank_button.click()
+    assert panel.error is None, panel.errors.message.value
+    state = panel.state
+    first, labels = state.path, state.editor.labels
+    n = int(labels.max())
+    assert n > 3 and panel.viewer.rgb is not None
+    # delete an object by a click on it, then undo and redo
+    target = int(np.bincount(labels.ravel())[1:].argmax()) + 1
+    panel.tool.value = "delete"
+    click(panel, *centre_of(labels, target))
+    assert panel.error is None, panel.errors.message.value
+    assert not (state.editor.labels == target).any()
+    panel.undo_button.click()
+    assert (state.editor.labels == target).any()
+    panel.redo_button.click()
+    assert not (state.editor.labels == target).any()
+    # a brush stroke adds an object where there was background
+    background = np.argwhere(state.editor.labels == 0)[0]
+    panel.tool.value, panel.radius.value = "add", 2
+    click(panel, *background, kind="mousedown", buttons=1)
+    click(panel, background[0], min(background[1] + 3, 127), kind="mousemove", buttons=1)
+    click(panel, background[0], min(background[1] + 3, 127), kind="mouseup")
+    assert state.editor.labels[tuple(background)] > 0 and state.editor.counts["added"] == 1
+    # a typed edit: mark a corner not labelled
+    panel.typed.value = "unlabelled 0,0; 0,20; 20,20; 20,0 r=0"
+    panel.apply_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert (state.editor.labels[2:18, 2:18] == state.editor.unlabelled).all()
+    panel.save_button.click()
+    assert panel.error is None, panel.errors.message.value
+    second = state.path
+    assert second != first
+    decision = read_decisions(project)[first.stem]
+    assert decision.decision == "corrected" and decision.edits == {"deleted": 1, "added": 1, "unlabelled": 1}
+    saved = tifffile.imread(decision.mask)
+    assert (saved == 65535).any() and not (saved == target).any()
+    panel.leave_button.click()
+    assert read_decisions(project)[second.stem].decision == "left out"
+    third = state.path
+    # a fresh kernel: the decided images are not proposed again
+    again = CorrectPanel(project)
+    again.pool.value = str(pool)
+    again.rank_button.click()
+    assert again.error is None, again.errors.message.value
+    assert again.state.path == third and len(again.state.ranking) == 1
+
+
+def test_retrain_makes_a_round_that_proposes_next(pool, tmp_path, one_thread):
+    from nbseg.ui import CorrectPanel
+
+    project = tmp_path / "project"
+    panel = CorrectPanel(project)
+    panel.pool.value, panel.source.value = str(pool), "nuclei"
+    panel.rank_button.click()
+    before = list(panel.state.ranking["name"])
+    panel.save_button.click()  # accepted as proposed
+    panel.save_button.click()
+    panel.minutes.value = 0.1
+    panel._retrain(wait=True)
+    assert panel.error is None, panel.errors.message.value
+    rounds = read_rounds(project)
+    assert len(rounds) == 1 and rounds[0]["images"] == 2 and 0 <= rounds[0]["val_dice"] <= 1
+    assert panel.state.source.endswith("round1") and panel.source.value == panel.state.source
+    assert list(panel.state.ranking["name"]) == [n for n in before if n not in read_decisions(project)]
+    assert "Rounds" in panel.rounds.value and panel.plot.value
+
+
+def test_classic_workflow_previews_live(pool, tmp_path):
+    from nbseg.ui import CorrectPanel
+
+    panel = CorrectPanel(tmp_path / "project")
+    panel.pool.value, panel.source.value = str(pool), "classic"
+    assert panel.classic_box.layout.display == ""
+    panel.rank_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert panel.state.proposed_by == "classic workflow"
+    coarse = int(panel.state.editor.labels.max())
+    panel.min_size.value = 400  # only large objects stay
+    assert panel.error is None, panel.errors.message.value
+    assert int(panel.state.editor.labels.max()) < coarse
