@@ -169,12 +169,29 @@ def upscale(rgb, min_size: int = 256) -> np.ndarray:
     return rgb if factor == 1 else np.repeat(np.repeat(rgb, factor, 0), factor, 1)
 
 
-def png_bytes(rgb) -> bytes:
-    """Encode an RGB (or grey) uint8 image as PNG."""
-    import imageio.v3 as iio
+LARGE_PICTURE = 600_000  # pixels beyond which a redraw is sent as JPEG: PNG takes ~150 ms there, JPEG ~5 ms
+
+
+def picture_bytes(rgb) -> tuple[bytes, str]:
+    """``(bytes, format)`` of a picture to show: PNG (exact pixels) for small ones, JPEG (quality 92, ~10x
+    smaller) for large ones, so an edit on a 1024x1024 image redraws at once, in Colab too."""
+    rgb = np.ascontiguousarray(np.asarray(rgb, np.uint8))
+    if rgb.shape[0] * rgb.shape[1] <= LARGE_PICTURE:
+        return png_bytes(rgb), "png"
+    from PIL import Image
 
     buffer = io.BytesIO()
-    iio.imwrite(buffer, np.ascontiguousarray(np.asarray(rgb, np.uint8)), extension=".png")
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue(), "jpeg"
+
+
+def png_bytes(rgb) -> bytes:
+    """Encode an RGB (or grey) uint8 image as PNG, lightly compressed: a redraw after each edit must stay
+    quick (zlib level 1 encodes a 1024x1024 overlay about 8 times faster than the default, ~1.5x larger)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(np.asarray(rgb, np.uint8))).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 

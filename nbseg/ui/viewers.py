@@ -71,13 +71,21 @@ class Viewer2D:
             parts.append(ov.colormap(values, cmap))
         return ov.side_by_side(*parts) if len(parts) > 1 else parts[0]
 
+    def _base(self, z):
+        """The shown plane as grey RGB, kept while the image and slice stay: an edit redraws only the labels."""
+        if getattr(self, "_base_of", None) is not self.image or self._base_z != z:  # the array kept, not its id
+            plane = ov.plane(self.image, z)
+            self._base_rgb = plane if plane.ndim == 3 else ov.gray_rgb(plane)
+            self._base_of, self._base_z = self.image, z
+        return self._base_rgb
+
     def render(self) -> None:
         if self.image is None:
             self.rgb = None
             return
         z = self.z.value if self.is3d else None
         pick = lambda a: None if a is None else ov.plane(a, z)  # noqa: E731
-        planes = [(ov.plane(self.image, z), pick(self.labels), pick(self.excluded), pick(self.unlabelled),
+        planes = [(self._base(z), pick(self.labels), pick(self.excluded), pick(self.unlabelled),
                    [(n, pick(m), c) for n, m, c in self.maps])]
         if self.is3d and self.ortho.value:
             cy, cx = self.image.shape[2] // 2, self.image.shape[3] // 2
@@ -93,7 +101,8 @@ class Viewer2D:
             rgb = _stack(rgb, ov.side_by_side(rgbs[1], np.transpose(rgbs[2], (1, 0, 2))))
         self.rgb = ov.upscale(rgb, 320)
         self._factor = self.rgb.shape[0] // rgb.shape[0]
-        self.image_widget.value = ov.png_bytes(self.rgb)
+        value, picture_format = ov.picture_bytes(self.rgb)
+        self.image_widget.format, self.image_widget.value = picture_format, value
         self.image_widget.layout.width = f"{min(900, self.rgb.shape[1])}px"
 
     def pixel_at(self, shown_x: float, shown_y: float) -> tuple[int, int] | None:
