@@ -95,7 +95,7 @@ class Viewer2D:
                 planes.append((cut(self.image[0]), cut(self.labels), cut(self.excluded), cut(self.unlabelled),
                                [(n, cut(m), c) for n, m, c in self.maps]))
         rgbs = [self._composite(*p) for p in planes]
-        self._xy_shape = planes[0][0].shape[-2:]  # the XY plane is the top-left part of what is shown
+        self._xy_shape = planes[0][0].shape[:2]  # the XY plane (grey RGB) is the top-left part of what is shown
         rgb = rgbs[0]
         if len(rgbs) > 1:  # XY on top, XZ and YZ below
             rgb = _stack(rgb, ov.side_by_side(rgbs[1], np.transpose(rgbs[2], (1, 0, 2))))
