@@ -144,7 +144,9 @@ def run_suggest(args) -> int:
 
     if args.n < 1:
         raise ValueError(f"-n is {args.n}; give how many images to propose, 1 or more (e.g. -n 8).")
-    skip = files_by_stem(args.skip) if args.skip else {}
+    if args.skip and not args.skip.is_dir():
+        raise FileNotFoundError(f"--skip {args.skip}: no such folder. Give the folder of masks done already.")
+    skip = files_by_stem(args.skip) if args.skip and any(args.skip.iterdir()) else {}  # empty: nothing done yet
     table = suggest_images(args.project, args.inputs, by=args.by, tta=args.tta, skip=skip, device=args.device,
                            progress=_progress)
     if args.csv:
