@@ -160,21 +160,11 @@ class LabelEditor:
 
     def undo(self) -> Change | None:
         """Take back the last edit; None when there is none."""
-        if not self._done:
-            return None
-        step = self._done.pop()
-        self._stack[step.box] = step.before
-        self._undone.append(step)
-        return self._change(step)
+        return self._replay(self._done, self._undone, "before")
 
     def redo(self) -> Change | None:
         """Do again the last undone edit; None when there is none (a new edit clears what can be redone)."""
-        if not self._undone:
-            return None
-        step = self._undone.pop()
-        self._stack[step.box] = step.after
-        self._done.append(step)
-        return self._change(step)
+        return self._replay(self._undone, self._done, "after")
 
     @property
     def counts(self) -> dict:
@@ -241,6 +231,15 @@ class LabelEditor:
         self._stack[region] = new
         self._done.append(step)
         self._undone.clear()
+        return self._change(step)
+
+    def _replay(self, source: list, target: list, state: str) -> Change | None:
+        """Move the last step of ``source`` onto ``target``, writing its ``before`` or ``after`` crop back."""
+        if not source:
+            return None
+        step = source.pop()
+        self._stack[step.box] = getattr(step, state)
+        target.append(step)
         return self._change(step)
 
     def _change(self, step: _Step) -> Change:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scores import same_shape
+from .scores import overlaps
 
 
 def count_edits(before, after, *, iou: float = 0.5) -> dict:
@@ -28,19 +28,12 @@ def count_edits(before, after, *, iou: float = 0.5) -> dict:
         ``added``, ``deleted``, ``split``, ``merged`` (edits of each kind), ``edits`` (their sum) and
         ``kept`` (objects matched, not counted as edits).
     """
-    from skimage.segmentation import relabel_sequential
-
-    before, after = same_shape(before, after)
     if not 0 < iou < 1:
         raise ValueError(f"iou={iou}; give a matching threshold between 0 and 1, e.g. 0.5.")
-    b = relabel_sequential(before.astype(np.int64, copy=False))[0].ravel()
-    a = relabel_sequential(after.astype(np.int64, copy=False))[0].ravel()
-    nb, na = int(b.max(initial=0)), int(a.max(initial=0))
-    both = (a > 0) & (b > 0)
-    codes, inter = np.unique(b[both] * (na + 1) + a[both], return_counts=True)
-    bi, ai = codes // (na + 1), codes % (na + 1)
-    size_b, size_a = np.bincount(b, minlength=nb + 1), np.bincount(a, minlength=na + 1)
-    matched = inter / (size_b[bi] + size_a[ai] - inter) > iou
+    ov = overlaps(before, after)  # "prediction" = before, "ground truth" = after
+    nb, na, bi, ai, inter = ov.n_pred, ov.n_gt, ov.pred_ids, ov.gt_ids, ov.inter
+    size_b, size_a = ov.pred_size, ov.gt_size
+    matched = ov.iou > iou
     home_of_a = _home(ai, bi, inter, size_a, na)  # the before-object each after-object mostly lies in
     home_of_b = _home(bi, ai, inter, size_b, nb)
     used_b, used_a = np.zeros(nb + 1, bool), np.zeros(na + 1, bool)

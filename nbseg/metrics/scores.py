@@ -60,6 +60,9 @@ class Overlaps:
     gt_ids: np.ndarray  # for each overlapping pair, 1..n_gt
     pred_ids: np.ndarray  # 1..n_pred
     iou: np.ndarray
+    inter: np.ndarray  # shared pixels of each pair
+    gt_size: np.ndarray  # pixels of each object, indexed 0..n_gt (0: background)
+    pred_size: np.ndarray  # 0..n_pred
 
 
 def overlaps(pred, gt) -> Overlaps:
@@ -75,7 +78,7 @@ def overlaps(pred, gt) -> Overlaps:
     gt_ids, pred_ids = codes // (n_pred + 1), codes % (n_pred + 1)
     gt_size, pred_size = np.bincount(gt, minlength=n_gt + 1), np.bincount(pred, minlength=n_pred + 1)
     iou = inter / (gt_size[gt_ids] + pred_size[pred_ids] - inter)
-    return Overlaps(n_gt, n_pred, gt_ids, pred_ids, iou)
+    return Overlaps(n_gt, n_pred, gt_ids, pred_ids, iou, inter, gt_size, pred_size)
 
 
 def matched_pairs(ov: Overlaps, threshold: float) -> np.ndarray:
