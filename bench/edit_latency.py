@@ -110,6 +110,24 @@ def time_classic(image, repeats: int) -> dict:
     return {"median_ms": round(float(np.median(runs)), 1), "max_ms": round(float(np.max(runs)), 1), "n": repeats}
 
 
+def time_redraw(image, labels, repeats: int, seed: int = 0) -> dict:
+    """An edit and the correction panel's redraw of a 1024x1024 image (overlay, encoding: what the user waits
+    for), as ms: a delete click and a paint stroke, each undone."""
+    from nbseg.ui.viewers import Viewer2D
+
+    editor, viewer = LabelEditor(labels.copy(), unlabelled=V), Viewer2D()
+    viewer.set_data(image, editor.labels)
+    found, rng, times = objects(labels), np.random.default_rng(seed), []
+    for _ in range(repeats):
+        value, _, y, x, _, _ = found[rng.integers(len(found))]
+        stroke = [(y + 8 * np.sin(t), x + 3 * t) for t in np.linspace(-5, 5, 20)]
+        for edit in (lambda: editor.delete((y, x)), lambda: editor.paint(stroke, 5, value)):
+            times.append(ms(lambda: (edit(), viewer.set_data(image, editor.labels))))
+            editor.undo()
+    return {"median_ms": round(float(np.median(times)), 1), "max_ms": round(float(np.max(times)), 1),
+            "n": len(times), "format": viewer.image_widget.format}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared/data folder")
@@ -127,6 +145,7 @@ def main(argv=None) -> dict:
         f"3d_{'x'.join(map(str, stack.shape))}": time_edits(stack, args.repeats),
         f"3d_{'x'.join(map(str, tiled.shape))}": time_edits(tiled, args.repeats),
         "classic_1024x1024_ms": time_classic(image2d, max(3, args.repeats // 4)),
+        "edit_and_redraw_1024x1024_ms": time_redraw(image2d, mask2d, args.repeats),
     }
     text = json.dumps(result, indent=1)
     print(text)
