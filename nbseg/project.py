@@ -69,6 +69,7 @@ class ProjectLayout:
     decisions = property(lambda self: self.corrections / "decisions.jsonl")
     rounds = property(lambda self: self.corrections / "rounds.jsonl")
     training_set = property(lambda self: self.corrections / "training_set")
+    correction_loop = property(lambda self: self.corrections / "loop.json")  # the pool and source last used
 
     def round_project(self, number: int) -> "ProjectLayout":
         """The project the correction loop's round ``number`` trains into: ``rounds/round<k>``."""

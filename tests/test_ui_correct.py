@@ -129,3 +129,32 @@ def test_classic_workflow_previews_live(pool, tmp_path):
     panel.min_size.value = 400  # only large objects stay
     assert panel.error is None, panel.errors.message.value
     assert int(panel.state.editor.labels.max()) < coarse
+
+
+def test_images_without_masks_then_two_rounds_keep_every_mask(pool, tmp_path, one_thread):
+    """01 takes images without masks; each retraining makes the project's masks the training set, and the
+    second round still trains on the first round's images."""
+    from nbseg.config import Config
+    from nbseg.ui import CorrectPanel, DataPanel
+
+    project = tmp_path / "project"
+    data = DataPanel(project)
+    data.images.value = str(pool)
+    data.check.click()
+    assert data.error is None, data.errors.message.value
+    assert "no masks yet" in data.summary.value and "02_correct" in data.status.text
+    panel = CorrectPanel(project)
+    assert panel.pool.value == str(pool)
+    panel.source.value = "nuclei"
+    panel.rank_button.click()
+    panel.save_button.click()
+    panel.minutes.value = 0.05
+    panel._retrain(wait=True)
+    assert panel.error is None, panel.errors.message.value
+    masks = Config.load(project).data.masks
+    assert len(list(masks.iterdir())) == 1
+    panel.save_button.click()
+    panel._retrain(wait=True)
+    assert panel.error is None, panel.errors.message.value
+    assert len(list(Config.load(project).data.masks.iterdir())) == 2
+    assert [r["images"] for r in read_rounds(project)] == [1, 2]

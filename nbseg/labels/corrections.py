@@ -117,7 +117,8 @@ def training_set(project, images=None, masks=None) -> dict[str, Path]:
     chosen = {}
     if images is not None and masks is not None:
         image_by_name = files_by_stem(images)
-        chosen = {name: (image_by_name[name], mask) for name, mask in files_by_stem(masks).items()
+        # resolved now: the training set's own folders may be what is given (they are written anew below)
+        chosen = {name: (image_by_name[name].resolve(), mask.resolve()) for name, mask in files_by_stem(masks).items()
                   if name in image_by_name}
     for name, record in decisions.items():
         if record.decision == "left out":

@@ -6,6 +6,7 @@ Every step is a core call (``nbseg.predict.suggest``, ``nbseg.labels.edit``, ``n
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from ..labels import corrections
 from ..labels.classic import ClassicSettings, classic_segment
 from ..labels.edit import LabelEditor
 from ..model.bundled import bundled_model_file
-from ..project import ProjectLayout
+from ..project import ProjectLayout, write_json
 from .teaching import quick_mode
 
 CLASSIC = "classic"  # proposals from the classic workflow instead of a model
@@ -62,7 +63,8 @@ class CorrectService:
         """Read what the project holds: settings (if any), the last round's model, the round number."""
         s, layout = self.state, self.layout
         s.config = Config.load(s.project) if layout.config.exists() else None
-        s.pool = s.pool or (str(s.config.data.images) if s.config else "")
+        loop = json.loads(layout.correction_loop.read_text()) if layout.correction_loop.exists() else {}
+        s.pool = s.pool or loop.get("pool") or (str(s.config.data.images) if s.config else "")
         rounds = corrections.read_rounds(s.project)
         s.round = len(rounds)
         if not s.source:
@@ -83,6 +85,7 @@ class CorrectService:
         s = self.state
         done = corrections.read_decisions(s.project)
         files = [p for p in self.pool_files() if file_stem(p) not in done]
+        write_json(self.layout.correction_loop, {"pool": s.pool.strip(), "source": s.source})
         if s.source == CLASSIC:
             s.ranking = pd.DataFrame({"rank": range(1, len(files) + 1), "image": [str(p) for p in files],
                                       "name": [file_stem(p) for p in files], "score": np.nan})
@@ -208,13 +211,24 @@ class CorrectService:
             data = {**config.data.model_dump(exclude={"images", "masks", "unlabelled"}), **data}
         target = self.layout.round_project(s.round + 1)
         result = fit(Config(data=data, train=train), target.root, callbacks=callbacks)
+        self._use_as_masks(found)
         s.round += 1
         s.source = str(target.root)
         edits = sum(sum(d.edits.values()) for d in decisions.values() if d.round == s.round - 1)
         return corrections.record_round(s.project, s.round, model=s.source, images=found["count"], edits=edits,
                                         val_dice=round(float(max(result.best_dice)), 4))
 
+    def _use_as_masks(self, found: dict) -> None:
+        """The project's images and masks become the training set, so label QC and training use them."""
+        s = self.state
+        base = s.config or Config(data={"images": found["images"]})
+        data = base.data.model_copy(update={"images": found["images"], "masks": found["masks"]})
+        s.config = base.model_copy(update={"data": data})
+        s.config.save(s.project)
+
     def _earlier_masks(self, config):
+        """The project's images and masks: the user's own before the loop, the last training set after it
+        (read before it is written anew, so earlier masks stay in)."""
         if config is None or config.data.masks is None:
             return ()
         return config.data.images, config.data.masks

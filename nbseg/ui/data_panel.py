@@ -12,6 +12,7 @@ from . import overlay as ov
 from ..config import Config, DataConfig, ModelConfig
 from ..data import SAMPLES, load_dataset, sample
 from ..colab import in_colab
+from ..io.images import image_files, read_image
 from ..config import IGNORE
 from .teaching import apply_quick, quick_mode
 from .common import FEEDBACK, PanelBase, control, note
@@ -37,6 +38,7 @@ class DataState:
     val_fraction: float = 0.2
     config: Config | None = None
     dataset: object = None
+    files: list = field(default_factory=list)  # the images, when there are no masks yet
     summary: dict = field(default_factory=dict)
 
 
@@ -89,33 +91,48 @@ class DataService:
                           val_fraction=s.val_fraction)
 
     def load(self) -> dict:
-        """Read and check every pair; record 2D/3D, shapes and label kind; save config.yaml."""
+        """Read and check every pair; record 2D/3D, shapes and label kind; save config.yaml. Without masks,
+        read the images only: the masks are made in the correction notebook."""
         s = self.state
         data = self.data_config()
+        if data.masks is None:
+            return self._load_images(data)
         dataset = load_dataset(data)
-        old = s.config
+        first = dataset.samples[0]
+        self._save(data, dataset.spatial_dims)
+        s.dataset, s.files = dataset, []
+        s.summary = {"images": len(dataset.samples), "dims": dataset.spatial_dims, "shape": list(first.image.shape[1:]),
+                     "channels": dataset.in_channels, "kind": dataset.kind, "classes": dataset.n_classes,
+                     "notes": list(dataset.notes)}
+        return s.summary
+
+    def _load_images(self, data) -> dict:
+        s = self.state
+        s.files = image_files(data.images)
+        images = [read_image(p, axes=data.axes, channels=data.channels, dims=data.dims, lazy=True) for p in s.files]
+        dims = {image.spatial_dims for image in images}
+        if len(dims) > 1:
+            raise ValueError(f"The folder {data.images} mixes 2D images and 3D stacks; keep one kind per project.")
+        self._save(data, dims.pop())
+        s.dataset = None
+        s.summary = {"images": len(images), "dims": images[0].spatial_dims, "shape": list(images[0].spatial_shape),
+                     "channels": images[0].data.shape[0], "kind": None, "classes": None,
+                     "notes": ["no masks yet: make them in notebook 02_correct (the model or a classic workflow "
+                               "proposes, you correct)"]}
+        return s.summary
+
+    def _save(self, data, dims: int) -> None:
+        """config.yaml with ``data``; model and training settings kept from an earlier one where they fit."""
+        s, old = self.state, self.state.config
         if old is not None:
-            fits = old.model.patch is None or len(old.model.patch) == dataset.spatial_dims
+            fits = old.model.patch is None or len(old.model.patch) == dims
             model = old.model if fits else ModelConfig(size=old.model.size)  # 2D <-> 3D: the old patch can't fit
             base = Config(data=data, model=model.model_copy(), train=old.train.model_copy())
         else:
             base = Config(data=data)
-        if quick_mode():
-            base = apply_quick(base, dataset.spatial_dims)
-        s.config, s.dataset = base, dataset
-        first = dataset.samples[0]
-        s.summary = {
-            "images": len(dataset.samples),
-            "dims": dataset.spatial_dims,
-            "shape": list(first.image.shape[1:]),
-            "channels": dataset.in_channels,
-            "kind": dataset.kind,
-            "classes": dataset.n_classes,
-            "notes": list(dataset.notes),
-        }
+        s.config = apply_quick(base, dims) if quick_mode() else base
         Path(s.project).mkdir(parents=True, exist_ok=True)
-        base.save(s.project)
-        return s.summary
+        s.config.save(s.project)
 
     def keep_on_drive(self) -> Path:
         """Move the project to Google Drive (Colab only) and open it there; returns its new folder."""
@@ -133,6 +150,10 @@ class DataService:
         from ..io.images import read_mask
 
         ds = self.state.dataset
+        if ds is None and self.state.files:  # images without masks yet
+            path = self.state.files[int(np.clip(index, 0, len(self.state.files) - 1))]
+            d = self.state.config.data
+            return read_image(path, axes=d.axes, channels=d.channels, dims=d.dims).data, None, None, None, path.stem
         if ds is None:
             raise ValueError("Nothing loaded yet: press 'Check data & save project' first.")
         smp = ds.samples[int(np.clip(index, 0, len(ds.samples) - 1))]
@@ -246,17 +267,20 @@ class DataPanel(PanelBase):
         info = self.service.load()
         kind = "3D stacks" if info["dims"] == 3 else "2D images"
         notes = "".join(f"<li>{n}</li>" for n in info["notes"] if not n.startswith("labels read as"))
+        labels = (f"labels read as <b>{info['kind']}</b> ({info['classes']} classes)" if info["kind"] else
+                  "<b>no masks yet</b>")
         self.summary.value = (
             f"<div style='max-width:760px'><b>{info['images']} {kind}</b> detected "
-            f"(first: {' x '.join(map(str, info['shape']))} pixels, {info['channels']} channel(s)); labels read as "
-            f"<b>{info['kind']}</b> ({info['classes']} classes). Settings saved to "
+            f"(first: {' x '.join(map(str, info['shape']))} pixels, {info['channels']} channel(s)); {labels}. "
+            f"Settings saved to "
             f"<code>{self.state.project / 'config.yaml'}</code>.<ul>{notes}</ul></div>")
         self.dims.value = str(info["dims"]) if self.dims.value == "auto" else self.dims.value
         with self.index.hold_trait_notifications():
             self.index.max = info["images"] - 1
         self._show_preview()
         self.preview_box.layout.display = ""
-        self.status.set(f"Checked {info['images']} image(s): {kind}. Next: notebook 02_label_qc or 03_lr_finder.", "ok")
+        after = "02_correct to make the masks" if info["kind"] is None else "02_label_qc or 03_lr_finder"
+        self.status.set(f"Checked {info['images']} image(s): {kind}. Next: notebook {after}.", "ok")
 
     def _show_preview(self) -> None:
         image, labels, excluded, unlabelled, name = self.service.preview(self.index.value)
