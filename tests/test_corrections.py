@@ -110,3 +110,25 @@ def test_proposed_labels_are_the_objects_predict_writes(pool, tmp_path, one_thre
     written = tifffile.imread(tmp_path / "out" / f"{image.stem}.labels.ome.tif")
     assert labels.shape == written.shape and labels.max() > 3
     assert np.array_equal(labels > 0, written > 0) and labels.max() == written.max()
+
+
+def test_predict_pixel_size_fills_the_micrometre_columns(tmp_path, one_thread):
+    import pandas as pd
+
+    src = sample("nuclei2d")
+    image = sorted(src["images"].glob("*.tif"))[0]
+    plain = tmp_path / "in"
+    plain.mkdir()
+    tifffile.imwrite(plain / image.name, tifffile.imread(image)[:128, :128])  # no calibration in the file
+    for extra, name in (([], "without"), (["--pixel-size", "0.5,0.5"], "with")):
+        subprocess.run([sys.executable, "-m", "nbseg", "predict", "nuclei", str(plain), "--output",
+                        str(tmp_path / name), "--instances", "--tta", "none", *extra], check=True,
+                       capture_output=True, timeout=600)
+    without = pd.read_csv(tmp_path / "without" / f"{image.stem}.objects.csv")
+    table = pd.read_csv(tmp_path / "with" / f"{image.stem}.objects.csv")
+    assert table["area_um2"].notna().all() and without["area_um2"].isna().all()
+    assert np.allclose(table["area_um2"], table["area_px"] * 0.25)
+    bad = subprocess.run([sys.executable, "-m", "nbseg", "predict", "nuclei", str(plain), "--output",
+                          str(tmp_path / "bad"), "--pixel-size", "2,0.5,0.5"], capture_output=True, text=True,
+                         timeout=600)
+    assert bad.returncode != 0 and "Y,X" in bad.stderr

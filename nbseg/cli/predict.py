@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .args import DEVICES, add_command, add_project, int_list
+from .args import DEVICES, add_command, add_project, float_list, int_list
 
 
 def register(subparsers) -> None:
@@ -56,6 +56,9 @@ def _register_predict(subparsers) -> None:
                    help="keep the process under this much memory, e.g. 2GB or 500MB: smaller batches, results "
                         "kept on disk while predicting (default: no bound)")
     p.add_argument("--axes", help="axes of the files if they don't say, e.g. ZYX, CYX (default: as in training)")
+    p.add_argument("--pixel-size", type=float_list("pixel size", "2,0.5,0.5"), dest="pixel_sizes", metavar="[Z,]Y,X",
+                   help="pixel size Z,Y,X (or Y,X) in µm, for files that do not say: the objects' µm columns and the "
+                        "working scale use it (default: from the files)")
     p.add_argument("--channels", type=int_list("channels", "0 or 0,2"), metavar="C[,C...]",
                    help="channels to use, e.g. 0 or 0,2 (default: as in training)")
     p.add_argument("--device", default="auto", choices=DEVICES,
@@ -182,7 +185,8 @@ def run_predict(args) -> int:
     options = PredictOptions(tta=args.tta, threshold=args.threshold, instances=args.instances, overlap=args.overlap,
                              tile=args.tile, batch_size=args.batch_size, device=args.device, axes=args.axes,
                              channels=args.channels, min_size=args.min_size,
-                             rois=args.rois, max_memory=args.max_memory, format=args.format)
+                             rois=args.rois, max_memory=args.max_memory, format=args.format,
+                             pixel_sizes=args.pixel_sizes)
     project = args.project
     if args.trust_code:  # a bioimage.io package whose Python architecture code the user trusts
         from ..model.bioimageio_load import load_package

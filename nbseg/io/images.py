@@ -182,6 +182,21 @@ def _mask_values(image: Image, path) -> np.ndarray:
     return mask
 
 
+def with_pixel_sizes(image: Image, pixel_sizes) -> Image:
+    """``image`` with the ``([Z,] Y, X)`` pixel sizes given in µm (for files that do not say, or say wrongly);
+    ``image`` itself when ``pixel_sizes`` is None."""
+    from dataclasses import replace
+
+    if pixel_sizes is None:
+        return image
+    if len(pixel_sizes) != image.spatial_dims:
+        name = image.path.name if image.path is not None else "the image"
+        raise ValueError(f"pixel sizes {list(pixel_sizes)} have {len(pixel_sizes)} numbers but {name} is "
+                         f"{image.spatial_dims}D: give {'Z,Y,X' if image.spatial_dims == 3 else 'Y,X'} "
+                         "(CLI: --pixel-size).")
+    return replace(image, pixel_sizes=tuple(float(v) for v in pixel_sizes), unit="µm")
+
+
 def write_ome_tiff(path, data, *, axes: str, pixel_sizes=None, overwrite: bool = False) -> Path:
     """Write ``data`` as OME-TIFF with its axes and pixel sizes, atomically.
 

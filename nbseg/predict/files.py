@@ -17,7 +17,7 @@ from .ensemble import check_image, ensemble_info, load_ensemble
 from .image import choose_tile, predict_image, read_for_models
 from ..config import DEFAULT_PERCENTILES
 from ..data.normalize import IntensityError, intensity_bounds
-from ..io.images import ImageReadError, file_stem, image_files, is_image_file
+from ..io.images import ImageReadError, file_stem, image_files, is_image_file, with_pixel_sizes
 from ..io.zarr import is_zarr
 from ..project import write_json
 from .options import PredictOptions
@@ -143,7 +143,8 @@ def _check_inputs(files, ensemble, info, options: PredictOptions) -> dict:
 
 def _predict_one(ensemble, info, path: Path, plan: dict, options: PredictOptions, output_dir: Path) -> dict:
     """Predict one file and write its results (``plan``); returns its row of the table."""
-    image = read_for_models(path, info, axes=options.axes, channels=options.channels)
+    image = with_pixel_sizes(read_for_models(path, info, axes=options.axes, channels=options.channels),
+                             options.pixel_sizes)
     dtype = np.float32 if is_zarr(plan["prob"]) else np.float16  # Zarr results keep float32 probabilities
     prediction = predict_image(ensemble, image, options, scratch_dir=output_dir, dtype=dtype)
     row = write_results(prediction, plan, threshold=options.threshold, instances=options.instances,

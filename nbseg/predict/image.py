@@ -19,7 +19,7 @@ from .ensemble import TilePredictor, check_image, ensemble_info, load_ensemble
 from .heap import retained_heap
 from .memory import plan_prediction, release
 from .oom import retry_out_of_memory
-from ..io.images import Image, read_image
+from ..io.images import Image, read_image, with_pixel_sizes
 from .options import PredictOptions
 from ..model.tiling import DiskArray, check_tile, sliding_window
 
@@ -136,7 +136,8 @@ def predict_image(models, image, options: PredictOptions | None = None, *, dtype
     options = PredictOptions.build(options, **settings)  # checks before any work
     ensemble = load_ensemble(models)
     info = ensemble_info(ensemble)
-    image = as_image(image, info, axes=options.axes, channels=options.channels)
+    image = with_pixel_sizes(as_image(image, info, axes=options.axes, channels=options.channels),
+                             options.pixel_sizes)
     if factors is None:
         factors = image_factors(info.scale, info.spacing, image.pixel_sizes, image.unit)
     work = image.data if is_native(factors) else resample_image(image.data, factors)  # the models' scale

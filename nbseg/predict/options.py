@@ -71,6 +71,9 @@ class PredictOptions:
         Bound on the process's memory while predicting, in bytes or as text (``"2GB"``,
         ``"500MB"``): the batch shrinks and the results go to a scratch file until the estimated
         peak fits (see :mod:`nbseg.predict.memory`); stored as bytes. Default: no bound.
+    pixel_sizes : ([Z,] Y, X) tuple of float, optional
+        In µm, for image files that do not say (or say wrongly): the objects' µm columns and the working
+        scale use them. Default: read from each file.
     """
 
     tta: str = "flips"
@@ -88,6 +91,7 @@ class PredictOptions:
     rois: bool = False
     format: str = "auto"
     max_memory: int | str | None = None
+    pixel_sizes: tuple | None = None
 
     def __post_init__(self) -> None:
         check_tta(self.tta)
@@ -107,6 +111,7 @@ class PredictOptions:
             channels=_channels(self.channels),
             rois=bool(self.rois),
             max_memory=None if self.max_memory is None else parse_size(self.max_memory),
+            pixel_sizes=_pixel_sizes(self.pixel_sizes),
         )
         if normalised["rois"] and not normalised["instances"]:
             raise ValueError("ROIs without objects: to use rois=True (CLI: --rois), set instances=True "
@@ -175,12 +180,13 @@ class PredictOptions:
         -------
         dict
             Keys ``models``, ``tta``, ``threshold``, ``instances``, ``overlap``, ``tile`` (a list or
-            None), ``uncertainty`` and ``min_size``; JSON-ready. Batch size, device, precision, axes,
+            None), ``uncertainty``, ``min_size`` and, when given, ``pixel_sizes``; JSON-ready. Batch size, device, precision, axes,
             channels and rois are left out: they do not change which pixels are foreground.
         """
         return {"models": list(models), "tta": self.tta, "threshold": self.threshold, "instances": self.instances,
                 "overlap": self.overlap, "tile": list(self.tile) if self.tile else None,
-                "uncertainty": self.uncertainty, "min_size": self.min_size}
+                "uncertainty": self.uncertainty, "min_size": self.min_size,
+                **({"pixel_sizes": list(self.pixel_sizes)} if self.pixel_sizes else {})}
 
 
 def _check_device(device) -> None:
@@ -247,3 +253,13 @@ def planned_min_size(planned, scale, spacing, pixel_sizes=None, unit=None) -> in
     trained = scale or [1.0] * len(factors)  # the training images' factors
     area = float(np.prod([t / f for t, f in zip(trained, factors)]))
     return max(DEFAULT_MIN_SIZE, int(round(planned * area)))
+
+
+def _pixel_sizes(value):
+    if value is None:
+        return None
+    sizes = tuple(_number(v, "pixel_sizes", "0.5") for v in value)
+    if len(sizes) not in (2, 3) or min(sizes) <= 0:
+        raise ValueError(f"pixel_sizes {list(value)} must be 2 (Y, X) or 3 (Z, Y, X) positive numbers in µm, "
+                         "e.g. (2.0, 0.5, 0.5) (CLI: --pixel-size 2,0.5,0.5).")
+    return sizes
