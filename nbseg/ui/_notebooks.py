@@ -23,8 +23,10 @@ if colab_output is not None:
     import importlib, importlib.util, subprocess, sys
     if importlib.util.find_spec("nbseg") is None:
         from importlib.metadata import version
-        keep_torch = f"torch=={{version('torch')}}"  # the installed torch satisfies nbseg: pip must not replace it
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"nbseg[ui]=={{NBSEG_VERSION}}", keep_torch],
+        # Colab's torch and ipywidgets satisfy nbseg; pinned here, pip keeps them (a widget package would pull
+        # ipywidgets 8, which Colab's widget manager does not run)
+        keep = [f"{{name}}=={{version(name)}}" for name in ("torch", "ipywidgets")]
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"nbseg[ui]=={{NBSEG_VERSION}}", *keep],
                        check=True)
         importlib.invalidate_caches()
     colab_output.enable_custom_widget_manager()'''
