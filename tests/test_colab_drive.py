@@ -1,6 +1,7 @@
 """The project folder on Google Drive in Colab (nbseg.colab, notebook 01's button, the default project of
 every notebook), with a stand-in for the Colab module: ``google.colab.drive.mount(path)`` makes a real
-``path/MyDrive`` folder, as Colab's does once the user allows it."""
+``path/MyDrive`` folder, as Colab's does once the user allows it; or raises, as Colab's does when the user
+declines (then the project stays on the runtime's disk, with a warning that it is lost when the runtime ends)."""
 from __future__ import annotations
 
 import json
@@ -15,15 +16,8 @@ from nbseg.project import POINTER_FILE
 from nbseg.ui import teaching as nbp
 
 
-@pytest.fixture
-def drive(tmp_path, monkeypatch):
-    """``google.colab`` importable, Drive mounting under tmp_path; yields the mount calls."""
-    calls = []
-
-    def mount(path, **_kwargs):
-        calls.append(path)
-        (tmp_path / "content" / "drive" / "MyDrive").mkdir(parents=True, exist_ok=True)
-
+def _stand_in(monkeypatch, tmp_path, mount) -> None:
+    """``google.colab`` importable with ``drive.mount = mount``, Drive's mount point under tmp_path."""
     google = types.ModuleType("google")
     google.__path__ = []  # a package, so that `import google.colab` looks inside it
     module = types.ModuleType("google.colab")
@@ -33,6 +27,36 @@ def drive(tmp_path, monkeypatch):
         monkeypatch.setitem(sys.modules, name, value)
     monkeypatch.setattr(colab, "DRIVE_MOUNT", tmp_path / "content" / "drive")
     monkeypatch.delenv("NBSEG_PROJECT", raising=False)
+
+
+@pytest.fixture
+def drive(tmp_path, monkeypatch):
+    """``google.colab`` importable, Drive mounting under tmp_path; yields the mount calls."""
+    calls = []
+
+    def mount(path, **_kwargs):
+        calls.append(path)
+        (tmp_path / "content" / "drive" / "MyDrive").mkdir(parents=True, exist_ok=True)
+
+    _stand_in(monkeypatch, tmp_path, mount)
+    return calls
+
+
+class MessageError(RuntimeError):
+    """What Colab's drive.mount raises when the user declines access."""
+
+
+@pytest.fixture
+def declined(tmp_path, monkeypatch):
+    """``google.colab`` importable, its Drive mount declined (as Colab's: a MessageError); yields the calls."""
+    calls = []
+
+    def mount(path, **_kwargs):
+        calls.append(path)
+        raise MessageError("Error: credential propagation was unsuccessful")
+
+    _stand_in(monkeypatch, tmp_path, mount)
+    monkeypatch.chdir(tmp_path)
     return calls
 
 
@@ -102,3 +126,22 @@ def test_data_panel_hides_the_drive_button_outside_colab(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "google.colab", None)
     panel = DataPanel(tmp_path / "p", sample_name="nuclei2d")
     assert panel.drive_button.layout.display == "none"
+
+
+def test_declined_drive_keeps_the_project_on_local_disk_with_a_warning(declined, tmp_path):
+    with pytest.warns(colab.LocalDiskWarning) as caught:
+        project = nbp.default_project("nuclei2d")
+    assert declined, "Drive was not asked"
+    assert project.as_posix() == "projects/nuclei2d"
+    message = str(caught[0].message)
+    assert "LOST WHEN THE RUNTIME ENDS" in message and str(tmp_path) in message
+    assert "credential propagation" in message  # what Colab said, for whoever reads it
+    assert not (tmp_path / "content").exists()  # nothing pretends to be Drive
+
+
+def test_keep_on_drive_declined_says_what_happened(declined, tmp_path):
+    local = tmp_path / "projects" / "cells"
+    local.mkdir(parents=True)
+    with pytest.raises(colab.DriveNotMounted, match="allow access when Colab asks.*lost when the runtime ends"):
+        colab.keep_on_drive(local)
+    assert local.is_dir() and not (tmp_path / "content").exists()

@@ -1,17 +1,35 @@
-"""Writes notebooks/01_data.ipynb ... 06_threshold_export.ipynb (``python -m nbseg.ui._notebooks``).
-Edit the cells here and re-run, so the six notebooks keep the same setup and structure."""
+"""Writes notebooks/01_data.ipynb ... 06_threshold_export.ipynb and the README's Open-in-Colab badges
+(``python -m nbseg.ui._notebooks``). Edit the cells here and re-run, so the six notebooks keep the same setup
+and structure, and each installs the nbseg it was written for."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-SETUP = '''# Setup. Only inside Google Colab: install nbseg from its repository and turn on Colab's widget manager.
-import sys
-if "google.colab" in sys.modules:
-    import subprocess
-    NBSEG_REPO = "git+https://github.com/nbseg/nbseg"  # the repository to install from
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"nbseg[ui] @ {NBSEG_REPO}"], check=True)
-    from google.colab import output
-    output.enable_custom_widget_manager()'''
+from .. import __version__
+from ..colab import colab_url
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository, when run from a checkout
+BADGES = re.compile(r"(<!-- colab-badges -->\n).*?(<!-- /colab-badges -->)", re.S)
+
+SETUP = '''# Setup, only inside Google Colab: install the nbseg this notebook was written for (when it is missing)
+# and turn on Colab's widget manager. Colab's own PyTorch is kept. Elsewhere, install nbseg yourself (README).
+NBSEG_VERSION = "{version}"
+try:
+    from google.colab import output as colab_output
+except ImportError:
+    colab_output = None
+if colab_output is not None:
+    import importlib, importlib.util, subprocess, sys
+    if importlib.util.find_spec("nbseg") is None:
+        from importlib.metadata import version
+        # Colab's torch and ipywidgets satisfy nbseg; pinned here, pip keeps them (a widget package would pull
+        # ipywidgets 8, which Colab's widget manager does not run)
+        keep = [f"{{name}}=={{version(name)}}" for name in ("torch", "ipywidgets")]
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"nbseg[ui]=={{NBSEG_VERSION}}", *keep],
+                       check=True)
+        importlib.invalidate_caches()
+    colab_output.enable_custom_widget_manager()'''
 
 PROJECT = '''from nbseg.ui import teaching as nbp
 from nbseg.ui import {panel}
@@ -146,7 +164,7 @@ def build(name: str):
     spec = NOTEBOOKS[name]
     cells = [
         new_markdown_cell(spec["title"] + "\n\n" + spec["intro"]),
-        new_code_cell(SETUP),
+        new_code_cell(SETUP.format(version=__version__)),
         new_markdown_cell("The project folder and the sample. Change `PROJECT` to your own folder to work on "
                           "your data; keep it the same in every notebook."),
         new_code_cell(PROJECT.format(panel=spec["panel"])),
@@ -164,10 +182,30 @@ def build(name: str):
     return nb
 
 
+def badges() -> str:
+    """The README's table of notebooks with an Open-in-Colab badge each (from nbseg.colab.REPOSITORY)."""
+    rows = ["| notebook | open in Colab |", "|---|---|"]
+    for name in NOTEBOOKS:
+        badge = "https://colab.research.google.com/assets/colab-badge.svg"
+        rows.append(f"| `notebooks/{name}.ipynb` | [![Open {name} in Colab]({badge})]({colab_url(name)}) |")
+    return "\n".join(rows) + "\n"
+
+
+def write_badges(readme=None) -> Path:
+    """Replace what stands between ``<!-- colab-badges -->`` and ``<!-- /colab-badges -->`` in the README."""
+    readme = Path(readme or ROOT / "README.md")
+    text = readme.read_text(encoding="utf-8")
+    if not BADGES.search(text):
+        raise ValueError(f"{readme} has no '<!-- colab-badges -->' ... '<!-- /colab-badges -->' block: add the two "
+                         "markers where the Open-in-Colab badges belong, then run this again.")
+    readme.write_text(BADGES.sub(lambda m: m.group(1) + badges() + m.group(2), text), encoding="utf-8")
+    return readme
+
+
 def write_all(folder=None) -> list[Path]:
     import nbformat
 
-    folder = Path(folder or Path(__file__).resolve().parents[2] / "notebooks")
+    folder = Path(folder or ROOT / "notebooks")
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name in NOTEBOOKS:
@@ -180,3 +218,4 @@ def write_all(folder=None) -> list[Path]:
 if __name__ == "__main__":
     for p in write_all():
         print(p)
+    print(write_badges())
