@@ -51,7 +51,9 @@ def test_threshold_methods_and_values():
     image, _ = nuclei2d(1)[0]
     otsu = threshold_value(smoothed(image.astype(np.float32), 1.0), "otsu")
     np.testing.assert_array_equal(classic_segment(image, threshold=otsu), classic_segment(image))
-    assert threshold_value(image.astype(np.float32), "li") != otsu
+    for method in ("li", "triangle"):  # each method its own threshold, so its own objects
+        assert threshold_value(smoothed(image.astype(np.float32), 1.0), method) != otsu
+        assert not np.array_equal(classic_segment(image, threshold=method), classic_segment(image))
     higher = classic_segment(image, threshold=otsu * 2, watershed=False)
     assert 0 < np.count_nonzero(higher) < np.count_nonzero(classic_segment(image, watershed=False))
 

@@ -108,9 +108,8 @@ class LabelEditor:
         _, region, mask = self._object(tuple(point), z, whole)
         plane_cut = np.zeros(self._stack.shape[1:], bool)
         plane_cut[ys, xs] = cut
-        kept = mask.copy()
-        cut_slices = slice(None) if whole else slice(z - region[0].start, z - region[0].start + 1)
-        kept[cut_slices] &= ~plane_cut[region[1], region[2]]  # in 3D with whole=True: a cut plane
+        # on every slice of the object's scope: slice z alone, or in 3D with whole=True a cut plane
+        kept = mask & ~plane_cut[region[1], region[2]]
         pieces, n = label(kept, connectivity=kept.ndim, return_num=True)
         if n < 2:
             raise ValueError(f"The cut line from {tuple(start)} to {tuple(end)} does not cut object {value} in "
