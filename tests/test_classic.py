@@ -88,3 +88,25 @@ def test_bad_settings_are_refused(bad):
     image, _ = nuclei2d(1)[0]
     with pytest.raises(ValidationError):
         classic_segment(image, **bad)
+
+
+def test_dark_nuclei_on_colour_brightfield(shared_data):
+    """DSB2018 H&E-like images (RGB, dark nuclei): measured pooled Dice 0.858 on the first 8 with
+    dark_objects, against well under half that when the objects are taken as bright."""
+    import csv
+
+    from nbseg.io.images import read_image
+
+    folder = shared_data / "dsb2018"
+    with open(folder / "metadata.csv") as table:
+        names = [row["name"] for row in csv.DictReader(table) if row["modality"].startswith("color-brightfield")][:8]
+    pairs = [(read_image(folder / "images" / f"{name}.tif").data, tifffile.imread(folder / "masks" / f"{name}.tif"))
+             for name in names]
+
+    def dice(**settings):
+        labels = [classic_segment(image, channel_axis=0, **settings) > 0 for image, _ in pairs]
+        inter = sum(np.count_nonzero(lab & (truth > 0)) for lab, (_, truth) in zip(labels, pairs))
+        return 2 * inter / sum(np.count_nonzero(lab) + np.count_nonzero(truth) for lab, (_, truth) in zip(labels, pairs))
+
+    dark = dice(dark_objects=True)
+    assert dark >= 0.80 and dice() < dark / 2
