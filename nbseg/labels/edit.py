@@ -94,7 +94,7 @@ class LabelEditor:
         The line's pixels become background (in 3D with ``whole=True``, on every slice of the object:
         a cut plane). The largest piece keeps the id; every other piece gets a new id.
         """
-        from skimage.measure import label
+        from scipy.ndimage import generate_binary_structure, label  # scipy: imports and first call stay quick
 
         z = self._slice(z, "split")
         (ys, xs), cut = line_pixels(start, end, self._stack.shape[1:])
@@ -110,7 +110,7 @@ class LabelEditor:
         plane_cut[ys, xs] = cut
         # on every slice of the object's scope: slice z alone, or in 3D with whole=True a cut plane
         kept = mask & ~plane_cut[region[1], region[2]]
-        pieces, n = label(kept, connectivity=kept.ndim, return_num=True)
+        pieces, n = label(kept, generate_binary_structure(3, 3))
         if n < 2:
             raise ValueError(f"The cut line from {tuple(start)} to {tuple(end)} does not cut object {value} in "
                              "two; draw it across the whole object, from background to background.")
@@ -181,7 +181,7 @@ class LabelEditor:
 
     def _object(self, target, z, whole):
         """(value, box, mask over box) of the object ``target`` (a click or an id), in the scope asked."""
-        from skimage.measure import label
+        from scipy.ndimage import label
 
         if np.isscalar(target) and not isinstance(target, str):
             value, scope = int(target), (slice(None) if whole else self._zslice(z, "edit"))
@@ -202,7 +202,7 @@ class LabelEditor:
             offset = scope.start or 0
             mask_full = self._stack[scope] == value
             if self.objects == "classes":  # the connected region clicked, not every pixel of the class
-                regions = label(mask_full, connectivity=1)
+                regions = label(mask_full)[0]
                 mask_full = regions == regions[zz - offset, y, x]
         if not mask_full.any():
             raise ValueError(f"There is no object {value}" + (f" on slice {z}" if z is not None else "")
