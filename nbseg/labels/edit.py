@@ -101,7 +101,8 @@ class LabelEditor:
         crossed = self._stack[z, ys, xs][cut]
         crossed = crossed[(crossed != 0) & (crossed != self._unlabelled_or_none())]
         if crossed.size == 0:
-            raise ValueError(f"The cut line from {tuple(start)} to {tuple(end)} on slice {z} crosses no object; "
+            where = f" on slice {z}" if self.labels.ndim == 3 else ""
+            raise ValueError(f"The cut line from {tuple(start)} to {tuple(end)}{where} crosses no object; "
                              "draw it across the object to split.")
         value = int(np.bincount(crossed).argmax())  # the object most of the line runs through
         point = np.argwhere(cut & (self._stack[z, ys, xs] == value))[0] + (ys.start, xs.start)
