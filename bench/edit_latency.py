@@ -11,6 +11,7 @@ includes the :class:`~nbseg.labels.edit.Change` and its bounding box, which is w
 Prints JSON: median and max milliseconds per edit kind. Run with one thread, as the notebook's kernel would:
 
     OMP_NUM_THREADS=1 python bench/edit_latency.py [--data ../shared/data] [--repeats 20] [--json out.json]
+    python bench/edit_latency.py --quick      # 3 repeats: a smoke run
 """
 from __future__ import annotations
 
@@ -133,7 +134,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared/data folder")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--quick", action="store_true", help="3 repeats (a smoke run)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats = 3
     mask2d = read_mask(args.data / "dsb2018" / "masks" / f"{DSB_1024}.tif").astype(np.uint16)
     image2d = read_image(args.data / "dsb2018" / "images" / f"{DSB_1024}.tif").data[0]
     stack = read_mask(args.data / "bbbc050-qcanet" / "masks" / f"{STACK}.tif", dims=3).astype(np.uint16)

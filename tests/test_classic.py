@@ -51,7 +51,9 @@ def test_threshold_methods_and_values():
     image, _ = nuclei2d(1)[0]
     otsu = threshold_value(smoothed(image.astype(np.float32), 1.0), "otsu")
     np.testing.assert_array_equal(classic_segment(image, threshold=otsu), classic_segment(image))
-    assert threshold_value(image.astype(np.float32), "li") != otsu
+    for method in ("li", "triangle"):  # each method its own threshold, so its own objects
+        assert threshold_value(smoothed(image.astype(np.float32), 1.0), method) != otsu
+        assert not np.array_equal(classic_segment(image, threshold=method), classic_segment(image))
     higher = classic_segment(image, threshold=otsu * 2, watershed=False)
     assert 0 < np.count_nonzero(higher) < np.count_nonzero(classic_segment(image, watershed=False))
 
@@ -86,3 +88,25 @@ def test_bad_settings_are_refused(bad):
     image, _ = nuclei2d(1)[0]
     with pytest.raises(ValidationError):
         classic_segment(image, **bad)
+
+
+def test_dark_nuclei_on_colour_brightfield(shared_data):
+    """DSB2018 H&E-like images (RGB, dark nuclei): measured pooled Dice 0.858 on the first 8 with
+    dark_objects, against well under half that when the objects are taken as bright."""
+    import csv
+
+    from nbseg.io.images import read_image
+
+    folder = shared_data / "dsb2018"
+    with open(folder / "metadata.csv") as table:
+        names = [row["name"] for row in csv.DictReader(table) if row["modality"].startswith("color-brightfield")][:8]
+    pairs = [(read_image(folder / "images" / f"{name}.tif").data, tifffile.imread(folder / "masks" / f"{name}.tif"))
+             for name in names]
+
+    def dice(**settings):
+        labels = [classic_segment(image, channel_axis=0, **settings) > 0 for image, _ in pairs]
+        inter = sum(np.count_nonzero(lab & (truth > 0)) for lab, (_, truth) in zip(labels, pairs))
+        return 2 * inter / sum(np.count_nonzero(lab) + np.count_nonzero(truth) for lab, (_, truth) in zip(labels, pairs))
+
+    dark = dice(dark_objects=True)
+    assert dark >= 0.80 and dice() < dark / 2

@@ -55,7 +55,7 @@ def test_delete_by_click_changes_only_that_object(labels):
     z, point = inside(labels, target)
     editor = LabelEditor(labels)
     change = editor.delete(point, z=z)
-    assert not (labels == target).any()
+    assert (labels[before == target] == 0).all()
     np.testing.assert_array_equal(labels[before != target], before[before != target])
     assert change.box == changed_box(before, labels) and change.ids == (target,)
     check_undo_redo(editor, before)
@@ -100,6 +100,9 @@ def test_paint_and_erase_with_round_brush(labels):
     editor.erase([(40, 30), (40, 50)], 2, z=z)  # a stroke: the segment between the points is erased too
     assert (plane[38:43, 30:51] == 0).all()
     assert editor.counts["painted"] == 1 and editor.counts["erased"] == 1
+    background = tuple(np.argwhere(plane == 0)[0])
+    nothing = editor.erase([background], 0, z=z)  # erasing background changes nothing: not an edit
+    assert nothing.box is None and editor.counts["erased"] == 1
     check_undo_redo(editor, _undone_copy(editor))
 
 
@@ -256,5 +259,20 @@ def test_count_edits_on_a_known_pair(labels):
     assert {k: found[k] for k in ("added", "deleted", "split", "merged")} == {
         k: editor.counts[k] for k in ("added", "deleted", "split", "merged")}
     assert found["kept"] == len(ids) - 5 and count_edits(original, original)["edits"] == 0
+    assert count_edits(original, labels)["edits"] == 5
     reverse = count_edits(labels, original)  # the way back: merges become splits, adds become deletes
     assert (reverse["split"], reverse["merged"], reverse["added"], reverse["deleted"]) == (1, 1, 2, 1)
+
+
+def test_count_edits_a_partly_swallowed_object_is_deleted_not_merged():
+    """An object with less than half of it inside another is not part of a merge with it."""
+    before = tifffile.imread(sample("nuclei2d")["masks"] / "dsb_00_003cee89.tif").astype(np.int32)
+    ids, sizes = np.unique(before[before > 0], return_counts=True)
+    first, second = (int(i) for i in ids[np.argsort(-sizes)[:2]])
+    after = before.copy()
+    after[after == second] = 0
+    pixels = np.argwhere(before == second)
+    swallowed = pixels[: int(0.3 * len(pixels))]  # 30 % of the second object joins the first
+    after[swallowed[:, 0], swallowed[:, 1]] = first
+    found = count_edits(before, after)
+    assert (found["deleted"], found["merged"], found["edits"]) == (1, 0, 1)

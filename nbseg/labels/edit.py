@@ -94,24 +94,24 @@ class LabelEditor:
         The line's pixels become background (in 3D with ``whole=True``, on every slice of the object:
         a cut plane). The largest piece keeps the id; every other piece gets a new id.
         """
-        from skimage.measure import label
+        from scipy.ndimage import generate_binary_structure, label  # scipy: imports and first call stay quick
 
         z = self._slice(z, "split")
         (ys, xs), cut = line_pixels(start, end, self._stack.shape[1:])
         crossed = self._stack[z, ys, xs][cut]
         crossed = crossed[(crossed != 0) & (crossed != self._unlabelled_or_none())]
         if crossed.size == 0:
-            raise ValueError(f"The cut line from {tuple(start)} to {tuple(end)} on slice {z} crosses no object; "
+            where = f" on slice {z}" if self.labels.ndim == 3 else ""
+            raise ValueError(f"The cut line from {tuple(start)} to {tuple(end)}{where} crosses no object; "
                              "draw it across the object to split.")
         value = int(np.bincount(crossed).argmax())  # the object most of the line runs through
         point = np.argwhere(cut & (self._stack[z, ys, xs] == value))[0] + (ys.start, xs.start)
         _, region, mask = self._object(tuple(point), z, whole)
         plane_cut = np.zeros(self._stack.shape[1:], bool)
         plane_cut[ys, xs] = cut
-        kept = mask.copy()
-        cut_slices = slice(None) if whole else slice(z - region[0].start, z - region[0].start + 1)
-        kept[cut_slices] &= ~plane_cut[region[1], region[2]]  # in 3D with whole=True: a cut plane
-        pieces, n = label(kept, connectivity=kept.ndim, return_num=True)
+        # on every slice of the object's scope: slice z alone, or in 3D with whole=True a cut plane
+        kept = mask & ~plane_cut[region[1], region[2]]
+        pieces, n = label(kept, generate_binary_structure(3, 3))
         if n < 2:
             raise ValueError(f"The cut line from {tuple(start)} to {tuple(end)} does not cut object {value} in "
                              "two; draw it across the whole object, from background to background.")
@@ -182,7 +182,7 @@ class LabelEditor:
 
     def _object(self, target, z, whole):
         """(value, box, mask over box) of the object ``target`` (a click or an id), in the scope asked."""
-        from skimage.measure import label
+        from scipy.ndimage import label
 
         if np.isscalar(target) and not isinstance(target, str):
             value, scope = int(target), (slice(None) if whole else self._zslice(z, "edit"))
@@ -203,7 +203,7 @@ class LabelEditor:
             offset = scope.start or 0
             mask_full = self._stack[scope] == value
             if self.objects == "classes":  # the connected region clicked, not every pixel of the class
-                regions = label(mask_full, connectivity=1)
+                regions = label(mask_full)[0]
                 mask_full = regions == regions[zz - offset, y, x]
         if not mask_full.any():
             raise ValueError(f"There is no object {value}" + (f" on slice {z}" if z is not None else "")

@@ -3,7 +3,7 @@
 Objects are matched at IoU > 0.5 (one-to-one). An object of ``before`` of which two or more objects of
 ``after`` mostly lie inside was split (one edit per extra piece); an object of ``after`` that holds most
 of two or more objects of ``before`` is a merge (one edit per extra object). Objects left unmatched are
-added (in ``after`` only) or deleted (in ``before`` only).
+added (in ``after`` only) or deleted (in ``before`` only); matched objects in no split or merge are kept.
 """
 from __future__ import annotations
 
@@ -55,11 +55,13 @@ def _home(ids, other, inter, size, n) -> np.ndarray:
 
 
 def _groups(home, used_parts, used_whole) -> int:
-    """Edits for wholes that two or more parts call home (parts - 1 each); marks the objects involved."""
-    home = np.where(used_parts, 0, home)  # objects already in a split take part in no merge
+    """Edits for wholes that two or more parts call home (parts - 1 each); marks the objects involved.
+
+    An object may be in a split and in a merge both (cut, then one piece joined to a neighbour).
+    """
     counts = np.bincount(home[1:], minlength=len(used_whole))
     counts[0] = 0
-    wholes = np.flatnonzero((counts >= 2) & ~used_whole)
+    wholes = np.flatnonzero(counts >= 2)
     used_whole[wholes] = True
     used_parts[np.flatnonzero(np.isin(home, wholes) & (home > 0))] = True
     return int((counts[wholes] - 1).sum())
