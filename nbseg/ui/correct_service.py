@@ -24,6 +24,7 @@ from .teaching import quick_mode
 CLASSIC = "classic"  # proposals from the classic workflow instead of a model
 UNLABELLED = 65535  # the "not labelled" value of corrected masks when the project names none (uint16 masks)
 QUICK_POOL = 4  # quick mode: images ranked
+QUICK_MINUTES = 0.2  # quick mode: each retraining
 # the edit tools: clicks for objects, a drag (brush stroke) or corners (polygon) for regions
 TOOLS = ("delete", "paint", "erase", "add", "polygon", "merge", "split", "class", "unlabelled")
 POINTS_NEEDED = {"delete": 1, "paint": 1, "erase": 1, "add": 1, "polygon": 3, "merge": 2, "split": 2, "class": 1,
@@ -68,7 +69,13 @@ class CorrectService:
         rounds = corrections.read_rounds(s.project)
         s.round = len(rounds)
         if not s.source:
-            s.source = rounds[-1]["model"] if rounds else ("nuclei" if bundled_model_file("nuclei") else CLASSIC)
+            s.source = rounds[-1]["model"] if rounds else self._first_source()
+
+    def _first_source(self) -> str:
+        """The bundled nuclei model for 2D images (it is a 2D model), else the classic workflow."""
+        files = image_files(Path(self.state.pool).expanduser()) if self.state.pool.strip() else []
+        two_d = not files or read_image(files[0], lazy=True).spatial_dims == 2
+        return "nuclei" if two_d and bundled_model_file("nuclei") else CLASSIC
 
     def pool_files(self) -> list[Path]:
         if not self.state.pool.strip():
