@@ -89,7 +89,8 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
         write_json(layout.plan, plan.to_dict())
     result = TrainResult(project)
     for k, fold in enumerate(folds):
-        outcome = FoldRun(config, project, dataset, plan, k, len(folds), fold, callbacks, notes).run(resume)
+        outcome = FoldRun(config, project, dataset, plan, fold=k, n_folds=len(folds), split=fold, callbacks=callbacks,
+                          notes=notes, resume=resume).run()
         result.folds.append(outcome)
         if outcome.stopped == "interrupted":
             break

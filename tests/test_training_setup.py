@@ -1,0 +1,85 @@
+"""The learning-rate finder sweeps what fit() trains: the train.init weights, the class weights and the
+class-balanced patches of a multi-class set (one set-up, nbseg.train.setup.set_up_training, for both)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+import nbseg.data.sampler as sampler_module
+import nbseg.train.step as step_module
+from nbseg.config import Config
+from nbseg.model.unet import UNet, save_model_file
+from nbseg.train.init_sources import FIRST_CONV
+from nbseg.train.lr_finder import find_lr
+
+
+@pytest.fixture()
+def multiclass(tmp_path):
+    """Four 96 x 96 images whose masks have a large class 1 and a rare class 2."""
+    rng = np.random.default_rng(0)
+    for kind in ("images", "masks"):
+        (tmp_path / kind).mkdir()
+    for i in range(4):
+        mask = np.zeros((96, 96), np.uint8)
+        mask[10:60, 10:60] = 1
+        mask[70:76, 70:76] = 2
+        image = (rng.random((96, 96)) * 60 + mask * 60).astype(np.uint8)
+        tifffile.imwrite(tmp_path / "images" / f"im{i}.tif", image)
+        tifffile.imwrite(tmp_path / "masks" / f"im{i}.tif", mask)
+    return tmp_path
+
+
+@pytest.fixture()
+def source(tmp_path):
+    """A 3-class 2D network saved as a model file: what train.init names."""
+    torch.manual_seed(7)
+    model = UNet(2, 1, 3, "S")
+    meta = {"kind": "multiclass", "n_classes": 3, "in_channels": 1, "spatial_dims": 2, "patch": [64, 64],
+            "percentiles": [1.0, 99.8]}
+    return save_model_file(tmp_path / "source.pt", model, meta=meta), model.state_dict()[FIRST_CONV].clone()
+
+
+def _spied(monkeypatch):
+    """What the sweep's steps train with: the first step's class weights and first-layer weights, and the
+    classes the sampler centres patches on."""
+    seen = {}
+    real_call, real_batch = step_module.TrainStep.__call__, sampler_module.PatchSampler.batch
+
+    def call(self, x, y):
+        if "weights" not in seen:  # before the first update
+            seen["class_weights"] = self.class_weights
+            seen["weights"] = self.model.state_dict()[FIRST_CONV].detach().cpu().clone()
+        return real_call(self, x, y)
+
+    def batch(self, n):
+        seen["groups"] = list(self.groups)
+        return real_batch(self, n)
+
+    monkeypatch.setattr(step_module.TrainStep, "__call__", call)
+    monkeypatch.setattr(sampler_module.PatchSampler, "batch", batch)
+    return seen
+
+
+def _config(data, **train):
+    return Config(data={"images": data / "images", "masks": data / "masks", "labels": "multiclass"},
+                  model={"size": "S", "patch": [64, 64]},
+                  train={"batch_size": 2, "precision": "fp32", "device": "cpu", **train})
+
+
+def test_lr_finder_sweeps_with_class_weights_and_balanced_patches(multiclass, monkeypatch):
+    seen = _spied(monkeypatch)
+    find_lr(_config(multiclass), num_steps=3)
+    assert seen["class_weights"] is not None and seen["class_weights"][2] > seen["class_weights"][1]
+    assert seen["groups"] == [1, 2]  # patches centred on each class alike
+
+
+def test_lr_finder_starts_from_the_init_weights(multiclass, source, monkeypatch):
+    path, first_conv = source
+    seen = _spied(monkeypatch)
+    find_lr(_config(multiclass, init=str(path)), num_steps=3)
+    torch.testing.assert_close(seen["weights"], first_conv)
+    seen.clear()
+    find_lr(_config(multiclass), num_steps=3)  # from scratch: other weights
+    assert not torch.allclose(seen["weights"], first_conv)
