@@ -5,7 +5,6 @@ PNG/JPEG through imageio; everything else (CZI, ND2, ...) through bioio readers.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,9 +13,10 @@ import numpy as np
 from .readers import AXES_LETTERS, IMAGE_SUFFIXES, ImageReadError, read_raw
 from .names import PairingError, by_stem, file_stem, files_by_stem, image_files, is_image_file
 from .zarr import is_zarr, read_ome_zarr, zarr_axes_problem
+from ..project import atomic_write
 
-__all__ = ["Image", "ImageReadError", "PairingError", "by_stem", "file_stem", "files_by_stem", "image_files", "is_image_file", "read_image", "read_mask",
-           "write_ome_tiff", "IMAGE_SUFFIXES"]
+__all__ = ["IMAGE_SUFFIXES", "Image", "ImageReadError", "PairingError", "by_stem", "file_stem", "files_by_stem",
+           "image_files", "is_image_file", "read_image", "read_mask", "write_ome_tiff"]
 
 
 @dataclass
@@ -155,10 +155,8 @@ def write_ome_tiff(path, data, *, axes: str, pixel_sizes=None, overwrite: bool =
         if size:
             metadata[f"PhysicalSize{letter}"] = float(size)
             metadata[f"PhysicalSize{letter}Unit"] = "µm"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tifffile.imwrite(tmp, np.asarray(data), ome=True, metadata=metadata, compression="zlib")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tifffile.imwrite(tmp, np.asarray(data), ome=True, metadata=metadata, compression="zlib")
     return path
 
 

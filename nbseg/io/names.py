@@ -46,7 +46,10 @@ class PairingError(ValueError):
     """Files do not pair up by name (two files share a stem, or one has no partner); the message names them."""
 
 
-def by_stem(paths, where: str, *, fix: str = "Keep one: rename the other or move it out of the folder.") -> dict[str, Path]:
+KEEP_ONE = "Keep one: rename the other or move it out of the folder."
+
+
+def by_stem(paths, where: str, *, fix: str = KEEP_ONE) -> dict[str, Path]:
     """``{file_stem(path): path}``: the one way files are matched by name (images with masks, predictions
     with ground truth, results with inputs).
 

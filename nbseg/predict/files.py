@@ -19,7 +19,7 @@ from ..config import DEFAULT_PERCENTILES
 from ..data.normalize import IntensityError, intensity_bounds
 from ..io.images import ImageReadError, by_stem, file_stem, image_files, is_image_file
 from ..io.zarr import is_zarr
-from ..project import write_json
+from ..project import atomic_write, write_json
 from .options import PredictOptions
 from .outputs import result_paths, write_results
 
@@ -222,7 +222,6 @@ def _ranked(rows, table_path: Path):
     if "uncertainty" in table:
         table = table.sort_values("uncertainty", ascending=False, kind="stable", na_position="last")
     table = table.reset_index(drop=True)
-    tmp = table_path.with_name(f".{table_path.name}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, table_path)
+    with atomic_write(table_path) as tmp:
+        table.to_csv(tmp, index=False)
     return table

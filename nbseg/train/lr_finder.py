@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..project import ProjectLayout
+from ..project import ProjectLayout, write_json
 from ..runtime import memory_format
 from .step import TrainStep, build_model
 
@@ -41,8 +41,7 @@ class LRFinderResult:
     def save(self, path) -> Path:
         path = Path(path)
         path = ProjectLayout(path).lr_finder if path.is_dir() else path
-        path.write_text(json.dumps(asdict(self)))
-        return path
+        return write_json(path, asdict(self))
 
     @classmethod
     def load(cls, path) -> "LRFinderResult":

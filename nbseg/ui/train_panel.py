@@ -11,7 +11,7 @@ import ipywidgets as w
 
 from ..model.history import read_history
 from ..choices import parse_ints
-from ..config import Config
+from ..config import Config, update_config
 from ..model.unet import SIZES, PatchSizeError, check_patch_size, patch_divisors
 from ..project import ProjectLayout
 from ..train.trainer import TrainResult, fit
@@ -126,9 +126,8 @@ class TrainService:
                       patience=int(t.patience) if t.patience else None, augment=bool(t.augment), lr=float(t.lr),
                       init=t.init)
         # the model settings the panel has no control for (dims) are kept as they are
-        model = {**cfg.model.model_dump(), "size": t.size, "patch": parse_patch(t.patch), "scale": float(t.scale)}
-        cfg = Config.model_validate({**cfg.model_dump(), "model": model,
-                                     "train": {**cfg.train.model_dump(), **update}})
+        cfg = update_config(cfg, {"model": {"size": t.size, "patch": parse_patch(t.patch), "scale": float(t.scale)},
+                                  "train": update})
         cfg.save(self.state.project)
         self.state.config = cfg
         return cfg
