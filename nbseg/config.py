@@ -7,7 +7,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from .project import CONFIG_FILE, atomic_write
+from .project import ProjectLayout, atomic_write
 
 # Defaults several parts share; they live here, at the bottom, so that no part imports a sibling for them.
 DEFAULT_PERCENTILES = (1.0, 99.8)  # low/high intensity percentiles mapped to 0 and 1
@@ -228,7 +228,7 @@ class Config(_Strict):
 
         path = Path(path)
         if path.suffix.lower() not in (".yaml", ".yml"):  # a project folder
-            path = path / CONFIG_FILE
+            path = ProjectLayout(path).config
         with atomic_write(path) as tmp:
             tmp.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
         return path
@@ -248,7 +248,7 @@ class Config(_Strict):
 
         path = Path(path)
         if path.is_dir():
-            path = path / CONFIG_FILE
+            path = ProjectLayout(path).config
         if not path.exists():
             raise FileNotFoundError(f"No configuration at {path}. Create one with `nbseg train --images ... --project ...`.")
         try:

@@ -77,6 +77,11 @@ class ProjectLayout:
         """The per-epoch history of ``fold``: ``history/fold<k>.csv``."""
         return self.history / f"fold{fold}.csv"
 
+    def history_files(self) -> list[Path]:
+        """The per-epoch histories written so far, in fold order."""
+        found = self.history.glob("fold*.csv") if self.history.is_dir() else []
+        return sorted(found, key=fold_number)
+
     def model_files(self) -> list[Path]:
         """The best model of each fold, in fold order.
 

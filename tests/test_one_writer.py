@@ -55,3 +55,15 @@ def test_update_config_checks_what_it_is_given(config):
         update_config(config, {"train": {"lrr": 1e-3}})
     with pytest.raises(ConfigError, match="No settings section 'training'"):
         update_config(config, {"training": {"lr": 1e-3}})
+
+
+def test_project_paths_are_named_only_by_the_layout():
+    """Nothing outside nbseg/project.py joins a project's folder or file names itself (ProjectLayout knows
+    them); model/bundled.py's "models" is the package's own folder, not a project's."""
+    root = Path(nbseg.__file__).parent
+    names = r'/ "(models|predictions|export|labels|logs|checkpoints|history|results)"|' \
+            r'"(config\.yaml|plan\.json|split\.json|lr_finder\.json|fingerprint\.json)"'
+    found = sorted(f"{p.relative_to(root)}: {m.group(0)}" for p in root.rglob("*.py")
+                   if p.name != "project.py" and str(p.relative_to(root)) != "model/bundled.py"
+                   for m in re.finditer(names, p.read_text(encoding="utf-8")))
+    assert found == [], found

@@ -85,9 +85,8 @@ class TrainService:
         return self.state.config
 
     def saved_history(self) -> list:
-        folder = ProjectLayout(self.state.project).history
         rows = []
-        for path in sorted(folder.glob("fold*.csv")) if folder.is_dir() else []:
+        for path in ProjectLayout(self.state.project).history_files():
             rows += read_history(path)
         return rows
 
