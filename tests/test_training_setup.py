@@ -83,3 +83,22 @@ def test_lr_finder_starts_from_the_init_weights(multiclass, source, monkeypatch)
     seen.clear()
     find_lr(_config(multiclass), num_steps=3)  # from scratch: other weights
     assert not torch.allclose(seen["weights"], first_conv)
+
+
+def test_each_plan_rule_gives_its_value_and_reason_in_order(multiclass):
+    """make_plan lists each rule's reason beside the value it chose, in one order (the classes' after the
+    learning rate, as `nbseg train` has always printed them)."""
+    from nbseg.data import load_dataset
+    from nbseg.data.fingerprint import fingerprint
+    from nbseg.train.min_size import plan_min_size
+    from nbseg.train.plan import make_plan
+
+    config = _config(multiclass)
+    config.train.batch_size, config.model.patch = None, None
+    data = fingerprint(load_dataset(config.data), seed=0)
+    plan = make_plan(config, data, device="cpu")
+    assert list(plan.reasons) == ["patch", "batch", "lr", "classes", "epoch"], plan.reasons
+    assert plan.reasons["batch"].startswith(f"{plan.batch_size}: ")
+    assert plan.reasons["epoch"].startswith(f"{plan.steps_per_epoch} steps")
+    assert plan.class_weights is not None and "class 2 covers" in plan.reasons["classes"]
+    assert plan_min_size(data) == (None, None)  # classes are not objects: no bound, nothing to say

@@ -109,11 +109,11 @@ def _train(args, config, say) -> int:
     from ..train.trainer import fit
 
     dataset = load_dataset(config.data)
-    plan, fp = plan_training(config, dataset)
-    for line in fp.notes + plan.lines():
+    plan, fingerprint = plan_training(config, dataset)
+    for line in fingerprint.notes + plan.lines():
         say(line)
     result = fit(config, args.project, callbacks=[PrintProgress()], resume=args.resume, dataset=dataset,
-                 plan=plan, fingerprint=fp)
+                 plan=plan, fingerprint=fingerprint)
     for path, dice in zip(result.model_paths, result.best_dice):
         say(f"model {path}  best validation Dice {dice:.4f}")
     if result.interrupted:

@@ -68,15 +68,15 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
     project = Path(project)
     # everything is checked before anything is written, so bad input leaves no half-made project
     dataset = dataset or load_dataset(config.data)
-    fp, notes = fingerprint, list(dataset.notes)
+    notes = list(dataset.notes)
     if plan is None:  # nobody has shown the plan yet: the progress callbacks do
-        plan, fp = plan_training(config, dataset, fp=fp)
+        plan, fingerprint = plan_training(config, dataset, fingerprint=fingerprint)
         plan = adjust_plan(plan) if adjust_plan else plan
-        notes += fp.notes + plan.lines()
+        notes += fingerprint.notes + plan.lines()
     plan = distributed.from_main(plan)  # planned from free memory: every process trains rank 0's plan
     if plan.warm_start and not plan.init:  # two phases, each a fit of its own (nbseg.train.warm_start)
         return fit_warm_started(fit.__wrapped__, config, project, plan, callbacks=callbacks, resume=resume,
-                                dataset=dataset, fingerprint=fp)
+                                dataset=dataset, fingerprint=fingerprint)
     dataset = rescale_dataset(dataset, plan.scale, plan.spacing)  # the working scale (a copy; often the same)
     notes += [n for n in dataset.notes if n not in notes]  # e.g. images resampled to a common pixel size
     folds = distributed.run_on_main(load_or_make_split, project, dataset.names, folds=config.train.folds,
@@ -84,8 +84,8 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
     layout = ProjectLayout(project)
     if distributed.is_main():  # one writer: the other processes train the same model
         config.save(project)
-        if fp is not None:
-            fp.save(layout.fingerprint)
+        if fingerprint is not None:
+            fingerprint.save(layout.fingerprint)
         write_json(layout.plan, plan.to_dict())
     result = TrainResult(project)
     for k, fold in enumerate(folds):
