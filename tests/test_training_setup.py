@@ -102,3 +102,28 @@ def test_each_plan_rule_gives_its_value_and_reason_in_order(multiclass):
     assert plan.reasons["epoch"].startswith(f"{plan.steps_per_epoch} steps")
     assert plan.class_weights is not None and "class 2 covers" in plan.reasons["classes"]
     assert plan_min_size(data) == (None, None)  # classes are not objects: no bound, nothing to say
+
+
+def test_the_warm_start_is_an_explicit_list_of_phases(tmp_path):
+    """fit runs the phases warm_start_phases lists: a 2D phase in its own folder, then the 3D network from it
+    at a tenth of the lr; a resumed run whose 3D phase has begun goes on with that phase alone."""
+    from nbseg.project import ProjectLayout
+    from nbseg.train.plan import Plan
+    from nbseg.train.warm_start import LR_FACTOR, warm_start_phases
+
+    config = Config(data={"images": str(tmp_path)}, model={"size": "S", "patch": [16, 48, 48]},
+                    train={"minutes": 2.0})
+    plan = Plan(data_dims=3, model_dims=3, patch=[16, 48, 48], batch_size=2, steps_per_epoch=4, size="S",
+                pool_z=True, lr=1e-3, warm_start=1.0)
+    project, layout = tmp_path / "p", ProjectLayout(tmp_path / "p")
+    first, second = warm_start_phases(config, project, plan)
+    assert (first.name, first.project, first.config.model.dims, first.config.model.patch) == \
+        ("2D", layout.warm_start, 2, [1, 48, 48])
+    assert (first.config.train.minutes, first.config.train.warm_start) == (1.0, False)
+    assert (second.name, second.project, second.config.train.init) == ("3D", project, str(layout.warm_start))
+    assert second.adjust_plan(plan).lr == pytest.approx(plan.lr * LR_FACTOR)
+    layout.checkpoint(0).parent.mkdir(parents=True)
+    layout.checkpoint(0).write_bytes(b"")
+    layout.warm_start.mkdir()
+    assert [p.name for p in warm_start_phases(config, project, plan, resume=True)] == ["3D"]
+    assert [p.name for p in warm_start_phases(config, project, plan, resume=False)] == ["2D", "3D"]

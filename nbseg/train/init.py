@@ -151,7 +151,7 @@ def contrast_flipped(source, data) -> bool:
 
 def _fine_tune_lr(lr: float, reasons: dict) -> float:
     """The peak lr for fine-tuning (``lr``: the config's), its reason in ``reasons``. The warm start's 3D
-    phase sets its own afterwards (:func:`nbseg.train.warm_start.fit_warm_started`)."""
+    phase sets its own afterwards (:func:`nbseg.train.warm_start.warm_start_phases`)."""
     default = TrainConfig.model_fields["lr"].default
     if lr != default:
         reasons["lr"] = f"{lr:.1e}, as set (train.lr; CLI --lr)"
