@@ -69,8 +69,8 @@ def _local_workers(cluster: str) -> int:
 def slurm_settings(project=None) -> dict:
     """dask-jobqueue ``SLURMCluster`` keywords from the project's ``cluster`` settings (defaults
     when it has none): one single-threaded worker per job, holding the job's cores for torch."""
-    from ..config import ClusterConfig, Config
-    from ..project import ProjectLayout
+    from ...config import ClusterConfig, Config
+    from ...project import ProjectLayout
 
     settings = ClusterConfig()
     if project is not None and ProjectLayout(project).config.exists():
