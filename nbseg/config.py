@@ -7,7 +7,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from .project import CONFIG_FILE
+from .project import ProjectLayout, atomic_write
 
 # Defaults several parts share; they live here, at the bottom, so that no part imports a sibling for them.
 DEFAULT_PERCENTILES = (1.0, 99.8)  # low/high intensity percentiles mapped to 0 and 1
@@ -234,9 +234,9 @@ class Config(_Strict):
 
         path = Path(path)
         if path.suffix.lower() not in (".yaml", ".yml"):  # a project folder
-            path = path / CONFIG_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+            path = ProjectLayout(path).config
+        with atomic_write(path) as tmp:
+            tmp.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
         return path
 
     @classmethod
@@ -254,7 +254,7 @@ class Config(_Strict):
 
         path = Path(path)
         if path.is_dir():
-            path = path / CONFIG_FILE
+            path = ProjectLayout(path).config
         if not path.exists():
             raise FileNotFoundError(f"No configuration at {path}. Create one with `nbseg train --images ... --project ...`.")
         try:
@@ -265,3 +265,33 @@ class Config(_Strict):
             raise ConfigError(f"{path} holds a {type(data).__name__}, not settings. A settings file looks like:\n"
                               "data:\n  images: raw/\n  masks: labels/\ntrain:\n  minutes: 10")
         return cls._validated(data or {}, f"The settings in {path}")
+
+
+def update_config(config, changes: dict) -> Config:
+    """The one way settings are changed from a dict: ``config`` with ``changes`` applied section by section,
+    checked again.
+
+    Parameters
+    ----------
+    config : Config, dict or None
+        The settings to start from (None: the defaults, with no data yet).
+    changes : dict
+        ``{section: {setting: value}}``, e.g. ``{"train": {"lr": 1e-3}, "model": {"size": "S"}}``; settings not
+        named keep their value.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        For an unknown section or setting, or a value that does not fit, naming it and the fix.
+    """
+    merged = config.model_dump() if isinstance(config, Config) else dict(config or {})
+    sections = list(Config.model_fields)
+    for section, values in changes.items():
+        if section not in sections:
+            raise ConfigError(f"No settings section {section!r}; the sections are {', '.join(sections)}.")
+        merged[section] = {**(merged.get(section) or {}), **values}
+    return Config.model_validate(merged)

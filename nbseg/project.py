@@ -6,6 +6,7 @@ Every writer and reader in nbseg asks the layout instead of joining path names i
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -87,6 +88,11 @@ class ProjectLayout:
         """The per-epoch history of ``fold``: ``history/fold<k>.csv``."""
         return self.history / f"fold{fold}.csv"
 
+    def history_files(self) -> list[Path]:
+        """The per-epoch histories written so far, in fold order."""
+        found = self.history.glob("fold*.csv") if self.history.is_dir() else []
+        return sorted(found, key=fold_number)
+
     def model_files(self) -> list[Path]:
         """The best model of each fold, in fold order.
 
@@ -122,16 +128,42 @@ class ProjectLayout:
         return path
 
 
-def write_json(path, data) -> Path:
-    """Write ``data`` as JSON atomically (a temporary name, then a rename): a killed run leaves the old
-    file or the new one, never half of one."""
+@contextlib.contextmanager
+def atomic_write(path, *, keep_suffix: bool = False, fsync: bool = False):
+    """The one atomic writer: yields a temporary path beside ``path`` to write to; when the block ends
+    without error it becomes ``path`` in one rename, so a killed run leaves the old file or the new one,
+    never half of one. On an error the temporary file is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write (its folder is made).
+    keep_suffix : bool
+        Name the temporary file ``.<stem>.tmp<suffix>`` (for writers that pick the format by the suffix)
+        instead of ``.<name>.tmp``.
+    fsync : bool
+        Flush the file to disk before the rename (checkpoints: a crash leaves the old or the new one).
+
+    Yields
+    ------
+    Path
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-    return path
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}" if keep_suffix else f".{path.name}.tmp")
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-__all__ = ["CONFIG_FILE", "FINGERPRINT_FILE", "LR_FINDER_FILE", "POINTER_FILE", "SPLIT_FILE", "ProjectLayout",
-           "fold_number", "write_json"]
+def write_json(path, data) -> Path:
+    """Write ``data`` as JSON atomically (:func:`atomic_write`)."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
+    return Path(path)

@@ -99,3 +99,46 @@ def release_cached_memory() -> None:
     """Give the GPU memory the caching allocator holds back, so a retry after running out starts clean."""
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def memory_name(err: BaseException) -> str:
+    """Which memory ``err`` ran out of, for messages: a CPU allocator failure is not the GPU's."""
+    text = str(err)
+    return "GPU memory" if "CUDA" in text or "HIP" in text or "MPS" in text else "memory (RAM)"
+
+
+def retry_smaller(run, settings, smaller, *, report, give_up):
+    """``run(settings)``, again with ``smaller(settings)`` after each out-of-memory error, until it fits:
+    the one out-of-memory retry of training and prediction (the memory free is known only by trying).
+
+    Parameters
+    ----------
+    run : callable(settings) -> result
+    settings : object
+        The first try's settings (a batch size; a batch size and tile).
+    smaller : callable(settings) -> settings or None
+        The next try's settings; None when nothing is left to make smaller.
+    report : callable(str, settings, settings)
+        Told each retry: the memory's name (:func:`memory_name`), the settings that failed and the next.
+    give_up : callable(settings, str, BaseException) -> Exception
+        The error to raise when ``smaller`` gives None: given the last settings, the memory's name
+        (:func:`memory_name`) and the error.
+
+    Returns
+    -------
+    (result, settings)
+        ``run``'s result and the settings that fitted.
+    """
+    while True:
+        try:
+            return run(settings), settings
+        except (RuntimeError, MemoryError) as err:
+            if not is_out_of_memory(err):  # a GPU's, or the CPU allocator's "can't allocate memory"
+                raise
+            next_settings, memory = smaller(settings), memory_name(err)
+            if next_settings is None:
+                raise give_up(settings, memory, err) from err
+        # out of the except block: the failed try's tensors, held by the traceback, are gone by now
+        release_cached_memory()
+        report(memory, settings, next_settings)
+        settings = next_settings

@@ -12,8 +12,9 @@ import zarr
 from skimage.measure import label
 
 from nbseg.io.images import read_image, write_ome_tiff
-from nbseg.predict.blocks import Block, check_block, plan_blocks
-from nbseg.predict.distributed import ClusterError, _stitch, connect, predict_on_cluster, slurm_settings
+from nbseg.predict.cluster.blocks import Block, check_block, plan_blocks
+from nbseg.predict.cluster import ClusterError, connect, predict_on_cluster, slurm_settings
+from nbseg.predict.cluster.distributed import _stitch
 from nbseg.predict.files import predict_files
 from nbseg.predict.image import predict_image
 from nbseg.predict.outputs import to_uint8
@@ -153,7 +154,7 @@ def test_synthetic_objects_across_faces_get_one_id_each(tmp_path, client):
 
 
 def test_touching_objects_split_by_a_watershed_stay_apart():
-    from nbseg.predict.blocks import face_pairs
+    from nbseg.predict.cluster.blocks import face_pairs
 
     labels = np.zeros((8, 8), np.uint32)
     labels[0:4, 2:6], labels[4:8, 2:5] = 1, 1  # one object cut by the face at row 4

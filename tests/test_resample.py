@@ -154,7 +154,7 @@ def test_windows_of_a_resampled_image_and_of_its_restoring_match_the_whole(facto
 
 
 def test_blocks_of_a_half_scale_model_read_what_resampling_and_tiling_need():
-    from nbseg.predict.blocks import plan_blocks
+    from nbseg.predict.cluster.blocks import plan_blocks
     from nbseg.model.tiling import axis_placements
 
     blocks = plan_blocks((40, 100), (20, 64), (16, 16), 0.5, factors=(0.5, 0.5))

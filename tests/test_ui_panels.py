@@ -409,17 +409,17 @@ def test_06_export_makes_the_objects_the_panel_shows(tmp_path):
     from nbseg.config import DataConfig
     from nbseg.io.images import read_mask, write_ome_tiff
     from nbseg.predict.files import predict_files
-    from nbseg.project import ProjectLayout
     from nbseg.ui import ExportPanel
 
-    project = make_project(tmp_path / "p", dims=2, kind="binary", patch=[32, 32])
+    # trained at 0.25 µm: an image of 0.5 µm pixels holds a 100-px training object in 25 of its pixels; the plan
+    # as the models hold it, which both nbseg predict and the panel read
+    project = make_project(tmp_path / "p", dims=2, kind="binary", patch=[32, 32],
+                           plan={"min_size": 100, "scale": [1.0, 1.0], "spacing": [0.25, 0.25]})
     images = tmp_path / "images"
     image = np.full((48, 48), 10.0, np.float32)
     image[8:20, 8:20] = image[30:33, 30:33] = 200.0  # a 144-px object and a 9-px one
     write_ome_tiff(images / "cells.ome.tif", image, axes="YX", pixel_sizes=(0.5, 0.5))
     Config(data=DataConfig(images=images)).save(project)
-    # trained at 0.25 µm: an image of 0.5 µm pixels holds a 100-px training object in 25 of its pixels
-    ProjectLayout(project).plan.write_text(json.dumps({"min_size": 100, "scale": [1.0, 1.0], "spacing": [0.25, 0.25]}))
     predict_files(project, images, project / "predictions", tta="none")
     panel = ExportPanel(project)
     assert panel.error is None, panel.errors.message.value
@@ -446,7 +446,9 @@ def test_06_planned_min_size_is_each_images_own(tmp_path):
     from nbseg.project import ProjectLayout
     from nbseg.ui import ExportPanel
 
-    project = make_project(tmp_path / "p", dims=2, kind="binary", patch=[32, 32])
+    # the plan as the models hold it (nbseg predict reads it there too)
+    project = make_project(tmp_path / "p", dims=2, kind="binary", patch=[32, 32],
+                           plan={"min_size": 100, "scale": [1.0, 1.0], "spacing": [0.25, 0.25]})
     images, predictions = tmp_path / "images", ProjectLayout(project).predictions
     for stem, size in (("a_coarse", 0.5), ("b_fine", 0.25)):  # bound 100 px at 0.25 µm: 25 px and 100 px
         prob = np.zeros((48, 48), np.uint8)
@@ -454,7 +456,6 @@ def test_06_planned_min_size_is_each_images_own(tmp_path):
         write_ome_tiff(predictions / f"{stem}.prob.ome.tif", prob, axes="YX", pixel_sizes=(size, size))
         write_ome_tiff(images / f"{stem}.ome.tif", prob.astype(np.float32), axes="YX", pixel_sizes=(size, size))
     Config(data=DataConfig(images=images)).save(project)
-    ProjectLayout(project).plan.write_text(json.dumps({"min_size": 100, "scale": [1.0, 1.0], "spacing": [0.25, 0.25]}))
     panel = ExportPanel(project)
     assert panel.error is None, panel.errors.message.value
     assert panel.min_size.value == 25

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..train.callbacks import PrintProgress
 from ..config import Config
+from ..project import ProjectLayout
 from ..data import sample
 from ..io.images import image_files
 
@@ -66,7 +67,7 @@ def run_demo(project, *, name: str = "nuclei2d", minutes: float = 2.0, quick: bo
     config = Config(data={"images": folders["train_images"], "masks": folders["train_masks"]},
                     model=model, train=train)
     result = fit(config, project, callbacks=[PrintProgress(stream)])
-    output = project / "predictions"
+    output = ProjectLayout(project).predictions
     options = PredictOptions(tta="none" if quick else "flips", threshold=0.5, instances=True)
     table = predict_files(project, folders["test_images"], output, options, overwrite=True)
     evaluation = evaluate_folders(output, folders["test_masks"], kind="instances")
@@ -97,7 +98,7 @@ def write_report(project: Path, result, evaluation, predictions, *, seconds: flo
         if key in s:
             lines.append(f"| {label} | {s[key]:.3f} |")
     lines += ["", "Per image: `evaluation.csv`.", "", "## Files written", ""]
-    lines += [f"- `predictions/{p.name}`" for p in sorted((project / "predictions").glob("*.ome.tif"))]
+    lines += [f"- `predictions/{p.name}`" for p in sorted(ProjectLayout(project).predictions.glob("*.ome.tif"))]
     report = project / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report

@@ -195,7 +195,7 @@ def run_predict(args) -> int:
     if args.block and not args.cluster:
         raise ValueError("--block cuts images for the workers of a cluster; give --cluster too (e.g. --cluster local:2).")
     if args.cluster:
-        from ..predict.distributed import predict_on_cluster
+        from ..predict.cluster import predict_on_cluster
 
         table = predict_on_cluster(project, args.inputs, args.output, options, cluster=args.cluster, block=args.block,
                                    overwrite=args.overwrite, progress=_progress)

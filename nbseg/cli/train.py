@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import Config
+from ..config import Config, update_config
 from ..project import ProjectLayout
 from .args import DEVICES, float_list, int_list
 
@@ -66,32 +66,28 @@ _TRAIN_KEYS = ("minutes", "epochs", "batch_size", "lr", "steps_per_epoch", "pati
                "precision")
 
 
+def _given(args, keys) -> dict:
+    """``{setting: value}`` of the options in ``keys`` (``(arg, setting)`` pairs) given on the command line."""
+    return {key: getattr(args, arg) for arg, key in keys if getattr(args, arg, None) is not None}
+
+
 def config_from_args(args) -> Config:
     """Settings from --config, else the project's saved config; options given on the command line win."""
     saved = args.config or ProjectLayout(args.project).config
     if args.config is not None and not Path(args.config).is_file():  # a typo must not fall back to no settings
         raise FileNotFoundError(f"--config {args.config}: no such file. Check the path (relative to {Path.cwd()}).")
-    base = Config.load(saved).model_dump() if Path(saved).exists() else {"data": {}, "model": {}, "train": {}}
-    for arg, key in _DATA_KEYS.items():
-        if getattr(args, arg, None) is not None:
-            base["data"][key] = getattr(args, arg)
-    for arg, key in (("size", "size"), ("patch", "patch"), ("model_dims", "dims"), ("scale", "scale")):
-        if getattr(args, arg, None) is not None:
-            base["model"][key] = getattr(args, arg)
-    for key in _TRAIN_KEYS:
-        if getattr(args, key, None) is not None:
-            base["train"][key] = getattr(args, key)
-    if getattr(args, "init", None) is not None:  # "none" clears a saved init (nbseg.train.init.init_source)
-        base["train"]["init"] = args.init
-    if getattr(args, "warm_start", None) is not None:
-        base["train"]["warm_start"] = args.warm_start
+    base = Config.load(saved) if Path(saved).exists() else None
+    # init "none" clears a saved init (nbseg.train.init.init_source)
+    train = _given(args, [(key, key) for key in (*_TRAIN_KEYS, "init", "warm_start")])
     if args.minutes is not None:
-        base["train"]["epochs"] = None
+        train["epochs"] = None
     if args.epochs is not None:
-        base["train"]["minutes"] = None
-    if not base["data"].get("images"):
+        train["minutes"] = None
+    model = _given(args, [("size", "size"), ("patch", "patch"), ("model_dims", "dims"), ("scale", "scale")])
+    changes = {"data": _given(args, _DATA_KEYS.items()), "model": model, "train": train}
+    if not (changes["data"].get("images") or (base is not None and base.data.images)):
         raise ValueError("No images given: pass --images DIR --masks DIR (or --config FILE).")
-    return Config.model_validate(base)
+    return update_config(base, changes)
 
 
 def run_train(args) -> int:
@@ -117,11 +113,11 @@ def _train(args, config, say) -> int:
     from ..train.trainer import fit
 
     dataset = load_dataset(config.data)
-    plan, fp = plan_training(config, dataset)
-    for line in fp.notes + plan.lines():
+    plan, fingerprint = plan_training(config, dataset)
+    for line in fingerprint.notes + plan.lines():
         say(line)
     result = fit(config, args.project, callbacks=[PrintProgress()], resume=args.resume, dataset=dataset,
-                 plan=plan, fingerprint=fp)
+                 plan=plan, fingerprint=fingerprint)
     for path, dice in zip(result.model_paths, result.best_dice):
         say(f"model {path}  best validation Dice {dice:.4f}")
     if result.interrupted:

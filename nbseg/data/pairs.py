@@ -4,11 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io.images import file_stem, image_files
+from ..io.images import PairingError, files_by_stem
 
-
-class PairingError(ValueError):
-    """Images and masks do not match up; the message lists every unmatched file."""
+__all__ = ["Pair", "PairingError", "find_pairs"]  # PairingError is io's: one error for every pairing by name
 
 
 @dataclass
@@ -21,18 +19,6 @@ class Pair:
     seg2: Path | None = None
     merging: Path | None = None
     excluding: Path | None = None
-
-
-def _by_stem(folder, role: str) -> dict[str, Path]:
-    files = image_files(folder)
-    stems: dict[str, Path] = {}
-    for path in files:
-        stem = file_stem(path)
-        if stem in stems:
-            raise PairingError(f"Two {role} files in {folder} share the name {stem!r}: {stems[stem].name} and {path.name}. "
-                               "Keep one.")
-        stems[stem] = path
-    return stems
 
 
 def find_pairs(images, masks=None, *, seg2=None, merging=None, excluding=None) -> list[Pair]:
@@ -50,11 +36,11 @@ def find_pairs(images, masks=None, *, seg2=None, merging=None, excluding=None) -
     PairingError
         Listing every unmatched file.
     """
-    image_by_stem = _by_stem(images, "image")
+    image_by_stem = files_by_stem(images, "image")
     pairs = {stem: Pair(name=stem, image=path) for stem, path in sorted(image_by_stem.items())}
     problems: list[str] = []
     if masks is not None:
-        mask_by_stem = _by_stem(masks, "mask")
+        mask_by_stem = files_by_stem(masks, "mask")
         no_mask = sorted(set(pairs) - set(mask_by_stem))
         no_image = sorted(set(mask_by_stem) - set(pairs))
         if no_mask:
@@ -67,7 +53,7 @@ def find_pairs(images, masks=None, *, seg2=None, merging=None, excluding=None) -
     for folder, attribute in ((seg2, "seg2"), (merging, "merging"), (excluding, "excluding")):
         if folder is None:
             continue
-        extra = _by_stem(folder, attribute)
+        extra = files_by_stem(folder, attribute)
         orphans = sorted(set(extra) - set(pairs))
         if orphans:
             problems.append(f"{attribute} files without an image: {', '.join(extra[s].name for s in orphans)}")

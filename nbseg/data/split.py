@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from ..project import ProjectLayout
+from ..project import ProjectLayout, write_json
 
 
 class SplitError(ValueError):
@@ -47,9 +47,7 @@ def load_or_make_split(project, names, *, folds: int, val_fraction: float, seed:
                 and saved.get("val_fraction") == val_fraction and saved.get("seed") == seed):
             return saved["folds"]
     split = make_folds(names, folds=folds, val_fraction=val_fraction, seed=seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"names": sorted(names), "seed": seed, "val_fraction": val_fraction, "folds": split}
-    path.write_text(json.dumps(record, indent=1))
+    write_json(path, {"names": sorted(names), "seed": seed, "val_fraction": val_fraction, "folds": split})
     return split
 
 

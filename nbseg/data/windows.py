@@ -1,6 +1,6 @@
 """Windows of a resampled image: blocks of a large image resampled apart that still fit together.
 
-Blocked prediction (:mod:`nbseg.predict.blocks`) reads one block of the input at a time; these
+Blocked prediction (:mod:`nbseg.predict.cluster.blocks`) reads one block of the input at a time; these
 functions say which input pixels a block of the working-scale image needs, resample just that
 crop, and bring a block of predictions back to the input's scale, with the same values
 :func:`nbseg.data.resample.resample_image` and :func:`~nbseg.data.resample.restore` give on the whole image.

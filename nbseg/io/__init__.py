@@ -1,10 +1,10 @@
 """Reading images and masks into ``C[Z]YX`` with their pixel sizes, and writing OME-TIFF.
 
-:mod:`.images` is the public API (pairing by stem, axes, channels); :mod:`.readers` holds one
+:mod:`.images` is the public API (axes, channels), :mod:`.names` pairs files by stem; :mod:`.readers` holds one
 reader per file format.
 """
-from .images import Image, file_stem, files_by_stem, image_files, is_image_file, read_image, read_mask, write_ome_tiff
+from .images import Image, PairingError, by_stem, file_stem, files_by_stem, image_files, is_image_file, read_image, read_mask, write_ome_tiff
 from .readers import IMAGE_SUFFIXES, ImageReadError
 
-__all__ = ["IMAGE_SUFFIXES", "Image", "ImageReadError", "file_stem", "files_by_stem", "image_files", "is_image_file",
+__all__ = ["IMAGE_SUFFIXES", "Image", "ImageReadError", "PairingError", "by_stem", "file_stem", "files_by_stem", "image_files", "is_image_file",
            "read_image", "read_mask", "write_ome_tiff"]

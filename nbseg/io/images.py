@@ -5,17 +5,18 @@ PNG/JPEG through imageio; everything else (CZI, ND2, ...) through bioio readers.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .readers import AXES_LETTERS, IMAGE_SUFFIXES, ImageReadError, read_raw
+from .names import PairingError, by_stem, file_stem, files_by_stem, image_files, is_image_file
 from .zarr import is_zarr, read_ome_zarr, zarr_axes_problem
+from ..project import atomic_write
 
-__all__ = ["Image", "ImageReadError", "file_stem", "image_files", "is_image_file", "read_image", "read_mask",
-           "write_ome_tiff", "IMAGE_SUFFIXES"]
+__all__ = ["IMAGE_SUFFIXES", "Image", "ImageReadError", "PairingError", "by_stem", "file_stem", "files_by_stem",
+           "image_files", "is_image_file", "read_image", "read_mask", "write_ome_tiff"]
 
 
 @dataclass
@@ -48,53 +49,6 @@ class Image:
     @property
     def spatial_shape(self) -> tuple:
         return tuple(self.data.shape[1:])
-
-
-def file_stem(path) -> str:
-    """Name without image suffixes: ``a/b.ome.tif`` -> ``b``."""
-    name = Path(path).name
-    for suffix in IMAGE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
-
-
-def is_image_file(path) -> bool:
-    return Path(path).name.lower().endswith(IMAGE_SUFFIXES) and not Path(path).name.startswith(".")
-
-
-def image_files(folder) -> list[Path]:
-    """Image files in ``folder`` (not recursive), sorted by name.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``folder`` does not exist or holds no image file.
-    """
-    folder = Path(folder)
-    if is_image_file(folder):  # a .ome.zarr folder is one image, not a folder of images
-        return [folder]
-    if not folder.is_dir():
-        raise FileNotFoundError(f"Folder {folder} does not exist. Check the path (it is relative to {Path.cwd()}).")
-    files = sorted(p for p in folder.iterdir() if is_image_file(p))
-    if not files:
-        others = sorted(p.name for p in folder.iterdir())[:5]
-        raise FileNotFoundError(
-            f"Folder {folder} holds no image file (looked for {', '.join(IMAGE_SUFFIXES)}); "
-            f"found {others or 'nothing'}. Point to the folder that holds the images."
-        )
-    return files
-
-
-def files_by_stem(folder) -> dict[str, Path]:
-    """``{file_stem(path): path}`` of the image files in ``folder``: how images and masks are paired.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``folder`` does not exist or holds no image file (see :func:`image_files`).
-    """
-    return {file_stem(p): p for p in image_files(folder)}
 
 
 def read_image(path, *, axes: str | None = None, channels=None, dims: int | None = None,
@@ -224,10 +178,8 @@ def write_ome_tiff(path, data, *, axes: str, pixel_sizes=None, overwrite: bool =
         if size:
             metadata[f"PhysicalSize{letter}"] = float(size)
             metadata[f"PhysicalSize{letter}Unit"] = "µm"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tifffile.imwrite(tmp, np.asarray(data), ome=True, metadata=metadata, compression="zlib")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tifffile.imwrite(tmp, np.asarray(data), ome=True, metadata=metadata, compression="zlib")
     return path
 
 

@@ -156,10 +156,10 @@ def evaluate_folders(pred_dir, gt_dir, *, kind: str = "instances", n_classes: in
         Listing every name found on one side only.
     """
     from ..choices import check_choice
-    from ..io.images import read_mask
+    from ..io.images import files_by_stem, read_mask
 
     check_choice(kind, EVALUATION_KINDS, what="evaluation kind")
-    preds, gts = _prediction_files(pred_dir, kind), _files_by_stem(gt_dir, "ground-truth")
+    preds, gts = _prediction_files(pred_dir, kind), files_by_stem(gt_dir, "ground-truth")
     only_pred, only_gt = sorted(set(preds) - set(gts)), sorted(set(gts) - set(preds))
     if only_pred or only_gt:
         raise ValueError(
@@ -179,21 +179,10 @@ def evaluate_folders(pred_dir, gt_dir, *, kind: str = "instances", n_classes: in
     return evaluate(pred_arrays, gt_arrays, kind=kind, n_classes=n_classes, progress=progress)
 
 
-def _files_by_stem(folder, role: str) -> dict:
-    from ..io.images import file_stem, image_files
-
-    found = {}
-    for path in image_files(folder):
-        stem = file_stem(path)
-        if stem in found:
-            raise ValueError(f"Two {role} files in {folder} share the name {stem!r}: {found[stem].name} and "
-                             f"{path.name}. Keep one.")
-        found[stem] = path
-    return found
-
-
 def _prediction_files(folder, kind: str) -> dict:
-    by_stem = _files_by_stem(folder, "prediction")
+    from ..io.images import files_by_stem
+
+    by_stem = files_by_stem(folder, "prediction")
     chosen: dict = {}
     for suffix in reversed(RESULT_PRIORITY[kind]):  # later (preferred) suffixes overwrite earlier ones
         for stem, path in by_stem.items():

@@ -3,21 +3,18 @@ the panels and the bioimage.io documentation, so it sits below both."""
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
+
+from ..project import atomic_write
 
 HISTORY_FIELDS = ["fold", "epoch", "train_loss", "val_loss", "val_dice", "lr", "seconds"]
 
 
 def write_history(path, history: list[dict]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
-    os.replace(tmp, path)
 
 
 def read_history(path) -> list[dict]:

@@ -15,13 +15,13 @@ Each [n] is two same-padded 3x3(x3) convolutions, each followed by batch norm an
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .shift import InputShift
+from ..project import atomic_write
 
 SIZES = {
     "S": (16, 32, 64, 128),
@@ -235,14 +235,11 @@ def nearest_choices(pairs) -> list:
 
 def save_model_file(path, model: UNet, *, meta: dict) -> Path:
     """Write weights, architecture and ``meta`` (normalisation, labels, ...) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"format": "nbseg-model-1", "spec": dict(model.spec), "meta": meta, "state_dict": state}
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    with atomic_write(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
 
 
 def _unreadable_model(path: Path, err: Exception) -> str:

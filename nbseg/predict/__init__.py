@@ -1,7 +1,38 @@
-"""Prediction: files and folders (:mod:`.files`), one image (:mod:`.image`), the models and the
-per-tile function (:mod:`.ensemble`), the sliding window (:mod:`.tiling`), test-time augmentation
-(:mod:`.tta`), thresholds and objects (:mod:`.post`), out-of-fold predictions and export; the
-settings of a prediction as one checked object (:mod:`.options`)."""
+"""Prediction with a trained project: what each module does.
+
+The face (imported here): :func:`predict_files`, :func:`predict_image`, :class:`PredictOptions`,
+:func:`load_ensemble`, :func:`out_of_fold_predictions`, :func:`result_paths`.
+
+One image, in the order a prediction runs:
+
+- :mod:`.options`: how to predict, as one frozen, checked object (TTA, tile, threshold, min size, ...).
+- :mod:`.ensemble`: the project's models as one per-tile predictor (loading, checks against an image,
+  the models' plan: working scale, min size).
+- :mod:`.image`: one image through the sliding window x TTA x ensemble, at the models' working scale,
+  memory-bounded; :class:`Prediction` holds the result.
+- :mod:`.tta`: test-time augmentation (flips, quarter turns), each undone on the output.
+- :mod:`.memory`: what a prediction needs, and the batch and tile that keep it under ``--max-memory``;
+  :mod:`.sizes` reads and prints byte sizes; :mod:`.heap` keeps freed memory in the process meanwhile.
+- :mod:`.oom`: out of memory, a smaller batch, then a smaller tile (the retry is
+  :func:`nbseg.runtime.retry_smaller`, as training's).
+- :mod:`.post`: probabilities to masks and objects (thresholds, Otsu, the sweep, the watershed).
+
+Files and folders:
+
+- :mod:`.files`: :func:`predict_files`: inputs paired with results by name, the record that lets a run
+  continue, the ranked table.
+- :mod:`.outputs`: the result files' names (:func:`result_paths`), writing them, finding them again
+  and reading a probability map back.
+- :mod:`.objects`: one table row per object, and Fiji ROIs.
+- :mod:`.out_of_fold`: each training image predicted by the fold model that did not train on it.
+
+Sharing a model:
+
+- :mod:`.export`: one TorchScript file; :mod:`.bioimageio_export` a bioimage.io package, with the texts
+  of :mod:`.bioimageio_docs`.
+
+Many or very large images: :mod:`.cluster` (a subpackage) predicts on a dask cluster.
+"""
 from .ensemble import load_ensemble
 from .files import predict_files
 from .image import Prediction, predict_image, uncertainty_table

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..project import ProjectLayout
+from ..project import ProjectLayout, atomic_write
 from ..model.bioimageio_load import BioimageioError
 
 # The papers behind the network nbseg trains (Ronneberger 2015; Cicek 2016 for 3D).
@@ -145,11 +145,9 @@ def write_cover(path, image, probs, kind: str) -> Path:
     panel = np.concatenate([left, np.clip(fg, 0, 1)], axis=1)
     scale = max(1, 256 // panel.shape[0])  # small test crops would make a postage stamp
     panel = np.kron(panel, np.ones((scale, scale), dtype=np.float32))
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    iio.imwrite(tmp, (panel * 255).round().astype(np.uint8), extension=".png")
-    os.replace(tmp, path)
-    return path
+    with atomic_write(path, keep_suffix=True) as tmp:
+        iio.imwrite(tmp, (panel * 255).round().astype(np.uint8), extension=".png")
+    return Path(path)
 
 
 def training_data_text(project, info) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 from .. import __version__
 from ..config import DEFAULT_PERCENTILES
 from ..model.unet import save_model_file
-from ..project import ProjectLayout
+from ..project import ProjectLayout, atomic_write
 from .bioimageio_docs import (author_dicts, default_metadata, pixel_sizes, readme_text, training_data_text,
                               validation_figures, write_cover)
 from ..model.bioimageio_load import BioimageioError, bioimageio_modules
@@ -92,9 +92,7 @@ def export_bioimageio(project, output=None, *, authors=None, name: str | None = 
                  if v is not None})
     meta["training_data"] = training_data.strip() if training_data else training_data_text(project, info)
     meta["pixel_sizes"] = pixel_sizes(project, info)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.stem}.tmp.zip")
-    try:
+    with atomic_write(output, keep_suffix=True) as tmp:  # a half-written or untested package is never left
         with tempfile.TemporaryDirectory(prefix="nbseg-bioimageio-") as folder:
             files = _write_files(Path(folder), project, ensemble, info, percentiles, meta, sample, tta)
             descr = _describe(bio, files, info, percentiles, meta, authors, license, tta, len(ensemble))
@@ -102,10 +100,6 @@ def export_bioimageio(project, output=None, *, authors=None, name: str | None = 
                 warnings.simplefilter("ignore")
                 save_package(descr, output_path=tmp)
         check_package(tmp, test_model)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a half-written or untested package is never left behind
-        raise
-    os.replace(tmp, output)
     return output
 
 

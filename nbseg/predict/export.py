@@ -4,7 +4,6 @@ no nbseg needed (e.g. in a Java/C++ plugin or a plain PyTorch script)."""
 
 import copy
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -15,6 +14,7 @@ from torch import nn
 from ..config import DEFAULT_PERCENTILES
 from .ensemble import _fuse_conv_bn, ensemble_info, load_ensemble
 from .tta import tta_variants
+from ..project import atomic_write
 
 FORMAT = "nbseg-torchscript-1"
 META_FILE = "nbseg.json"
@@ -131,12 +131,9 @@ def export_torchscript(project, output, *, tta: str = "none", overwrite: bool = 
             "percentiles": [list(p) for p in percentiles], "tta": tta, "models": len(ensemble),
             "usage": "probs = torch.jit.load(path)(image[None].float())  # image (C, [Z,] Y, X); "
                      "for large images predict tiles of about 'patch' and blend them"}
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    with warnings.catch_warnings():
+    with atomic_write(output) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(module, str(tmp), _extra_files={META_FILE: json.dumps(meta, indent=1)})
-    os.replace(tmp, output)
     return output
 
 

@@ -17,9 +17,9 @@ from .ensemble import check_image, ensemble_info, load_ensemble
 from .image import choose_tile, predict_image, read_for_models
 from ..config import DEFAULT_PERCENTILES
 from ..data.normalize import IntensityError, intensity_bounds
-from ..io.images import ImageReadError, file_stem, image_files, is_image_file, with_pixel_sizes
+from ..io.images import ImageReadError, by_stem, file_stem, image_files, is_image_file, with_pixel_sizes
 from ..io.zarr import is_zarr
-from ..project import write_json
+from ..project import atomic_write, write_json
 from .options import PredictOptions
 from .outputs import result_paths, write_results
 
@@ -175,16 +175,13 @@ def input_files(inputs) -> list[Path]:
 
 def _plan_outputs(files, output_dir: Path, instances: bool, *, interior: bool = False,
                   format_for=lambda path: "tiff", rois: bool = False) -> dict:
-    plans, sources = {}, {}
+    plans = {}
     inputs = {Path(os.path.realpath(f)) for f in files}  # realpath: a symlink loop is named later, not raised here
-    for path in files:
-        stem = file_stem(path)
-        if stem in plans:
-            raise ValueError(f"Two inputs share the name {stem!r}: {sources[stem]} and {path}; their results would "
-                             "overwrite each other. Rename one, or predict them into different folders.")
+    named = by_stem(files, "inputs", fix="Their results would overwrite each other. Rename one, or predict them "
+                                         "into different folders.")
+    for stem, path in named.items():
         plans[stem] = result_paths(output_dir, stem, instances=instances, interior=interior, format=format_for(path),
                                    rois=rois)
-        sources[stem] = path
         clash = [str(p) for p in plans[stem].values() if Path(os.path.realpath(p)) in inputs]
         if clash:
             raise ValueError(f"Writing the results of {path} would replace input image(s) {', '.join(clash)}. "
@@ -226,7 +223,6 @@ def _ranked(rows, table_path: Path):
     if "uncertainty" in table:
         table = table.sort_values("uncertainty", ascending=False, kind="stable", na_position="last")
     table = table.reset_index(drop=True)
-    tmp = table_path.with_name(f".{table_path.name}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, table_path)
+    with atomic_write(table_path) as tmp:
+        table.to_csv(tmp, index=False)
     return table

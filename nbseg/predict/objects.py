@@ -3,11 +3,12 @@ scikit-image's ``regionprops_table``) and their outlines as ImageJ ROIs (``<stem
 with ``roifile``) that Fiji's ROI Manager opens over the labels or the image."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ..project import atomic_write
 
 if TYPE_CHECKING:
     import pandas
@@ -73,13 +74,10 @@ def object_table(labels, image=None, pixel_sizes=None, unit: str | None = PHYSIC
 
 def write_object_table(path, labels, image=None, pixel_sizes=None, unit: str | None = PHYSICAL_UNIT) -> Path:
     """Write :func:`object_table` as CSV to ``path`` atomically (a temporary name, then a rename)."""
-    path = Path(path)
     table = object_table(labels, image, pixel_sizes, unit)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    with atomic_write(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return Path(path)
 
 
 def object_rois(labels) -> list:
@@ -128,13 +126,10 @@ def write_rois(labels, path) -> Path:
     Manager) to ``path`` atomically. Labels without objects give an empty set."""
     import roifile
 
-    path = Path(path)
     rois = object_rois(labels)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    roifile.roiwrite(tmp, rois, mode="w")  # a list always makes a zip, whatever the name
-    os.replace(tmp, path)
-    return path
+    with atomic_write(path) as tmp:
+        roifile.roiwrite(tmp, rois, mode="w")  # a list always makes a zip, whatever the name
+    return Path(path)
 
 
 def _outline_roi(plane: np.ndarray, origin: tuple, name: str, z: int | None):

@@ -1,5 +1,5 @@
-"""A CUDA out-of-memory error during prediction halves the batch, then the tile, and tries again with a
-message, instead of ending the session (the memory a GPU has free is known only by trying)."""
+"""Running out of memory during prediction halves the batch, then the tile, and tries again with a message,
+instead of ending the session (the retry itself is :func:`nbseg.runtime.retry_smaller`, as training's)."""
 from __future__ import annotations
 
 
@@ -29,8 +29,8 @@ def smaller_step(batch_size: int, tile, divisors):
 
 
 def retry_out_of_memory(run, *, batch_size: int, tile, divisors, report=None):
-    """``run(batch_size, tile)``, again with half the batch (then half the tile) after each CUDA
-    out-of-memory error, until it fits or nothing is left to halve.
+    """``run(batch_size, tile)``, again with half the batch (then half the tile) after each
+    out-of-memory error (a GPU's or the CPU allocator's), until it fits or nothing is left to halve.
 
     Parameters
     ----------
@@ -47,33 +47,31 @@ def retry_out_of_memory(run, *, batch_size: int, tile, divisors, report=None):
 
     Raises
     ------
-    torch.cuda.OutOfMemoryError
-        When one tile of the smallest size does not fit either, saying so.
+    torch.OutOfMemoryError
+        When one tile of the smallest size does not fit either, saying which memory ran out.
     """
     import warnings
 
     import torch
 
-    from ..runtime import is_out_of_memory
+    from ..runtime import retry_smaller
 
-    report = report or (lambda text: warnings.warn(text, RuntimeWarning, stacklevel=3))
-    while True:
-        try:
-            return run(batch_size, tuple(tile)), batch_size, tuple(tile)
-        except (RuntimeError, MemoryError) as err:
-            if not is_out_of_memory(err):  # a GPU's, or the CPU allocator's "can't allocate memory"
-                raise
-            step = smaller_step(batch_size, tile, divisors)
-            if step is None:
-                raise torch.cuda.OutOfMemoryError(
-                    f"Out of GPU memory even with one tile of {list(tile)}: {err}. Close other notebooks that "
-                    "hold the GPU, or predict on the CPU (CLI: --device cpu).") from err
-            what = (f"batch {batch_size} -> {step[0]}" if step[0] != batch_size
-                    else f"tile {list(tile)} -> {list(step[1])} (results may differ slightly at tile borders)")
-            report(f"Out of GPU memory; trying again with {what}.")
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()  # what the failed batch held goes back before the retry
-            batch_size, tile = step
+    def give_up(settings, memory, err):
+        advice = ("Close other notebooks that hold the GPU, or predict on the CPU (CLI: --device cpu)."
+                  if memory.startswith("GPU") else "Close other programs, or bound what prediction keeps in "
+                  "memory (CLI: --max-memory, e.g. 4GB).")
+        return torch.OutOfMemoryError(f"Out of {memory} even with one tile of {list(settings[1])}: {err}. {advice}")
+
+    def told(memory, settings, smaller):
+        what = (f"batch {settings[0]} -> {smaller[0]}" if smaller[0] != settings[0]
+                else f"tile {list(settings[1])} -> {list(smaller[1])} (results may differ slightly at tile borders)")
+        (report or (lambda text: warnings.warn(text, RuntimeWarning, stacklevel=5)))(
+            f"Out of {memory}; trying again with {what}.")
+
+    result, (batch_size, tile) = retry_smaller(lambda settings: run(*settings), (batch_size, tuple(tile)),
+                                               lambda settings: smaller_step(*settings, divisors), report=told,
+                                               give_up=give_up)
+    return result, batch_size, tile
 
 
 __all__ = ["retry_out_of_memory", "smaller_step"]

@@ -61,7 +61,7 @@ class PredictOptions:
     min_size : int, optional
         Objects smaller than this many pixels are dropped from the labels (0 or more). None: the models'
         training plan says (:mod:`nbseg.train.min_size`: from the labelled objects' sizes, at least
-        :data:`~nbseg.predict.post.DEFAULT_MIN_SIZE`; see :meth:`min_size_for`).
+        :data:`~nbseg.config.DEFAULT_MIN_SIZE`; see :meth:`min_size_for`).
     rois : bool
         Also write the objects' outlines as Fiji ROIs (``<stem>.rois.zip``); needs ``instances``.
     format : {"auto", "tiff", "zarr"}
@@ -241,7 +241,7 @@ def planned_min_size(planned, scale, spacing, pixel_sizes=None, unit=None) -> in
     ----------
     planned : int or None
         The plan's bound, in pixels of the training data's size (``Plan.min_size``); None: not planned,
-        so :data:`~nbseg.predict.post.DEFAULT_MIN_SIZE`.
+        so :data:`~nbseg.config.DEFAULT_MIN_SIZE`.
     scale, spacing : sequence of float or None
         The plan's working scale and its pixel size (``Plan.scale``, ``Plan.spacing``).
     pixel_sizes : ([Z,] Y, X) sequence of float, optional

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import DEFAULT_MIN_SIZE
 from ..io.images import write_ome_tiff
 from ..io.zarr import is_zarr, write_ome_zarr
 from .image import Prediction
@@ -32,6 +33,31 @@ def result_paths(output_dir, stem: str, *, instances: bool, interior: bool = Fal
              and (interior or k != "interior") and (rois or k != "rois")]
     suffix = {"tiff": ".ome.tif", "zarr": ".ome.zarr"}[format]
     return {k: Path(output_dir) / f"{stem}.{k}{TABLE_SUFFIXES.get(k, suffix)}" for k in kinds}
+
+
+def predicted_names(output_dir) -> list[str]:
+    """The input names (stems) ``output_dir`` holds probability maps of, in either format, sorted: how
+    results are found again by name (see :func:`result_paths`)."""
+    suffixes = [result_paths("", "_", instances=False, format=f)["prob"].name[1:] for f in ("tiff", "zarr")]
+    folder = Path(output_dir)
+    found = {p.name[: -len(s)] for s in suffixes for p in folder.glob(f"*{s}")} if folder.is_dir() else set()
+    return sorted(found)
+
+
+def read_probability(path, *, return_pixel_sizes: bool = False):
+    """A probability map :func:`write_results` wrote, back as float32 in 0..1 (OME-TIFF keeps 0-255,
+    OME-Zarr float32).
+
+    Returns
+    -------
+    ([Z,] Y, X) float32 ndarray, or (it, pixel sizes) with ``return_pixel_sizes``
+    """
+    from ..io.images import read_image
+
+    image = read_image(path)  # one channel, as written; not read_mask, which refuses Zarr's float values
+    data = np.asarray(image.data[0])
+    prob = data.astype(np.float32) / 255 if np.issubdtype(data.dtype, np.integer) else data.astype(np.float32)
+    return (prob, tuple(image.pixel_sizes)) if return_pixel_sizes else prob
 
 
 def write_image_file(path, data, *, axes: str, pixel_sizes=None, overwrite: bool = True, labels: bool = False) -> Path:
@@ -93,8 +119,8 @@ def export_objects(output_dir, objects: dict, *, pixel_sizes: dict | None = None
     return written
 
 
-def write_results(prediction: Prediction, paths: dict, *, threshold, instances: bool, min_size: int = 10,
-                  image=None, unit: str | None = PHYSICAL_UNIT) -> dict:
+def write_results(prediction: Prediction, paths: dict, *, threshold, instances: bool,
+                  min_size: int = DEFAULT_MIN_SIZE, image=None, unit: str | None = PHYSICAL_UNIT) -> dict:
     """Write one prediction's OME-TIFF files (``paths`` from :func:`result_paths`); returns its summary row.
 
     ``image`` (the input, ``(C, [Z,] Y, X)``) gives the objects' table its mean intensities, ``unit``

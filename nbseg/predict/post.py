@@ -173,8 +173,8 @@ def _iou(counts) -> np.ndarray:
     return np.where(union > 0, tp / np.maximum(union, 1), 1.0)
 
 
-def instances(foreground, *, interior=None, threshold=0.5, seed_threshold: float = 0.5, min_size: int = 10,
-              fill_holes: bool = True) -> np.ndarray:
+def instances(foreground, *, interior=None, threshold=0.5, seed_threshold: float = 0.5,
+              min_size: int = DEFAULT_MIN_SIZE, fill_holes: bool = True) -> np.ndarray:
     """Label objects: connected components of the mask, or a watershed seeded from interiors.
 
     Parameters

@@ -1,21 +1,17 @@
 """Training state on disk: written atomically every epoch so a killed run resumes, losing at most one epoch."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from .. import __version__
 from ..data.targets import CLASS_NAMES
+from ..project import atomic_write
 
 def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as handle:  # on disk before the rename, so a crash leaves the old or the new file
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    with atomic_write(path, fsync=True) as tmp:  # on disk before the rename: a crash leaves the old or the new
+        torch.save(obj, tmp)
 
 
 def model_meta(config, dataset, *, patch, fold: int, epoch: int, val_dice: float, plan, intensity) -> dict:

@@ -18,14 +18,12 @@ from ..model.history import write_history
 from .checkpoint import load_training_state, model_meta, restore_rng, save_training_state
 from .oom import halve_batch_on_out_of_memory
 from ..data.fingerprint import intensity_stats
-from ..data.sampler import PatchSampler
 from ..data.split import split_samples
 from ..model.unet import save_model_file
 from ..project import ProjectLayout
 from ..runtime import pick_device, pick_precision
-from .init import load_init_weights
 from .schedule import ProgressSchedule
-from .step import TrainStep, build_model
+from .setup import set_up_training
 from .validation import validate, validation_regions
 
 VALIDATION_PIXELS = 2 * 2**20  # pixels predicted per validation pass when val_tiles is not set
@@ -53,45 +51,76 @@ def smoothed_dice(dices) -> float:
 class FoldRun:
     """Training of one fold: set-up, the epoch loop, validation and checkpoints."""
 
-    def __init__(self, config, project, dataset, plan, fold, n_folds, split, callbacks, notes):
-        self.cfg, self.tcfg, self.plan = config, config.train, plan
-        self.batch_size = plan.batch_size
-        patch = plan.patch
-        self.dataset, self.patch, self.fold, self.n_folds = dataset, patch, fold, n_folds
-        self.callbacks, self.notes = (list(callbacks) if distributed.is_main() else []), notes
-        layout = ProjectLayout(project)
-        self.paths = {"model": layout.model(fold), "checkpoint": layout.checkpoint(fold),
-                      "history": layout.history_file(fold)}
+    def __init__(self, config, project, dataset, plan, *, fold: int, n_folds: int, split, callbacks=(),
+                 notes=(), resume: bool = False):
+        """Set up fold ``fold`` of ``n_folds``; :meth:`run` trains it.
+
+        Parameters
+        ----------
+        config : nbseg.config.Config
+        project : str or Path
+        dataset : nbseg.data.Dataset
+            At the plan's working scale.
+        plan : nbseg.train.plan.Plan
+        fold, n_folds : int
+        split : dict
+            This fold's ``{"train": names, "val": names}``.
+        callbacks : sequence of nbseg.callbacks.Callback
+        notes : sequence of str
+            Shown when training begins.
+        resume : bool
+            Continue from this fold's checkpoint when there is one.
+        """
+        self.config, self.dataset, self.plan = config, dataset, plan
+        self.fold, self.n_folds, self.resume = fold, n_folds, resume
+        self.patch, self.batch_size = plan.patch, plan.batch_size
+        self.callbacks, self.notes = (list(callbacks) if distributed.is_main() else []), list(notes)
+        self._place_files(project)
         self.train_samples, self.val_samples = split_samples(dataset, split)
-        self.device = distributed.local_device(pick_device(self.tcfg.device))
-        self.precision = distributed.from_main(pick_precision(self.device, self.tcfg.precision))  # one for all processes
-        seed = self.tcfg.seed + 1000 * fold
-        torch.manual_seed(seed)
-        self.rng = np.random.default_rng(seed)
-        self.generator = torch.Generator().manual_seed(seed)
-        distributed.shard_streams(self.rng, self.generator)  # each process its own patches
-        self.model, self.layout = build_model(dataset, plan, self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=plan.lr,  # plan.lr: fine-tuning's own
-                                           weight_decay=self.tcfg.weight_decay)
-        self.step = TrainStep(self.model, self.optimizer, device=self.device, precision=self.precision,
-                              layout=self.layout, augment=self.tcfg.augment, generator=self.generator,
-                              class_weights=plan.class_weights)
-        minutes = self.tcfg.minutes / n_folds if self.tcfg.minutes else None
-        total = self.tcfg.epochs * self.plan.steps_per_epoch if self.tcfg.epochs else None
-        self.schedule = ProgressSchedule(self.tcfg.schedule, plan.lr, total_steps=total, minutes=minutes)
-        self.minutes = minutes
-        balance = range(1, dataset.n_classes) if plan.class_weights else None  # multi-class: each class alike
-        self.sampler = PatchSampler(self.train_samples, patch, foreground_fraction=self.tcfg.foreground_fraction,
-                                    seed=self.rng, classes=balance)
-        budget = self.tcfg.val_tiles * int(np.prod(patch)) if self.tcfg.val_tiles else VALIDATION_PIXELS
-        self.val_regions = validation_regions(self.val_samples, patch, budget)
+        self._pick_device()
+        self._set_up_training()
+        self._plan_time()
+        self._hold_back_validation()
+        self.epoch, self.best_dice, self.best_epoch, self.elapsed, self.history = 0, -1.0, 0, 0.0, []
+        self.intensity = intensity_stats(self.train_samples)
+        self.messages = []  # for the person watching (e.g. a smaller batch after running out of memory)
+        self.warned_for = None  # the best epoch the over-fitting warning last named: said once per best model
+
+    def _place_files(self, project) -> None:
+        layout = ProjectLayout(project)
+        self.paths = {"model": layout.model(self.fold), "checkpoint": layout.checkpoint(self.fold),
+                      "history": layout.history_file(self.fold)}
+
+    def _pick_device(self) -> None:
+        self.device = distributed.local_device(pick_device(self.config.train.device))
+        # one precision for all processes
+        self.precision = distributed.from_main(pick_precision(self.device, self.config.train.precision))
+
+    def _resuming(self) -> bool:
+        return self.resume and self.paths["checkpoint"].exists()
+
+    def _set_up_training(self) -> None:
+        """The network, optimiser, step and sampler, as the learning-rate finder sweeps them; a resumed run
+        takes its weights from the checkpoint, not from ``train.init``."""
+        setup = set_up_training(self.config, self.dataset, self.plan, self.train_samples, device=self.device,
+                                precision=self.precision, seed=self.config.train.seed + 1000 * self.fold,
+                                init=not self._resuming())
+        self.model, self.layout, self.optimizer, self.step = setup.model, setup.layout, setup.optimizer, setup.step
+        self.sampler, self.rng, self.generator, self.init_notes = setup.sampler, setup.rng, setup.generator, setup.notes
+
+    def _plan_time(self) -> None:
+        train = self.config.train
+        self.minutes = train.minutes / self.n_folds if train.minutes else None
+        total = train.epochs * self.plan.steps_per_epoch if train.epochs else None
+        self.schedule = ProgressSchedule(train.schedule, self.plan.lr, total_steps=total, minutes=self.minutes)
+
+    def _hold_back_validation(self) -> None:
+        val_tiles = self.config.train.val_tiles
+        budget = val_tiles * int(np.prod(self.patch)) if val_tiles else VALIDATION_PIXELS
+        self.val_regions = validation_regions(self.val_samples, self.patch, budget)
         if not any((target > 0).any() for _, target in self.val_regions):
             self.notes = self.notes + ["the validation part holds no labelled object: its Dice (1.0, nothing to "
                                        "find) says nothing; hold back images with objects (val_fraction, folds)"]
-        self.epoch, self.best_dice, self.best_epoch, self.elapsed, self.history = 0, -1.0, 0, 0.0, []
-        self.intensity = intensity_stats(self.train_samples)
-        self.said = []  # for the person watching (e.g. a smaller batch after running out of memory)
-        self.said_for = None  # the best epoch the over-fitting warning last named: said once per best model
 
     # ------------------------------------------------------------ state
 
@@ -119,28 +148,27 @@ class FoldRun:
     def _save_model(self, val_dice: float) -> None:
         if not distributed.is_main():
             return
-        meta = model_meta(self.cfg, self.dataset, patch=self.patch, fold=self.fold, epoch=self.epoch,
+        meta = model_meta(self.config, self.dataset, patch=self.patch, fold=self.fold, epoch=self.epoch,
                           val_dice=val_dice, plan=self.plan, intensity=self.intensity)
         save_model_file(self.paths["model"], self.model, meta=meta)
 
     # ------------------------------------------------------------ loop
 
-    def run(self, resume: bool) -> FoldResult:
-        if resume and self.paths["checkpoint"].exists():
+    def run(self) -> FoldResult:
+        if self._resuming():
             self._restore()
-        elif self.plan.init:  # fine-tuning starts from the source's weights; a resumed run from its checkpoint
-            self.notes = self.notes + load_init_weights(self.model, self.plan.init)
-        if resume and self.epoch == 0:  # stopped before its first epoch ended: nothing was saved, nor lost
+        self.notes = self.notes + self.init_notes  # fine-tuning: where the starting weights came from
+        if self.resume and self.epoch == 0:  # stopped before its first epoch ended: nothing was saved, nor lost
             self.notes = self.notes + [f"no checkpoint in {self.paths['checkpoint'].parent} to resume from (the run "
                                        "stopped before its first epoch ended): training starts from epoch 1"]
         emit(self.callbacks, "on_train_begin", TrainBegin(
             fold=self.fold, folds=self.n_folds, n_train=len(self.train_samples), n_val=len(self.val_samples),
             patch=list(self.patch), device=str(self.device), precision=self.precision,
-            max_epochs=self.tcfg.max_epochs, minutes=self.minutes, start_epoch=self.epoch, notes=self.notes,
+            max_epochs=self.config.train.max_epochs, minutes=self.minutes, start_epoch=self.epoch, notes=self.notes,
             n_images=len(self.dataset.samples)))
         stopped = "epochs"
         try:
-            while self.epoch < self.tcfg.max_epochs:
+            while self.epoch < self.config.train.max_epochs:
                 stopped = self._epoch() or stopped
                 if stopped != "epochs":
                     break
@@ -182,16 +210,16 @@ class FoldRun:
         self.history.append({"fold": self.fold, "epoch": self.epoch, "train_loss": train_loss,
                              "val_loss": val_loss, "val_dice": val_dice, "lr": lr, "seconds": self.elapsed})
         self._save_state()
-        overfit = overfitting_warning(self.history, self.best_epoch, said_for=self.said_for)
-        self.said_for = self.best_epoch if overfit else self.said_for
+        overfit = overfitting_warning(self.history, self.best_epoch, said_for=self.warned_for)
+        self.warned_for = self.best_epoch if overfit else self.warned_for
         emit(self.callbacks, "on_epoch_end", EpochEnd(
             fold=self.fold, epoch=self.epoch, train_loss=train_loss, val_loss=val_loss, val_dice=val_dice,
             best_dice=self.best_dice, is_best=is_best, lr=lr, seconds=self.elapsed, history=list(self.history),
-            warning=" ".join(filter(None, [*self.said, overfit]))))
-        self.said = []
+            warning=" ".join(filter(None, [*self.messages, overfit]))))
+        self.messages = []
         if self._out_of_time():
             return "time budget"
-        patience = self.tcfg.patience
+        patience = self.config.train.patience
         if patience is not None and self.epoch - self.best_epoch >= patience:
             return "early stopping"
         return None
@@ -205,7 +233,7 @@ class FoldRun:
     def _step(self) -> float:
         self.step.set_lr(self.schedule.lr(self.elapsed))
         loss, self.batch_size = halve_batch_on_out_of_memory(  # kept smaller for the rest of the run
-            lambda n: self.step(*self.sampler.batch(n)), self.batch_size, report=self.said.append,
+            lambda n: self.step(*self.sampler.batch(n)), self.batch_size, report=self.messages.append,
             patch=self.patch, device=self.device)
         self.schedule.step_count += 1
         return loss

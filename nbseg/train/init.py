@@ -122,7 +122,7 @@ def fine_tune_plan(plan, config, info: dict, dataset, intensity=None):
     else:
         reasons["network"] = (f"{network}, model {spec['size']}, {spec.get('norm', 'batch')} norm, scale "
                               f"{plan.scale[-1]:g}: the init model's architecture")
-    lr = _fine_tune_lr(float(config.train.lr), reasons)
+    lr, reasons["lr"] = _fine_tune_lr(float(config.train.lr))
     note = channel_note(spec["in_channels"], dataset.in_channels)
     if note:
         reasons["channels"] = note
@@ -149,17 +149,15 @@ def contrast_flipped(source, data) -> bool:
     return a is not None and b is not None and a != b
 
 
-def _fine_tune_lr(lr: float, reasons: dict) -> float:
-    """The peak lr for fine-tuning (``lr``: the config's), its reason in ``reasons``. The warm start's 3D
-    phase sets its own afterwards (:func:`nbseg.train.warm_start.fit_warm_started`)."""
+def _fine_tune_lr(lr: float) -> tuple[float, str]:
+    """The peak lr for fine-tuning (``lr``: the config's), and why. The warm start's 3D phase sets its own
+    afterwards (:func:`nbseg.train.warm_start.warm_start_phases`)."""
     default = TrainConfig.model_fields["lr"].default
     if lr != default:
-        reasons["lr"] = f"{lr:.1e}, as set (train.lr; CLI --lr)"
-        return lr
-    reasons["lr"] = (f"{default * FINE_TUNE_LR_FACTOR:.1e}: fine-tuning, a third of the {default:.0e} default: the "
-                     "init weights already segment and full-size steps would undo much of what they learnt (set "
-                     "train.lr, CLI --lr, to choose)")
-    return default * FINE_TUNE_LR_FACTOR
+        return lr, f"{lr:.1e}, as set (train.lr; CLI --lr)"
+    return default * FINE_TUNE_LR_FACTOR, (
+        f"{default * FINE_TUNE_LR_FACTOR:.1e}: fine-tuning, a third of the {default:.0e} default: the init weights "
+        "already segment and full-size steps would undo much of what they learnt (set train.lr, CLI --lr, to choose)")
 
 
 def channel_note(src: int, dst: int) -> str | None:

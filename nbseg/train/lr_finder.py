@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..project import ProjectLayout
+from ..project import ProjectLayout, write_json
 from ..runtime import memory_format
 from .step import TrainStep, build_model
 
@@ -41,8 +41,7 @@ class LRFinderResult:
     def save(self, path) -> Path:
         path = Path(path)
         path = ProjectLayout(path).lr_finder if path.is_dir() else path
-        path.write_text(json.dumps(asdict(self)))
-        return path
+        return write_json(path, asdict(self))
 
     @classmethod
     def load(cls, path) -> "LRFinderResult":
@@ -102,7 +101,8 @@ def propose_lr(suggestion: float, *, cap: float = MAX_PROPOSED_LR) -> tuple[floa
 
 def lr_sweep(model, next_batch, *, start_lr: float = 1e-6, end_lr: float = 1.0, num_steps: int = 100,
              beta: float = 0.9, diverge: float = 4.0, weight_decay: float = 1e-4, augment: bool = True,
-             device=None, precision: str = "fp32", layout=None, generator=None, progress=None) -> LRFinderResult:
+             device=None, precision: str = "fp32", layout=None, generator=None, step=None,
+             progress=None) -> LRFinderResult:
     """Train ``model`` briefly with an exponentially rising learning rate; restore its weights afterwards.
 
     Each step is fit()'s own :class:`~nbseg.train.step.TrainStep` (augmentation, precision, memory layout).
@@ -119,14 +119,19 @@ def lr_sweep(model, next_batch, *, start_lr: float = 1e-6, end_lr: float = 1.0, 
         Stop once the smoothed loss exceeds this many times its best.
     augment : bool
         Augment each batch, as training does when ``train.augment`` is on.
+    step : TrainStep, optional
+        Training's own step for ``model`` (:func:`nbseg.train.setup.set_up_training`'s: class weights,
+        augmentation, precision); when given, ``weight_decay``, ``augment``, ``device``, ``precision``,
+        ``layout`` and ``generator`` are its.
     progress : callable(step, num_steps, lr, loss), optional
     """
     device = device or next(model.parameters()).device
     saved = copy.deepcopy(model.state_dict())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=start_lr, weight_decay=weight_decay)
-    step = TrainStep(model, optimizer, device=device, precision=precision, augment=augment,
-                     layout=layout or memory_format(device, model.spec["spatial_dims"]),
-                     generator=generator or torch.Generator().manual_seed(0))
+    if step is None:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=start_lr, weight_decay=weight_decay)
+        step = TrainStep(model, optimizer, device=device, precision=precision, augment=augment,
+                         layout=layout or memory_format(device, model.spec["spatial_dims"]),
+                         generator=generator or torch.Generator().manual_seed(0))
     lrs, losses, smoothed, average, best, reason = [], [], [], 0.0, math.inf, "end of sweep"
     model.train()
     try:
@@ -148,25 +153,26 @@ def lr_sweep(model, next_batch, *, start_lr: float = 1e-6, end_lr: float = 1.0, 
 
 
 def find_lr(config, project=None, *, num_steps: int = 100, dataset=None, progress=None) -> LRFinderResult:
-    """Run the sweep for a project's data and model settings; save the result in ``project``."""
+    """Run the sweep for a project's data and model settings; save the result in ``project``.
+
+    The sweep trains what fit() trains (:func:`nbseg.train.setup.set_up_training`): the planned network
+    from the ``train.init`` weights when fine-tuning, the class weights and class-balanced patches of a
+    multi-class set, and the augmentation, at the plan's working scale.
+    """
     from ..data import load_dataset
-    from ..data.sampler import PatchSampler
     from ..runtime import pick_device, pick_precision
     from ..data.resample import rescale_dataset
     from .plan import plan_training
+    from .setup import set_up_training
 
     dataset = dataset or load_dataset(config.data)
     device = pick_device(config.train.device)
     plan, _ = plan_training(config, dataset, device=device)
     dataset = rescale_dataset(dataset, plan.scale, plan.spacing)  # swept at the scale fit() trains at
-    torch.manual_seed(config.train.seed)
-    model, layout = build_model(dataset, plan, device)
-    sampler = PatchSampler(dataset.samples, plan.patch, foreground_fraction=config.train.foreground_fraction,
-                           seed=config.train.seed)
-    result = lr_sweep(model, lambda: sampler.batch(plan.batch_size), num_steps=num_steps, device=device,
-                      layout=layout,
-                      weight_decay=config.train.weight_decay, augment=config.train.augment,
-                      precision=pick_precision(device, config.train.precision), progress=progress)
+    setup = set_up_training(config, dataset, plan, dataset.samples, device=device,
+                            precision=pick_precision(device, config.train.precision), seed=config.train.seed)
+    result = lr_sweep(setup.model, lambda: setup.sampler.batch(plan.batch_size), num_steps=num_steps,
+                      step=setup.step, progress=progress)
     if project is not None:
         Path(project).mkdir(parents=True, exist_ok=True)
         result.save(Path(project))

@@ -18,23 +18,27 @@ QUANTILE = "p1"
 FEW_OBJECTS = 100
 
 
-def plan_min_size(fp, reasons: dict) -> int | None:
-    """Pixels an object of ``nbseg predict --instances`` needs to be kept; None for multi-class labels.
+def plan_min_size(fingerprint) -> tuple[int | None, str | None]:
+    """Pixels an object of ``nbseg predict --instances`` needs to be kept, and why; (None, None) for
+    multi-class labels.
 
     Parameters
     ----------
-    fp : nbseg.data.fingerprint.Fingerprint
-        ``fp.object_size`` gives the labelled objects' pixel counts at the images' own scale, the
+    fingerprint : nbseg.data.fingerprint.Fingerprint
+        ``fingerprint.object_size`` gives the labelled objects' pixel counts at the images' own scale, the
         scale prediction writes its results at.
-    reasons : dict
-        Gets ``"min_size"``, the reason in a sentence, when a bound is planned.
+
+    Returns
+    -------
+    (int or None, str or None)
+        The bound and its reason in a sentence.
     """
-    sizes = getattr(fp, "object_size", None)
-    if fp.kind == "multiclass" or not sizes or not sizes.get("count"):
-        return None  # classes are not objects: a multi-class result keeps every pixel's class
+    sizes = getattr(fingerprint, "object_size", None)
+    if fingerprint.kind == "multiclass" or not sizes or not sizes.get("count"):
+        return None, None  # classes are not objects: a multi-class result keeps every pixel's class
     smallest, few = int(sizes[QUANTILE]), sizes["count"] < FEW_OBJECTS
     size = max(DEFAULT_MIN_SIZE, smallest // 2 if few else smallest)
-    unit = "voxels" if fp.spatial_dims == 3 else "px"
+    unit = "voxels" if fingerprint.spatial_dims == 3 else "px"
     if size == DEFAULT_MIN_SIZE:
         why = (f"{size} {unit}: the smallest labelled objects are as small as {smallest} {unit}, so only specks "
                f"under {DEFAULT_MIN_SIZE} are dropped")
@@ -45,8 +49,7 @@ def plan_min_size(fp, reasons: dict) -> int | None:
     else:
         why = (f"{size} {unit}: 99 % of the {sizes['count']:,} labelled objects are at least {smallest} {unit}, so "
                "smaller predicted objects are dropped from the instance results")
-    reasons["min_size"] = why + " (nbseg predict --min-size, notebook 06's 'Min object size')"
-    return size
+    return size, why + " (nbseg predict --min-size, notebook 06's 'Min object size')"
 
 
 __all__ = ["DEFAULT_MIN_SIZE", "plan_min_size"]

@@ -2,7 +2,7 @@
 ending the run: the memory a GPU has free is known only by trying, and the plan's batch is a guess."""
 from __future__ import annotations
 
-from ..runtime import is_out_of_memory, release_cached_memory
+from ..runtime import retry_smaller
 
 
 class TrainingMemoryError(ValueError):
@@ -33,22 +33,18 @@ def halve_batch_on_out_of_memory(run, batch_size: int, *, report, patch, device)
     TrainingMemoryError
         When a batch of one patch does not fit either, naming the settings that make it smaller.
     """
-    while True:
-        try:
-            return run(batch_size), batch_size
-        except (RuntimeError, MemoryError) as err:
-            if not is_out_of_memory(err):
-                raise
-            if batch_size <= 1:
-                raise TrainingMemoryError(
-                    f"Out of memory on {device} while training on one patch of {list(patch)} (batch 1): {err}. "
-                    "Use a smaller patch (set model.patch (CLI: --patch), e.g. half each side) or a smaller model "
-                    "(model.size S); --batch-size is already 1. Closing other notebooks that hold the GPU, or "
-                    "training on the CPU (--device cpu), also helps.") from err
-        # out of the except block: the failed step's tensors, held by the traceback, are gone by now
-        release_cached_memory()
-        report(f"out of memory at batch {batch_size}: continuing with batch {batch_size // 2}.")
-        batch_size //= 2
+    def give_up(batch, memory, err):  # the device names the memory here
+        return TrainingMemoryError(
+            f"Out of memory on {device} while training on one patch of {list(patch)} (batch 1): {err}. "
+            "Use a smaller patch (set model.patch (CLI: --patch), e.g. half each side) or a smaller model "
+            "(model.size S); --batch-size is already 1. Closing other notebooks that hold the GPU, or "
+            "training on the CPU (--device cpu), also helps.")
+
+    def told(memory, batch, smaller):
+        report(f"out of memory at batch {batch}: continuing with batch {smaller}.")
+
+    return retry_smaller(run, batch_size, lambda batch: batch // 2 if batch > 1 else None, report=told,
+                         give_up=give_up)
 
 
 __all__ = ["TrainingMemoryError", "halve_batch_on_out_of_memory"]

@@ -106,25 +106,26 @@ class Plan:
         return {**asdict(self), "slices": self.slices}
 
 
-def plan_training(config, dataset, *, device=None, fp=None):
+def plan_training(config, dataset, *, device=None, fingerprint=None):
     """The fingerprint of ``dataset`` and the plan for it: what `nbseg train`, the LR finder and
-    notebook 04 all use. ``device`` defaults to ``config.train.device`` resolved; ``fp``, the dataset's
-    fingerprint when it is known already. With ``train.init`` the network is the init model's and the
+    notebook 04 all use. ``device`` defaults to ``config.train.device`` resolved; ``fingerprint``, the
+    dataset's when it is known already. With ``train.init`` the network is the init model's and the
     learning rate a fine-tuning one (:mod:`nbseg.train.init`)."""
     from . import init
     from .warm_start import plan_warm_start
-    from ..data.fingerprint import fingerprint
+    from ..data.fingerprint import fingerprint as data_fingerprint
     from ..runtime import pick_device
 
-    fp = fp if fp is not None else fingerprint(dataset, seed=config.train.seed)
+    if fingerprint is None:
+        fingerprint = data_fingerprint(dataset, seed=config.train.seed)
     device = device or pick_device(config.train.device)
     source = init.init_source(config.train.init)
     if source is None:
-        return plan_warm_start(make_plan(config, fp, device=device), config), fp
+        return plan_warm_start(make_plan(config, fingerprint, device=device), config), fingerprint
     info = init.resolve_init(source)  # fine-tuning: the source's architecture, checked against the data
     init.check_compatible(info, dataset)
-    plan = make_plan(init.architecture_config(config, info, fp.spatial_dims), fp, device=device)
-    return init.fine_tune_plan(plan, config, info, dataset, fp.intensity), fp
+    plan = make_plan(init.architecture_config(config, info, fingerprint.spatial_dims), fingerprint, device=device)
+    return init.fine_tune_plan(plan, config, info, dataset, fingerprint.intensity), fingerprint
 
 
 def make_plan(config, fingerprint, *, device="cpu") -> Plan:
@@ -137,103 +138,105 @@ def make_plan(config, fingerprint, *, device="cpu") -> Plan:
     fingerprint : nbseg.data.fingerprint.Fingerprint
     device : str or torch.device
     """
-    reasons: dict = {}
-    data_dims = fingerprint.spatial_dims
-    model_dims = _model_dims(config, fingerprint, str(device), reasons)
+    data_dims, size = fingerprint.spatial_dims, config.model.size
+    # each rule gives its value and why (None: nothing worth saying); the reasons are listed in this order
+    model_dims, why_network = _model_dims(config, fingerprint, str(device))
     slices = data_dims == 3 and model_dims == 2
-    size = config.model.size
-    scale = plan_scale(config, fingerprint, slices, reasons)
-    said: dict = {}  # the classes' reason, added after the others as before
-    weights = _class_weights(fingerprint, said) if config.train.balance_classes is not False else None
-    patch = _patch(config, fingerprint, slices, scale, reasons, balanced=weights is not None)
-    pool_z = data_dims == 3 and not slices and _pools_z(patch[0], fingerprint)
-    if data_dims == 3 and not slices:
-        reasons["pool_z"] = (f"Z is pooled (patch Z {patch[0]}, Z spacing {fingerprint.anisotropy:.1f}x XY)" if pool_z
-                             else f"Z is not pooled (patch Z {patch[0]}, Z spacing {fingerprint.anisotropy:.1f}x XY)")
+    scale, why_scale = plan_scale(config, fingerprint, slices)
+    weights, why_classes = _class_weights(fingerprint) if config.train.balance_classes is not False else (None, None)
+    patch, why_patch = _patch(config, fingerprint, slices, scale, balanced=weights is not None)
+    pool_z, why_pool_z = _pool_z(patch, fingerprint, slices)
     problem = divisibility_problem(patch, pooling_divisors(len(patch), size, pool_z=pool_z or data_dims == 2))
     if problem:
         raise PatchSizeError(f"Patch size {list(patch)} does not fit model size {size!r}: {problem}.")
-    batch = _batch(config, patch, size, data_dims if not slices else 2, str(device), reasons)
-    norm = _norm(config, model_dims, data_dims, reasons)
-    shift = plan_input_shift(config, fingerprint, scale, slices, reasons)
-    reasons["lr"] = (f"{config.train.lr:.1e} (train.lr; notebook 03 or `nbseg lr-find` proposes one from a sweep)")
-    reasons.update(said)
-    steps = _steps(config, batch * int(np.prod(patch)), reasons)
-    min_size = plan_min_size(fingerprint, reasons)
+    batch, why_batch = _batch(config, patch, size, data_dims if not slices else 2, str(device))
+    norm, why_norm = _norm(config, model_dims, data_dims)
+    shift, why_shift = plan_input_shift(config, fingerprint, scale, slices)
+    why_lr = f"{config.train.lr:.1e} (train.lr; notebook 03 or `nbseg lr-find` proposes one from a sweep)"
+    steps, why_epoch = _steps(config, batch * int(np.prod(patch)))
+    min_size, why_min_size = plan_min_size(fingerprint)
+    reasons = {key: why for key, why in (
+        ("network", why_network), ("scale", why_scale), ("patch", why_patch), ("pool_z", why_pool_z),
+        ("batch", why_batch), ("norm", why_norm), ("input_shift", why_shift), ("lr", why_lr),
+        ("classes", why_classes), ("epoch", why_epoch), ("min_size", why_min_size)) if why}
     return Plan(data_dims=data_dims, model_dims=model_dims, patch=patch, batch_size=batch, steps_per_epoch=steps,
                 size=size, pool_z=pool_z, lr=float(config.train.lr), class_weights=weights, scale=scale,
                 spacing=physical_spacing(fingerprint, scale), norm=norm, input_shift=shift, reasons=reasons,
                 min_size=min_size)
 
 
-def _norm(config, model_dims: int, data_dims: int, reasons: dict) -> str:
-    """Instance norm for 3D networks (their batches hold 1-4 patches), batch norm for 2D ones."""
+def _pool_z(patch, fingerprint, slices: bool) -> tuple[bool, str | None]:
+    """Whether a 3D network pools Z, and why (None for 2D networks, which have no Z to pool)."""
+    if fingerprint.spatial_dims != 3 or slices:
+        return False, None
+    pooled = _pools_z(patch[0], fingerprint)
+    return pooled, (f"Z {'is' if pooled else 'is not'} pooled (patch Z {patch[0]}, Z spacing "
+                    f"{fingerprint.anisotropy:.1f}x XY)")
+
+
+def _norm(config, model_dims: int, data_dims: int) -> tuple[str, str | None]:
+    """Instance norm for 3D networks (their batches hold 1-4 patches), batch norm for 2D ones; and why."""
     if config.model.norm is not None:
-        reasons["norm"] = f"{config.model.norm} norm, as set (model.norm)"
-        return config.model.norm
+        return config.model.norm, f"{config.model.norm} norm, as set (model.norm)"
     if model_dims == 3 and data_dims == 3:
-        reasons["norm"] = ("instance norm: a 3D batch holds a few patches, too few for batch statistics that "
-                           "also suit validation (nnU-Net normalises 3D patches one by one too)")
-        return "instance"
-    return "batch"
+        return "instance", ("instance norm: a 3D batch holds a few patches, too few for batch statistics that "
+                            "also suit validation (nnU-Net normalises 3D patches one by one too)")
+    return "batch", None
 
 
-def _steps(config, voxels_per_step: int, reasons: dict) -> int:
-    """Steps per epoch: as set, else an epoch of EPOCH_VOXELS, so 3D epochs are not ten times longer."""
+def _steps(config, voxels_per_step: int) -> tuple[int, str | None]:
+    """Steps per epoch: as set, else an epoch of EPOCH_VOXELS, so 3D epochs are not ten times longer; and why."""
     if config.train.steps_per_epoch:
-        return int(config.train.steps_per_epoch)
+        return int(config.train.steps_per_epoch), None
     steps = int(np.clip(round(EPOCH_VOXELS / voxels_per_step), 4, 256))
-    reasons["epoch"] = f"{steps} steps ({steps * voxels_per_step / 1e6:.1f} M voxels) between validations"
-    return steps
+    return steps, f"{steps} steps ({steps * voxels_per_step / 1e6:.1f} M voxels) between validations"
 
 
-def _class_weights(fp, reasons: dict) -> list | None:
-    """Multi-class sets: CE weights (median share / share)^0.5, between 0.5 and 10."""
-    fractions = np.asarray(fp.class_fractions, float)
-    if fp.kind != "multiclass" or fractions.size < 3:
-        return None  # binary and instance targets: the soft Dice balances object and background
+def _class_weights(fingerprint) -> tuple[list | None, str | None]:
+    """Multi-class sets: CE weights (median share / share)^0.5, between 0.5 and 10; and why."""
+    fractions = np.asarray(fingerprint.class_fractions, float)
+    if fingerprint.kind != "multiclass" or fractions.size < 3:
+        return None, None  # binary and instance targets: the soft Dice balances object and background
     present = fractions[fractions > 0]
     weights = np.clip(np.sqrt(np.median(present) / np.maximum(fractions, 1e-6)), 0.5, 10.0)
     rarest = int(np.argmin(np.where(fractions > 0, fractions, np.inf)))
-    reasons["classes"] = (f"class {rarest} covers {fractions[rarest]:.2%} of the labelled pixels: patches are "
-                          "centred on each class equally often and rare classes weigh up to "
-                          f"{weights.max():.1f}x in the cross-entropy")
-    return weights.round(3).tolist()
+    return weights.round(3).tolist(), (f"class {rarest} covers {fractions[rarest]:.2%} of the labelled pixels: "
+                                       "patches are centred on each class equally often and rare classes weigh up "
+                                       f"to {weights.max():.1f}x in the cross-entropy")
 
 
-def _model_dims(config, fp, device: str, reasons: dict) -> int:
-    if fp.spatial_dims == 2:
-        return 2
+def _model_dims(config, fingerprint, device: str) -> tuple[int, str | None]:
+    """A 2D or a 3D network, and why."""
+    if fingerprint.spatial_dims == 2:
+        return 2, None
     given = config.model.dims
     if given is not None:
-        reasons["network"] = f"{given}D network, as set (model.dims; CLI --model-dims)"
-        return given
-    thinnest = min(shape[0] for shape in fp.shapes)
-    if fp.anisotropy >= ANISOTROPIC:
-        why = f"Z spacing is {fp.anisotropy:.1f}x XY (from {ANISOTROPIC:g}x on, slices are too far apart for 3D kernels)"
+        return given, f"{given}D network, as set (model.dims; CLI --model-dims)"
+    thinnest = min(shape[0] for shape in fingerprint.shapes)
+    if fingerprint.anisotropy >= ANISOTROPIC:
+        why = (f"Z spacing is {fingerprint.anisotropy:.1f}x XY (from {ANISOTROPIC:g}x on, slices are too far apart "
+               "for 3D kernels)")
     elif thinnest < THIN_STACK:
         why = f"the thinnest stack has {thinnest} slices (3D patches need {THIN_STACK} or more)"
     elif not device.startswith("cuda"):
         why = ("on a CPU a 2D network over the slices learns more per minute than a 3D one (measured on "
                "Lucchi++ and BBBC050, docs/benchmarks.md); a GPU plans a 3D network")
     else:
-        reasons["network"] = "3D network (a GPU; Z spacing and stack depth allow 3D kernels)"
-        return 3
-    reasons["network"] = "2D network over each slice: " + why + "; force with --model-dims 3"
-    return 2
+        return 3, "3D network (a GPU; Z spacing and stack depth allow 3D kernels)"
+    return 2, "2D network over each slice: " + why + "; force with --model-dims 3"
 
 
-def _patch(config, fp, slices: bool, scale, reasons: dict, *, balanced: bool = False) -> list:
-    dims = fp.spatial_dims
-    smallest = np.maximum(1, np.round(np.min(np.asarray(fp.shapes), axis=0) * np.asarray(scale))).astype(int)
+def _patch(config, fingerprint, slices: bool, scale, *, balanced: bool = False) -> tuple[list, str]:
+    """The patch, and why."""
+    dims = fingerprint.spatial_dims
+    smallest = np.maximum(1, np.round(np.min(np.asarray(fingerprint.shapes), axis=0) * np.asarray(scale))).astype(int)
     if config.model.patch is not None:
         patch = list(config.model.patch)
         if len(patch) != dims:
             raise ValueError(f"data is {dims}D but patch size {patch} is {len(patch)}D; give {dims} numbers.")
-        reasons["patch"] = "as set (model.patch; CLI --patch)" + _padded(patch, smallest)
-        return patch
+        return patch, "as set (model.patch; CLI --patch)" + _padded(patch, smallest)
     side = BASE_PATCH[2] if dims == 2 or slices else BASE_PATCH[3][1]
-    extent = fp.typical_extent()
+    extent = fingerprint.typical_extent()
     extent = [e * f for e, f in zip(extent, scale)] if extent else None
     why = f"{side} px in-plane"
     # a wider patch for large objects; 3D patches stay as wide: a batch of wider ones would hold one patch
@@ -250,19 +253,20 @@ def _patch(config, fp, slices: bool, scale, reasons: dict, *, balanced: bool = F
     if slices:
         patch = [1] + plane
     elif dims == 3:
-        z = BASE_PATCH[3][0] if fp.anisotropy < 2 else max(8, int(round(BASE_PATCH[3][0] / fp.anisotropy)))
+        anisotropy = fingerprint.anisotropy
+        z = BASE_PATCH[3][0] if anisotropy < 2 else max(8, int(round(BASE_PATCH[3][0] / anisotropy)))
         patch = [min(z, int(smallest[0]))] + plane
     else:
         patch = plane
-    divisors = pooling_divisors(dims, config.model.size, pool_z=dims == 2 or (not slices and _pools_z(patch[0], fp)))
+    pool_z = dims == 2 or (not slices and _pools_z(patch[0], fingerprint))
+    divisors = pooling_divisors(dims, config.model.size, pool_z=pool_z)
     patch = [max(d, -(-p // d) * d) for p, d in zip(patch, divisors)]  # round up; small images get padded
-    reasons["patch"] = why + (" (one slice at a time)" if slices else "") + (_padded(patch, smallest) or cut)
-    return patch
+    return patch, why + (" (one slice at a time)" if slices else "") + (_padded(patch, smallest) or cut)
 
 
-def _pools_z(patch_z: int, fp) -> bool:
+def _pools_z(patch_z: int, fingerprint) -> bool:
     """Z is pooled when the patch has the slices for it and Z spacing is close to XY (nnU-Net's rule of 2)."""
-    return pool_z_for(patch_z) and fp.anisotropy < 2
+    return pool_z_for(patch_z) and fingerprint.anisotropy < 2
 
 
 def _padded(patch, smallest) -> str:
@@ -272,10 +276,10 @@ def _padded(patch, smallest) -> str:
             "the loss)")
 
 
-def _batch(config, patch, size: str, conv_dims: int, device: str, reasons: dict) -> int:
+def _batch(config, patch, size: str, conv_dims: int, device: str) -> tuple[int, str]:
+    """Patches per step, and why."""
     if config.train.batch_size:
-        reasons["batch"] = "as set (train.batch_size; CLI --batch-size)"
-        return int(config.train.batch_size)
+        return int(config.train.batch_size), "as set (train.batch_size; CLI --batch-size)"
     voxels = int(np.prod(patch))
     base_voxels = BASE_PATCH[2] ** 2 if conv_dims == 2 else int(np.prod(BASE_PATCH[3][:1] + (BASE_PATCH[3][1],) * 2))
     by_time = max(1, round(BASE_BATCH[conv_dims] * base_voxels / voxels))
@@ -283,12 +287,10 @@ def _batch(config, patch, size: str, conv_dims: int, device: str, reasons: dict)
     by_memory = max(1, int(MEMORY_SHARE * free / (BYTES_PER_VOXEL[size] * voxels)))
     if device.startswith("cuda"):
         batch = max(1, min(MAX_BATCH, by_memory, 4 * by_time))
-        reasons["batch"] = f"{batch}: fits {MEMORY_SHARE:.0%} of the GPU's {free / 2**30:.1f} GiB free"
-    else:
-        batch = max(1, min(by_time, by_memory))
-        reasons["batch"] = (f"{batch}: {batch * voxels:,} voxels a step keeps CPU steps short" +
-                            (f" (memory allows {by_memory})" if by_memory < by_time else ""))
-    return batch
+        return batch, f"{batch}: fits {MEMORY_SHARE:.0%} of the GPU's {free / 2**30:.1f} GiB free"
+    batch = max(1, min(by_time, by_memory))
+    return batch, (f"{batch}: {batch * voxels:,} voxels a step keeps CPU steps short" +
+                   (f" (memory allows {by_memory})" if by_memory < by_time else ""))
 
 
 __all__ = ["Plan", "make_plan", "plan_training"]

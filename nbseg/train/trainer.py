@@ -17,7 +17,7 @@ from ..data.split import load_or_make_split
 from ..project import ProjectLayout, write_json
 from .fold import FoldRun
 from .plan import Plan, plan_training
-from .warm_start import fit_warm_started
+from .warm_start import warm_start_phases
 
 
 @dataclass
@@ -39,8 +39,11 @@ class TrainResult:
 
 @distributed.in_session  # under torchrun: one process group for the run
 def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=None,
-        plan: Plan | None = None, fingerprint=None, adjust_plan=None) -> TrainResult:
+        plan: Plan | None = None, fingerprint=None) -> TrainResult:
     """Train the model(s) that ``config`` describes; write everything under ``project``.
+
+    One run, or the explicit list of runs a warm-started 3D network makes
+    (:func:`nbseg.train.warm_start.warm_start_phases`: a 2D phase, then the 3D network from it).
 
     Parameters
     ----------
@@ -56,27 +59,50 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
         The plan already shown to the user; planned from the data when not given.
     fingerprint : nbseg.data.fingerprint.Fingerprint, optional
         The data's fingerprint that ``plan`` came from (saved as ``fingerprint.json``).
-    adjust_plan : callable, optional
-        Plan -> Plan, applied to the plan made here before it is shown: how a caller that chains runs
-        sets what only it knows (the warm start's 3D phase, its lr).
 
     Returns
     -------
     TrainResult
         With ``interrupted`` True if the run was stopped (KeyboardInterrupt); the best model is kept.
     """
-    project = Path(project)
-    # everything is checked before anything is written, so bad input leaves no half-made project
     dataset = dataset or load_dataset(config.data)
-    fp, notes = fingerprint, list(dataset.notes)
+    plan, fingerprint, notes = _planned(config, dataset, plan, fingerprint)
+    if plan.warm_start and not plan.init:  # a 2D phase, then the 3D network from it (nbseg.train.warm_start)
+        return _run_phases(warm_start_phases(config, project, plan, resume=resume), config, project,
+                           callbacks=callbacks, resume=resume, dataset=dataset, fingerprint=fingerprint)
+    return _train(config, Path(project), dataset, plan, fingerprint, notes, callbacks=callbacks, resume=resume)
+
+
+def _planned(config, dataset, plan, fingerprint, adjust_plan=None) -> tuple:
+    """``(plan, fingerprint, notes)``: the plan given, else one made (and adjusted) here, whose lines are
+    shown when training begins."""
+    notes = list(dataset.notes)
     if plan is None:  # nobody has shown the plan yet: the progress callbacks do
-        plan, fp = plan_training(config, dataset, fp=fp)
+        plan, fingerprint = plan_training(config, dataset, fingerprint=fingerprint)
         plan = adjust_plan(plan) if adjust_plan else plan
-        notes += fp.notes + plan.lines()
-    plan = distributed.from_main(plan)  # planned from free memory: every process trains rank 0's plan
-    if plan.warm_start and not plan.init:  # two phases, each a fit of its own (nbseg.train.warm_start)
-        return fit_warm_started(fit.__wrapped__, config, project, plan, callbacks=callbacks, resume=resume,
-                                dataset=dataset, fingerprint=fp)
+        notes += fingerprint.notes + plan.lines()
+    return distributed.from_main(plan), fingerprint, notes  # planned from free memory: rank 0's for all
+
+
+def _run_phases(phases, config, project, *, callbacks, resume: bool, dataset, fingerprint) -> TrainResult:
+    """Train each phase in turn, each planned from ``fingerprint`` (the data's, computed once); stop after
+    one that was interrupted. Returns the last phase's result."""
+    if distributed.is_main():  # `nbseg train --project P --resume` finds the settings while the 2D phase runs
+        config.save(project)
+    for phase in phases:
+        phase_plan, _, notes = _planned(phase.config, dataset, None, fingerprint, phase.adjust_plan)
+        result = _train(phase.config, phase.project, dataset, phase_plan, fingerprint, notes, callbacks=callbacks,
+                        resume=resume)
+        if result.interrupted:
+            return result
+    if distributed.is_main():  # the person's settings, not the phase's (a later --resume plans the same again)
+        config.save(project)
+    return result
+
+
+def _train(config, project: Path, dataset, plan, fingerprint, notes, *, callbacks, resume: bool) -> TrainResult:
+    """One run: the data at the plan's working scale, the split, the project's settings, then each fold."""
+    # everything is checked before anything is written, so bad input leaves no half-made project
     dataset = rescale_dataset(dataset, plan.scale, plan.spacing)  # the working scale (a copy; often the same)
     notes += [n for n in dataset.notes if n not in notes]  # e.g. images resampled to a common pixel size
     folds = distributed.run_on_main(load_or_make_split, project, dataset.names, folds=config.train.folds,
@@ -84,12 +110,13 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
     layout = ProjectLayout(project)
     if distributed.is_main():  # one writer: the other processes train the same model
         config.save(project)
-        if fp is not None:
-            fp.save(layout.fingerprint)
+        if fingerprint is not None:
+            fingerprint.save(layout.fingerprint)
         write_json(layout.plan, plan.to_dict())
     result = TrainResult(project)
     for k, fold in enumerate(folds):
-        outcome = FoldRun(config, project, dataset, plan, k, len(folds), fold, callbacks, notes).run(resume)
+        outcome = FoldRun(config, project, dataset, plan, fold=k, n_folds=len(folds), split=fold, callbacks=callbacks,
+                          notes=notes, resume=resume).run()
         result.folds.append(outcome)
         if outcome.stopped == "interrupted":
             break

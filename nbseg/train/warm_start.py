@@ -15,10 +15,11 @@ seed and so the same training/validation split: the 3D network never trains on w
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
 
 from ..project import ProjectLayout
-from . import distributed
 
 WARM_SHARE = 0.5  # of the time budget, for the 2D phase (measured: 5 + 5 of 10 minutes on Lucchi++)
 LR_FACTOR = 0.1  # of the 2D phase's lr, for the 3D network inflated from it (Lucchi++, session 8)
@@ -66,26 +67,25 @@ def phase_configs(config, project, warm_minutes: float) -> tuple:
     return first, second
 
 
-def fit_warm_started(fit, config, project, plan, *, callbacks=(), resume: bool = False, dataset=None,
-                     fingerprint=None):
-    """Train the 2D phase, then the 3D network from it, with ``fit`` (the trainer's, outside any session
-    handling); each phase plans from ``fingerprint`` (the data's, computed once). Returns the 3D phase's
-    :class:`~nbseg.train.trainer.TrainResult` (the 2D phase's if stopped)."""
+@dataclass(frozen=True)
+class Phase:
+    """One run that :func:`nbseg.train.trainer.fit` makes: its settings, its project folder, and how the plan
+    it makes is adjusted (what only the chain knows: the 3D phase's lr)."""
+
+    name: str
+    config: object
+    project: Path
+    adjust_plan: Callable | None = None
+
+
+def warm_start_phases(config, project, plan, *, resume: bool = False) -> list[Phase]:
+    """The runs of a warm-started 3D network, in order: the 2D phase in ``ProjectLayout.warm_start``, then
+    the 3D network from it in ``project``. A resumed run whose 3D phase has begun skips the 2D one."""
     layout = ProjectLayout(project)
     first, second = phase_configs(config, project, plan.warm_start)
-    if distributed.is_main():  # `nbseg train --project P --resume` finds the settings while the 2D phase runs
-        config.save(project)
-    started_3d = resume and layout.checkpoint(0).exists()
-    if not (started_3d and layout.warm_start.is_dir()):
-        warm = fit(first, layout.warm_start, callbacks=callbacks, resume=resume, dataset=dataset,
-                   fingerprint=fingerprint)
-        if warm.interrupted:
-            return warm
-    result = fit(second, project, callbacks=callbacks, resume=resume, dataset=dataset, fingerprint=fingerprint,
-                 adjust_plan=functools.partial(phase_3d_plan, lr_2d=plan.lr))
-    if distributed.is_main():  # the person's settings, not the phase's (a later --resume plans the same again)
-        config.save(project)
-    return result
+    started_3d = resume and layout.checkpoint(0).exists() and layout.warm_start.is_dir()
+    phases = [] if started_3d else [Phase("2D", first, layout.warm_start)]
+    return phases + [Phase("3D", second, Path(project), functools.partial(phase_3d_plan, lr_2d=plan.lr))]
 
 
 def phase_3d_plan(plan, *, lr_2d: float):
@@ -96,4 +96,5 @@ def phase_3d_plan(plan, *, lr_2d: float):
     return replace(plan, lr=lr_2d * LR_FACTOR, reasons=reasons)
 
 
-__all__ = ["LR_FACTOR", "WARM_SHARE", "fit_warm_started", "phase_configs", "plan_warm_start", "phase_3d_plan"]
+__all__ = ["LR_FACTOR", "Phase", "WARM_SHARE", "phase_3d_plan", "phase_configs", "plan_warm_start",
+           "warm_start_phases"]

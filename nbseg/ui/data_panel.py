@@ -14,6 +14,7 @@ from ..data import SAMPLES, load_dataset, sample
 from ..colab import in_colab
 from ..io.images import image_files, read_image
 from ..config import IGNORE
+from ..project import ProjectLayout
 from .teaching import apply_quick, quick_mode
 from .common import FEEDBACK, PanelBase, control, note
 from .viewers import Viewer2D, VolumeView
@@ -51,7 +52,7 @@ class DataService:
 
     def open_project(self) -> bool:
         """Fill the state from ``project/config.yaml`` when it exists; True if it did."""
-        path = Path(self.state.project) / "config.yaml"
+        path = ProjectLayout(self.state.project).config
         if not path.exists():
             return False
         cfg = Config.load(self.state.project)

@@ -3,19 +3,16 @@ instances and their tables, metrics, and the export of OME-TIFF results and the 
 :class:`~nbseg.ui.export_panel.ExportPanel` is its face."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..config import Config
 from ..io.images import files_by_stem, read_image, read_mask
-from ..predict.outputs import result_paths
+from ..predict.outputs import predicted_names, read_probability, result_paths
+from ..config import DEFAULT_MIN_SIZE, Config
 from ..project import ProjectLayout
 from .session import load_config
-
-PROB_SUFFIX = result_paths("", "_", instances=False)["prob"].name[1:]  # the names predict writes: ".prob.ome.tif"
 
 
 @dataclass
@@ -48,8 +45,7 @@ class ExportService:
     def open(self) -> list[str]:
         s = self.state
         s.config = load_config(s.project)
-        found = sorted(p.name[: -len(PROB_SUFFIX)] for p in self.predictions.glob(f"*{PROB_SUFFIX}")) \
-            if self.predictions.is_dir() else []
+        found = predicted_names(self.predictions)
         if not found:
             from .session import MissingStep
 
@@ -61,28 +57,40 @@ class ExportService:
     def planned_min_size(self, stem: str | None = None) -> int:
         """Pixels an object of image ``stem`` (default: the first open one) needs to be kept.
 
-        The training plan's bound (``plan.json``; :mod:`nbseg.train.min_size`) counted in this image's
-        pixels, as ``nbseg predict --instances`` counts it; else the default.
+        The training plan's bound (:mod:`nbseg.train.min_size`) as the project's models hold it, counted in
+        this image's pixels by the function ``nbseg predict --instances`` uses; the default without models.
         """
-        from ..predict.options import planned_min_size
+        from ..predict.options import PredictOptions
 
-        path = ProjectLayout(self.state.project).plan
-        plan = json.loads(path.read_text()) if path.is_file() else {}
+        info = self._models_info()
         stem = stem or (self.state.stems[0] if self.state.stems else None)
         sizes = None
-        if stem and plan.get("min_size") is not None:
+        if stem and info is not None and info.min_size is not None:
             self.load(stem)  # reads the map's pixel sizes
             sizes = self._cache[("sizes", stem)]
         known = bool(sizes) and all(v is not None for v in sizes)
-        return planned_min_size(plan.get("min_size"), plan.get("scale"), plan.get("spacing"),
-                                sizes if known else None, "µm" if known else None)
+        if info is None:
+            return DEFAULT_MIN_SIZE
+        return PredictOptions().min_size_for(info, sizes if known else None, "µm" if known else None)
+
+    def _models_info(self):
+        """What the project's models say about themselves (their plan included), read as predict reads it;
+        None when the project holds no model (probability maps made elsewhere)."""
+        from ..predict.ensemble import ensemble_info, load_ensemble
+
+        if "models" not in self._cache:
+            try:
+                files = ProjectLayout(self.state.project).model_files()
+            except FileNotFoundError:
+                files = None
+            self._cache["models"] = ensemble_info(load_ensemble(files)) if files else None
+        return self._cache["models"]
 
     def load(self, stem: str):
         """``(image, probability 0..1, ground truth or None)``, cached."""
         if stem not in self._cache:
-            prob, self._cache[("sizes", stem)] = read_mask(self.predictions / f"{stem}{PROB_SUFFIX}",
-                                                           return_pixel_sizes=True)
-            prob = prob.astype(np.float32) / 255
+            path = result_paths(self.predictions, stem, instances=False, format=self._format(stem))["prob"]
+            prob, self._cache[("sizes", stem)] = read_probability(path, return_pixel_sizes=True)
             d = self.state.config.data
             images = files_by_stem(d.images)
             image = read_image(images[stem], axes=d.axes, channels=d.channels, dims=prob.ndim).data \
@@ -101,9 +109,15 @@ class ExportService:
         connected components of the mask; with it a seeded watershed splits touching objects)."""
         key = ("interior", stem)
         if key not in self._cache:
-            path = result_paths(self.predictions, stem, instances=True, interior=True)["interior"]
-            self._cache[key] = read_mask(path).astype(np.float32) / 255 if path.exists() else None
+            path = result_paths(self.predictions, stem, instances=True, interior=True,
+                                format=self._format(stem))["interior"]
+            self._cache[key] = read_probability(path) if path.exists() else None
         return self._cache[key]
+
+    def _format(self, stem: str) -> str:
+        """The format predict wrote ``stem``'s results in."""
+        zarr = result_paths(self.predictions, stem, instances=False, format="zarr")["prob"]
+        return "zarr" if zarr.exists() else "tiff"
 
     def splits_touching_objects(self) -> bool:
         return bool(self.state.stems) and all(self.interior(s) is not None for s in self.state.stems)

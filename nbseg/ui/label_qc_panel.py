@@ -12,7 +12,7 @@ import numpy as np
 
 from . import overlay as ov
 from ..config import Config
-from ..io.images import file_stem, files_by_stem, image_files, read_image, read_mask
+from ..io.images import files_by_stem, read_image, read_mask
 from ..project import ProjectLayout
 from .common import FEEDBACK, PanelBase, control, note, table_html
 from .compat import set_titles
@@ -47,7 +47,7 @@ class QCService:
         return self.state.config
 
     def names(self) -> list[str]:
-        return [file_stem(p) for p in image_files(self.state.config.data.images)]
+        return list(files_by_stem(self.state.config.data.images))
 
     def run_qc(self):
         from ..labels.qc import qc_dataset

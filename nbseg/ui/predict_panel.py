@@ -80,11 +80,10 @@ class PredictService:
 
     def maps(self, stem: str):
         """``(image, probability, uncertainty, ground_truth_or_None)`` of one predicted image."""
-        from ..predict.outputs import result_paths
+        from ..predict.outputs import read_probability, result_paths
 
         paths = result_paths(self.output, stem, instances=False)
-        prob = read_mask(paths["prob"]).astype(np.float32) / 255
-        unc = read_mask(paths["uncertainty"]).astype(np.float32) / 255
+        prob, unc = read_probability(paths["prob"]), read_probability(paths["uncertainty"])
         row = self.state.table.set_index("image").loc[stem]
         d = self.state.config.data
         image = read_image(row["input"], axes=d.axes, channels=d.channels, dims=prob.ndim).data

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..config import update_config
 from ..project import ProjectLayout
 
 QUICK_ENV = "NBSEG_QUICK"
@@ -65,14 +66,9 @@ def quick_settings(dims: int) -> dict:
 def apply_quick(config, dims: int):
     """A copy of ``config`` with the quick-mode model and training settings."""
     q = quick_settings(dims)
-    config = config.model_copy(deep=True)
-    config.model.size = q["size"]
-    config.model.patch = list(q["patch"])
-    config.train.epochs = q["epochs"]
-    config.train.minutes = None
-    config.train.steps_per_epoch = q["steps_per_epoch"]
-    config.train.batch_size = q["batch_size"]
-    return config
+    return update_config(config, {"model": {"size": q["size"], "patch": list(q["patch"])},
+                                  "train": {"epochs": q["epochs"], "minutes": None,
+                                            "steps_per_epoch": q["steps_per_epoch"], "batch_size": q["batch_size"]}})
 
 
 def needs_step(project, step: str) -> str:

@@ -11,7 +11,7 @@ import ipywidgets as w
 
 from ..model.history import read_history
 from ..choices import parse_ints
-from ..config import Config
+from ..config import Config, update_config
 from ..model.unet import SIZES, PatchSizeError, check_patch_size, patch_divisors
 from ..project import ProjectLayout
 from ..train.trainer import TrainResult, fit
@@ -85,9 +85,8 @@ class TrainService:
         return self.state.config
 
     def saved_history(self) -> list:
-        folder = ProjectLayout(self.state.project).history
         rows = []
-        for path in sorted(folder.glob("fold*.csv")) if folder.is_dir() else []:
+        for path in ProjectLayout(self.state.project).history_files():
             rows += read_history(path)
         return rows
 
@@ -95,8 +94,8 @@ class TrainService:
         """The training plan for the saved settings: the same object `nbseg train` prints."""
         from ..train.plan import plan_training
 
-        cfg = load_config(self.state.project)
-        self.state.plan, self.state.fingerprint = plan_training(cfg, dataset_for(cfg))
+        config = load_config(self.state.project)
+        self.state.plan, self.state.fingerprint = plan_training(config, dataset_for(config))
         return self.state.plan
 
     def apply(self, settings: TrainSettings) -> Config:
@@ -113,8 +112,8 @@ class TrainService:
             The saved settings.
         """
         t = settings
-        cfg = load_config(self.state.project)
-        dims = dataset_for(cfg).spatial_dims
+        config = load_config(self.state.project)
+        dims = dataset_for(config).spatial_dims
         ok, message = patch_rule(t.patch, t.size, dims)
         if not ok:
             # a patch of the right length raises PatchSizeError, whose fix names the nearest valid sizes
@@ -126,17 +125,16 @@ class TrainService:
                       patience=int(t.patience) if t.patience else None, augment=bool(t.augment), lr=float(t.lr),
                       init=t.init)
         # the model settings the panel has no control for (dims) are kept as they are
-        model = {**cfg.model.model_dump(), "size": t.size, "patch": parse_patch(t.patch), "scale": float(t.scale)}
-        cfg = Config.model_validate({**cfg.model_dump(), "model": model,
-                                     "train": {**cfg.train.model_dump(), **update}})
-        cfg.save(self.state.project)
-        self.state.config = cfg
-        return cfg
+        model = {"size": t.size, "patch": parse_patch(t.patch), "scale": float(t.scale)}
+        config = update_config(config, {"model": model, "train": update})
+        config.save(self.state.project)
+        self.state.config = config
+        return config
 
     def train(self, *, callbacks=(), resume: bool = False) -> TrainResult:
-        cfg = self.state.config or load_config(self.state.project)
-        self.state.result = fit(cfg, self.state.project, callbacks=callbacks, resume=resume,
-                                dataset=dataset_for(cfg))
+        config = self.state.config or load_config(self.state.project)
+        self.state.result = fit(config, self.state.project, callbacks=callbacks, resume=resume,
+                                dataset=dataset_for(config))
         self.state.history = self.saved_history()
         return self.state.result
 
@@ -185,10 +183,10 @@ class TrainPanel(PanelBase):
         self._show_budget()  # the budget's observer keeps it right when opening the project changes it
 
     def _open(self) -> None:
-        cfg = self.service.open()
-        self.dims = dataset_for(cfg).spatial_dims
-        t = cfg.train
-        self.size.value = cfg.model.size
+        config = self.service.open()
+        self.dims = dataset_for(config).spatial_dims
+        t = config.train
+        self.size.value = config.model.size
         plan = self.service.plan()  # the plan `nbseg train` prints, from the same data and settings
         self.plan.value = plan_html(plan, self.state.fingerprint)
         self.patch.value = ",".join(map(str, plan.patch))
@@ -225,8 +223,8 @@ class TrainPanel(PanelBase):
                              scale=self.scale.value, init=self.start.value)
 
     def _train(self, resume: bool) -> None:
-        cfg = self.service.apply(self.settings())
-        if self.state.plan is None or (self.state.plan.init or {}).get("source") != cfg.train.init:
+        config = self.service.apply(self.settings())
+        if self.state.plan is None or (self.state.plan.init or {}).get("source") != config.train.init:
             self.plan.value = plan_html(self.service.plan(), self.state.fingerprint)  # the init sets the network
         self.callback = WidgetBarsCallback(self.bars, self.plot, self.log)
         result = self.service.train(callbacks=[self.callback], resume=resume)

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.resample import is_native, scaled_shape
-from ..data.windows import restore_source, source_window
-from ..model.unet import divisibility_problem
-from .outputs import to_uint8
-from .post import classes, instances as label_instances
-from ..model.tiling import axis_placements
+from ...data.resample import is_native, scaled_shape
+from ...data.windows import restore_source, source_window
+from ...model.unet import divisibility_problem
+from ..outputs import to_uint8
+from ..post import classes, instances as label_instances
+from ...model.tiling import axis_placements
 
 __all__ = ["Block", "plan_blocks", "check_block", "block_results", "face_pairs", "mutual_best", "merge_lookup"]
 

@@ -11,18 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.resample import image_factors, is_native, scaled_shape
-from ..io.images import file_stem
-from ..io.zarr import is_zarr, remove_tree
-from ..project import write_json
+from ...data.resample import image_factors, is_native, scaled_shape
+from ...io.images import file_stem
+from ...io.zarr import is_zarr, remove_tree
+from ...project import write_json
 from .blocks import check_block, merge_lookup, plan_blocks
-from .ensemble import check_image, ensemble_info, load_ensemble
-from .files import RECORD_FILE, TABLE_FILE, _check_earlier_results, _plan_outputs, _ranked, _resolved, input_files
-from .image import choose_tile, read_for_models
+from ..ensemble import check_image, ensemble_info, load_ensemble
+from ..files import RECORD_FILE, TABLE_FILE, _check_earlier_results, _plan_outputs, _ranked, _resolved, input_files
+from ..image import choose_tile, read_for_models
 from . import workers
-from .cluster import ClusterError, connect, slurm_settings
-from .options import PredictOptions
-from .outputs import spatial_axes
+from .connect import ClusterError, connect, slurm_settings
+from ..options import PredictOptions
+from ..outputs import spatial_axes
 
 __all__ = ["ClusterError", "connect", "predict_on_cluster", "slurm_settings"]
 

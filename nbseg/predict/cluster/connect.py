@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from pathlib import Path
 
 __all__ = ["ClusterError", "connect", "slurm_settings"]
 
@@ -70,10 +69,11 @@ def _local_workers(cluster: str) -> int:
 def slurm_settings(project=None) -> dict:
     """dask-jobqueue ``SLURMCluster`` keywords from the project's ``cluster`` settings (defaults
     when it has none): one single-threaded worker per job, holding the job's cores for torch."""
-    from ..config import ClusterConfig, Config
+    from ...config import ClusterConfig, Config
+    from ...project import ProjectLayout
 
     settings = ClusterConfig()
-    if project is not None and (Path(project) / "config.yaml").exists():
+    if project is not None and ProjectLayout(project).config.exists():
         settings = Config.load(project).cluster
     extra = [f"--gres=gpu:{settings.gpus}"] if settings.gpus else []
     return {"queue": settings.queue, "account": settings.account, "cores": 1, "processes": 1,

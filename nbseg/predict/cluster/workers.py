@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.images import Image
-from ..io.zarr import write_ome_zarr
+from ...io.images import Image
+from ...io.zarr import write_ome_zarr
 from .blocks import block_results, face_pairs
-from .ensemble import ensemble_info, load_ensemble
-from .files import _predict_one
-from .image import model_bounds, predict_image, read_for_models
-from .options import PredictOptions
-from .outputs import write_object_files
+from ..ensemble import ensemble_info, load_ensemble
+from ..files import _predict_one
+from ..image import model_bounds, predict_image, read_for_models
+from ..options import PredictOptions
+from ..outputs import write_object_files
 
 __all__ = ["pick_precision", "predict_whole", "image_bounds", "predict_block", "block_face_pairs", "relabel_block",
            "write_result", "write_tables"]
@@ -37,7 +37,7 @@ def _models(project, hosts: dict):
 
 def pick_precision(device: str) -> str:
     """The precision "auto" resolves to on this worker's device."""
-    from ..runtime import pick_device, pick_precision as pick
+    from ...runtime import pick_device, pick_precision as pick
 
     return pick(pick_device(device), "auto")
 
@@ -111,8 +111,8 @@ def _scaled_block(ensemble, info, image, part, block, tile, bounds, options):
     and brought back to the block's own pixels."""
     from dataclasses import replace
 
-    from ..data.resample import image_factors, scaled_shape
-    from ..data.windows import resample_window, restore_window
+    from ...data.resample import image_factors, scaled_shape
+    from ...data.windows import resample_window, restore_window
 
     shape = image.spatial_shape
     factors = image_factors(info.scale, info.spacing, image.pixel_sizes, image.unit)
@@ -144,7 +144,7 @@ def write_tables(paths: dict, labels_path, path, project, options, hosts) -> Non
     the whole label image and the input for it."""
     import dask
 
-    from ..io.images import read_image
+    from ...io.images import read_image
 
     with dask.config.set(scheduler="synchronous"):
         ensemble = _models(project, hosts)
