@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.nbseg-installed
 
-.PHONY: venv demo test test-widgets7 bench bench-quick lab clean
+.PHONY: venv demo test test-widgets7 check-data bench bench-quick lab clean
 
 venv: $(STAMP)
 
@@ -21,9 +21,19 @@ demo: venv
 	$(BIN)/nbseg demo --project demo_project
 
 # The whole suite on ipywidgets 8, then the panels again on ipywidgets 7.7 (what Colab ships).
-test: venv
+test: venv check-data
 	$(BIN)/python -m pytest -q -ra
 	$(MAKE) test-widgets7
+
+# The real-data tests read ../shared/data (or NBSEG_SHARED_DATA). In CI (CI=true) its absence fails the
+# run; elsewhere those tests skip, and the end of pytest's report lists them.
+DATA := $(or $(NBSEG_SHARED_DATA),../shared/data)
+check-data:
+	@if [ -d "$(DATA)" ]; then echo "real data: $(DATA)"; \
+	elif [ "$$CI" = true ]; then \
+		echo "make test: no real data at $(DATA); CI runs the tests that read it. Put it there, or set NBSEG_SHARED_DATA." >&2; \
+		exit 1; \
+	else echo "make test: no real data at $(DATA): the tests that read it skip (listed at the end of the report)."; fi
 
 lab: venv
 	$(BIN)/jupyter lab notebooks
