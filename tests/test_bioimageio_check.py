@@ -22,7 +22,8 @@ from nbseg.predict.bioimageio_export import export_bioimageio  # noqa: E402
 
 import model_projects  # noqa: E402  (tests/model_projects.py)
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning"),
+              pytest.mark.slow]  # bioimage.io's test runs twice: in the export and in its own process
 
 
 def bioimageio_command() -> list[str]:

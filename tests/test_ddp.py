@@ -94,6 +94,7 @@ def two_epochs(tmp_path_factory):
     return project, torchrun(project, "--epochs", "2")
 
 
+@pytest.mark.slow  # a torchrun launch
 def test_two_processes_train_one_model_written_once(two_epochs):
     project, out = two_epochs
     # rank 0 alone speaks; the run got through the per-epoch check that both replicas hold the same weights
@@ -181,6 +182,7 @@ def _replica(rank: int, store: str, results: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two spawned processes
 def test_replicas_out_of_step_are_caught(tmp_path):
     results = str(tmp_path / "result")
     workers = mp.spawn(_replica, args=(str(tmp_path / "store"), results), nprocs=2, join=False)

@@ -135,6 +135,7 @@ def test_01_data_error_is_explained_not_raised(tmp_path):
 
 # ---------------------------------------------------------------- 03 LR finder
 
+@pytest.mark.slow  # an LR sweep
 def test_03_lr_finder_sweep_and_accept(configured, tmp_path):
     from nbseg.ui import LRPanel
 
@@ -188,6 +189,7 @@ def test_04_shows_the_plan_nbseg_train_prints(configured, tmp_path):
     assert plan.lines()[0] in panel.plan.value and panel.patch.value == ",".join(map(str, plan.patch))
 
 
+@pytest.mark.slow  # training
 def test_04_train_plot_files_and_resume(trained, tmp_path):
     from nbseg.ui import TrainPanel
 
@@ -205,6 +207,7 @@ def test_04_train_plot_files_and_resume(trained, tmp_path):
     assert "Resumed from the checkpoint on disk at epoch 3." in panel.log.value
 
 
+@pytest.mark.slow  # training
 def test_04_stop_button_keeps_best_model(configured, tmp_path, monkeypatch):
     from nbseg.ui import TrainPanel
     from nbseg.ui.progress import WidgetBarsCallback
@@ -348,6 +351,7 @@ def test_02_label_qc_browser_experts_and_drawing(configured, tmp_path):
 
 # ---------------------------------------------------------------- 05 predict, 06 threshold & export
 
+@pytest.mark.slow  # training, then prediction
 def test_05_predict_maps_and_ranking(predicted):
     project, panel = predicted
     assert_tooltips(panel)
@@ -359,6 +363,7 @@ def test_05_predict_maps_and_ranking(predicted):
     assert panel.viewer.rgb.shape[1] > 3 * 256  # image | probability | uncertainty side by side
 
 
+@pytest.mark.slow  # a trained project
 def test_05_invalid_tile_is_explained(trained, tmp_path):
     from nbseg.ui import PredictPanel
 
@@ -368,6 +373,7 @@ def test_05_invalid_tile_is_explained(trained, tmp_path):
     assert panel.error is not None and "Nearest valid tile" in panel.errors.message.value
 
 
+@pytest.mark.slow  # training, then prediction
 def test_06_threshold_sweep_instances_export(predicted, tmp_path):
     from nbseg.ui import ExportPanel
 
@@ -516,6 +522,7 @@ def test_06_planned_min_size_is_each_images_own(tmp_path):
     assert {stem: int(labels.max()) for stem, labels in panel.state.instances.items()} == {"a_coarse": 2, "b_fine": 2}
 
 
+@pytest.mark.slow  # two LR sweeps
 def test_cli_and_notebook_03_propose_the_same_rate(tmp_path, monkeypatch, capsys):
     """The cap on an overshooting suggestion lives in the core: `nbseg lr-find` and 03 propose one rate."""
     import re
