@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import nbseg
 
 PACKAGE = Path(nbseg.__file__).parent
@@ -51,6 +53,7 @@ def test_core_imports_no_ui_libraries():
     assert bad == {}, f"core modules pulled in UI libraries at import time (first offender): {bad}"
 
 
+@pytest.mark.slow  # about 100 fresh interpreters, each importing torch
 def test_each_core_module_alone():
     """Each module in its own fresh interpreter, so one module cannot hide another's import."""
     code = (

@@ -60,6 +60,7 @@ def test_same_seed_repeats_on_cpu(tmp_path):
     assert [h["train_loss"] for h in a] == [h["train_loss"] for h in b]
 
 
+@pytest.mark.slow  # three folds trained
 def test_k_folds_give_k_models_with_disjoint_validation(tmp_path):
     root = crops(tmp_path, 2)
     result = fit(quick_config(root, 2, epochs=1, steps_per_epoch=2, folds=3), tmp_path / "p")
@@ -89,6 +90,7 @@ def test_time_budget_stops_training(tmp_path):
     assert result.stopped == ["time budget"]  # how soon it stops is measured in bench/, not asserted here
 
 
+@pytest.mark.slow  # an LR sweep
 def test_lr_sweep_suggests_inside_and_restores_weights():
     torch.manual_seed(0)
     dataset = load_dataset(Config(data=sample("nuclei2d")).data)
@@ -116,6 +118,7 @@ def test_propose_lr_caps_overshooting_suggestions():
     assert propose_lr(float("nan"))[1]
 
 
+@pytest.mark.slow  # LR sweeps
 def test_lr_finder_runs_fits_training_step_and_honours_augment(monkeypatch):
     """The sweep trains with fit()'s own step: augmentation only when train.augment is on."""
     import nbseg.train.step as step_module
@@ -143,6 +146,7 @@ def test_lr_finder_runs_fits_training_step_and_honours_augment(monkeypatch):
         assert calls["augment"] == (5 if augment else 0), f"augment={augment}"
 
 
+@pytest.mark.slow  # a training run through the CLI
 def test_cli_prints_the_plan_and_saves_fingerprint(tmp_path, capsys):
     """`nbseg train` prints the plan before training; the project keeps the fingerprint and the plan."""
     import json

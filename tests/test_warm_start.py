@@ -58,6 +58,7 @@ def test_2d_phase_then_the_3d_network_from_it(tmp_path):
     assert again.model_paths == result.model_paths
 
 
+@pytest.mark.slow  # a training run through the CLI
 def test_cli_turns_it_off(tmp_path, capsys):
     from nbseg.cli.main import main
 
