@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.nbseg-installed
 
-.PHONY: venv demo test test-widgets7 bench bench-quick lab clean
+.PHONY: venv demo test test-fast test-widgets7 check-data bench bench-quick lab clean
 
 venv: $(STAMP)
 
@@ -20,10 +20,28 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/nbseg demo --project demo_project
 
-# The whole suite on ipywidgets 8, then the panels again on ipywidgets 7.7 (what Colab ships).
-test: venv
-	$(BIN)/python -m pytest -q -ra
+# The whole suite on ipywidgets 8, then the panels again on ipywidgets 7.7 (what Colab ships); under
+# 10 minutes on 2 cores. Each test's duration is kept in artifacts/junit-*.xml (the <testcase time=...>),
+# and the slowest are printed at the end.
+REPORT = --durations=25 --durations-min=1 --junitxml=artifacts/junit-$@.xml
+test: venv check-data
+	$(BIN)/python -m pytest -q -ra $(REPORT)
 	$(MAKE) test-widgets7
+
+# While developing: the unit tests, without training runs, notebooks, browser or fresh venvs (the tests
+# marked slow), under 3 minutes on 2 cores. `make test` still runs everything.
+test-fast: venv
+	$(BIN)/python -m pytest -q -ra -m "not slow" $(REPORT)
+
+# The real-data tests read ../shared/data (or NBSEG_SHARED_DATA). In CI (CI=true) its absence fails the
+# run; elsewhere those tests skip, and the end of pytest's report lists them.
+DATA := $(or $(NBSEG_SHARED_DATA),../shared/data)
+check-data:
+	@if [ -d "$(DATA)" ]; then echo "real data: $(DATA)"; \
+	elif [ "$$CI" = true ]; then \
+		echo "make test: no real data at $(DATA); CI runs the tests that read it. Put it there, or set NBSEG_SHARED_DATA." >&2; \
+		exit 1; \
+	else echo "make test: no real data at $(DATA): the tests that read it skip (listed at the end of the report)."; fi
 
 lab: venv
 	$(BIN)/jupyter lab notebooks
@@ -53,7 +71,7 @@ $(W7_STAMP): $(STAMP)
 
 test-widgets7: $(W7_STAMP)
 	$(W7)/bin/python -c "import ipywidgets, sys; assert ipywidgets.__version__.startswith('7.7'), ipywidgets.__version__; print('ipywidgets', ipywidgets.__version__)"
-	$(W7)/bin/python -m pytest -q -ra -p no:cacheprovider tests/test_ui_panels.py tests/test_ui_helpers.py tests/test_bioimageio_form.py
+	$(W7)/bin/python -m pytest -q -ra -p no:cacheprovider $(REPORT) tests/test_ui_panels.py tests/test_ui_helpers.py tests/test_bioimageio_form.py
 
 # Regenerate notebooks/*.ipynb and docs/glossary.md from nbseg/ui (_notebooks.py, glossary.py).
 notebooks-docs: venv

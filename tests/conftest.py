@@ -9,15 +9,43 @@ import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the checkout; NBSEG_SHARED_DATA names another place (the Makefile's check reads it too)
+SHARED_DATA = Path(os.environ.get("NBSEG_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+MISSING_DATA = "real data not found at"  # the start of every skip reason below; the summary counts them
+
+
+def need_shared(*parts) -> Path:
+    """``../shared/data/<parts>``, or a skip that says where it was looked for.
+
+    In CI (environment CI=true) a missing file fails the test instead: there the real-data tests are
+    part of what CI checks, and a silent skip would let them go unrun.
+    """
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        reason = f"{MISSING_DATA} {path} (it exists on development and CI machines only)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI runs the real-data tests: put the data at {SHARED_DATA}")
+        pytest.skip(reason)
+    return path
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data beside the checkout (development and CI machines only)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA} (it exists on development and CI machines only)")
-    return SHARED_DATA
+    return need_shared()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say how many tests skipped for want of ../shared/data, so a green run without it is not read as
+    a full one."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if isinstance(r.longrepr, tuple) and MISSING_DATA in str(r.longrepr[2])]
+    if skipped:
+        terminalreporter.write_sep("=", f"{len(skipped)} tests skipped: no real data at {SHARED_DATA}",
+                                   yellow=True, bold=True)
+        for report in skipped:
+            terminalreporter.write_line(f"  {report.nodeid}")
+        terminalreporter.write_line("They run where ../shared/data sits beside the checkout (or NBSEG_SHARED_DATA names it).")
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ import torch
 
 from nbseg.cli.main import main
 
-from conftest import SHARED_DATA
+from conftest import need_shared as shared  # ../shared/data/<parts>, or a skip (a failure in CI)
 from model_projects import make_project  # tests/model_projects.py
 
 SAMPLES = Path(__file__).resolve().parents[1] / "nbseg" / "samples"
@@ -55,13 +55,6 @@ def assets(tmp_path_factory, one_thread):
     stack = tifffile.imread(SAMPLES / "nuclei3d" / "images" / "8_cell_stage.tif")[20:28, 30:94, 30:94]
     tifffile.imwrite(root / "stack.tif", stack, imagej=True, metadata={"axes": "ZYX"})  # known to be a stack
     return root
-
-
-def shared(*parts) -> Path:
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"real data not found at {path} (it exists on development and CI machines only)")
-    return path
 
 
 def grey(assets, i=0) -> np.ndarray:

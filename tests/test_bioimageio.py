@@ -19,7 +19,8 @@ from nbseg.model.history import write_history  # noqa: E402
 
 import model_projects  # noqa: E402  (tests/model_projects.py)
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning"),
+              pytest.mark.slow]  # each export runs bioimage.io's test of the package
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -49,6 +49,7 @@ def test_unknown_command_is_refused(capsys):
     assert "invalid choice: 'predcit'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # an LR sweep
 def test_lr_find_end_to_end_on_the_bundled_sample(tmp_path, capsys, one_thread):
     data = sample("nuclei2d")
     project = tmp_path / "project"

@@ -80,8 +80,16 @@ def _digests(folder):
 
 
 def test_predict_never_changes_its_inputs(project, capsys):
-    """Inputs are opened read-only: a truncated TIFF is named and refused, never extended on disk."""
+    """Inputs are opened read-only: a truncated TIFF is named and refused, never extended on disk, and
+    what prediction reads is a read-only map (a read-write one would let an in-place step write to the
+    user's file, and the refused truncated file alone would not show it)."""
+    from nbseg.predict.ensemble import ensemble_info, load_ensemble
+    from nbseg.predict.image import read_for_models
+
     images = project / "images"
+    read = read_for_models(images / "a.tif", ensemble_info(load_ensemble(project / "project")))
+    assert isinstance(read.data.base, np.memmap) and not read.data.flags.writeable
+    del read
     data = (images / "b.tif").read_bytes()
     (images / "cut.tif").write_bytes(data[: len(data) // 2])
     before = _digests(images)

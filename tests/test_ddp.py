@@ -2,14 +2,19 @@
 model, written once; a distributed run resumes; replicas that drift apart are caught."""
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
+import psutil
 import pytest
 import torch
 import torch.distributed as dist
@@ -20,38 +25,78 @@ from nbseg.data import load_dataset, sample
 from nbseg.data.sampler import PatchSampler
 from nbseg.train import distributed
 from nbseg.model.history import read_history
+from nbseg.project import ProjectLayout
 
 TINY = ["--patch", "64,64", "--batch-size", "2", "--steps-per-epoch", "3", "--size", "S", "--precision", "fp32",
         "--seed", "0", "--device", "cpu"]
 
 
-def torchrun(project, *args, timeout=300):
-    """`python -m torch.distributed.run --nproc_per_node 2 -m nbseg train` on the bundled 2D sample.
+def torchrun_command(project, *args) -> list:
+    """`python -m torch.distributed.run --nproc_per_node 2 -m nbseg train` on the bundled 2D sample."""
+    src = sample("nuclei2d")
+    # --standalone: a free port of its own, so parallel runs on one machine do not collide
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "nbseg",
+            "train", "--images", str(src["images"]), "--masks", str(src["masks"]), "--project", str(project),
+            *TINY, *args]
+
+
+def torchrun(project, *args, timeout=300, kill_at=None):
+    """Run :func:`torchrun_command`; with ``kill_at`` (a regex), SIGKILL the launcher and its workers as
+    soon as a printed line matches it, as a crash or a pre-empted job would.
 
     About 12 s on two idle cores; the timeout is for busy shared machines, where starting three Python
     processes that import torch alone takes minutes.
     """
-    src = sample("nuclei2d")
-    # --standalone: a free port of its own, so parallel runs on one machine do not collide
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "nbseg",
-               "train", "--images", str(src["images"]), "--masks", str(src["masks"]), "--project", str(project),
-               *TINY, *args]
-    # a session of its own: on a timeout the launcher *and* its workers are killed, none is left behind
-    proc = subprocess.Popen(command, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # unbuffered: a line is read as it is printed, so the kill lands where the line says the run is
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(torchrun_command(project, *args), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] + [lines.put(None)],
+                     daemon=True).start()
+    printed, deadline = [], time.monotonic() + timeout
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"torchrun did not finish in {timeout} s (a hang?):\n{out}\n{err}")
-    assert proc.returncode == 0, out + err
+        while True:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            if line is None:
+                break
+            printed.append(line)
+            if kill_at and re.search(kill_at, line):
+                kill_tree(proc.pid)  # no clean-up runs: what is on disk is all a resume gets
+                break
+    except queue.Empty:
+        kill_tree(proc.pid)
+        pytest.fail(f"torchrun did not finish in {timeout} s (a hang?):\n{''.join(printed)}")
+    finally:
+        proc.wait()
+    out = "".join(printed)
+    assert kill_at or proc.returncode == 0, out
     return out
 
 
-def test_two_processes_train_one_model_written_once(tmp_path):
-    project = tmp_path / "p"
-    out = torchrun(project, "--epochs", "2")
+def kill_tree(pid: int) -> None:
+    """SIGKILL the launcher and its workers. torchrun starts each worker in a session of its own, so
+    killing the launcher's process group alone would leave them training on."""
+    launcher = psutil.Process(pid)
+    for process in launcher.children(recursive=True) + [launcher]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(signal.SIGKILL)
+
+
+def _rows(history) -> list:
+    return [(h["epoch"], h["train_loss"], h["val_loss"], h["val_dice"], h["lr"]) for h in history]
+
+
+@pytest.fixture(scope="module")
+def two_epochs(tmp_path_factory):
+    """An uninterrupted two-process run of two epochs: its project and what it printed."""
+    project = tmp_path_factory.mktemp("ddp") / "p"
+    return project, torchrun(project, "--epochs", "2")
+
+
+@pytest.mark.slow  # a torchrun launch
+def test_two_processes_train_one_model_written_once(two_epochs):
+    project, out = two_epochs
     # rank 0 alone speaks; the run got through the per-epoch check that both replicas hold the same weights
     assert out.count("distributed: 2 processes (gloo)") == 1, out
     assert len(re.findall(r"^epoch\s+1 ", out, re.M)) == 1, out
@@ -62,17 +107,44 @@ def test_two_processes_train_one_model_written_once(tmp_path):
     assert not list(project.rglob(".*.tmp")), "no half-written file is left"
 
 
-@pytest.mark.slow  # two torchrun launches: about 40 s on two busy cores
-def test_distributed_run_resumes_under_a_time_budget(tmp_path):
+@pytest.mark.slow  # two more torchrun launches: about 40 s on two busy cores
+def test_killed_distributed_run_resumes_where_it_stopped(two_epochs, tmp_path):
+    """SIGKILL after the first epoch, then --resume: the second epoch goes on from the saved weights,
+    optimiser and schedule.
+
+    Not number for number: the checkpoint holds rank 0's random streams and rank 1 derives its own from
+    them again, so rank 1 draws other patches than in the uninterrupted run. The optimiser's and the
+    schedule's step counts are exact; the loss is compared against the gap a fresh start would leave.
+    """
+    whole = read_history(two_epochs[0] / "history" / "fold0.csv")
     project = tmp_path / "p"
-    torchrun(project, "--epochs", "1")
-    first = read_history(project / "history" / "fold0.csv")
-    # a time budget: rank 0's clock decides for both processes when to stop (neither waits alone)
-    out = torchrun(project, "--minutes", "0.08", "--resume")
-    assert "resuming at epoch 2 from the last checkpoint" in out and "stopped (time budget)" in out, out
+    printed = torchrun(project, "--epochs", "2", kill_at=r"^epoch\s+1 ")
+    before = read_history(project / "history" / "fold0.csv")
+    assert len(before) == 1, "the run must be killed after its first epoch:\n" + printed
+    out = torchrun(project, "--epochs", "2", "--resume")
+    assert "resuming at epoch 2 from the last checkpoint" in out, out
     after = read_history(project / "history" / "fold0.csv")
-    assert len(after) >= 2 and after[0] == first[0]
-    assert [h["epoch"] for h in after] == list(range(len(after)))
+    assert after[:1] == before and _rows(after)[0] == _rows(whole)[0]
+    state = torch.load(ProjectLayout(project).checkpoint(0), weights_only=True)
+    steps = 2 * int(TINY[TINY.index("--steps-per-epoch") + 1])
+    assert {int(s["step"]) for s in state["optimizer"]["state"].values()} == {steps}  # Adam went on counting
+    assert state["schedule"]["step_count"] == steps and after[1]["lr"] == whole[1]["lr"]
+    # restored weights: the second epoch's loss is the uninterrupted run's but for rank 1's other patches
+    # (0.002 apart when written), far from where a run restarted from fresh weights would be
+    learnt = whole[0]["train_loss"] - whole[1]["train_loss"]
+    assert learnt > 0.05 and abs(after[1]["train_loss"] - whole[1]["train_loss"]) < 0.25 * learnt, (after, whole)
+
+
+@pytest.mark.slow
+def test_time_budget_stops_both_processes(two_epochs, tmp_path):
+    """Rank 0's clock decides for both processes when to stop (neither waits alone in an all-reduce); a
+    finished run resumed under a time budget trains on from its last epoch."""
+    project = tmp_path / "p"
+    shutil.copytree(two_epochs[0], project)
+    out = torchrun(project, "--minutes", "0.001", "--resume")
+    assert "resuming at epoch 3 from the last checkpoint" in out and "stopped (time budget)" in out, out
+    after = read_history(project / "history" / "fold0.csv")
+    assert [h["epoch"] for h in after] == [0, 1, 2]
 
 
 def test_each_rank_draws_its_own_patches(monkeypatch):
@@ -110,6 +182,7 @@ def _replica(rank: int, store: str, results: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two spawned processes
 def test_replicas_out_of_step_are_caught(tmp_path):
     results = str(tmp_path / "result")
     workers = mp.spawn(_replica, args=(str(tmp_path / "store"), results), nprocs=2, join=False)

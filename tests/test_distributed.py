@@ -51,6 +51,7 @@ def _same_objects(a, b) -> bool:
     return len(pairs[0]) == len(np.unique(pairs[0])) == len(np.unique(pairs[1]))
 
 
+@pytest.mark.slow  # a dask cluster of two worker processes
 def test_2d_blocks_on_two_workers_match_one_process(shared_data, tmp_path, client):
     path = _lucchi(shared_data, tmp_path, (slice(80, 81), slice(100, 212), slice(200, 300)))
     project = make_project(tmp_path / "project", dims=2)
@@ -64,6 +65,7 @@ def test_2d_blocks_on_two_workers_match_one_process(shared_data, tmp_path, clien
     assert np.abs(prob.data[0] - reference).max() <= 1e-4
 
 
+@pytest.mark.slow  # a dask cluster of two worker processes
 def test_cli_predicts_on_a_running_scheduler(tmp_path, capsys, client):
     from nbseg.cli.main import main
 
@@ -80,6 +82,7 @@ def test_cli_predicts_on_a_running_scheduler(tmp_path, capsys, client):
     assert "give --cluster too" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a dask cluster of two worker processes
 def test_3d_blocks_on_two_workers_match_one_process(shared_data, tmp_path, client):
     path = _lucchi(shared_data, tmp_path, (slice(40, 60), slice(300, 380), slice(400, 470)))
     project = make_project(tmp_path / "project", dims=3)
@@ -91,6 +94,7 @@ def test_3d_blocks_on_two_workers_match_one_process(shared_data, tmp_path, clien
     assert np.abs(prob - reference).max() <= 1e-4
 
 
+@pytest.mark.slow  # a dask cluster of two worker processes
 def test_half_scale_model_in_blocks_matches_one_process(shared_data, tmp_path, client):
     # Lucchi++'s plan predicts at half scale in-plane: each block is resampled (with its halo), tiled there
     # and restored, as the whole image is
@@ -112,6 +116,7 @@ def test_half_scale_model_in_blocks_matches_one_process(shared_data, tmp_path, c
         predict_on_cluster(project, path, tmp_path / "small", cluster=client, block=(8, 32, 32))
 
 
+@pytest.mark.slow  # a dask cluster of two worker processes
 def test_instances_are_stitched_across_block_faces(shared_data, tmp_path, client):
     path = _lucchi(shared_data, tmp_path, (slice(80, 81), slice(200, 328), slice(300, 428)))
     project = make_project(tmp_path / "project", dims=2)
@@ -130,6 +135,7 @@ def test_instances_are_stitched_across_block_faces(shared_data, tmp_path, client
     assert _same_objects(np.where(both, blocked, 0), np.where(both, whole, 0))
 
 
+@pytest.mark.slow  # a dask cluster of two worker processes
 def test_synthetic_objects_across_faces_get_one_id_each(tmp_path, client):
     mask = np.zeros((40, 40), bool)
     mask[5:35, 18:22] = True  # a bar across both faces: 4 pieces
@@ -198,6 +204,7 @@ def test_unreachable_scheduler_is_named_and_nothing_written(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # a dask cluster of two worker processes
 def test_bad_block_and_settings_refused_before_writing(tmp_path, client):
     project = make_project(tmp_path / "project", dims=2)
     write_ome_tiff(tmp_path / "in" / "a.tif", np.random.default_rng(0).random((96, 96)), axes="YX")
@@ -216,6 +223,7 @@ def test_bad_block_and_settings_refused_before_writing(tmp_path, client):
             pass
 
 
+@pytest.mark.slow  # a dask cluster of two worker processes
 def test_existing_results_refused_unless_overwrite(tmp_path, client):
     project = make_project(tmp_path / "project", dims=2)
     write_ome_tiff(tmp_path / "in" / "a.tif", np.random.default_rng(0).random((72, 72)), axes="YX")
@@ -229,6 +237,7 @@ def test_existing_results_refused_unless_overwrite(tmp_path, client):
     assert table.loc[0, "status"] == "predicted"
 
 
+@pytest.mark.slow  # a dask cluster of two worker processes
 def test_folder_of_images_mapped_over_workers(tmp_path, client):
     project = make_project(tmp_path / "project", dims=2)
     rng = np.random.default_rng(3)
@@ -264,6 +273,7 @@ def test_slurm_job_from_the_project_settings(tmp_path, monkeypatch):
             pass
 
 
+@pytest.mark.slow  # a dask cluster of two worker processes
 def test_a_block_that_keeps_failing_is_named(tmp_path, client):
     from nbseg.io.zarr import write_ome_zarr
 
@@ -277,6 +287,7 @@ def test_a_block_that_keeps_failing_is_named(tmp_path, client):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["nbseg-predict.json"], "no result, no scratch"
 
 
+@pytest.mark.slow  # a dask cluster of two worker processes
 def test_a_killed_workers_blocks_are_redone(shared_data, tmp_path):
     # A worker process killed mid-run (SIGKILL, as the out-of-memory killer or a lost node does): the scheduler
     # gives its blocks to the other worker, the nanny starts a new one, and the result is still whole and exact

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import pkgutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import nbseg
 
@@ -51,23 +54,45 @@ def test_core_imports_no_ui_libraries():
     assert bad == {}, f"core modules pulled in UI libraries at import time (first offender): {bad}"
 
 
+# One interpreter imports the heavy libraries nbseg builds on (none of them loads a UI library: checked),
+# then forks a child per module, which imports that module alone: each child starts from the same clean
+# state as a fresh interpreter, without importing torch again (~100 fresh interpreters took minutes).
+ALONE = """
+import importlib, json, os, sys
+import numpy, pandas, pydantic, scipy.ndimage, torch, yaml  # what nbseg modules import at module level
+preloaded = [m for m in FORBIDDEN if m in sys.modules]
+assert not preloaded, f"the preloaded libraries import {preloaded}"
+for name in sys.argv[1:]:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            importlib.import_module(name)
+            result = [m for m in FORBIDDEN if m in sys.modules]
+        except BaseException as err:
+            result = f"import failed: {type(err).__name__}: {err}"
+        os.write(write, json.dumps(result).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        print(json.dumps([name, json.loads(pipe.read() or '"the child died"')]))
+    os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (not on Windows)")
 def test_each_core_module_alone():
-    """Each module in its own fresh interpreter, so one module cannot hide another's import."""
-    code = (
-        "import importlib, json, sys\n"
-        "importlib.import_module(sys.argv[1])\n"
-        f"print(json.dumps([m for m in {FORBIDDEN!r} if m in sys.modules]))\n"
-    )
-    names, bad = core_modules(), {}
-    for start in range(0, len(names), 4):  # 4 at a time: CI has 2 cores
-        procs = {name: subprocess.Popen([sys.executable, "-c", code, name], stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True) for name in names[start:start + 4]}
-        for name, proc in procs.items():
-            out, err = proc.communicate(timeout=300)
-            assert proc.returncode == 0, f"import {name} failed: {err[-2000:]}"
-            found = json.loads(out.strip().splitlines()[-1])
-            if found:
-                bad[name] = found
+    """Each module imported alone (in a child forked before any nbseg module was loaded), so one
+    module cannot hide another's import, and none fails to import when it is the first."""
+    code = f"FORBIDDEN = {FORBIDDEN!r}\n" + ALONE
+    out = subprocess.run([sys.executable, "-c", code, *core_modules()], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = dict(json.loads(line) for line in out.stdout.splitlines() if line.startswith("["))
+    assert set(results) == set(core_modules()), out.stderr[-3000:]
+    failed = {name: r for name, r in results.items() if isinstance(r, str)}
+    assert failed == {}, f"core modules that fail to import on their own: {failed}"
+    bad = {name: r for name, r in results.items() if r}
     assert bad == {}, f"core modules import UI libraries at module level: {bad}"
 
 

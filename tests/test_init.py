@@ -75,6 +75,7 @@ def scratch_dice(data2d, tmp_path_factory):
     return first_dice(one_step(data2d), tmp_path_factory.mktemp("scratch") / "p")
 
 
+@pytest.mark.slow  # fine-tuning from a trained source
 def test_fine_tuning_from_a_project_starts_at_its_score(data2d, source, scratch_dice, tmp_path, capsys):
     project, history = source
     config = one_step(data2d, init=str(project))
@@ -91,12 +92,14 @@ def test_fine_tuning_from_a_project_starts_at_its_score(data2d, source, scratch_
     assert saved.train.init == str(project)
 
 
+@pytest.mark.slow  # fine-tuning from a trained source
 def test_lr_given_is_used_as_is(data2d, source):
     config = one_step(data2d, init=str(source[0]), lr=1e-3)
     plan, _ = plan_training(config, load_dataset(config.data))
     assert plan.lr == 1e-3 and "as set" in plan.reasons["lr"]
 
 
+@pytest.mark.slow  # fine-tuning from a trained source
 def test_rgb_data_from_a_one_channel_source(data2d, source, scratch_dice, tmp_path):
     rgb = tmp_path / "rgb"
     shutil.copytree(data2d / "masks", rgb / "masks")
@@ -179,6 +182,7 @@ def test_contrast_flip_is_read_from_the_intensities():
     assert not contrast_flipped(bright, bright) and not contrast_flipped(None, dark)
 
 
+@pytest.mark.slow  # fine-tuning from a trained source
 def test_other_classes_are_refused_naming_both(data2d, source, tmp_path):
     config = Config(data={"images": data2d / "images", "masks": data2d / "masks", "labels": "binary"},
                     model={"size": "S", "patch": [64, 64]}, train={"epochs": 1, "init": str(source[0])})
@@ -187,6 +191,7 @@ def test_other_classes_are_refused_naming_both(data2d, source, tmp_path):
     assert not (tmp_path / "p").exists()  # refused before anything is written
 
 
+@pytest.mark.slow  # fine-tuning from a trained source
 def test_cli_init_end_to_end_and_resume(data2d, source, tmp_path, capsys):
     args = ["train", "--images", str(data2d / "images"), "--masks", str(data2d / "masks"), "--project",
             str(tmp_path / "ft"), "--patch", "64,64", "--batch-size", "4", "--steps-per-epoch", "1",
@@ -201,6 +206,7 @@ def test_cli_init_end_to_end_and_resume(data2d, source, tmp_path, capsys):
     assert "resuming at epoch 2" in out and "note: fine-tuning from" not in out
 
 
+@pytest.mark.slow  # fine-tuning from a trained source
 def test_bundled_model_lookup(monkeypatch, source, tmp_path, capsys, data2d):
     monkeypatch.setenv(MODELS_ENV, str(tmp_path / "models"))
     assert bundled_models() == {}
@@ -280,6 +286,7 @@ def test_fine_tuning_from_an_exported_package(data2d, source, package, scratch_d
         resolve_init(tmp_path / "unzipped" / "rdf.yaml")
 
 
+@pytest.mark.slow  # fine-tuning from a trained source
 def test_panel_start_from_another_project(data2d, source, tmp_path):
     """Notebook 04's 'Start from' passes the choice to the core: config.yaml says it, the plan shows it."""
     pytest.importorskip("ipywidgets")

@@ -80,6 +80,21 @@ def test_uncompressed_tiff_is_memory_mapped(tmp_path):
     assert isinstance(image.data.base, np.memmap) or isinstance(image.data, np.memmap)
 
 
+def test_memory_mapped_tiff_is_read_only(tmp_path):
+    """Never modify inputs: the map is opened read-only, so a step that writes into the array in place
+    (normalising, clipping) raises instead of changing the user's file. (A truncated file is refused
+    before it is mapped, so that check cannot tell a read-write map from a read-only one; this can.)"""
+    path = tmp_path / "big.tif"
+    tifffile.imwrite(path, np.arange(3 * 64 * 64, dtype=np.uint16).reshape(3, 64, 64), metadata={"axes": "ZYX"})
+    before = path.read_bytes()
+    image = read_image(path, lazy=True)
+    assert not image.data.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        image.data[0, 0, :2, :2] = 0
+    del image  # a read-write map would flush its pages to the file here
+    assert path.read_bytes() == before
+
+
 def test_integral_float_mask_is_accepted(tmp_path):
     tifffile.imwrite(tmp_path / "m.tif", np.array([[0.0, 1.0], [2.0, 0.0]], np.float32))
     assert read_mask(tmp_path / "m.tif").tolist() == [[0, 1], [2, 0]]

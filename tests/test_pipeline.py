@@ -8,6 +8,7 @@ from nbseg.cli.main import main
 from nbseg.io.images import read_image
 
 
+@pytest.mark.slow  # train, predict and score the sample end to end
 @pytest.mark.parametrize("name", ["nuclei2d", "nuclei3d"])
 def test_demo_quick_writes_models_predictions_scores_and_report(tmp_path, name):
     project = tmp_path / "demo"

@@ -21,6 +21,8 @@ from nbseg.model.history import read_history
 
 from test_train import crops
 
+pytestmark = pytest.mark.slow  # three training runs in processes of their own
+
 EPOCHS = 4
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 

@@ -1,10 +1,15 @@
 """Layer 1: the panels driven headless (``.value`` and ``.click()``) through a full quick-mode run on
 the bundled sample, asserting on their state and on the files they write. Runs on ipywidgets 7.7
-(``make test-widgets7``) and 8."""
+(``make test-widgets7``) and 8.
+
+Each test starts from a copy of the project stage it needs (configured, trained, predicted), built once
+by a module fixture, and changes only its copy: any one test runs alone, and in any order
+(``pytest $(pytest --co -q tests/test_ui_panels.py | grep :: | tac)`` runs them in reverse)."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -32,9 +37,50 @@ def quick_env():
             os.environ[k] = v
 
 
+def copy_of(stage, tmp_path):
+    """A test's own copy of a stage's project folder (the stage stays as its fixture left it)."""
+    return shutil.copytree(stage, tmp_path / stage.name)
+
+
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    return tmp_path_factory.mktemp("ui") / "nuclei2d"
+def configured(tmp_path_factory):
+    """The sample project as notebook 01 saves it (quick mode): config.yaml, no model yet."""
+    from nbseg.ui import DataPanel
+
+    root = tmp_path_factory.mktemp("configured") / "nuclei2d"
+    panel = DataPanel(root, sample_name="nuclei2d")
+    panel.check.click()
+    assert panel.error is None, panel.errors.message.value
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(configured, tmp_path_factory):
+    """``(project, panel)``: a copy of ``configured`` trained by notebook 04 (2 epochs of 4 steps)."""
+    from nbseg.ui import TrainPanel
+
+    root = copy_of(configured, tmp_path_factory.mktemp("trained"))
+    panel = TrainPanel(root)
+    panel.epochs.value = 2
+    panel.steps.value = 4
+    panel.train_button.click()
+    assert panel.error is None, panel.errors.message.value
+    return root, panel
+
+
+@pytest.fixture(scope="module")
+def predicted(trained, tmp_path_factory):
+    """``(project, panel)``: a copy of ``trained`` whose images notebook 05 predicted (no TTA)."""
+    from nbseg.ui import PredictPanel
+
+    root = copy_of(trained[0], tmp_path_factory.mktemp("predicted"))
+    panel = PredictPanel(root)
+    assert panel.error is None, panel.errors.message.value
+    assert panel.models.value and panel.tta.value == "flips"  # the default, before the quick setting
+    panel.tta.value = "none"
+    panel.predict_button.click()
+    assert panel.error is None, panel.errors.message.value
+    return root, panel
 
 
 def assert_tooltips(panel):
@@ -50,9 +96,10 @@ def assert_primary_order(panel, names):
 
 # ---------------------------------------------------------------- 01 data
 
-def test_01_data_sample_preview_and_config(project):
+def test_01_data_sample_preview_and_config(tmp_path):
     from nbseg.ui import DataPanel
 
+    project = tmp_path / "nuclei2d"
     panel = DataPanel(project, sample_name="nuclei2d")
     assert_tooltips(panel)
     assert_primary_order(panel, ["Check data & save project"])
@@ -88,9 +135,11 @@ def test_01_data_error_is_explained_not_raised(tmp_path):
 
 # ---------------------------------------------------------------- 03 LR finder
 
-def test_03_lr_finder_sweep_and_accept(project):
+@pytest.mark.slow  # an LR sweep
+def test_03_lr_finder_sweep_and_accept(configured, tmp_path):
     from nbseg.ui import LRPanel
 
+    project = copy_of(configured, tmp_path)
     panel = LRPanel(project)
     assert panel.error is None
     assert_tooltips(panel)
@@ -108,9 +157,10 @@ def test_03_lr_finder_sweep_and_accept(project):
 
 # ---------------------------------------------------------------- 04 train
 
-def test_04_patch_rule_is_checked_live(project):
+def test_04_patch_rule_is_checked_live(configured, tmp_path):
     from nbseg.ui import TrainPanel
 
+    project = copy_of(configured, tmp_path)
     panel = TrainPanel(project)
     assert panel.error is None
     assert_tooltips(panel)
@@ -124,12 +174,13 @@ def test_04_patch_rule_is_checked_live(project):
     assert not panel.train_button.disabled and "divisible by 16" in panel.rule.value
 
 
-def test_04_shows_the_plan_nbseg_train_prints(project, capsys):
+def test_04_shows_the_plan_nbseg_train_prints(configured, tmp_path):
     """Notebook 04 and `nbseg train` show one plan: the same object from the same data and settings."""
     from nbseg.data import load_dataset
     from nbseg.train.plan import plan_training
     from nbseg.ui import TrainPanel
 
+    project = copy_of(configured, tmp_path)
     panel = TrainPanel(project)
     assert panel.error is None, panel.errors.message.value
     config = Config.load(project)
@@ -138,19 +189,17 @@ def test_04_shows_the_plan_nbseg_train_prints(project, capsys):
     assert plan.lines()[0] in panel.plan.value and panel.patch.value == ",".join(map(str, plan.patch))
 
 
-def test_04_train_plot_files_and_resume(project):
+@pytest.mark.slow  # training
+def test_04_train_plot_files_and_resume(trained, tmp_path):
     from nbseg.ui import TrainPanel
 
-    panel = TrainPanel(project)
-    panel.epochs.value = 2
-    panel.steps.value = 4
-    panel.train_button.click()
-    assert panel.error is None, panel.errors.message.value
+    project, panel = trained
     assert (project / "models" / "fold0.pt").exists() and (project / "history" / "fold0.csv").exists()
     assert panel.callback.plots_drawn == 2 and panel.plot.value[:4] == b"\x89PNG"
     assert "<progress" in panel.bars.value and "val Dice" in panel.bars.value
     assert "Trained 1 model" in panel.status.text
     assert Config.load(project).train.epochs == 2
+    panel = TrainPanel(copy_of(project, tmp_path))  # a fresh kernel on a copy: the stage stays as it was
     panel.epochs.value = 3
     panel.resume_button.click()  # continues from the checkpoint: one more epoch
     assert panel.error is None, panel.errors.message.value
@@ -158,7 +207,8 @@ def test_04_train_plot_files_and_resume(project):
     assert "Resumed from the checkpoint on disk at epoch 3." in panel.log.value
 
 
-def test_04_stop_button_keeps_best_model(project, monkeypatch):
+@pytest.mark.slow  # training
+def test_04_stop_button_keeps_best_model(configured, tmp_path, monkeypatch):
     from nbseg.ui import TrainPanel
     from nbseg.ui.progress import WidgetBarsCallback
 
@@ -170,6 +220,7 @@ def test_04_stop_button_keeps_best_model(project, monkeypatch):
             raise KeyboardInterrupt  # what the kernel's stop button does
 
     monkeypatch.setattr(WidgetBarsCallback, "on_batch_end", interrupt)
+    project = copy_of(configured, tmp_path)  # no model yet: the one kept is this run's
     panel = TrainPanel(project)
     panel.epochs.value = 3
     panel.steps.value = 3
@@ -204,12 +255,13 @@ def test_viewer_3d_orthogonal_and_volume_fallback(monkeypatch):
 
 # ---------------------------------------------------------------- 02 label QC
 
-def test_02_label_qc_browser_experts_and_drawing(project, tmp_path):
+def test_02_label_qc_browser_experts_and_drawing(configured, tmp_path):
     import tifffile
 
     from nbseg.data import sample
     from nbseg.ui import LabelQCPanel
 
+    project = copy_of(configured, tmp_path)
     panel = LabelQCPanel(project)
     assert panel.error is None, panel.errors.message.value
     assert_tooltips(panel)
@@ -299,30 +351,33 @@ def test_02_label_qc_browser_experts_and_drawing(project, tmp_path):
 
 # ---------------------------------------------------------------- 05 predict, 06 threshold & export
 
-def test_05_predict_maps_and_ranking(project):
-    from nbseg.ui import PredictPanel
-
-    panel = PredictPanel(project)
-    assert panel.error is None, panel.errors.message.value
+@pytest.mark.slow  # training, then prediction
+def test_05_predict_maps_and_ranking(predicted):
+    project, panel = predicted
     assert_tooltips(panel)
     assert_primary_order(panel, ["Predict"])
-    assert panel.models.value and panel.tta.value == "flips"
-    panel.tta.value = "none"
-    panel.predict_button.click()
-    assert panel.error is None, panel.errors.message.value
     table = panel.state.table
     assert len(table) == 4 and list(table["uncertainty"]) == sorted(table["uncertainty"], reverse=True)
     assert (project / "predictions" / "uncertainty.csv").exists()
     assert panel.pick.options[0] == table["image"][0]
     assert panel.viewer.rgb.shape[1] > 3 * 256  # image | probability | uncertainty side by side
+
+
+@pytest.mark.slow  # a trained project
+def test_05_invalid_tile_is_explained(trained, tmp_path):
+    from nbseg.ui import PredictPanel
+
+    panel = PredictPanel(copy_of(trained[0], tmp_path))
     panel.tile.value = "60,60"
     panel.predict_button.click()
     assert panel.error is not None and "Nearest valid tile" in panel.errors.message.value
 
 
-def test_06_threshold_sweep_instances_export(project):
+@pytest.mark.slow  # training, then prediction
+def test_06_threshold_sweep_instances_export(predicted, tmp_path):
     from nbseg.ui import ExportPanel
 
+    project = copy_of(predicted[0], tmp_path)
     panel = ExportPanel(project)
     assert panel.error is None, panel.errors.message.value
     assert_tooltips(panel)
@@ -468,6 +523,7 @@ def test_06_planned_min_size_is_each_images_own(tmp_path):
     assert {stem: int(labels.max()) for stem, labels in panel.state.instances.items()} == {"a_coarse": 2, "b_fine": 2}
 
 
+@pytest.mark.slow  # two LR sweeps
 def test_cli_and_notebook_03_propose_the_same_rate(tmp_path, monkeypatch, capsys):
     """The cap on an overshooting suggestion lives in the core: `nbseg lr-find` and 03 propose one rate."""
     import re

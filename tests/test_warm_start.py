@@ -34,6 +34,7 @@ def test_planned_on_a_cpu_with_a_time_budget_and_one_fold(tmp_path):
     assert epochs.warm_start is None
 
 
+@pytest.mark.slow  # two training phases
 def test_2d_phase_then_the_3d_network_from_it(tmp_path):
     root = crops(tmp_path, 3)
     config, project = _config(root, device="cpu"), tmp_path / "project"
@@ -57,6 +58,7 @@ def test_2d_phase_then_the_3d_network_from_it(tmp_path):
     assert again.model_paths == result.model_paths
 
 
+@pytest.mark.slow  # a training run through the CLI
 def test_cli_turns_it_off(tmp_path, capsys):
     from nbseg.cli.main import main
 
