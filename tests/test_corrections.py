@@ -37,6 +37,7 @@ def test_suggest_ranks_a_pool_with_the_bundled_model(pool, one_thread):
     assert len(fewer) == 2 and table["name"][0] not in set(fewer["name"])
 
 
+@pytest.mark.slow  # predicts with the bundled model in a process of its own, or trains
 def test_suggest_cli_on_colour_images_for_a_grey_model(pool, tmp_path, one_thread):
     colour = tmp_path / "colour"
     colour.mkdir()
@@ -51,6 +52,7 @@ def test_suggest_cli_on_colour_images_for_a_grey_model(pool, tmp_path, one_threa
     assert len(lines) == 1 and lines[0].endswith(".tif")
 
 
+@pytest.mark.slow  # predicts with the bundled model in a process of its own, or trains
 def test_predict_takes_a_bundled_models_name(pool, tmp_path, one_thread):
     out = subprocess.run([sys.executable, "-m", "nbseg", "predict", "nuclei", str(pool), "--output",
                           str(tmp_path / "out"), "--instances", "--tta", "none"], capture_output=True, text=True,
@@ -100,6 +102,7 @@ def test_training_set_holds_accepted_corrected_and_earlier_masks(pool, tmp_path)
     assert ProjectLayout(project).decisions.read_text().count("\n") == 3
 
 
+@pytest.mark.slow  # predicts with the bundled model in a process of its own, or trains
 def test_proposed_labels_are_the_objects_predict_writes(pool, tmp_path, one_thread):
     from nbseg.predict.suggest import propose_labels
 
@@ -112,6 +115,7 @@ def test_proposed_labels_are_the_objects_predict_writes(pool, tmp_path, one_thre
     assert np.array_equal(labels > 0, written > 0) and labels.max() == written.max()
 
 
+@pytest.mark.slow  # predicts with the bundled model in a process of its own, or trains
 def test_predict_pixel_size_fills_the_micrometre_columns(tmp_path, one_thread):
     import pandas as pd
 

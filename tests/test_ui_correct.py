@@ -96,6 +96,7 @@ def test_rank_edit_save_leave_out_and_reopen(pool, tmp_path, one_thread):
     assert again.state.path == third and len(again.state.ranking) == 1
 
 
+@pytest.mark.slow  # trains
 def test_retrain_makes_a_round_that_proposes_next(pool, tmp_path, one_thread):
     from nbseg.ui import CorrectPanel
 
@@ -131,6 +132,7 @@ def test_classic_workflow_previews_live(pool, tmp_path):
     assert int(panel.state.editor.labels.max()) < coarse
 
 
+@pytest.mark.slow  # trains
 def test_images_without_masks_then_two_rounds_keep_every_mask(pool, tmp_path, one_thread):
     """01 takes images without masks; each retraining makes the project's masks the training set, and the
     second round still trains on the first round's images."""
