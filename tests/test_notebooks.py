@@ -1,5 +1,5 @@
 """Layer 2: every notebook executed top to bottom with nbclient in quick mode (the teaching run),
-01 -> 06 in one project folder, failing on any error output."""
+01 -> 07 in one project folder, failing on any error output."""
 from __future__ import annotations
 
 import time
@@ -12,7 +12,7 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-ORDER = ["01_data", "02_label_qc", "03_lr_finder", "04_train", "05_predict", "06_threshold_export"]
+ORDER = ["01_data", "02_correct", "03_label_qc", "04_lr_finder", "05_train", "06_predict", "07_threshold_export"]
 
 
 def run_notebook(path: Path, cwd: Path, timeout: int = 600) -> tuple[object, float]:

@@ -1,4 +1,4 @@
-"""Quick (teaching) mode and the notebooks' defaults: tiny settings so 01 -> 06 on a bundled sample
+"""Quick (teaching) mode and the notebooks' defaults: tiny settings so 01 -> 07 on a bundled sample
 runs in a few minutes on 2 CPU cores, the sample and project folder the notebooks open, and which
 notebook to run first when a step is missing. No widgets here."""
 from __future__ import annotations
@@ -75,7 +75,7 @@ def needs_step(project, step: str) -> str:
     """A sentence naming the notebook to run first when ``step`` is missing, else ``""``."""
     hints = {
         "config": "No project settings yet: run notebook 01_data first and press 'Check data & save project'.",
-        "models": "No trained model yet: run notebook 04_train first and press 'Train'.",
-        "predictions": "No predictions yet: run notebook 05_predict first and press 'Predict'.",
+        "models": "No trained model yet: run notebook 05_train first and press 'Train'.",
+        "predictions": "No predictions yet: run notebook 06_predict first and press 'Predict'.",
     }
     return "" if ProjectLayout(project).status().get(step) else hints.get(step, f"Step {step!r} has not run yet.")
