@@ -355,7 +355,7 @@ def section_teaching_run(result) -> tuple[str, list[Figure]]:
     if result.get("status") == "skipped":
         return f"Not run: {result.get('note', 'skipped')}.", []
     times = result.get("times", {})
-    text = (f"The notebooks 01 → 06 executed top to bottom with nbclient, `NBSEG_QUICK=1`, sample "
+    text = (f"The notebooks 01 → 07 executed top to bottom with nbclient, `NBSEG_QUICK=1`, sample "
             f"`{result.get('sample', '?')}`, one project folder: **{fmt(result.get('total_s'))} s** in all.\n\n"
             + table(["notebook", "seconds"], [[k, f"{v:.1f}"] for k, v in times.items()]))
     if result.get("note"):

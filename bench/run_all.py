@@ -47,7 +47,7 @@ BENCHMARKS = {
     "teaching_run": (None, [], (1800, 1200)),  # run by this file (--teaching-run) in its own process
 }
 NOTEBOOKS = ROOT / "notebooks"
-NOTEBOOK_ORDER = ["01_data", "02_label_qc", "03_lr_finder", "04_train", "05_predict", "06_threshold_export"]
+NOTEBOOK_ORDER = ["01_data", "02_correct", "03_label_qc", "04_lr_finder", "05_train", "06_predict", "07_threshold_export"]
 
 THREAD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8", "fma")
 
@@ -196,7 +196,7 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 def teaching_run(json_path: Path, *, quick: bool) -> int:
-    """Execute notebooks 01 -> 06 top to bottom with nbclient in quick mode, in one project folder,
+    """Execute notebooks 01 -> 07 top to bottom with nbclient in quick mode, in one project folder,
     as tests/test_notebooks.py does; write the times. The notebooks always run in their quick mode
     (NBSEG_QUICK=1): that is the teaching run."""
     import tempfile

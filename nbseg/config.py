@@ -165,7 +165,7 @@ class TrainConfig(_Strict):
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError(f"minutes is {self.minutes}; give a positive training time.")
         if not self.lr > 0:  # a typed 0 or a sign slip would train nothing, or train away from the optimum
-            raise ValueError(f"lr is {self.lr}; give a positive learning rate such as 3e-3 (notebook 03 or "
+            raise ValueError(f"lr is {self.lr}; give a positive learning rate such as 3e-3 (notebook 04 or "
                              "`nbseg lr-find` proposes one).")
         if self.folds < 1:
             raise ValueError(f"folds is {self.folds}; 1 trains one model, K >= 2 trains a K-fold ensemble.")

@@ -1,4 +1,4 @@
-"""Notebook 06's guided bioimage.io export form, driven headless (``.value`` and ``.click()``): the
+"""Notebook 07's guided bioimage.io export form, driven headless (``.value`` and ``.click()``): the
 fields are prefilled from the project and explained on hover, the button writes a package that
 bioimageio.core's test passed, and the rdf/README carry the form's fields. Runs on ipywidgets 7.7 and 8."""
 from __future__ import annotations
@@ -139,7 +139,7 @@ def test_notebook_06_panel_holds_the_form(project):
     from nbseg.ui import ExportPanel
 
     panel = ExportPanel(project)
-    assert "05_predict" in panel.errors.message.value
+    assert "06_predict" in panel.errors.message.value
     assert panel.bioimageio.error is None and panel.bioimageio.name.value == "nuclei_dsb"
     assert panel.bioimageio.section in list(walk(panel.widget))
     assert panel.bioimageio.export_button not in panel.buttons

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("NBSEG_CHROMIUM", "/usr/bin/chromium")
 SHOTS = ROOT / "artifacts" / "screenshots"
-ORDER = ["01_data", "02_label_qc", "03_lr_finder", "04_train", "05_predict", "06_threshold_export"]
+ORDER = ["01_data", "02_correct", "03_label_qc", "04_lr_finder", "05_train", "06_predict", "07_threshold_export"]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
         "--enable-unsafe-swiftshader"]
@@ -201,7 +201,7 @@ def _workdir(tmp_path: Path) -> Path:
 
 
 def _sequence(browser, tmp_path, sample: str) -> tuple[Path, dict]:
-    """Notebooks 01 -> 06 in one project folder, each opened alone, Run All, every primary button pressed."""
+    """Notebooks 01 -> 07 in one project folder, each opened alone, Run All, every primary button pressed."""
     root = _workdir(tmp_path)
     env = {"NBSEG_QUICK": "1", "NBSEG_AUTORUN": "0", "NBSEG_SAMPLE": sample,
            "NBSEG_PROJECT": str(root / "project"), "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "2"}
@@ -214,9 +214,9 @@ def _sequence(browser, tmp_path, sample: str) -> tuple[Path, dict]:
             if name == "01_data" and tag == "3d":
                 page.wait_for_selector(".jp-OutputArea canvas", timeout=60_000)
                 results[name]["canvases"] = page.locator(".jp-OutputArea canvas").count()
-            if name == "02_label_qc":
+            if name == "03_label_qc":
                 results[name]["drawn"] = _draw_by_clicks(page)
-            if name == "04_train":
+            if name == "05_train":
                 results[name]["loss_plot"] = page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea .widget-image')]
                     .some(img => img.naturalWidth > 300 && img.offsetParent !== null)""")
                 results[name]["progress_bars"] = page.locator("progress").count()
@@ -251,10 +251,10 @@ def _draw_by_clicks(page) -> str:
 def test_lab_2d_sequence(browser, tmp_path):
     root, results = _sequence(browser, tmp_path, "nuclei2d")
     assert results["01_data"]["pressed"] == ["Check data & save project"]
-    assert "excluding polygon on" in results["02_label_qc"]["drawn"] and "4 corners" in results["02_label_qc"]["drawn"]
-    assert "Train" in results["04_train"]["pressed"]
-    assert results["04_train"]["loss_plot"], "no loss plot image after training"
-    assert results["04_train"]["progress_bars"] >= 1, "no fastprogress bar"
+    assert "excluding polygon on" in results["03_label_qc"]["drawn"] and "4 corners" in results["03_label_qc"]["drawn"]
+    assert "Train" in results["05_train"]["pressed"]
+    assert results["05_train"]["loss_plot"], "no loss plot image after training"
+    assert results["05_train"]["progress_bars"] >= 1, "no fastprogress bar"
     assert (root / "project" / "models" / "fold0.pt").exists()
     assert list((root / "project" / "export").glob("*.mask.ome.tif"))
 
@@ -262,8 +262,8 @@ def test_lab_2d_sequence(browser, tmp_path):
 def test_lab_3d_sequence(browser, tmp_path):
     root, results = _sequence(browser, tmp_path, "nuclei3d")
     assert results["01_data"]["canvases"] >= 1, "no ipyvolume canvas"
-    assert "(z=" in results["02_label_qc"]["drawn"], "a 3D polygon belongs to a slice"
-    assert results["04_train"]["loss_plot"], "no loss plot image after training"
+    assert "(z=" in results["03_label_qc"]["drawn"], "a 3D polygon belongs to a slice"
+    assert results["05_train"]["loss_plot"], "no loss plot image after training"
     assert (root / "project" / "models" / "fold0.pt").exists()
     assert list((root / "project" / "export").glob("*.labels.ome.tif"))
 
@@ -290,7 +290,7 @@ def _epochs(history: Path) -> list[dict]:
 
 
 def test_lab_kernel_killed_then_resume(browser, tmp_path):
-    """Issue 16: the kernel dies (SIGKILL) while notebook 04 trains; reopen 04, 'Resume from disk'
+    """Issue 16: the kernel dies (SIGKILL) while notebook 05 trains; reopen 05, 'Resume from disk'
     continues from the last finished epoch: every epoch once, the earlier rows unchanged."""
     from nbseg.config import Config, DataConfig
     from nbseg.data.sample import sample
@@ -302,12 +302,12 @@ def test_lab_kernel_killed_then_resume(browser, tmp_path):
     cfg.train.epochs, cfg.train.steps_per_epoch, cfg.train.batch_size = 4, 3, 2  # ~1-2 s an epoch
     cfg.save(project)
     history = ProjectLayout(project).history / "fold0.csv"
-    shutil.copy(ROOT / "notebooks" / "04_train.ipynb", tmp_path / "04_train.ipynb")
+    shutil.copy(ROOT / "notebooks" / "05_train.ipynb", tmp_path / "05_train.ipynb")
     env = {"NBSEG_QUICK": "1", "NBSEG_AUTORUN": "0", "NBSEG_PROJECT": str(project), "MPLBACKEND": "Agg",
            "OMP_NUM_THREADS": "2"}
     with lab_server(tmp_path, env) as url:
         page = browser.new_page(viewport={"width": 1300, "height": 2600})
-        assert _run_notebook(page, url, "04_train", press=False)["problems"] == []
+        assert _run_notebook(page, url, "05_train", press=False)["problems"] == []
         field = page.locator(f"{NB} .widget-inline-hbox").filter(has_text="Epochs").locator("input")
         field.fill(str(epochs))
         field.press("Enter")  # the typed value reaches the kernel on Enter
@@ -325,8 +325,8 @@ def test_lab_kernel_killed_then_resume(browser, tmp_path):
         died = dialog.inner_text()
         dialog.locator(".jp-mod-accept").click()  # 'OK': the server restarts the kernel
         _close(page)
-        # reopen notebook 04 and run it again in the new kernel, then resume
-        assert _run_notebook(page, url, "04_train", press=False)["problems"] == []
+        # reopen notebook 05 and run it again in the new kernel, then resume
+        assert _run_notebook(page, url, "05_train", press=False)["problems"] == []
         assert _kernel_pid(url) != pid
         page.locator(f"{NB} button").filter(has_text="Resume from disk").click()
         page.locator(f"{NB} .jupyter-widgets").filter(has_text="Trained 1 model").last.wait_for(timeout=300_000)
@@ -334,7 +334,7 @@ def test_lab_kernel_killed_then_resume(browser, tmp_path):
         table = page.locator(f"{NB} .jupyter-widgets table").last.inner_text()
         log = page.locator(f"{NB} .widget-html").filter(has_text="Resumed from the checkpoint").last.inner_text()
         problems = _problems(page)
-        _shoot(page, "2d_04_train_resumed")
+        _shoot(page, "2d_05_train_resumed")
         page.close()
     after = _epochs(history)
     assert "died" in died, died

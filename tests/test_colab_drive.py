@@ -114,7 +114,7 @@ def test_data_panel_keeps_the_project_on_drive_for_the_next_notebooks(drive, tmp
     assert panel.error is None, panel.errors.message.value
     assert Config.load(on_drive).data.images == panel.service.data_config().images
     assert not (tmp_path / "projects").exists()  # nothing was written on the runtime's disk
-    # notebook 02 in a new runtime: the default project is the one on Drive, with its settings
+    # notebook 03 in a new runtime: the default project is the one on Drive, with its settings
     later = LabelQCPanel(nbp.default_project("nuclei2d"))
     assert later.state.project == on_drive and later.error is None, later.errors.message.value
 

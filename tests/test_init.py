@@ -288,7 +288,7 @@ def test_fine_tuning_from_an_exported_package(data2d, source, package, scratch_d
 
 @pytest.mark.slow  # fine-tuning from a trained source
 def test_panel_start_from_another_project(data2d, source, tmp_path):
-    """Notebook 04's 'Start from' passes the choice to the core: config.yaml says it, the plan shows it."""
+    """Notebook 05's 'Start from' passes the choice to the core: config.yaml says it, the plan shows it."""
     pytest.importorskip("ipywidgets")
     from nbseg.ui import TrainPanel
 

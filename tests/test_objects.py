@@ -1,5 +1,5 @@
 """The objects of a label image: their table (scikit-image regionprops, sizes in pixels and µm) and
-their outlines as Fiji ROIs (roifile), written by `nbseg predict --instances [--rois]` and notebook 06."""
+their outlines as Fiji ROIs (roifile), written by `nbseg predict --instances [--rois]` and notebook 07."""
 from __future__ import annotations
 
 import shutil
@@ -231,11 +231,11 @@ def test_rois_without_instances_are_refused_and_nothing_written(tmp_path, capsys
     assert not out.exists()
 
 
-# ---------------------------------------------------------------- notebook 06
+# ---------------------------------------------------------------- notebook 07
 
 
 def test_06_shows_and_exports_the_objects(tmp_path):
-    """Notebook 06 over a probability map made from a sample's true nuclei (as from a perfect model)."""
+    """Notebook 07 over a probability map made from a sample's true nuclei (as from a perfect model)."""
     pytest.importorskip("ipywidgets")
     from nbseg.config import Config, DataConfig
     from nbseg.io.images import write_ome_tiff

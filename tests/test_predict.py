@@ -302,7 +302,7 @@ def test_predict_files_instances_3d_and_multiclass(tmp_path, dims, kind):
     else:
         assert prob.shape == shape and set(np.unique(mask)) <= {0, 255}
         assert read_image(tmp_path / "out" / "img0.labels.ome.tif").axes == "CZYX"
-        # the interior probability is kept: notebook 06 splits touching objects with it later
+        # the interior probability is kept: notebook 07 splits touching objects with it later
         interior = tifffile.imread(tmp_path / "out" / "img0.interior.ome.tif")
         assert interior.shape == shape and interior.dtype == np.uint8 and np.all(interior <= prob)
     assert (tmp_path / "out" / "img0.interior.ome.tif").exists() == (kind == "instances")

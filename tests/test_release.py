@@ -1,11 +1,11 @@
 """The release: one version, no exact pins, a valid CITATION.cff, Open-in-Colab badges from the one repository
 address; slow: a wheel and an sdist that hold the notebooks, the bundled model and the samples, pass
-``twine check``, and a Colab-like run of the six notebooks installed from the built wheel.
+``twine check``, and a Colab-like run of the seven notebooks installed from the built wheel.
 
 The Colab-like run: a fresh virtual environment with Colab's pinned ipywidgets 7.7.1, a CPU torch and ipykernel,
-and no nbseg; a stand-in ``google.colab`` whose Drive mount is declined; the six notebooks (taken from the
+and no nbseg; a stand-in ``google.colab`` whose Drive mount is declined; the seven notebooks (taken from the
 wheel) alone in an empty folder; pip pointed at the built wheel (PIP_FIND_LINKS). Each notebook's first cell
-installs ``nbseg[ui]==<version>`` itself, as in Colab; all six run in quick mode on the 2D sample."""
+installs ``nbseg[ui]==<version>`` itself, as in Colab; all seven run in quick mode on the 2D sample."""
 from __future__ import annotations
 
 import json
@@ -24,7 +24,7 @@ import nbseg
 from nbseg.colab import REPOSITORY
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ("01_data", "02_label_qc", "03_lr_finder", "04_train", "05_predict", "06_threshold_export")
+NAMES = ("01_data", "02_correct", "03_label_qc", "04_lr_finder", "05_train", "06_predict", "07_threshold_export")
 MAX_WHEEL_MB = 10
 
 
@@ -91,7 +91,7 @@ def test_nbseg_notebooks_copies_them_out_and_keeps_edits(tmp_path, capsys):
     assert main(["notebooks", str(tmp_path / "nb")]) == 0
     copied = sorted(p.name for p in (tmp_path / "nb").iterdir())
     assert copied == [f"{n}.ipynb" for n in NAMES]
-    assert (tmp_path / "nb" / "04_train.ipynb").read_bytes() == (ROOT / "notebooks" / "04_train.ipynb").read_bytes()
+    assert (tmp_path / "nb" / "05_train.ipynb").read_bytes() == (ROOT / "notebooks" / "05_train.ipynb").read_bytes()
     (tmp_path / "nb" / "01_data.ipynb").write_text("my edits")
     assert main(["notebooks", str(tmp_path / "nb")]) == 2
     assert "--overwrite" in capsys.readouterr().err
@@ -188,7 +188,7 @@ def _kernel_spec(tmp_path: Path, venv: Path, env: dict) -> Path:
 
 
 @pytest.mark.slow
-def test_colab_like_run_installs_the_wheel_and_runs_all_six_notebooks(dist, tmp_path, monkeypatch):
+def test_colab_like_run_installs_the_wheel_and_runs_all_seven_notebooks(dist, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     venv = _colab_like_venv(tmp_path)

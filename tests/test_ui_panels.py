@@ -56,7 +56,7 @@ def configured(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(configured, tmp_path_factory):
-    """``(project, panel)``: a copy of ``configured`` trained by notebook 04 (2 epochs of 4 steps)."""
+    """``(project, panel)``: a copy of ``configured`` trained by notebook 05 (2 epochs of 4 steps)."""
     from nbseg.ui import TrainPanel
 
     root = copy_of(configured, tmp_path_factory.mktemp("trained"))
@@ -70,7 +70,7 @@ def trained(configured, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def predicted(trained, tmp_path_factory):
-    """``(project, panel)``: a copy of ``trained`` whose images notebook 05 predicted (no TTA)."""
+    """``(project, panel)``: a copy of ``trained`` whose images notebook 06 predicted (no TTA)."""
     from nbseg.ui import PredictPanel
 
     root = copy_of(trained[0], tmp_path_factory.mktemp("predicted"))
@@ -136,7 +136,7 @@ def test_01_data_error_is_explained_not_raised(tmp_path):
 # ---------------------------------------------------------------- 03 LR finder
 
 @pytest.mark.slow  # an LR sweep
-def test_03_lr_finder_sweep_and_accept(configured, tmp_path):
+def test_04_lr_finder_sweep_and_accept(configured, tmp_path):
     from nbseg.ui import LRPanel
 
     project = copy_of(configured, tmp_path)
@@ -175,7 +175,7 @@ def test_04_patch_rule_is_checked_live(configured, tmp_path):
 
 
 def test_04_shows_the_plan_nbseg_train_prints(configured, tmp_path):
-    """Notebook 04 and `nbseg train` show one plan: the same object from the same data and settings."""
+    """Notebook 05 and `nbseg train` show one plan: the same object from the same data and settings."""
     from nbseg.data import load_dataset
     from nbseg.train.plan import plan_training
     from nbseg.ui import TrainPanel
@@ -190,7 +190,7 @@ def test_04_shows_the_plan_nbseg_train_prints(configured, tmp_path):
 
 
 @pytest.mark.slow  # training
-def test_04_train_plot_files_and_resume(trained, tmp_path):
+def test_05_train_plot_files_and_resume(trained, tmp_path):
     from nbseg.ui import TrainPanel
 
     project, panel = trained
@@ -255,7 +255,7 @@ def test_viewer_3d_orthogonal_and_volume_fallback(monkeypatch):
 
 # ---------------------------------------------------------------- 02 label QC
 
-def test_02_label_qc_browser_experts_and_drawing(configured, tmp_path):
+def test_03_label_qc_browser_experts_and_drawing(configured, tmp_path):
     import tifffile
 
     from nbseg.data import sample
@@ -352,7 +352,7 @@ def test_02_label_qc_browser_experts_and_drawing(configured, tmp_path):
 # ---------------------------------------------------------------- 05 predict, 06 threshold & export
 
 @pytest.mark.slow  # training, then prediction
-def test_05_predict_maps_and_ranking(predicted):
+def test_06_predict_maps_and_ranking(predicted):
     project, panel = predicted
     assert_tooltips(panel)
     assert_primary_order(panel, ["Predict"])
@@ -431,7 +431,7 @@ def _ome_pixel_sizes(path):
 
 
 def test_06_export_keeps_pixel_sizes(tmp_path):
-    """Notebook 06 writes its masks and labels through the core writer predict uses: pixel sizes stay."""
+    """Notebook 07 writes its masks and labels through the core writer predict uses: pixel sizes stay."""
     import tifffile  # noqa: F401
     from model_projects import make_project  # tests/model_projects.py
 

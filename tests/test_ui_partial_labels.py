@@ -1,5 +1,5 @@
 """Partial labels in the notebooks, headless: notebook 01 takes the "not labelled" value and shows those pixels
-apart, notebook 02 counts labelled pixels and objects per image and tints the unlabelled part."""
+apart, notebook 03 counts labelled pixels and objects per image and tints the unlabelled part."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""`nbseg notebooks DEST`: copy the six notebooks that came with the installed nbseg into a folder, to open
+"""`nbseg notebooks DEST`: copy the seven notebooks that came with the installed nbseg into a folder, to open
 them in JupyterLab (no checkout of the repository needed)."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-NAMES = ("01_data", "02_label_qc", "03_lr_finder", "04_train", "05_predict", "06_threshold_export")
+NAMES = ("01_data", "02_correct", "03_label_qc", "04_lr_finder", "05_train", "06_predict", "07_threshold_export")
 
 
 def notebook_folder() -> Path:
@@ -28,7 +28,7 @@ def notebook_folder() -> Path:
 
 
 def copy_notebooks(dest, *, overwrite: bool = False) -> list[Path]:
-    """Copy the six notebooks into ``dest`` (created); returns the copies.
+    """Copy the seven notebooks into ``dest`` (created); returns the copies.
 
     Raises
     ------
@@ -51,8 +51,8 @@ def copy_notebooks(dest, *, overwrite: bool = False) -> list[Path]:
 def register(subparsers) -> None:
     """Add the ``notebooks`` command to ``nbseg``'s sub-command parsers."""
     parser = subparsers.add_parser(
-        "notebooks", help="copy the six notebooks into a folder, to open them in JupyterLab",
-        description="Copy the notebooks 01_data ... 06_threshold_export that came with this nbseg into DEST. "
+        "notebooks", help="copy the seven notebooks into a folder, to open them in JupyterLab",
+        description="Copy the notebooks 01_data ... 07_threshold_export that came with this nbseg into DEST. "
                     "Then: jupyter lab DEST. Their projects are written in DEST/projects/.",
         epilog="example:\n  nbseg notebooks my-notebooks\n  jupyter lab my-notebooks",
         formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -207,7 +207,7 @@ def citation_entry(text: str, link: str) -> dict:
 
 
 def export_defaults(project) -> dict:
-    """What the bioimage.io form of notebook 06 starts from: :func:`default_metadata` plus
+    """What the bioimage.io form of notebook 07 starts from: :func:`default_metadata` plus
     ``training_data`` (:func:`training_data_text`), ``class_names``, ``pixel_sizes`` (µm or None),
     ``figures`` (:func:`validation_figures`) and ``output`` (the default package path)."""
     from .ensemble import ensemble_info, load_ensemble
@@ -243,7 +243,7 @@ def author_dicts(authors) -> list[dict]:
 
 
 def _author(author) -> dict:
-    if isinstance(author, str):  # "Name; Affiliation; github-user", as the CLI and notebook 06 take it
+    if isinstance(author, str):  # "Name; Affiliation; github-user", as the CLI and notebook 07 take it
         author = dict(zip(("name", "affiliation", "github_user"), author.split(";")))
     known = {"name", "affiliation", "github_user"}
     if not isinstance(author, dict) or set(author) - known:

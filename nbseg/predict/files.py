@@ -40,7 +40,7 @@ def predict_files(project, inputs, output_dir, options: PredictOptions | None = 
     For each input ``<stem>`` the output folder gets ``<stem>.prob.ome.tif`` (foreground
     probability, uint8 0-255; every class for multi-class projects), ``<stem>.uncertainty.ome.tif``
     (uint8 0-255), ``<stem>.interior.ome.tif`` (interior probability, uint8, for projects trained on
-    instances: it seeds the watershed that splits touching objects, here or later in notebook 06),
+    instances: it seeds the watershed that splits touching objects, here or later in notebook 07),
     ``<stem>.labels.ome.tif`` (objects, with ``instances``, and ``<stem>.objects.csv``, a row per object;
     their outlines as Fiji ROIs in ``<stem>.rois.zip`` with ``rois``) and
     ``<stem>.mask.ome.tif`` (0/255, or class numbers), with the input's pixel sizes, and

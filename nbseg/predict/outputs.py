@@ -1,5 +1,5 @@
 """The files prediction writes for one image, and the one writer of masks and object labels that
-:func:`~nbseg.predict.files.predict_files` and the export of notebook 06 share (both keep the
+:func:`~nbseg.predict.files.predict_files` and the export of notebook 07 share (both keep the
 input's pixel sizes)."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Which images to correct next: the ones the model is least sure of, most useful first.
 
-A correction loop (notebook 05's correction panel, ``nbseg suggest``) labels a few images per round. The
+A correction loop (notebook 02_correct, ``nbseg suggest``) labels a few images per round. The
 images whose prediction is most uncertain, or where the folds' models and the TTA variants disagree most,
 teach the next round the most; this ranks a pool of images by that score without writing any file.
 """

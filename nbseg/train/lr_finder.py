@@ -89,7 +89,7 @@ def propose_lr(suggestion: float, *, cap: float = MAX_PROPOSED_LR) -> tuple[floa
     """The learning rate to propose from a sweep's suggestion, and a note when it was changed.
 
     Short sweeps (quick mode, few images) can suggest rates where training diverges; above ``cap``
-    the proposal is ``cap`` and the note says why. The CLI and notebook 03 both propose this.
+    the proposal is ``cap`` and the note says why. The CLI and notebook 04 both propose this.
     """
     if not suggestion > 0:
         return cap / 3, f"the sweep gave no usable suggestion ({suggestion!r}); proposing {cap / 3:.1e}"

@@ -5,7 +5,7 @@ fragment than a real object: dropping it removes false positives and costs few t
 the 1st percentile of the labelled objects' pixel counts (``Fingerprint.object_size``; instance and binary
 labels), halved when fewer than ``FEW_OBJECTS`` are labelled, never below :data:`DEFAULT_MIN_SIZE`.
 Prediction counts it in each image's own pixels (:func:`nbseg.predict.options.planned_min_size`), and
-``nbseg predict --min-size`` and notebook 06 override it. How it was chosen (the percentile on DSB2018's
+``nbseg predict --min-size`` and notebook 07 override it. How it was chosen (the percentile on DSB2018's
 validation images; the half for few objects, a margin) is in docs/benchmarks.md.
 """
 from __future__ import annotations
@@ -49,7 +49,7 @@ def plan_min_size(fingerprint) -> tuple[int | None, str | None]:
     else:
         why = (f"{size} {unit}: 99 % of the {sizes['count']:,} labelled objects are at least {smallest} {unit}, so "
                "smaller predicted objects are dropped from the instance results")
-    return size, why + " (nbseg predict --min-size, notebook 06's 'Min object size')"
+    return size, why + " (nbseg predict --min-size, notebook 07's 'Min object size')"
 
 
 __all__ = ["DEFAULT_MIN_SIZE", "plan_min_size"]

@@ -2,7 +2,7 @@
 each chosen from the data fingerprint and the device, each with its reason, each overridable.
 
 How the rules were chosen (measured, not tuned to one split) is written in docs/benchmarks.md.
-The CLI prints the plan before training and notebook 04 shows it; both show this same object.
+The CLI prints the plan before training and notebook 05 shows it; both show this same object.
 """
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ class Plan:
 
 def plan_training(config, dataset, *, device=None, fingerprint=None):
     """The fingerprint of ``dataset`` and the plan for it: what `nbseg train`, the LR finder and
-    notebook 04 all use. ``device`` defaults to ``config.train.device`` resolved; ``fingerprint``, the
+    notebook 05 all use. ``device`` defaults to ``config.train.device`` resolved; ``fingerprint``, the
     dataset's when it is known already. With ``train.init`` the network is the init model's and the
     learning rate a fine-tuning one (:mod:`nbseg.train.init`)."""
     from . import init
@@ -152,7 +152,7 @@ def make_plan(config, fingerprint, *, device="cpu") -> Plan:
     batch, why_batch = _batch(config, patch, size, data_dims if not slices else 2, str(device))
     norm, why_norm = _norm(config, model_dims, data_dims)
     shift, why_shift = plan_input_shift(config, fingerprint, scale, slices)
-    why_lr = f"{config.train.lr:.1e} (train.lr; notebook 03 or `nbseg lr-find` proposes one from a sweep)"
+    why_lr = f"{config.train.lr:.1e} (train.lr; notebook 04 or `nbseg lr-find` proposes one from a sweep)"
     steps, why_epoch = _steps(config, batch * int(np.prod(patch)))
     min_size, why_min_size = plan_min_size(fingerprint)
     reasons = {key: why for key, why in (

@@ -1,5 +1,5 @@
-"""Writes notebooks/01_data.ipynb ... 06_threshold_export.ipynb and the README's Open-in-Colab badges
-(``python -m nbseg.ui._notebooks``). Edit the cells here and re-run, so the six notebooks keep the same setup
+"""Writes notebooks/01_data.ipynb ... 07_threshold_export.ipynb and the README's Open-in-Colab badges
+(``python -m nbseg.ui._notebooks``). Edit the cells here and re-run, so the seven notebooks keep the same setup
 and structure, and each installs the nbseg it was written for."""
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ or a new Colab session.
 * Optional: **Seg2** (a second segmentation, used where you draw a merging mask in 02) and **excluding
   masks** (regions the training ignores).
 * If a file's axes are ambiguous, give them (e.g. `ZYX`, `CYX`); choose **channels** to use only some.
+* **No masks yet?** Leave *Masks* empty: notebook **02_correct** makes them with you. Masks labelled only in
+  part (some slices, some objects) hold a **not labelled** value: give it, and training ignores those pixels.
 * **In Google Colab**: press **Keep project on Google Drive**. A Colab runtime loses its disk when it
   disconnects, and each notebook there runs in a runtime of its own; on Drive the project (and training's
   checkpoints) survive, and the next notebooks find it there (they ask to mount Drive). Keep your images
@@ -67,10 +69,34 @@ Hover over any control to see what it means.""",
         "panel_code": "panel = DataPanel(PROJECT, sample_name=SAMPLE)\npanel",
         "after": """Press **Check data & save project**. nbseg reads every pair, tells whether the data is
 **2D or 3D**, how the labels are read (binary, classes or instances), and shows a preview with the mask
-drawn over the image (a 3D view too for stacks). Next: **02_label_qc** to check the masks, or
-**03_lr_finder**.""",
+drawn over the image (a 3D view too for stacks). Next: **02_correct** to make or correct masks,
+**03_label_qc** to check them, or **04_lr_finder**.""",
     },
-    "02_label_qc": {
+    "02_correct": {
+        "panel": "CorrectPanel",
+        "title": "# 2 · Masks: start from nothing, correct and retrain",
+        "intro": """Making masks is the slow part. Here a model (or a classic workflow) **proposes** a
+segmentation and you **correct** it, which is much quicker than drawing from scratch; then the model
+**retrains** on what you saved and proposes better, round after round.
+
+* **Proposals from**: the bundled **nuclei** model (2D), a trained project or bioimage.io package, or the
+  **classic** workflow (smoothing, a threshold and a watershed, with a live preview).
+* **Rank images** puts the image the model is least sure of first: correcting it teaches the most.
+* Correct on the image with the **tools**: delete an object (click), paint and erase (drag the brush), add
+  one (drag, or click polygon corners and double-click), merge two, split one along a cut line, change an
+  object's class, or mark a region **not labelled** (training ignores it). **Undo** and **Redo**. Without
+  mouse events, type an edit (`delete 40,52`).
+* **Save & next** keeps the image as shown (proposed or corrected) in the project at once, with a record of
+  what you decided; **Leave out** skips it. A new kernel or Colab session goes on at the next image.
+* **Retrain** fine-tunes the current model on every saved image for a few minutes, in the background,
+  and ranks the rest again; the **Rounds** table shows each round.""",
+        "panel_code": "panel = CorrectPanel(PROJECT)\npanel",
+        "after": """Saved masks are in the project's `corrections/` folder; after a retraining the project's
+images and masks are the saved ones (plus any masks you had), so the next notebooks use them. Already have
+masks for every image? Skip this notebook, or use it later to fix what the model gets wrong. Next:
+**03_label_qc**.""",
+    },
+    "03_label_qc": {
         "panel": "LabelQCPanel",
         "title": "# 2 · Label quality: look at the masks before training on them",
         "intro": """A model learns the mistakes in its masks too. This notebook helps you find them:
@@ -84,9 +110,9 @@ drawn over the image (a 3D view too for stacks). Next: **02_label_qc** to check 
   the image and double-click the last one (or type the corners as y,x pairs).""",
         "panel_code": "panel = LabelQCPanel(PROJECT)\npanel",
         "after": """Saved excluding and merging masks are written into the project's `labels/` folder and
-entered in `config.yaml`, so training (04) uses them. Next: **03_lr_finder**.""",
+entered in `config.yaml`, so training (04) uses them. Next: **04_lr_finder**.""",
     },
-    "03_lr_finder": {
+    "04_lr_finder": {
         "panel": "LRPanel",
         "title": "# 3 · Learning rate: a short sweep that suggests one",
         "intro": """The **learning rate** is how big a step each training update takes. Too small and
@@ -97,9 +123,9 @@ stops once the loss explodes, and suggests the rate where the loss **falls faste
 model is put back as it was: the sweep only looks.""",
         "panel_code": "panel = LRPanel(PROJECT)\npanel",
         "after": """Press **Run LR sweep**, look at the curve, then **Use suggested rate** to save it into
-`config.yaml` (you may type another value first). Next: **04_train**.""",
+`config.yaml` (you may type another value first). Next: **05_train**.""",
     },
-    "04_train": {
+    "05_train": {
         "panel": "TrainPanel",
         "title": "# 4 · Training the U-Net",
         "intro": """Training shows the U-Net many **patches** (pieces of your images) with their masks and
@@ -116,9 +142,9 @@ the best model; **Resume from disk** continues later, even in a new session. Wat
 training loss falls while the validation loss rises, the model is **overfitting**.""",
         "panel_code": "panel = TrainPanel(PROJECT)\npanel",
         "after": """Models are in the project's `models/` folder (`fold0.pt`, ...), the per-epoch history
-in `history/`. Next: **05_predict**.""",
+in `history/`. Next: **06_predict**.""",
     },
-    "05_predict": {
+    "06_predict": {
         "panel": "PredictPanel",
         "title": "# 5 · Prediction: probability and uncertainty maps",
         "intro": """**Inference** runs the trained model(s) over new images, in overlapping **tiles**, and
@@ -129,9 +155,9 @@ gives a **probability map**: per pixel, how likely it belongs to the structure.
 * **Uncertainty** marks where models and TTA copies disagree; images are **ranked by uncertainty**, so
   you can check (or annotate next) the doubtful ones first.""",
         "panel_code": "panel = PredictPanel(PROJECT)\npanel",
-        "after": """Maps are saved in the project's `predictions/` folder. Next: **06_threshold_export**.""",
+        "after": """Maps are saved in the project's `predictions/` folder. Next: **07_threshold_export**.""",
     },
-    "06_threshold_export": {
+    "07_threshold_export": {
         "panel": "ExportPanel",
         "title": "# 6 · Threshold, objects, scores and export",
         "intro": """A probability map becomes a mask by a **threshold**: pixels above it are foreground.
@@ -152,7 +178,7 @@ what it means and why bioimage.io asks for it) and writes a **bioimage.io model 
 ilastik and napari open; it is kept only if bioimage.io's own test passes on it.""",
         "panel_code": "panel = ExportPanel(PROJECT)\npanel",
         "after": """Everything is in the project's `export/` folder. To segment more images later, open
-**05_predict** with the same project folder.""",
+**06_predict** with the same project folder.""",
     },
 }
 

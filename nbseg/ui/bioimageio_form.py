@@ -1,4 +1,4 @@
-"""Notebook 06's guided bioimage.io export: a form whose fields (name, description, authors, license,
+"""Notebook 07's guided bioimage.io export: a form whose fields (name, description, authors, license,
 citation, tags, training data) explain on hover what they mean and why the model zoo asks for them,
 prefilled from the project, and one button that calls
 :func:`nbseg.predict.bioimageio_export.export_bioimageio`. The form computes and writes nothing itself."""
@@ -55,7 +55,7 @@ class BioimageioService:
 
 
 class BioimageioForm(PanelBase):
-    """The bioimage.io section of notebook 06 (shown inside :class:`~nbseg.ui.export_panel.ExportPanel`;
+    """The bioimage.io section of notebook 07 (shown inside :class:`~nbseg.ui.export_panel.ExportPanel`;
     its button is not among the panel's autorun buttons: the authors must be a person's)."""
 
     title = "bioimage.io model package"
@@ -88,7 +88,7 @@ class BioimageioForm(PanelBase):
                       intro="A package that deepImageJ, ilastik, napari and bioimage.io open. Fields marked * are "
                             "required; hover over a field to see what it means. The package is kept only if "
                             "bioimage.io's own test passes on it.")
-        self.section = w.Accordion(children=[self.widget])  # what notebook 06 shows: closed until opened
+        self.section = w.Accordion(children=[self.widget])  # what notebook 07 shows: closed until opened
         set_titles(self.section, ["Share the model on bioimage.io (guided export)"])
         collapse(self.section)
 

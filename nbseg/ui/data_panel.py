@@ -280,7 +280,7 @@ class DataPanel(PanelBase):
             self.index.max = info["images"] - 1
         self._show_preview()
         self.preview_box.layout.display = ""
-        after = "02_correct to make the masks" if info["kind"] is None else "02_label_qc or 03_lr_finder"
+        after = "02_correct to make the masks" if info["kind"] is None else "03_label_qc or 04_lr_finder"
         self.status.set(f"Checked {info['images']} image(s): {kind}. Next: notebook {after}.", "ok")
 
     def _show_preview(self) -> None:

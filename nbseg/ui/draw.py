@@ -67,7 +67,7 @@ class PolygonDrawer:
 
 
 class DrawTab:
-    """The 'Draw masks' tab of 02_label_qc: excluding masks (the loss ignores them) and merging masks
+    """The 'Draw masks' tab of 03_label_qc: excluding masks (the loss ignores them) and merging masks
     (Seg2 replaces Seg1 inside them), drawn per image (and per slice in 3D). ``panel`` runs the
     actions (errors shown, never raised); ``service`` is the panel's QCService."""
 

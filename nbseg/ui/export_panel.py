@@ -1,4 +1,4 @@
-"""06_threshold_export: a threshold slider and Otsu with a live overlay preview, a threshold sweep
+"""07_threshold_export: a threshold slider and Otsu with a live overlay preview, a threshold sweep
 against ground truth when there is some, instances, a metrics table, and the export of OME-TIFF
 results and the TorchScript model (the work: :mod:`nbseg.ui.export_service`)."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .viewers import Viewer2D
 
 
 class ExportPanel(PanelBase):
-    title = "06 Threshold & export"
+    title = "07 Threshold & export"
     State, Service = ExportState, ExportService
 
     def build(self) -> None:

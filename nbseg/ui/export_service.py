@@ -1,4 +1,4 @@
-"""Notebook 06's work without widgets: open the project's probability maps, Otsu, the threshold sweep,
+"""Notebook 07's work without widgets: open the project's probability maps, Otsu, the threshold sweep,
 instances and their tables, metrics, and the export of OME-TIFF results and the TorchScript model.
 :class:`~nbseg.ui.export_panel.ExportPanel` is its face."""
 from __future__ import annotations
@@ -49,7 +49,7 @@ class ExportService:
         if not found:
             from .session import MissingStep
 
-            raise MissingStep(f"No probability maps in {self.predictions}: run notebook 05_predict first and "
+            raise MissingStep(f"No probability maps in {self.predictions}: run notebook 06_predict first and "
                               "press 'Predict'.")
         s.stems = found
         return found
@@ -151,7 +151,7 @@ class ExportService:
         from ..predict.post import instances
 
         if not self.state.stems:  # else the next step would ask for this very button to be pressed first
-            raise ValueError("No predictions are open: run notebook 05_predict, then open this panel again.")
+            raise ValueError("No predictions are open: run notebook 06_predict, then open this panel again.")
         planned = self.planned_min_size()
         min_size = planned if min_size is None else int(min_size)
         per_image = {s: self.planned_min_size(s) if min_size == planned else min_size for s in self.state.stems}
@@ -201,7 +201,7 @@ class ExportService:
         from ..predict.export import export_torchscript
 
         if not self.state.stems:
-            raise ValueError("Nothing to export: no predictions are open. Run notebook 05_predict, then open this "
+            raise ValueError("Nothing to export: no predictions are open. Run notebook 06_predict, then open this "
                              "panel again.")
         st = self.state
         wanted = (st.threshold if threshold is None else float(threshold),

@@ -1,4 +1,4 @@
-"""Notebook 04's 'Start from' control: scratch, a bundled model (when one is installed), or another
+"""Notebook 05's 'Start from' control: scratch, a bundled model (when one is installed), or another
 project or package typed as a path. It only says which; ``nbseg.train.init`` finds and loads it."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""02_label_qc: the QC table and a paged overlay browser sorted by QC flags; ground truth from several
+"""03_label_qc: the QC table and a paged overlay browser sorted by QC flags; ground truth from several
 experts (STAPLE / majority vote, per-expert scores); Seg1/Seg2 merge inside a drawn merging mask;
 drawn excluding masks (polygons clicked on the image or typed: nbseg.ui.draw)."""
 from __future__ import annotations
@@ -176,7 +176,7 @@ class QCService:
 
 
 class LabelQCPanel(PanelBase):
-    title = "02 Label QC"
+    title = "03 Label QC"
     State, Service = QCState, QCService
 
     def build(self) -> None:

@@ -1,4 +1,4 @@
-"""03_lr_finder: run the learning-rate sweep, plot loss vs learning rate with the suggestion marked,
+"""04_lr_finder: run the learning-rate sweep, plot loss vs learning rate with the suggestion marked,
 and accept the suggestion into config.yaml."""
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class LRService:
 
 
 class LRPanel(PanelBase):
-    title = "03 LR finder"
+    title = "04 LR finder"
     State, Service = LRState, LRService
 
     def build(self) -> None:
@@ -108,4 +108,4 @@ class LRPanel(PanelBase):
 
     def _accept(self) -> None:
         lr = self.service.accept(self.lr.value)
-        self.status.set(f"Learning rate {lr:.2e} saved in config.yaml. Next: notebook 04_train.", "ok")
+        self.status.set(f"Learning rate {lr:.2e} saved in config.yaml. Next: notebook 05_train.", "ok")

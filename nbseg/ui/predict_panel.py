@@ -1,4 +1,4 @@
-"""05_predict: choose the models (one fold or the ensemble), TTA and tile size; predict new images;
+"""06_predict: choose the models (one fold or the ensemble), TTA and tile size; predict new images;
 show probability and uncertainty maps; rank the images by uncertainty."""
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class PredictService:
         except FileNotFoundError:
             from .session import MissingStep
 
-            raise MissingStep("No trained model yet: run notebook 04_train first and press 'Train'.") from None
+            raise MissingStep("No trained model yet: run notebook 05_train first and press 'Train'.") from None
         s.models = list(s.available)
         s.inputs = s.inputs or str(s.config.data.images)
         table = self.output / "uncertainty.csv"
@@ -96,7 +96,7 @@ class PredictService:
 
 
 class PredictPanel(PanelBase):
-    title = "05 Predict"
+    title = "06 Predict"
     State, Service = PredictState, PredictService
 
     def build(self) -> None:
@@ -153,7 +153,7 @@ class PredictPanel(PanelBase):
         if len(failed):  # the others were predicted; these files need the user
             self.status.set(f"{done} Not predicted: {' '.join(failed['error'])}", "warn")
         else:
-            self.status.set(f"{done} Next: 06_threshold_export.", "ok")
+            self.status.set(f"{done} Next: 07_threshold_export.", "ok")
 
     def _show_table(self) -> None:
         from ..predict.files import NOT_READ

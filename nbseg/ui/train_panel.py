@@ -1,4 +1,4 @@
-"""04_train: model size, patch size (rule shown and checked live), epochs or minutes, batch size,
+"""05_train: model size, patch size (rule shown and checked live), epochs or minutes, batch size,
 folds; training in the foreground with fastprogress bars and a live loss/Dice plot. The kernel's
 stop button ends it keeping the best model; 'Resume' continues from the checkpoints on disk."""
 from __future__ import annotations
@@ -140,7 +140,7 @@ class TrainService:
 
 
 class TrainPanel(PanelBase):
-    title = "04 Train"
+    title = "05 Train"
     State, Service = TrainState, TrainService
 
     def build(self) -> None:
@@ -236,7 +236,7 @@ class TrainPanel(PanelBase):
                             "disk' to continue.", "warn")
         else:
             self.status.set(f"Trained {len(result.model_paths)} model(s), best validation Dice {best}. "
-                            "Next: notebook 05_predict.", "ok")
+                            "Next: notebook 06_predict.", "ok")
         self._check_patch()
 
 
