@@ -210,7 +210,9 @@ def _sequence(browser, tmp_path, sample: str) -> tuple[Path, dict]:
     with lab_server(root, env) as url:
         page = browser.new_page(viewport={"width": 1300, "height": 2600})
         for name in ORDER:
-            results[name] = _run_notebook(page, url, name)
+            results[name] = _run_notebook(page, url, name, press=name != "02_correct")
+            if name == "02_correct":
+                results[name].update(_correct_by_mouse(page, root / "project"))
             if name == "01_data" and tag == "3d":
                 page.wait_for_selector(".jp-OutputArea canvas", timeout=60_000)
                 results[name]["canvases"] = page.locator(".jp-OutputArea canvas").count()
@@ -226,6 +228,42 @@ def _sequence(browser, tmp_path, sample: str) -> tuple[Path, dict]:
             _close(page)
         page.close()
     return root, results
+
+
+def _press(page, text: str) -> None:
+    page.locator(f"{NB} .jupyter-widgets.mod-primary").filter(has_text=text).first.click()
+    page.wait_for_timeout(1000)
+    _wait_idle(page)
+
+
+def _correct_by_mouse(page, project: Path) -> dict:
+    """02_correct as a person uses it: rank the images, drag a new object on the proposal with the 'add'
+    brush (mouse down, move, up through ipyevents), save it, retrain, and see the new model rank again."""
+    import json
+
+    _press(page, "Rank images")
+    info = page.locator(f"{NB} .widget-html").filter(has_text="proposed by").first
+    first = info.inner_text()
+    page.locator(f"{NB} .widget-toggle-button").filter(has_text="add").first.click()
+    image = page.locator(f"{NB} .jupyter-widgets img.widget-image:visible").first
+    image.scroll_into_view_if_needed()
+    box = image.bounding_box()
+    x, y = box["x"] + 0.08 * box["width"], box["y"] + 0.5 * box["height"]
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 0.1 * box["width"], y, steps=8)
+    page.mouse.up()
+    page.wait_for_timeout(1500)
+    _wait_idle(page)
+    edited = info.inner_text()
+    _press(page, "Save & next")
+    decisions = [json.loads(line) for line in (project / "corrections" / "decisions.jsonl").read_text().splitlines()]
+    _press(page, "Retrain")  # it trains in the background: the rounds table says when it is done
+    page.wait_for_function("""() => [...document.querySelectorAll('.widget-html')]
+        .some(e => e.innerText.includes('Rounds') && e.innerText.includes('round'))""", timeout=600_000)
+    _wait_idle(page)
+    return {"first": first, "edited": edited, "decisions": decisions, "after": info.inner_text(),
+            "problems": _problems(page)}
 
 
 def _draw_by_clicks(page) -> str:
@@ -251,6 +289,11 @@ def _draw_by_clicks(page) -> str:
 def test_lab_2d_sequence(browser, tmp_path):
     root, results = _sequence(browser, tmp_path, "nuclei2d")
     assert results["01_data"]["pressed"] == ["Check data & save project"]
+    correct = results["02_correct"]
+    assert "0 edit(s)" in correct["first"] and "1 edit(s)" in correct["edited"], correct
+    assert correct["decisions"][0]["decision"] == "corrected" and correct["decisions"][0]["edits"] == {"added": 1}
+    assert correct["after"] != correct["first"], "the new model's ranking opened another image"
+    assert (root / "project" / "rounds" / "round1" / "models" / "fold0.pt").exists()
     assert "excluding polygon on" in results["03_label_qc"]["drawn"] and "4 corners" in results["03_label_qc"]["drawn"]
     assert "Train" in results["05_train"]["pressed"]
     assert results["05_train"]["loss_plot"], "no loss plot image after training"

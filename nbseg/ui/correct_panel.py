@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import threading
+from pathlib import Path
 
 import ipywidgets as w
 
@@ -116,12 +117,14 @@ class CorrectPanel(PanelBase):
         self.viewer.set_data(s.image, shown, unlabelled=unlabelled if unlabelled.any() else None,
                              title=html.escape(s.path.name))
         done = sum(s.editor.counts.values())
-        self.info.value = (f"<b>{html.escape(s.path.name)}</b>, proposed by {html.escape(s.proposed_by)}; "
+        self.info.value = (f"<b>{html.escape(s.path.name)}</b>, proposed by {html.escape(_short(s.proposed_by))}; "
                            f"{int(labels.max())} objects, {done} edit(s) so far.")
         self.whole.layout.display = "" if labels.ndim == 3 else "none"
 
     def _show_rounds(self) -> None:
         table = self.service.round_table()
+        if not table.empty:
+            table["model"] = table["model"].map(_short)
         self.rounds.value = "" if table.empty else "<b>Rounds</b>" + table_html(table, index=False)
 
     # ------------------------------------------------------------------ actions
@@ -233,6 +236,11 @@ class CorrectPanel(PanelBase):
         value = self.value.value if tool == "class" or (tool == "paint" and self.value.value > 0) else None
         self.service.edit(tool, points, radius=self.radius.value, value=value, z=self._z(), whole=self.whole.value)
         self._show()
+
+
+def _short(source: str) -> str:
+    """A model as the panel names it: a round's or project's folder name, a bundled model's name."""
+    return Path(source).name if ("/" in source or "\\" in source) else source
 
 
 __all__ = ["CorrectPanel"]
