@@ -34,7 +34,7 @@ def training_verdict(best_dice, *, poor: float = POOR_DICE) -> Verdict:
     shown = ", ".join(f"{d:.3f}" if d >= 0 else "none" for d in scores)
     failed = [d for d in scores if not d >= poor]  # NaN and -1 (never validated) fail too
     if not failed:
-        return Verdict(True, f"best validation Dice {shown}.")
+        return Verdict(True, f"Best validation Dice {shown}.")
     return Verdict(False, (
         f"Training failed: best validation Dice {shown}, below {poor:g}, so the model does not segment "
         "yet. Train longer (more minutes or epochs; 'Resume from disk' continues), and check the labels "

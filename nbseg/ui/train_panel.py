@@ -239,7 +239,7 @@ class TrainPanel(PanelBase):
                             "disk' to continue.", "warn")
         else:  # a model that learnt nothing is a failure with what to do, never green
             verdict = training_verdict(result.best_dice)
-            self.status.set(f"Trained {len(result.model_paths)} model(s), {verdict.text}" +
+            self.status.set(f"Trained {len(result.model_paths)} model(s). {verdict.text}" +
                             (" Next: notebook 05_predict." if verdict.ok else ""), "ok" if verdict.ok else "warn")
         self._check_patch()
 
