@@ -65,7 +65,7 @@ def test_01_data_sample_preview_and_config(project):
     panel.index.value = 3
     assert panel.viewer.title.value.count("dsb_03")
     cfg = Config.load(project)
-    assert cfg.model.size == "S" and cfg.train.epochs is not None  # quick mode
+    assert cfg.model.size == "S" and cfg.train.minutes == 2.0 and cfg.train.epochs is None  # quick mode
     again = DataPanel(project)  # a fresh kernel finds the project on disk
     assert again.sample.value == "nuclei2d" and "config.yaml found" in again.status.text
 
@@ -142,6 +142,7 @@ def test_04_train_plot_files_and_resume(project):
     from nbseg.ui import TrainPanel
 
     panel = TrainPanel(project)
+    panel.budget.value = "epochs"  # quick mode trains for minutes; a few epochs keep this test short
     panel.epochs.value = 2
     panel.steps.value = 4
     panel.train_button.click()
@@ -171,6 +172,7 @@ def test_04_stop_button_keeps_best_model(project, monkeypatch):
 
     monkeypatch.setattr(WidgetBarsCallback, "on_batch_end", interrupt)
     panel = TrainPanel(project)
+    panel.budget.value = "epochs"
     panel.epochs.value = 3
     panel.steps.value = 3
     panel.train_button.click()
