@@ -15,9 +15,10 @@ AUTORUN_ENV = "NBSEG_AUTORUN"
 
 # Quick mode trains what `nbseg train` would plan (network, patch, batch, epoch length: nbseg.train.plan)
 # for a fixed time, the same for 2D and 3D. The rule: the teaching run 01 -> 06 must end within 5 minutes
-# on 2 CPU cores, and the steps other than training (data checks, label QC, the LR sweep, prediction,
-# export) take 2-3 of them; training gets the rest. On a CPU the plan segments the anisotropic 3D sample
-# slice by slice with a 2D network, which learns it in this time where a 3D network does not.
+# on 2 CPU cores. Besides training the run took about 1 minute (both samples, 2 shared cores), and training
+# ends up to half a minute past its budget (the epoch's validation); 2 minutes leaves the rest as margin
+# for a slower machine. On a CPU the plan segments the anisotropic 3D sample slice by slice with a 2D
+# network, which learns more per CPU minute (docs/benchmarks.md); 8 steps of a 3D network learnt nothing.
 QUICK_MINUTES = 2.0
 QUICK_SIZE = "S"  # the model size the plan's rules were measured with on CPUs
 QUICK_LR_STEPS = {2: 20, 3: 12}
