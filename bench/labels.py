@@ -54,10 +54,10 @@ def bubil_ground_truth(root: Path, *, limit: int | None = None) -> list[dict]:
         for set_name, chosen in expert_sets.items():
             stack = [masks[e] for e in chosen]
             majority = estimate_ground_truth(stack, method="majority").mask > 0
-            _add(dices, (set_name, "majority vote (strict, ties -> background)"), dice(majority, gold))
+            _add(dices, (set_name, "majority vote (strict, ties -> background) (default)"), dice(majority, gold))
             staple = estimate_ground_truth(stack, method="staple")
             for t in THRESHOLDS:
-                label = f"STAPLE, pixels any expert marked, p > {t}" + (" (default)" if t == 0.5 else "")
+                label = f"STAPLE, pixels any expert marked, p > {t}"
                 _add(dices, (set_name, label), dice(staple.probability > t, gold))
             if set_name == "all 10 experts":  # the classical whole-image STAPLE, slow: one set only
                 whole = estimate_ground_truth(stack, method="staple", region="image")

@@ -183,3 +183,49 @@ def test_challenge_pixel_error_scores_the_interior_at_its_best_threshold():
     thick[:, 4] = 1  # a membrane drawn twice as wide: 8 interior pixels lost of 56
     expected = 1 - 2 * 48 / (48 + 56)
     assert planned.challenge_pixel_error([thick.astype(np.float32)], [membrane]) == pytest.approx(expected)
+
+
+def test_summary_opens_the_report_with_date_machine_and_best_peers():
+    text = report.render(fake_results())
+    summary_part = text.split("## Summary", 1)[1].split("## Machine and versions", 1)[0]
+    assert text.index("## Summary") < text.index("## Machine and versions") < text.index("## nbseg next to its peers")
+    assert "2025-01-01 12:00 UTC" in summary_part and "Test CPU" in summary_part
+    assert "training patches/s" in summary_part and "GFLOP/s" not in summary_part  # derived figures: detail only
+    assert len(summary_part.strip().splitlines()) <= 30  # one screen
+
+
+def test_summary_takes_the_strongest_peer_and_the_longest_budget():
+    import summary
+
+    figures = [report.Figure("quality", "pooled Dice after 2 min", 0.90, "MONAI", 0.80),
+               report.Figure("quality", "pooled Dice after 15 min", 0.95, "MONAI", 0.94),
+               report.Figure("quality", "pooled Dice after 15 min", 0.95, "deepflash2", 0.99),
+               report.Figure("startup", "import time (s)", 1.0, "import monai", 5.0, higher_is_better=False),
+               report.Figure("startup", "import time (s)", 1.0, "import other", 2.0, higher_is_better=False)]
+    rows = summary.headline(figures)
+    assert [(f.what, f.peer_name) for f in rows] == [("pooled Dice after 15 min", "deepflash2"),
+                                                     ("import time (s)", "import other")]
+    assert rows[0].behind
+
+
+def test_summary_written_from_the_report_itself_matches_its_table():
+    import summary
+
+    text = report.render(fake_results())
+    parsed = summary.figures_from_markdown(text)
+    assert {(f.what, f.peer_name) for f in parsed} >= {("training patches/s, 2D, size S, patch 128x128, batch 8",
+                                                        "MONAI BasicUNet")}
+    stale = text.replace("2025-01-01 12:00 UTC", "2024-01-01 00:00 UTC", 1)  # the summary's own line only
+    redone = summary.with_summary(stale, summary.summary_section(summary.meta_from_markdown(text), parsed))
+    assert redone.count("## Summary") == 1 and redone.split("## Machine", 1)[0].count("2025-01-01") == 1
+    assert redone.split("## Machine", 1)[1] == stale.split("## Machine", 1)[1]  # the detail is left as it was
+
+
+def test_labels_figure_is_majority_vote_the_default():
+    gt = [{"experts": "all 10", "method": "majority vote (strict, ties -> background) (default)", "mean_dice": 0.95,
+           "min_dice": 0.9, "max_dice": 1.0},
+          {"experts": "all 10", "method": "STAPLE, pixels any expert marked, p > 0.5", "mean_dice": 0.97,
+           "min_dice": 0.9, "max_dice": 1.0}]
+    _text, figures = report.section_labels({"ground_truth": gt})
+    assert [(f.what, f.nbseg, f.peer_name) for f in figures] == [
+        ("majority vote (default) mean Dice, all 10", 0.95, "STAPLE, p > 0.5")]

@@ -203,7 +203,7 @@ def _workdir(tmp_path: Path) -> Path:
 def _sequence(browser, tmp_path, sample: str) -> tuple[Path, dict]:
     """Notebooks 01 -> 07 in one project folder, each opened alone, Run All, every primary button pressed."""
     root = _workdir(tmp_path)
-    env = {"NBSEG_QUICK": "1", "NBSEG_AUTORUN": "0", "NBSEG_SAMPLE": sample,
+    env = {"NBSEG_QUICK": "1", "NBSEG_QUICK_MINUTES": "0.3", "NBSEG_AUTORUN": "0", "NBSEG_SAMPLE": sample,
            "NBSEG_PROJECT": str(root / "project"), "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "2"}
     tag = "3d" if sample.endswith("3d") else "2d"
     results = {}

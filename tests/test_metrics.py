@@ -181,3 +181,16 @@ def test_real_dsb2018_masks_against_themselves_and_eroded(shared_data, tmp_path)
     assert same.summary["dice"] == 1 and same.summary["map"] == 1 and same.summary["rand_error"] == 0
     worse = evaluate_folders(tmp_path / "pred", tmp_path / "gt")
     assert 0.5 < worse.summary["dice"] < 1 and worse.summary["map"] < 1
+
+
+def test_training_verdict_fails_a_model_that_learnt_nothing():
+    from nbseg.metrics.verdict import POOR_DICE, training_verdict
+
+    good = training_verdict([0.91])
+    assert good.ok and "0.910" in good.text
+    poor = training_verdict([0.07])  # the whole stack called foreground
+    assert not poor.ok and "failed" in poor.text.lower() and "0.070" in poor.text
+    assert "longer" in poor.text and "labels" in poor.text  # what to do: more time, check the labels
+    assert not training_verdict([0.9, POOR_DICE - 0.01]).ok  # one poor fold of an ensemble fails it
+    assert not training_verdict([-1.0]).ok and not training_verdict([float("nan")]).ok  # never validated
+    assert not training_verdict([]).ok

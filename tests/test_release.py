@@ -188,6 +188,7 @@ def _kernel_spec(tmp_path: Path, venv: Path, env: dict) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.release
 def test_colab_like_run_installs_the_wheel_and_runs_all_seven_notebooks(dist, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
@@ -204,7 +205,7 @@ def test_colab_like_run_installs_the_wheel_and_runs_all_seven_notebooks(dist, tm
             (folder / f"{name}.ipynb").write_bytes(zf.read(f"nbseg/notebooks/{name}.ipynb"))
     env = {"PYTHONPATH": str(stand_in.parents[1]),  # the stand-in only, never the checkout
            "PIP_FIND_LINKS": " ".join(filter(None, [str(dist), os.environ.get("PIP_FIND_LINKS", "")])),
-           "NBSEG_QUICK": "1", "NBSEG_SAMPLE": "nuclei2d", "MPLBACKEND": "Agg",
+           "NBSEG_QUICK": "1", "NBSEG_QUICK_MINUTES": "0.3", "NBSEG_SAMPLE": "nuclei2d", "MPLBACKEND": "Agg",
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
     monkeypatch.setenv("JUPYTER_PATH", str(_kernel_spec(tmp_path, venv, env)))
     monkeypatch.delenv("NBSEG_PROJECT", raising=False)

@@ -76,14 +76,18 @@ def test_quick_mode_and_sample(monkeypatch, tmp_path):
     assert nbp.default_project() == tmp_path / "p"
 
 
-def test_apply_quick_checks_patch_rule():
+def test_apply_quick_trains_the_plan_for_a_time_budget():
     from nbseg.config import Config, DataConfig
-    from nbseg.model.unet import check_patch_size
 
+    given = Config(data=DataConfig(images=Path("x")), model={"patch": [16, 48, 48]}, train={"epochs": 3,
+                                                                                            "batch_size": 1})
     for dims in (2, 3):
-        cfg = nbp.apply_quick(Config(data=DataConfig(images=Path("x"))), dims)
-        check_patch_size(cfg.model.patch, size=cfg.model.size)
-        assert len(cfg.model.patch) == dims and cfg.train.epochs >= 1
+        cfg = nbp.apply_quick(given, dims)
+        assert cfg.train.minutes == nbp.QUICK_MINUTES and cfg.train.epochs is None
+        # the plan picks the network, patch, batch and epoch length (a slice model for the 3D sample on a CPU)
+        assert cfg.model.patch is None and cfg.train.batch_size is None and cfg.train.steps_per_epoch is None
+        assert cfg.model.size == "S"
+    assert given.train.epochs == 3  # a copy: the config given is left alone
 
 
 def test_needs_step_names_the_notebook(tmp_path):

@@ -61,6 +61,7 @@ def trained(configured, tmp_path_factory):
 
     root = copy_of(configured, tmp_path_factory.mktemp("trained"))
     panel = TrainPanel(root)
+    panel.budget.value = "epochs"  # quick mode trains for minutes; a few epochs keep these tests short
     panel.epochs.value = 2
     panel.steps.value = 4
     panel.train_button.click()
@@ -112,7 +113,7 @@ def test_01_data_sample_preview_and_config(tmp_path):
     panel.index.value = 3
     assert panel.viewer.title.value.count("dsb_03")
     cfg = Config.load(project)
-    assert cfg.model.size == "S" and cfg.train.epochs is not None  # quick mode
+    assert cfg.model.size == "S" and cfg.train.minutes == 2.0 and cfg.train.epochs is None  # quick mode
     again = DataPanel(project)  # a fresh kernel finds the project on disk
     assert again.sample.value == "nuclei2d" and "config.yaml found" in again.status.text
 
@@ -222,6 +223,7 @@ def test_04_stop_button_keeps_best_model(configured, tmp_path, monkeypatch):
     monkeypatch.setattr(WidgetBarsCallback, "on_batch_end", interrupt)
     project = copy_of(configured, tmp_path)  # no model yet: the one kept is this run's
     panel = TrainPanel(project)
+    panel.budget.value = "epochs"
     panel.epochs.value = 3
     panel.steps.value = 3
     panel.train_button.click()

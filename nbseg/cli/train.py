@@ -47,9 +47,11 @@ def _add_training_options(parser) -> None:
     train.add_argument("--size", choices=("S", "M", "L"), help="model size: S fastest (default; best for CPU minutes), M and L larger (for GPUs)")
     train.add_argument("--patch", type=int_list("patch size", "256,256 or 32,128,128"),
                        help="patch size Y,X (2D) or Z,Y,X (3D); each pooled side divisible by 8 (16 for size L)")
-    train.add_argument("--batch-size", type=int, help="patches per training step (default 8 in 2D, 2 in 3D)")
+    train.add_argument("--batch-size", type=int, help="patches per training step (default: planned from the patch "
+                       "and the device, printed before training)")
     train.add_argument("--lr", type=float, help="peak learning rate (default 3e-3; see `nbseg lr-find`)")
-    train.add_argument("--steps-per-epoch", type=int, help="training steps per epoch (default 32)")
+    train.add_argument("--steps-per-epoch", type=int, help="training steps between two validations (default: planned, "
+                       "an epoch of about 4 M voxels, printed before training)")
     train.add_argument("--patience", type=int, help="stop after this many epochs without a better validation Dice")
     train.add_argument("--folds", type=int, help="K >= 2 trains a K-fold ensemble of K models (default 1)")
     train.add_argument("--seed", type=int, help="random seed; the same seed repeats a CPU run")

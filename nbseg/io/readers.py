@@ -126,7 +126,8 @@ def _read_bioio(path: Path):
     try:
         image = BioImage(path)
     except Exception as err:
-        hint = " Install the CZI reader with: pip install 'nbseg[czi]'." if path.suffix.lower() == ".czi" else ""
+        extra = path.suffix.lower().lstrip(".")  # each bioio format has its extra: czi, nd2, lif
+        hint = f" Install its reader with: pip install 'nbseg[{extra}]'." if extra in ("czi", "nd2", "lif") else ""
         raise ImageReadError(f"Could not open {path} with bioio: {err}.{hint}") from err
     data = image.get_image_data("CZYX", T=0)
     pps = image.physical_pixel_sizes

@@ -172,6 +172,18 @@ class DataService:
         ds = self.state.dataset
         return ov.z_scale_of(ds.samples[int(np.clip(index, 0, len(ds.samples) - 1))].pixel_sizes) if ds else 1.0
 
+    def annotations(self, index: int = 0) -> dict:
+        """The viewer's ``pixel_size`` (µm per XY pixel, None unless the file gives µm) and ``classes``
+        (names of labels 1, 2, ... for multi-class masks, else None) for sample ``index``."""
+        ds = self.state.dataset
+        if not ds:
+            return {"pixel_size": None, "classes": None}
+        smp = ds.samples[int(np.clip(index, 0, len(ds.samples) - 1))]
+        sizes = tuple(smp.pixel_sizes or ())
+        size = sizes[-1] if smp.unit == "µm" and sizes and sizes[-1] else None
+        classes = [f"class {k}" for k in range(1, ds.n_classes)] if ds.kind == "multiclass" else None
+        return {"pixel_size": size, "classes": classes}
+
 
 # ------------------------------------------------------------------ view
 
@@ -287,7 +299,8 @@ class DataPanel(PanelBase):
         image, labels, excluded, unlabelled, name = self.service.preview(self.index.value)
         z_scale = self.service.z_scale(self.index.value)
         self.viewer.z_scale = z_scale
-        self.viewer.set_data(image, labels, excluded=excluded, unlabelled=unlabelled, title=name)
+        self.viewer.set_data(image, labels, excluded=excluded, unlabelled=unlabelled, title=name,
+                             **self.service.annotations(self.index.value))
         if image.ndim == 4:
             self.volume = VolumeView(image[0], labels, z_scale=z_scale)
             self.volume_box.children = [w.HTML("<b>3D view</b> (drag to rotate)"), self.volume.widget]

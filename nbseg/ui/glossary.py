@@ -19,7 +19,8 @@ TERMS: dict[str, Term] = {
     "project": T("Project folder", "One folder per segmentation task. nbseg keeps the settings (config.yaml), the "
                  "train/validation split, checkpoints, models, predictions and logs/ui.log in it, so any notebook "
                  "can be opened later in a fresh kernel and pick up from disk.", "01_data: Project folder"),
-    "raw_image": T("Raw image", "The microscope image to segment: TIFF, OME-TIFF, PNG, or CZI/ND2/LIF through bioio. "
+    "raw_image": T("Raw image", "The microscope image to segment: TIFF, OME-TIFF, PNG; CZI, ND2 or LIF through bioio "
+                   "once their reader is installed (pip install 'nbseg[czi]', 'nbseg[nd2]' or 'nbseg[lif]'). "
                    "Give the folder that holds them; masks are matched to images by file name.", "01_data: Images"),
     "mask": T("Segmentation mask (Seg1)", "An image of the same size as its raw image in which each pixel says what it "
               "belongs to: 0 = background, 1, 2, ... = classes or objects. Same file name as the image. These are "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import ipywidgets as w
 
+from ..metrics.verdict import training_verdict
 from ..model.history import read_history
 from ..choices import parse_ints
 from ..config import Config, update_config
@@ -234,9 +235,10 @@ class TrainPanel(PanelBase):
         if result.interrupted:
             self.status.set(f"Stopped. The best model so far is kept (validation Dice {best}); press 'Resume from "
                             "disk' to continue.", "warn")
-        else:
-            self.status.set(f"Trained {len(result.model_paths)} model(s), best validation Dice {best}. "
-                            "Next: notebook 06_predict.", "ok")
+        else:  # a model that learnt nothing is a failure with what to do, never green
+            verdict = training_verdict(result.best_dice)
+            self.status.set(f"Trained {len(result.model_paths)} model(s). {verdict.text}" +
+                            (" Next: notebook 06_predict." if verdict.ok else ""), "ok" if verdict.ok else "warn")
         self._check_patch()
 
 

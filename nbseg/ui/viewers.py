@@ -7,6 +7,7 @@ import os
 import ipywidgets as w
 import numpy as np
 
+from . import annotate
 from . import overlay as ov
 from .common import control
 
@@ -22,13 +23,17 @@ class Viewer2D:
     unlabelled : ([Z,] Y, X) bool array, optional
         Pixels nobody labelled (the masks' "not labelled" value), tinted apart from labels and excluded pixels.
     maps : list of (title, ([Z,] Y, X) float array in 0..1, colour map name), optional
-        Shown to the right of the image, e.g. probability and uncertainty.
+        Shown to the right of the image, e.g. probability and uncertainty, each with a colour bar below.
+    pixel_size : float, optional
+        µm per XY pixel: a scale bar is drawn on the image. None (unknown, or only relative sizes): none.
+    classes : sequence of str, optional
+        Names of labels 1, 2, ...: a legend of their colours is drawn below (class labels, not objects).
     z_scale : float
         Z spacing over XY spacing, to stretch orthogonal views of anisotropic stacks.
     """
 
     def __init__(self, image=None, labels=None, *, excluded=None, unlabelled=None, maps=(), z_scale: float = 1.0,
-                 title: str = ""):
+                 title: str = "", pixel_size: float | None = None, classes=None):
         self.z = control(w.IntSlider, "z", "Z slice", min=0, max=0, continuous_update=False)
         self.alpha = control(w.FloatSlider, "alpha", "Label opacity", min=0, max=1, step=0.05, value=0.4,
                              continuous_update=False)
@@ -43,13 +48,16 @@ class Viewer2D:
         self.ortho.layout.width = "220px"
         self.z_scale = z_scale
         self.rgb = None
-        self.set_data(image, labels, excluded=excluded, unlabelled=unlabelled, maps=maps, title=title)
+        self.set_data(image, labels, excluded=excluded, unlabelled=unlabelled, maps=maps, title=title,
+                      pixel_size=pixel_size, classes=classes)
 
     @property
     def is3d(self) -> bool:
         return self.image is not None and self.image.ndim == 4
 
-    def set_data(self, image, labels=None, *, excluded=None, unlabelled=None, maps=(), title: str = "") -> None:
+    def set_data(self, image, labels=None, *, excluded=None, unlabelled=None, maps=(), title: str = "",
+                 pixel_size: float | None = None, classes=None) -> None:
+        self.pixel_size, self.classes = pixel_size, (list(classes) if classes else None)
         self.image = None if image is None else np.asarray(image)
         if self.image is not None and self.image.ndim == 2:
             self.image = self.image[None]
@@ -99,11 +107,23 @@ class Viewer2D:
         rgb = rgbs[0]
         if len(rgbs) > 1:  # XY on top, XZ and YZ below
             rgb = _stack(rgb, ov.side_by_side(rgbs[1], np.transpose(rgbs[2], (1, 0, 2))))
-        self.rgb = ov.upscale(rgb, 320)
-        self._factor = self.rgb.shape[0] // rgb.shape[0]
+        self.rgb = self._annotate(ov.upscale(rgb, 320), rgb.shape[0])
         value, picture_format = ov.picture_bytes(self.rgb)
         self.image_widget.format, self.image_widget.value = picture_format, value
         self.image_widget.layout.width = f"{min(900, self.rgb.shape[1])}px"
+
+    def _annotate(self, shown, unscaled_height: int) -> np.ndarray:
+        """The scale bar on the XY image, then colour bars and the legend below (the XY image stays top-left,
+        so :meth:`pixel_at` is unchanged)."""
+        self._factor = shown.shape[0] // unscaled_height
+        if self.pixel_size:
+            region = tuple(n * self._factor for n in self._xy_shape)
+            shown = annotate.add_scale_bar(shown, self.pixel_size / self._factor, region=region)
+        width = self._xy_shape[1] * self._factor
+        strips = [annotate.colour_bar(name, cmap, width) for name, _m, cmap in self.maps]
+        if self.classes and self.labels is not None:
+            strips.append(annotate.legend(self.classes, shown.shape[1]))
+        return annotate.below(shown, *strips) if strips else shown
 
     def pixel_at(self, shown_x: float, shown_y: float) -> tuple[int, int] | None:
         """``(y, x)`` in image pixels of a point of the shown picture (its own pixels), or None
