@@ -170,12 +170,16 @@ def _image_to_3d(case, assets):
     return predict(assets, good_images(case, assets, 1), case / "out", project="p3d")
 
 
-def _rgb_to_grey_model(case, assets):
+def _two_channels_to_grey_model(case, assets):
+    # RGB images are read as grey for a grey model (nbseg.data.normalize.as_grey); two channels are not colour
     metadata = shared("dsb2018", "metadata.csv").read_text().splitlines()
     colour = next(line.split(",")[0] for line in metadata[1:] if line.split(",")[3] == "3")
     rgb = tifffile.imread(shared("dsb2018", "images") / f"{colour}.tif")[:64, :64]
     assert rgb.shape == (64, 64, 3)
-    return predict(assets, folder_of(case / "in", {"colour": rgb}), case / "out")
+    folder = case / "in"
+    folder.mkdir(parents=True)
+    tifffile.imwrite(folder / "twochannel.tif", np.moveaxis(rgb[..., :2], -1, 0), metadata={"axes": "CYX"})
+    return predict(assets, folder, case / "out")
 
 
 def _truncated_among_good(case, assets):
@@ -278,7 +282,7 @@ def _code_never_ran(case, output):
 PREDICT = [
     Case("stack-to-2d-model", _stack_to_2d, (r"stack\.tif", r"3D stack", r"\(--axes CYX\)")),
     Case("image-to-3d-model", _image_to_3d, (r"nuc0\.tif", r"2D image", r"3D stacks", r"--axes")),
-    Case("rgb-to-grey-model", _rgb_to_grey_model, (r"colour\.tif", r"3 channel", r"--channels 0")),
+    Case("two-channels-to-grey-model", _two_channels_to_grey_model, (r"twochannel\.tif", r"2 channel", r"--channels 0")),
     Case("unknown-tta", _option("--tta", "flip"), (r"tta 'flip' is unknown", r"Did you mean 'flips'")),
     Case("unknown-threshold", _option("--threshold", "otsus"), (r"threshold 'otsus'", r"Did you mean 'otsu'")),
     Case("threshold-above-1", _option("--threshold", "1.5"), (r"threshold 1\.5", r"between 0 and 1|\(0, 1\)")),

@@ -360,10 +360,10 @@ def test_2d_model_on_3d_data_and_the_reverse(tmp_path):
 
 
 def test_channel_count_mismatch(tmp_path):
-    folder = tmp_path / "rgb"
-    folder.mkdir()
-    tifffile.imwrite(folder / "a.tif", np.zeros((32, 32, 3), np.uint8), photometric="rgb")
-    with pytest.raises(ValueError, match=r"3 channel\(s\).*1-channel.*--channels 0"):
+    folder = tmp_path / "two"
+    folder.mkdir()  # RGB reaches a grey model as grey (test_corrections); two channels are refused
+    tifffile.imwrite(folder / "a.tif", np.zeros((2, 32, 32), np.uint8), metadata={"axes": "CYX"})
+    with pytest.raises(ValueError, match=r"2 channel\(s\).*1-channel.*--channels 0"):
         predict_files(make_project(tmp_path / "p"), folder, tmp_path / "out")
     _nothing_written(tmp_path / "out")
 

@@ -26,6 +26,11 @@ Files and folders:
 - :mod:`.objects`: one table row per object, and Fiji ROIs.
 - :mod:`.out_of_fold`: each training image predicted by the fold model that did not train on it.
 
+Correcting and retraining:
+
+- :mod:`.suggest`: the images to correct next (most uncertain, or where models disagree, first) and the
+  objects a model proposes for one image.
+
 Sharing a model:
 
 - :mod:`.export`: one TorchScript file; :mod:`.bioimageio_export` a bioimage.io package, with the texts
