@@ -25,18 +25,20 @@ demo: venv
 # and the slowest are printed at the end.
 REPORT = --durations=25 --durations-min=1 --junitxml=artifacts/junit-$@.xml
 test: venv check-data
-	$(BIN)/python -m pytest -q -ra -m "not release" $(REPORT)
+	$(BIN)/python -m pytest -q -ra -m "not release and not browser" $(REPORT)
 	$(MAKE) test-widgets7
 
 # While developing: the unit tests, without training runs, notebooks, browser or fresh venvs (the tests
 # marked slow), under 3 minutes on 2 cores. `make test` still runs everything.
 test-fast: venv
-	$(BIN)/python -m pytest -q -ra -m "not slow and not release" $(REPORT)
+	$(BIN)/python -m pytest -q -ra -m "not slow and not release and not browser" $(REPORT)
 
-# The release checks: the wheel installed in a Colab-like fresh venv runs the notebooks, and the teaching runs
-# reach their quality with quick mode's full training (several minutes each; CI runs them after make test).
+# The release checks (CI runs them after make test): the notebooks in JupyterLab in headless Chromium, the wheel
+# installed in a Colab-like fresh venv, every README command as written, and what the teaching runs learn with
+# quick mode's full training. Several minutes each.
 test-release: venv check-data
-	$(BIN)/python -m pytest -q -ra -m release
+	$(BIN)/python -m pip install -q "playwright>=1.40"
+	$(BIN)/python -m pytest -q -ra -m "release or browser" --durations=15 --junitxml=artifacts/junit-test-release.xml
 
 # The real-data tests read ../shared/data (or NBSEG_SHARED_DATA). In CI (CI=true) its absence fails the
 # run; elsewhere those tests skip, and the end of pytest's report lists them.

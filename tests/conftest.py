@@ -55,3 +55,10 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def panel_env(monkeypatch):
+    """The panels as the notebooks run them in quick mode, with nothing pressed for the test."""
+    for name, value in (("NBSEG_QUICK", "1"), ("NBSEG_AUTORUN", "0"), ("MPLBACKEND", "Agg")):
+        monkeypatch.setenv(name, value)

@@ -27,6 +27,10 @@ TINY = {
         "nbseg lr-find --images raw/ --masks labels/ --project myproject --steps 8",
     "nbseg train --images raw/ --masks labels/ --project mine --init myproject":
         "nbseg train --images raw/ --masks labels/ --project mine --init myproject --minutes 0.1",
+    "nbseg train --images corrected/images --masks corrected/masks --project round1 --init nuclei --minutes 2":
+        "nbseg train --images corrected/images --masks corrected/masks --project round1 --init nuclei --minutes 0.1",
+    "nbseg train --images raw/ --masks partial/ --unlabelled 65535 --project partly --minutes 10":
+        "nbseg train --images raw/ --masks partial/ --unlabelled 65535 --project partly --minutes 0.1",
 }
 ONE_MACHINE = ("--cluster", "torchrun")
 
@@ -52,6 +56,15 @@ def _folders(tmp: Path) -> None:
         (tmp / folder).mkdir()
         for f in files:
             shutil.copy(f, tmp / folder / f.name)
+    for kind, files in (("images", images[:2]), ("masks", masks[:2])):  # two corrected images
+        (tmp / "corrected" / kind).mkdir(parents=True)
+        for f in files:
+            shutil.copy(f, tmp / "corrected" / kind / f.name)
+    (tmp / "partial").mkdir()  # every second nucleus not labelled (65535)
+    for f in masks[:8]:
+        mask = tifffile.imread(f).astype(np.uint16)
+        tifffile.imwrite(tmp / "partial" / f.name, np.where(np.isin(mask, np.arange(1, mask.max() + 1, 2)),
+                                                            65535, mask).astype(np.uint16))
     for k, folder in enumerate(("expert1", "expert2", "expert3")):  # binary masks, as experts draw them
         (tmp / folder).mkdir()
         for f in masks[:3]:
@@ -67,6 +80,7 @@ def test_readme_lists_the_commands_this_test_shrinks():
 
 
 @pytest.mark.slow
+@pytest.mark.release
 def test_every_readme_command_runs_as_written(tmp_path):
     _folders(tmp_path)
     failed = []

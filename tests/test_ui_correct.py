@@ -13,11 +13,7 @@ from nbseg.data import sample  # noqa: E402
 from nbseg.labels.corrections import read_decisions, read_rounds  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def quick_env(monkeypatch):
-    monkeypatch.setenv("NBSEG_QUICK", "1")
-    monkeypatch.setenv("NBSEG_AUTORUN", "0")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+pytestmark = pytest.mark.usefixtures("panel_env")
 
 
 @pytest.fixture

@@ -17,11 +17,7 @@ from nbseg.ui.overlay import UNLABELLED_COLOR  # noqa: E402
 V = 65535
 
 
-@pytest.fixture(autouse=True)
-def quick_env(monkeypatch):
-    monkeypatch.setenv("NBSEG_QUICK", "1")
-    monkeypatch.setenv("NBSEG_AUTORUN", "0")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+pytestmark = pytest.mark.usefixtures("panel_env")
 
 
 @pytest.fixture
