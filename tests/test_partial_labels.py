@@ -114,7 +114,6 @@ def test_sampler_never_draws_a_patch_without_labels():
 
 
 def test_fingerprint_ignores_unlabelled_pixels(tmp_path):
-    pairs = nuclei_crops(tmp_path)
     from scipy import ndimage
 
     hidden = [(image, hide_every_second(mask)[0]) for image, mask in nuclei_crops(tmp_path)]

@@ -3,7 +3,6 @@ the panels and the bioimage.io documentation, so it sits below both."""
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 from ..project import atomic_write
 

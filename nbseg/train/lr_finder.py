@@ -13,7 +13,7 @@ import torch
 
 from ..project import ProjectLayout, write_json
 from ..runtime import memory_format
-from .step import TrainStep, build_model
+from .step import TrainStep
 
 MAX_PROPOSED_LR = 1e-2  # AdamW on a U-Net is rarely stable above this
 

@@ -240,7 +240,7 @@ HELP = {
     "correct_rank": "Rank the images not yet decided and open the first with its proposed segmentation.",
     "correct_save": "Save the shown segmentation (as proposed, or as you corrected it) into the project's "
                     "corrections folder with a record of the decision, then open the next image.",
-    "correct_leave": "Leave the shown image out of training (recorded, so it is not proposed again).",
+    "correct_leave": "Leave the shown image out of training (recorded: it is not proposed again).",
     "correct_retrain": "Fine-tune the current model on every saved image, in the background, for the minutes set; "
                        "then rank the remaining images again with the new model.",
     "correct_undo": "Take back the last edit (Undo) or do it again (Redo).",
