@@ -35,7 +35,7 @@ def errors_in(nb) -> list[str]:
     return found
 
 
-def _sequence(sample: str, tmp_path: Path, monkeypatch, names=ORDER, minutes: float | None = 0.25) -> dict:
+def _sequence(sample: str, tmp_path: Path, monkeypatch, names=ORDER, minutes: float | None = 0.15) -> dict:
     """The notebooks in quick mode; ``minutes`` shortens quick mode's training (None: its own budget)."""
     project = tmp_path / "project"
     monkeypatch.setenv("NBSEG_QUICK", "1")
