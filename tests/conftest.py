@@ -62,3 +62,18 @@ def panel_env(monkeypatch):
     """The panels as the notebooks run them in quick mode, with nothing pressed for the test."""
     for name, value in (("NBSEG_QUICK", "1"), ("NBSEG_AUTORUN", "0"), ("MPLBACKEND", "Agg")):
         monkeypatch.setenv(name, value)
+
+
+def nuclei_pool(folder: Path, n: int, *, micrometres: float | None = None) -> Path:
+    """``n`` 128x128 crops of the bundled 2D nuclei written into ``folder`` (with that pixel size, if given):
+    a pool of images without masks, as the correction loop starts from."""
+    import tifffile
+
+    from nbseg.data import sample
+
+    folder.mkdir()
+    calibration = {} if micrometres is None else {"imagej": True, "resolution": (1 / micrometres, 1 / micrometres)}
+    for path in sorted(sample("nuclei2d")["images"].glob("*.tif"))[:n]:
+        tifffile.imwrite(folder / path.name, tifffile.imread(path)[:128, :128], **calibration,
+                         metadata={"axes": "YX", **({"unit": "um"} if micrometres else {})})
+    return folder

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from conftest import nuclei_pool
 from nbseg.data import sample
 from nbseg.io.images import read_image, read_mask
 from nbseg.labels.corrections import next_image, read_decisions, record_decision, training_set
@@ -19,14 +20,8 @@ from nbseg.project import ProjectLayout
 
 @pytest.fixture
 def pool(tmp_path):
-    """Four real crops of the bundled nuclei, with pixel sizes in the files."""
-    src = sample("nuclei2d")
-    folder = tmp_path / "pool"
-    folder.mkdir()
-    for path in sorted(src["images"].glob("*.tif"))[:4]:
-        tifffile.imwrite(folder / path.name, tifffile.imread(path)[:128, :128], imagej=True, resolution=(2.0, 2.0),
-                         metadata={"axes": "YX", "unit": "um"})
-    return folder
+    """Four real crops of the bundled nuclei, with pixel sizes (0.5 µm) in the files."""
+    return nuclei_pool(tmp_path / "pool", 4, micrometres=0.5)
 
 
 def test_suggest_ranks_a_pool_with_the_bundled_model(pool, one_thread):

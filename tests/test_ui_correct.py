@@ -9,7 +9,7 @@ import tifffile
 
 pytest.importorskip("ipywidgets")
 
-from nbseg.data import sample  # noqa: E402
+from conftest import nuclei_pool  # noqa: E402
 from nbseg.labels.corrections import read_decisions, read_rounds  # noqa: E402
 
 
@@ -18,12 +18,7 @@ pytestmark = pytest.mark.usefixtures("panel_env")
 
 @pytest.fixture
 def pool(tmp_path):
-    src = sample("nuclei2d")
-    folder = tmp_path / "pool"
-    folder.mkdir()
-    for path in sorted(src["images"].glob("*.tif"))[:3]:
-        tifffile.imwrite(folder / path.name, tifffile.imread(path)[:128, :128], metadata={"axes": "YX"})
-    return folder
+    return nuclei_pool(tmp_path / "pool", 3)
 
 
 def click(panel, y, x, kind="click", buttons=0):

@@ -78,8 +78,8 @@ def _model_paths(source) -> list[Path]:
         return [path]
     if not path.is_dir():
         from ..model.bundled import bundled_model_file, describe_bundled
-        if bundled_model_file(str(source)) is not None:  # a bundled model's name, e.g. "nuclei"
-            return [bundled_model_file(str(source))]
+        if (bundled := bundled_model_file(str(source))) is not None:  # a bundled model's name, e.g. "nuclei"
+            return [bundled]
         raise FileNotFoundError(f"{path} is neither a project folder, a model file nor a bundled model's name "
                                 f"(bundled: {describe_bundled()}). Check the path (relative to {Path.cwd()}).")
     return ProjectLayout(path).model_files()
