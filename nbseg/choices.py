@@ -5,6 +5,11 @@ from __future__ import annotations
 import difflib
 import re
 
+# How nbseg suggest ranks images to correct (nbseg.predict.suggest; the default was chosen by
+# bench/suggest_protocol.py on the pool only, see docs/benchmarks.md)
+SUGGEST_CHOICES = ("uncertain", "disagree", "representative", "diverse")
+SUGGEST_DEFAULT = "uncertain"
+
 
 def check_choice(value, allowed, *, what: str, hint: str = "") -> str:
     """Return ``value`` if it is one of ``allowed``; else raise ValueError with a "did you mean".

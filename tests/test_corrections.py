@@ -25,11 +25,13 @@ def pool(tmp_path):
 
 
 def test_suggest_ranks_a_pool_with_the_bundled_model(pool, one_thread):
-    table = suggest_images("nuclei", pool, tta="flips")
+    table = suggest_images("nuclei", pool, tta="flips", by="uncertain")
     assert list(table["rank"]) == [1, 2, 3, 4] and table["score"].is_monotonic_decreasing
     assert table["score"].between(0, 1).all() and table["score"].nunique() > 1
     fewer = suggest_images("nuclei", pool, n=2, tta="none", skip={table["name"][0]})
     assert len(fewer) == 2 and table["name"][0] not in set(fewer["name"])
+    diverse = suggest_images("nuclei", pool, tta="none", by="diverse", batch=2)  # the network's features
+    assert sorted(diverse["name"]) == sorted(table["name"])
 
 
 @pytest.mark.slow  # predicts with the bundled model in a process of its own, or trains
@@ -131,3 +133,20 @@ def test_predict_pixel_size_fills_the_micrometre_columns(tmp_path, one_thread):
                           str(tmp_path / "bad"), "--pixel-size", "2,0.5,0.5"], capture_output=True, text=True,
                          timeout=600)
     assert bad.returncode != 0 and "Y,X" in bad.stderr
+
+
+def test_covering_rules_pick_one_image_of_each_kind():
+    """Three kinds of image (feature directions), the most uncertain all of one kind: "uncertain" takes three of
+    that kind, "representative" one of each, and "diverse" one of each among the six most uncertain."""
+    from nbseg.predict.suggest import cover, rank_order
+
+    kinds = np.eye(3)[[0, 0, 0, 0, 1, 1, 2, 2, 2]] + 0.05
+    features = [f / np.linalg.norm(f) for f in kinds]
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.1, 0.4, 0.3, 0.2])
+    assert rank_order(scores, features, by="uncertain", n=3)[:3] == [0, 1, 2]
+    assert sorted(np.argmax(kinds[rank_order(scores, features, by="representative", n=3)[:3]], axis=1)) == [0, 1, 2]
+    diverse = rank_order(scores, features, by="diverse", n=3)
+    assert sorted(diverse) == list(range(9)) and set(diverse[:3]) <= {0, 1, 2, 3, 4, 6}
+    assert sorted(np.argmax(kinds[diverse[:3]], axis=1)) == [0, 1, 2]
+    assert cover(np.stack(features), [0, 1, 2, 3], 2)[0] in {0, 1, 2, 3}
+    assert rank_order(scores, [None] * 9, by="diverse", n=3) == list(np.argsort(-scores))  # no features: by score

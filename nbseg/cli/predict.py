@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..choices import SUGGEST_CHOICES, SUGGEST_DEFAULT
 from .args import DEVICES, add_command, add_project, float_list, int_list
 
 
@@ -130,9 +131,10 @@ def _register_suggest(subparsers) -> None:
                                                      "model name (nuclei)")
     p.add_argument("inputs", type=Path, nargs="+", metavar="IMAGES", help="image files and/or folders (the pool)")
     p.add_argument("-n", type=int, default=8, metavar="K", help="how many images to propose (default 8)")
-    p.add_argument("--by", choices=("uncertain", "disagree"), default="uncertain",
-                   help="uncertain: the most uncertain prediction first (default); disagree: where the folds' "
-                        "models and the TTA variants disagree most")
+    p.add_argument("--by", choices=SUGGEST_CHOICES, default=SUGGEST_DEFAULT,
+                   help=f"uncertain: the most uncertain prediction first; disagree: where the folds' models and "
+                        f"the TTA variants disagree most; representative: the K that together look most like the "
+                        f"pool; diverse: the same among the 2K most uncertain (default {SUGGEST_DEFAULT})")
     p.add_argument("--tta", default="flips", metavar="{none,flips,all}",
                    help="test-time augmentation (default flips: its variants' disagreement counts)")
     p.add_argument("--skip", type=Path, metavar="DIR",
@@ -151,7 +153,7 @@ def run_suggest(args) -> int:
         raise FileNotFoundError(f"--skip {args.skip}: no such folder. Give the folder of masks done already.")
     skip = files_by_stem(args.skip) if args.skip and any(args.skip.iterdir()) else {}  # empty: nothing done yet
     table = suggest_images(args.project, args.inputs, by=args.by, tta=args.tta, skip=skip, device=args.device,
-                           progress=_progress)
+                           progress=_progress, batch=args.n)
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.csv, index=False)

@@ -11,18 +11,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..choices import check_choice
+from ..choices import SUGGEST_CHOICES, SUGGEST_DEFAULT, check_choice
 
 if TYPE_CHECKING:
     import pandas
 
 # "uncertain": the entropy of the averaged prediction; "disagree": the mutual information between the
-# models x TTA variants (how much they disagree), as in Bayesian active learning (BALD)
-SUGGEST_BY = {"uncertain": "entropy", "disagree": "mutual_info"}
+# models x TTA variants (how much they disagree), as in Bayesian active learning (BALD); "representative":
+# the images that together look most like the whole pool; "diverse": among the 2n most uncertain, the n
+# that together look most like the pool (suggestive annotation, Yang et al. 2017)
+SUGGEST_BY = dict(zip(SUGGEST_CHOICES, ("entropy", "mutual_info", "entropy", "entropy")))
+BATCH = 8  # images picked together for "representative" and "diverse" when n is not given
 
 
-def suggest_images(models, images, *, n: int | None = None, by: str = "uncertain", tta: str = "flips",
-                   skip=(), device: str = "auto", progress=None) -> "pandas.DataFrame":
+def suggest_images(models, images, *, n: int | None = None, by: str = SUGGEST_DEFAULT, tta: str = "flips",
+                   skip=(), device: str = "auto", progress=None, batch: int | None = None) -> "pandas.DataFrame":
     """Rank ``images`` by how much correcting them would teach, most useful first.
 
     Parameters
@@ -34,9 +37,13 @@ def suggest_images(models, images, *, n: int | None = None, by: str = "uncertain
         Image files or folders of images (the pool).
     n : int, optional
         Keep the first ``n`` (default all).
-    by : {"uncertain", "disagree"}
-        Mean uncertainty (entropy) over the objects and disputed borders, or the disagreement between
-        the models (folds) and TTA variants there.
+    by : {"uncertain", "disagree", "representative", "diverse"}
+        ``"uncertain"``: mean uncertainty (entropy) over the objects and disputed borders;
+        ``"disagree"``: the disagreement between the models (folds) and TTA variants there;
+        ``"representative"``: the images whose network features (the deepest layer, averaged) cover the
+        pool best, picked greedily; ``"diverse"``: the same among the ``2 n`` most uncertain. Both pick
+        ``n`` (default 8) together; the rest follow by uncertainty. Models without nbseg's U-Net features
+        rank by uncertainty.
     tta : {"none", "flips", "all"}
         Test-time augmentation: the variants whose disagreement counts (``"none"`` with one model leaves
         only the entropy).
@@ -44,6 +51,8 @@ def suggest_images(models, images, *, n: int | None = None, by: str = "uncertain
         Image names (file stems) to leave out, e.g. those corrected already.
     device : str
     progress : callable(done, total, name), optional
+    batch : int, optional
+        How many images the covering rules pick together (default ``n``, else 8); the table still ranks all.
 
     Returns
     -------
@@ -58,20 +67,23 @@ def suggest_images(models, images, *, n: int | None = None, by: str = "uncertain
     from .image import predict_image
     from .options import PredictOptions
 
-    check_choice(by, tuple(SUGGEST_BY), what="by", hint=" ('uncertain' or 'disagree')")
+    check_choice(by, tuple(SUGGEST_BY), what="by", hint=f" (one of {', '.join(SUGGEST_BY)})")
     ensemble = models if isinstance(models, list) else load_ensemble(models)
     options = PredictOptions(tta=tta, device=device, uncertainty=SUGGEST_BY[by])
     paths = [p for p in input_files(images) if file_stem(p) not in set(skip)]
-    rows = []
-    for i, path in enumerate(paths):
-        prediction = predict_image(ensemble, path, options)
-        fg = sum(int((part >= 0.5).sum()) for _, part, _ in prediction.foreground_slabs())
-        rows.append({"image": str(path), "name": file_stem(path), "score": float(prediction.uncertainty_score),
-                     "foreground_fraction": fg / max(1, prediction.uncertainty.size)})
-        if progress:
-            progress(i + 1, len(paths), file_stem(path))
+    rows, features = [], []
+    with _Features(ensemble) as taken:
+        for i, path in enumerate(paths):
+            prediction = predict_image(ensemble, path, options)
+            features.append(taken.pop())
+            fg = sum(int((part >= 0.5).sum()) for _, part, _ in prediction.foreground_slabs())
+            rows.append({"image": str(path), "name": file_stem(path), "score": float(prediction.uncertainty_score),
+                         "foreground_fraction": fg / max(1, prediction.uncertainty.size)})
+            if progress:
+                progress(i + 1, len(paths), file_stem(path))
     table = pd.DataFrame(rows, columns=["image", "name", "score", "foreground_fraction"])
-    table = table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+    order = rank_order(table["score"].to_numpy(), features, by=by, n=batch or n or BATCH)
+    table = table.iloc[order].reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
     return table if n is None else table.head(int(n))
 
@@ -108,9 +120,76 @@ def propose_labels(models, image, *, tta: str = "flips", device: str = "auto"):
     return instances(foreground, interior=prediction.interior, min_size=min_size), prediction
 
 
+def rank_order(scores, features, *, by: str = SUGGEST_DEFAULT, n: int = BATCH) -> list[int]:
+    """Indices of the images, most useful first.
+
+    Parameters
+    ----------
+    scores : (N,) array
+        Uncertainty per image (higher: less sure).
+    features : sequence of N (F,) arrays or None
+        Unit-length feature vectors per image; None where the model gives none.
+    by : str
+        As for :func:`suggest_images`.
+    n : int
+        How many images are picked together by the covering rules.
+    """
+    by_score = [int(i) for i in np.argsort(-np.asarray(scores), kind="stable")]
+    if by in ("uncertain", "disagree") or any(f is None for f in features) or len(by_score) <= 1:
+        return by_score
+    candidates = by_score[:2 * n] if by == "diverse" else by_score
+    first = cover(np.stack(features), candidates, n)
+    return first + [i for i in by_score if i not in set(first)]
+
+
+def cover(features, candidates, n: int) -> list[int]:
+    """Greedy facility location: ``n`` of ``candidates`` (indices into ``features``, (N, F) unit rows) that
+    together are most similar to every image, each pick adding the most cosine similarity. Ties go to the
+    candidate listed first."""
+    similarity = features @ features.T
+    best, chosen = np.zeros(len(features)), []
+    left = list(candidates)
+    for _ in range(min(n, len(left))):
+        gains = np.maximum(best[:, None], similarity[:, left]).sum(axis=0)
+        pick = left.pop(int(np.argmax(gains)))
+        chosen.append(pick)
+        best = np.maximum(best, similarity[:, pick])
+    return chosen
+
+
+class _Features:
+    """Sums the spatial mean of each network's deepest layer over every forward pass (tiles, TTA variants,
+    models) while open; :meth:`pop` gives one image's sum as a unit vector. None for models without
+    nbseg's U-Net encoders (a foreign bioimage.io package)."""
+
+    def __init__(self, ensemble):
+        self.layers = [getattr(model, "encoders", [None])[-1] for model, _ in ensemble]
+        self.total, self.hooks = None, []
+
+    def __enter__(self):
+        if all(layer is not None for layer in self.layers):
+            self.hooks = [layer.register_forward_hook(self._add) for layer in self.layers]
+        return self
+
+    def __exit__(self, *exc):
+        for hook in self.hooks:
+            hook.remove()
+
+    def _add(self, module, inputs, output):
+        mean = output.detach().float().mean(dim=tuple(range(2, output.ndim))).sum(dim=0).cpu().numpy()
+        self.total = mean if self.total is None else self.total + mean
+
+    def pop(self):
+        total, self.total = self.total, None
+        if total is None or not np.any(total):
+            return None
+        return total / np.linalg.norm(total)
+
+
 def suggestion_paths(table) -> list[Path]:
     """The ranked images of :func:`suggest_images`' table, as paths."""
     return [Path(p) for p in table["image"]]
 
 
-__all__ = ["SUGGEST_BY", "propose_labels", "suggest_images", "suggestion_paths"]
+__all__ = ["BATCH", "SUGGEST_BY", "SUGGEST_DEFAULT", "cover", "propose_labels", "rank_order", "suggest_images",
+           "suggestion_paths"]

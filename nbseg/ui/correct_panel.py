@@ -12,6 +12,7 @@ from pathlib import Path
 
 import ipywidgets as w
 
+from ..choices import SUGGEST_DEFAULT
 from ..labels.classic import ClassicSettings
 from .common import FEEDBACK, PanelBase, control, note, table_html
 from .correct_service import CLASSIC, QUICK_MINUTES, TOOLS, CorrectService, CorrectState
@@ -34,7 +35,9 @@ class CorrectPanel(PanelBase):
         self.source = control(w.Combobox, "correct_source", "Proposals from", options=["nuclei", CLASSIC],
                               placeholder="nuclei, classic, or a project / package path", ensure_option=False)
         self.by = control(w.ToggleButtons, "correct_by", "Next image",
-                          options=[("most uncertain", "uncertain"), ("models disagree", "disagree")])
+                          options=[("most uncertain", "uncertain"), ("models disagree", "disagree"),
+                                   ("representative", "representative"), ("diverse", "diverse")],
+                          value=SUGGEST_DEFAULT)
         self._classic_controls()
         self.rank_button = self.primary("Rank images", "correct_rank", self._rank, icon="sort-amount-desc")
         self.save_button = self.primary("Save & next", "correct_save", self._save, icon="save")

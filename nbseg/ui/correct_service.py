@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import SUGGEST_DEFAULT
 from ..config import Config
 from ..io.images import file_stem, image_files, read_image
 from ..labels import corrections
@@ -38,7 +39,7 @@ class CorrectState:
     pool: str = ""  # folder of the images to correct
     source: str = ""  # what proposes: a bundled model's name, a project, a package, or "classic"
     classic: ClassicSettings = field(default_factory=ClassicSettings)
-    by: str = "uncertain"
+    by: str = SUGGEST_DEFAULT
     ranking: object = None  # DataFrame from suggest_images, most useful first
     path: Path | None = None  # the image shown
     image: np.ndarray | None = None  # (C, [Z,] Y, X)

@@ -1,0 +1,113 @@
+"""How `nbseg suggest` ranks by default, chosen on the pool only: cross-validation inside the correction loop's pool.
+
+correction_loop.py scores its picks on held-back test images; choosing the ranking rule on those would tune to
+them. Here the pool (the H&E-like training images of bench/datasets.py's split, seed 0) is cut into ``--folds``
+parts. For each part, the other parts are the candidates: each rule picks K of them with the bundled model
+(``nbseg.predict.suggest_images``, TTA flips as the CLI), their ground truth is the correction, ``nbseg train
+--init nuclei`` fine-tunes for a fixed number of epochs (a time budget would make the result depend on what
+else runs), and the held-out part is scored (F1@0.5 and pooled Dice of ``nbseg predict --instances``).
+The rule with the best mean F1@0.5 over the parts becomes SUGGEST_DEFAULT; random picks (``--random-seeds``)
+give the bar it must clear.
+
+    python bench/suggest_protocol.py [--rules diverse,representative,uncertain] [--folds 3] [--epochs 18]
+    python bench/suggest_protocol.py --quick
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+from correction_loop import MODALITY  # noqa: E402
+from datasets import WORK, dsb_split  # noqa: E402
+from quality import run, score, subset  # noqa: E402
+
+
+def link(names, source: dict, folder: Path) -> Path:
+    """``folder/images`` and ``folder/masks`` holding links to ``names`` of ``source``."""
+    shutil.rmtree(folder, ignore_errors=True)
+    for kind in ("images", "masks"):
+        (folder / kind).mkdir(parents=True)
+        for name in names:
+            os.symlink((source[kind] / name).resolve(), folder / kind / name)
+    return folder
+
+
+def pick(rule: str, candidates: list, pool: dict, k: int, fold: int) -> list:
+    if rule.startswith("random"):
+        seed = int(rule.split("-")[1])
+        return list(np.random.default_rng(seed + 100 * fold).choice(candidates, k, replace=False))
+    from nbseg.predict.suggest import suggest_images
+
+    files = [pool["images"] / name for name in candidates]
+    return [Path(p).name for p in suggest_images("nuclei", files, n=k, by=rule, tta="flips")["image"]]
+
+
+def arm(rule: str, fold: int, parts: list, pool: dict, work: Path, args) -> dict:
+    held = parts[fold]
+    candidates = sorted(n for j, part in enumerate(parts) if j != fold for n in part)
+    chosen = pick(rule, candidates, pool, args.k, fold)
+    where = work / f"fold{fold}" / rule
+    log = work / "logs" / f"fold{fold}_{rule}.log"
+    train = link(chosen, pool, where / "train")
+    project = where / "project"
+    shutil.rmtree(project, ignore_errors=True)
+    quick = ["--steps-per-epoch", "2", "--batch-size", "2"] if args.quick else []
+    run([sys.executable, "-m", "nbseg", "train", "--images", train / "images", "--masks", train / "masks",
+         "--project", project, "--init", "nuclei", "--epochs", args.epochs, "--seed", "0", *quick],
+        log=log, threads=args.threads, timeout=3600)
+    evaluation = link(held, pool, where / "held")
+    out = where / "predictions"
+    shutil.rmtree(out, ignore_errors=True)
+    run([sys.executable, "-m", "nbseg", "predict", project, evaluation / "images", "--output", out, "--instances",
+         "--tta", "none"], log=log, threads=args.threads, timeout=3600)
+    found = score(out, evaluation / "masks")
+    return {"rule": rule, "fold": fold, "picked": chosen, "f1@0.5": round(found["f1@0.5"], 4),
+            "dice": round(found["dice"], 4)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rules", default="diverse,representative,uncertain")
+    parser.add_argument("--random-seeds", type=int, default=2)
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=18, help="fine-tuning epochs (2 quiet CPU minutes: 18)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.k, args.epochs, args.folds, args.random_seeds = 2, 1, 2, 1
+    work = WORK / ("suggest_protocol_quick" if args.quick else "suggest_protocol")
+    data = subset(dsb_split(MODALITY, "dsb_he"), work, n_train=8 if args.quick else None, n_test=None)
+    pool = data["train"]  # the test part is never read here
+    names = sorted(p.name for p in pool["images"].iterdir())
+    parts = [sorted(p) for p in np.array_split(np.random.default_rng(0).permutation(names), args.folds)]
+    rules = args.rules.split(",") + [f"random-{s}" for s in range(args.random_seeds)]
+    rows = []
+    for fold in range(args.folds):
+        for rule in rules:
+            rows.append(arm(rule, fold, parts, pool, work, args))
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != "picked"}), flush=True)
+    means = {rule: {m: round(float(np.mean([r[m] for r in rows if r["rule"] == rule])), 4) for m in ("f1@0.5", "dice")}
+             for rule in rules}
+    print(json.dumps(means, indent=1))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"k": args.k, "epochs": args.epochs, "folds": args.folds, "rows": rows,
+                                         "means": means}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
