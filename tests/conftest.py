@@ -77,3 +77,26 @@ def nuclei_pool(folder: Path, n: int, *, micrometres: float | None = None) -> Pa
         tifffile.imwrite(folder / path.name, tifffile.imread(path)[:128, :128], **calibration,
                          metadata={"axes": "YX", **({"unit": "um"} if micrometres else {})})
     return folder
+
+
+def scale_bar_pixels(viewer) -> float:
+    """How many image pixels long the scale bar is that a :class:`~nbseg.ui.viewers.Viewer2D` drew on its XY
+    image (0 when it drew none): the longest run of white pixels holding some the bar changed (the view is
+    drawn again without the bar to compare), over the display's enlargement."""
+    import numpy as np
+
+    height, width = (n * viewer._factor for n in viewer._xy_shape)  # noqa: SLF001 - the XY image, enlarged
+    shown = viewer.rgb[:height, :width]
+    size, viewer.pixel_size = viewer.pixel_size, None
+    viewer.render()
+    bare = viewer.rgb[:height, :width]
+    viewer.pixel_size = size
+    viewer.render()
+    white, changed = (shown == 255).all(axis=-1), (shown != bare).any(axis=-1)
+    best = 0
+    for white_row, changed_row in zip(white, changed):
+        edges = np.diff(np.concatenate([[0], white_row.astype(np.int8), [0]]))
+        for start, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            if changed_row[start:end].any():
+                best = max(best, end - start)
+    return best / viewer._factor  # noqa: SLF001
