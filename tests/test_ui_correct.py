@@ -156,7 +156,7 @@ def test_images_without_masks_then_two_rounds_keep_every_mask(pool, tmp_path, on
 def test_view_carries_the_images_scale_bar_and_a_multiclass_models_legend(tmp_path):
     """The shown image's µm give a scale bar (128 pixels of 0.5 µm: 10 µm); a multi-class model's proposals
     are its classes, named in a legend under the picture; without pixel sizes, no bar."""
-    from conftest import scale_bar_pixels
+    from conftest import assert_scale_bar
     from model_projects import make_project  # tests/model_projects.py
 
     from nbseg.ui import CorrectPanel
@@ -170,7 +170,7 @@ def test_view_carries_the_images_scale_bar_and_a_multiclass_models_legend(tmp_pa
     panel.rank_button.click()
     assert panel.error is None, panel.errors.message.value
     viewer = panel.viewer
-    assert scale_bar_pixels(viewer) * 0.5 == pytest.approx(10.0)
+    assert_scale_bar(viewer, 0.5, "10 µm")
     assert viewer.classes == names[1:]
     legend = viewer.rgb[-annotate.legend(names[1:], viewer.rgb.shape[1]).shape[0]:]
     for k in range(2):
@@ -185,7 +185,7 @@ def test_view_carries_the_images_scale_bar_and_a_multiclass_models_legend(tmp_pa
 def test_3d_view_has_the_bar_on_its_slices_in_xy_micrometres(tmp_path):
     """A stack of 2 µm slices of 0.25 µm pixels: a 2 µm bar on the XY slice (64 pixels, 16 µm wide), with
     the orthogonal views shown or not, which are stretched 8 times in Z."""
-    from conftest import scale_bar_pixels
+    from conftest import assert_scale_bar
 
     from nbseg.io.images import write_ome_tiff
     from nbseg.ui import CorrectPanel
@@ -200,6 +200,6 @@ def test_3d_view_has_the_bar_on_its_slices_in_xy_micrometres(tmp_path):
     assert panel.error is None, panel.errors.message.value
     viewer = panel.viewer
     assert viewer.is3d and viewer.z_scale == pytest.approx(8.0)
-    assert scale_bar_pixels(viewer) * 0.25 == pytest.approx(2.0)
+    assert_scale_bar(viewer, 0.25, "2 µm")
     viewer.ortho.value = True
-    assert scale_bar_pixels(viewer) * 0.25 == pytest.approx(2.0)
+    assert_scale_bar(viewer, 0.25, "2 µm")

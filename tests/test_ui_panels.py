@@ -527,9 +527,10 @@ def test_06_planned_min_size_is_each_images_own(tmp_path):
 
 # ---------------------------------------------------------------- scale bars, colour bars and legends
 
-def _calibrated_project(root, dims, *, sizes, write=None, class_names=None):
-    """An untrained model project whose one image has the given pixel sizes (None: none), predicted by
-    notebook 06's panel; returns the panel."""
+def _calibrated_project(root, dims, *, sizes, write=None, class_names=None, project_sizes=None):
+    """An untrained model project whose one image has the given pixel sizes (None: none; ``write(path, image)``
+    writes it otherwise), and ``project_sizes`` as its data.pixel_sizes, predicted by notebook 06's panel;
+    returns the panel."""
     import tifffile
     from model_projects import make_project  # tests/model_projects.py
 
@@ -550,7 +551,7 @@ def _calibrated_project(root, dims, *, sizes, write=None, class_names=None):
         tifffile.imwrite(images / "cells.tif", image)
     else:
         write_ome_tiff(images / "cells.ome.tif", image, axes="ZYX"[-dims:], pixel_sizes=sizes)
-    Config(data=DataConfig(images=images)).save(project)
+    Config(data=DataConfig(images=images, pixel_sizes=project_sizes)).save(project)
     panel = PredictPanel(project)
     panel.tta.value = "none"
     panel.predict_button.click()
@@ -558,11 +559,12 @@ def _calibrated_project(root, dims, *, sizes, write=None, class_names=None):
     return panel
 
 
-@pytest.mark.parametrize("dims, sizes, bar", [(2, (0.5, 0.5), 5.0), (3, (2.0, 0.25, 0.25), 2.0)])
+@pytest.mark.parametrize("dims, sizes, bar", [(2, (0.5, 0.5), "5 µm"), (3, (2.0, 0.25, 0.25), "2 µm")],
+                         ids=["2d", "3d"])
 def test_06_07_views_carry_a_scale_bar_of_the_images_micrometres(tmp_path, dims, sizes, bar):
     """64 pixels of 0.5 µm are 32 µm wide: a 5 µm bar (1, 2 or 5 times a power of ten, at most a fifth); of
     0.25 µm, 16 µm: 2 µm. In 3D the bar is on the XY slice, in XY pixels, with orthogonal views or without."""
-    from conftest import scale_bar_pixels
+    from conftest import assert_scale_bar
 
     from nbseg.ui import ExportPanel
 
@@ -570,13 +572,27 @@ def test_06_07_views_carry_a_scale_bar_of_the_images_micrometres(tmp_path, dims,
     export = ExportPanel(predict.state.project)
     assert export.error is None, export.errors.message.value
     for viewer in (predict.viewer, export.viewer):
-        assert scale_bar_pixels(viewer) * sizes[-1] == pytest.approx(bar)
+        assert_scale_bar(viewer, sizes[-1], bar)
         assert [name for name, _m, _c in viewer.maps][0] == "probability"  # its colour bar is drawn below
         if dims == 3:
             assert viewer.z_scale == pytest.approx(8.0)  # Z spacing over X: orthogonal views keep proportions
             viewer.ortho.value = True
-            assert scale_bar_pixels(viewer) * sizes[-1] == pytest.approx(bar)
+            assert_scale_bar(viewer, sizes[-1], bar)
     assert [name for name, _m, _c in predict.viewer.maps] == ["probability", "uncertainty"]
+
+
+def test_06_07_views_take_the_projects_pixel_sizes_over_the_files(tmp_path):
+    """data.pixel_sizes corrects files that say wrongly: 64 pixels of 0.5 µm (a 5 µm bar), not of the file's
+    0.3 µm (19.2 µm wide: a 2 µm bar), which the prediction files hold."""
+    from conftest import assert_scale_bar
+
+    from nbseg.ui import ExportPanel
+
+    predict = _calibrated_project(tmp_path, 2, sizes=(0.3, 0.3), project_sizes=[0.5, 0.5])
+    export = ExportPanel(predict.state.project)
+    assert export.error is None, export.errors.message.value
+    for viewer in (predict.viewer, export.viewer):
+        assert_scale_bar(viewer, 0.5, "5 µm")
 
 
 def _fiji_relative(path, image):
@@ -586,7 +602,7 @@ def _fiji_relative(path, image):
                      metadata={"spacing": 2.0, "unit": "pixel", "axes": "ZYX"})
 
 
-@pytest.mark.parametrize("dims, write", [(2, None), (3, _fiji_relative)])
+@pytest.mark.parametrize("dims, write", [(2, None), (3, _fiji_relative)], ids=["unknown-2d", "relative-3d"])
 def test_06_07_views_without_micrometres_have_no_scale_bar(tmp_path, dims, write):
     """No pixel sizes, or Fiji's relative(x=y=1) ones (which the prediction files hold as µm): no bar, no
     error; relative Z spacing still keeps the orthogonal views' proportions."""
@@ -619,7 +635,7 @@ def test_06_multiclass_view_shows_the_classes_with_a_legend(tmp_path):
 
 
 def test_01_images_without_masks_show_the_scale_bar(tmp_path):
-    from conftest import nuclei_pool, scale_bar_pixels
+    from conftest import assert_scale_bar, nuclei_pool
 
     from nbseg.ui import DataPanel
 
@@ -627,12 +643,12 @@ def test_01_images_without_masks_show_the_scale_bar(tmp_path):
     panel.images.value = str(nuclei_pool(tmp_path / "pool", 1, micrometres=0.5))
     panel.check.click()
     assert panel.error is None, panel.errors.message.value
-    assert scale_bar_pixels(panel.viewer) * 0.5 == pytest.approx(10.0)  # 128 pixels of 0.5 µm: 64 µm wide
+    assert_scale_bar(panel.viewer, 0.5, "10 µm")  # 128 pixels of 0.5 µm: 64 µm wide
 
 
 def test_03_drawing_view_uses_the_projects_pixel_sizes(configured, tmp_path):
     """The sample's files give no pixel sizes; the project's data.pixel_sizes do (256 x 0.2 µm: a 10 µm bar)."""
-    from conftest import scale_bar_pixels
+    from conftest import assert_scale_bar
 
     from nbseg.ui import LabelQCPanel
 
@@ -644,7 +660,7 @@ def test_03_drawing_view_uses_the_projects_pixel_sizes(configured, tmp_path):
     config.save(project)
     panel = LabelQCPanel(project)
     assert panel.error is None, panel.errors.message.value
-    assert scale_bar_pixels(panel.draw.view) * 0.2 == pytest.approx(10.0)
+    assert_scale_bar(panel.draw.view, 0.2, "10 µm")
 
 
 @pytest.mark.slow  # two LR sweeps
