@@ -77,3 +77,38 @@ def nuclei_pool(folder: Path, n: int, *, micrometres: float | None = None) -> Pa
         tifffile.imwrite(folder / path.name, tifffile.imread(path)[:128, :128], **calibration,
                          metadata={"axes": "YX", **({"unit": "um"} if micrometres else {})})
     return folder
+
+
+def assert_scale_bar(viewer, pixel_size: float, label: str) -> None:
+    """Assert that a :class:`~nbseg.ui.viewers.Viewer2D` drew on its XY image a scale bar as long as ``label``
+    says (e.g. "10 µm") in image pixels of ``pixel_size`` µm, with ``label`` written above it.
+
+    The bar is the longest run of white pixels holding some that drawing it changed (the view is drawn
+    again without it to compare); the label is compared with the text annotate writes."""
+    import numpy as np
+
+    from nbseg.ui import annotate
+
+    factor = viewer._factor  # noqa: SLF001 - the display's enlargement
+    height, width = (n * factor for n in viewer._xy_shape)  # noqa: SLF001 - the XY image, enlarged
+    shown = viewer.rgb[:height, :width]
+    size, viewer.pixel_size = viewer.pixel_size, None
+    viewer.render()
+    bare = viewer.rgb[:height, :width]
+    viewer.pixel_size = size
+    viewer.render()
+    white, changed = (shown == 255).all(axis=-1), (shown != bare).any(axis=-1)
+    length, y0, x0 = 0, 0, 0
+    for y, (white_row, changed_row) in enumerate(zip(white, changed)):
+        edges = np.diff(np.concatenate([[0], white_row.astype(np.int8), [0]]))
+        for start, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            if changed_row[start:end].any() and end - start > length:
+                length, y0, x0 = end - start, y, start
+    assert length, "no scale bar drawn"
+    value, unit = label.split()
+    assert unit == "µm" and length / factor * pixel_size == pytest.approx(float(value)), \
+        f"the bar is {length / factor * pixel_size:g} µm long, not {label}"
+    text = annotate.text_mask(label)
+    top = max(0, y0 - annotate.TEXT_HEIGHT - 2)  # where annotate writes it
+    box = (slice(top, top + text.shape[0]), slice(x0, x0 + text.shape[1]))
+    assert white[box][text].all() and not ((white & changed)[box] & ~text).any(), f"the bar's label is not {label!r}"

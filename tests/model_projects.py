@@ -21,16 +21,19 @@ def make_model(dims=2, channels=1, classes=2, seed=0, pool_z=True, input_shift=N
 
 
 def make_project(root: Path, *, dims=2, folds=1, channels=1, kind="binary", patch=None,
-                 percentiles=lambda k: [1.0, 99.8], plan=None, input_shift=None) -> Path:
+                 percentiles=lambda k: [1.0, 99.8], plan=None, input_shift=None, class_names=None) -> Path:
     """``root`` with ``folds`` models; ``percentiles(k)`` gives fold k's normalisation; ``plan`` (a dict,
-    e.g. ``{"scale": [1, 0.5, 0.5]}``) the training plan the meta records."""
-    classes = 3 if kind == "instances" else 2
+    e.g. ``{"scale": [1, 0.5, 0.5]}``) the training plan the meta records; ``class_names`` (background
+    first) the classes of a multi-class model."""
+    classes = len(class_names) if class_names else 3 if kind == "instances" else 2
     patch = patch or ([8, 32, 32] if dims == 3 else [32, 32])
     for k in range(folds):
         meta = {"percentiles": percentiles(k), "kind": kind, "n_classes": classes, "in_channels": channels,
                 "spatial_dims": dims, "patch": patch, "axes": None, "channels": None, "fold": k}
         if plan is not None:
             meta["plan"] = dict(plan)
+        if class_names:
+            meta["class_names"] = list(class_names)
         save_model_file(Path(root) / "models" / f"fold{k}.pt", make_model(dims, channels, classes, seed=k, input_shift=input_shift),
                         meta=meta)
     return Path(root)

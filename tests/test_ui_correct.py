@@ -151,3 +151,55 @@ def test_images_without_masks_then_two_rounds_keep_every_mask(pool, tmp_path, on
     assert panel.error is None, panel.errors.message.value
     assert len(list(Config.load(project).data.masks.iterdir())) == 2
     assert [r["images"] for r in read_rounds(project)] == [1, 2]
+
+
+def test_view_carries_the_images_scale_bar_and_a_multiclass_models_legend(tmp_path):
+    """The shown image's µm give a scale bar (128 pixels of 0.5 µm: 10 µm); a multi-class model's proposals
+    are its classes, named in a legend under the picture; without pixel sizes, no bar."""
+    from conftest import assert_scale_bar
+    from model_projects import make_project  # tests/model_projects.py
+
+    from nbseg.ui import CorrectPanel
+    from nbseg.ui import annotate
+    from nbseg.ui import overlay as ov
+
+    names = ["background", "nucleus", "cytoplasm"]
+    model = make_project(tmp_path / "model", kind="multiclass", class_names=names)
+    panel = CorrectPanel(tmp_path / "project")
+    panel.pool.value, panel.source.value = str(nuclei_pool(tmp_path / "pool", 1, micrometres=0.5)), str(model)
+    panel.rank_button.click()
+    assert panel.error is None, panel.errors.message.value
+    viewer = panel.viewer
+    assert_scale_bar(viewer, 0.5, "10 µm")
+    assert viewer.classes == names[1:]
+    legend = viewer.rgb[-annotate.legend(names[1:], viewer.rgb.shape[1]).shape[0]:]
+    for k in range(2):
+        assert (legend == ov.LABEL_COLORS[k]).all(axis=-1).sum() >= 25, names[k + 1]
+    plain = CorrectPanel(tmp_path / "plain")
+    plain.pool.value, plain.source.value = str(nuclei_pool(tmp_path / "uncalibrated", 1)), "classic"
+    plain.rank_button.click()
+    assert plain.error is None, plain.errors.message.value
+    assert plain.viewer.rgb is not None and plain.viewer.pixel_size is None and plain.viewer.classes is None
+
+
+def test_3d_view_has_the_bar_on_its_slices_in_xy_micrometres(tmp_path):
+    """A stack of 2 µm slices of 0.25 µm pixels: a 2 µm bar on the XY slice (64 pixels, 16 µm wide), with
+    the orthogonal views shown or not, which are stretched 8 times in Z."""
+    from conftest import assert_scale_bar
+
+    from nbseg.io.images import write_ome_tiff
+    from nbseg.ui import CorrectPanel
+
+    stack = np.zeros((8, 64, 64), np.float32)
+    stack[2:6, 10:30, 10:30] = stack[3:7, 40:56, 36:60] = 100
+    stack += np.random.default_rng(0).normal(0, 5, stack.shape).astype(np.float32)
+    write_ome_tiff(tmp_path / "pool" / "stack.ome.tif", stack, axes="ZYX", pixel_sizes=(2.0, 0.25, 0.25))
+    panel = CorrectPanel(tmp_path / "project")
+    panel.pool.value, panel.source.value = str(tmp_path / "pool"), "classic"
+    panel.rank_button.click()
+    assert panel.error is None, panel.errors.message.value
+    viewer = panel.viewer
+    assert viewer.is3d and viewer.z_scale == pytest.approx(8.0)
+    assert_scale_bar(viewer, 0.25, "2 µm")
+    viewer.ortho.value = True
+    assert_scale_bar(viewer, 0.25, "2 µm")

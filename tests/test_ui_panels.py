@@ -525,6 +525,144 @@ def test_06_planned_min_size_is_each_images_own(tmp_path):
     assert {stem: int(labels.max()) for stem, labels in panel.state.instances.items()} == {"a_coarse": 2, "b_fine": 2}
 
 
+# ---------------------------------------------------------------- scale bars, colour bars and legends
+
+def _calibrated_project(root, dims, *, sizes, write=None, class_names=None, project_sizes=None):
+    """An untrained model project whose one image has the given pixel sizes (None: none; ``write(path, image)``
+    writes it otherwise), and ``project_sizes`` as its data.pixel_sizes, predicted by notebook 06's panel;
+    returns the panel."""
+    import tifffile
+    from model_projects import make_project  # tests/model_projects.py
+
+    from nbseg.config import DataConfig
+    from nbseg.io.images import write_ome_tiff
+    from nbseg.ui import PredictPanel
+
+    kind = "multiclass" if class_names else "binary"
+    project = make_project(root / "p", dims=dims, kind=kind, class_names=class_names,
+                           patch=[8, 32, 32] if dims == 3 else [32, 32])
+    images = root / "images"
+    image = np.random.default_rng(0).normal(100, 20, (8, 64, 64)[-dims:]).astype(np.float32)
+    if write is not None:
+        images.mkdir()
+        write(images / "cells.tif", image)
+    elif sizes is None:
+        images.mkdir()
+        tifffile.imwrite(images / "cells.tif", image)
+    else:
+        write_ome_tiff(images / "cells.ome.tif", image, axes="ZYX"[-dims:], pixel_sizes=sizes)
+    Config(data=DataConfig(images=images, pixel_sizes=project_sizes)).save(project)
+    panel = PredictPanel(project)
+    panel.tta.value = "none"
+    panel.predict_button.click()
+    assert panel.error is None, panel.errors.message.value
+    return panel
+
+
+@pytest.mark.parametrize("dims, sizes, bar", [(2, (0.5, 0.5), "5 µm"), (3, (2.0, 0.25, 0.25), "2 µm")],
+                         ids=["2d", "3d"])
+def test_06_07_views_carry_a_scale_bar_of_the_images_micrometres(tmp_path, dims, sizes, bar):
+    """64 pixels of 0.5 µm are 32 µm wide: a 5 µm bar (1, 2 or 5 times a power of ten, at most a fifth); of
+    0.25 µm, 16 µm: 2 µm. In 3D the bar is on the XY slice, in XY pixels, with orthogonal views or without."""
+    from conftest import assert_scale_bar
+
+    from nbseg.ui import ExportPanel
+
+    predict = _calibrated_project(tmp_path, dims, sizes=sizes)
+    export = ExportPanel(predict.state.project)
+    assert export.error is None, export.errors.message.value
+    for viewer in (predict.viewer, export.viewer):
+        assert_scale_bar(viewer, sizes[-1], bar)
+        assert [name for name, _m, _c in viewer.maps][0] == "probability"  # its colour bar is drawn below
+        if dims == 3:
+            assert viewer.z_scale == pytest.approx(8.0)  # Z spacing over X: orthogonal views keep proportions
+            viewer.ortho.value = True
+            assert_scale_bar(viewer, sizes[-1], bar)
+    assert [name for name, _m, _c in predict.viewer.maps] == ["probability", "uncertainty"]
+
+
+def test_06_07_views_take_the_projects_pixel_sizes_over_the_files(tmp_path):
+    """data.pixel_sizes corrects files that say wrongly: 64 pixels of 0.5 µm (a 5 µm bar), not of the file's
+    0.3 µm (19.2 µm wide: a 2 µm bar), which the prediction files hold."""
+    from conftest import assert_scale_bar
+
+    from nbseg.ui import ExportPanel
+
+    predict = _calibrated_project(tmp_path, 2, sizes=(0.3, 0.3), project_sizes=[0.5, 0.5])
+    export = ExportPanel(predict.state.project)
+    assert export.error is None, export.errors.message.value
+    for viewer in (predict.viewer, export.viewer):
+        assert_scale_bar(viewer, 0.5, "5 µm")
+
+
+def _fiji_relative(path, image):
+    import tifffile
+
+    tifffile.imwrite(path, image, imagej=True, resolution=(1, 1),
+                     metadata={"spacing": 2.0, "unit": "pixel", "axes": "ZYX"})
+
+
+@pytest.mark.parametrize("dims, write", [(2, None), (3, _fiji_relative)], ids=["unknown-2d", "relative-3d"])
+def test_06_07_views_without_micrometres_have_no_scale_bar(tmp_path, dims, write):
+    """No pixel sizes, or Fiji's relative(x=y=1) ones (which the prediction files hold as µm): no bar, no
+    error; relative Z spacing still keeps the orthogonal views' proportions."""
+    from nbseg.ui import ExportPanel
+
+    predict = _calibrated_project(tmp_path, dims, sizes=None, write=write)
+    export = ExportPanel(predict.state.project)
+    assert export.error is None, export.errors.message.value
+    export.threshold.value = 0.3
+    for viewer in (predict.viewer, export.viewer):
+        assert viewer.rgb is not None and viewer.pixel_size is None
+        assert viewer.z_scale == (2.0 if write else 1.0)
+
+
+def test_06_multiclass_view_shows_the_classes_with_a_legend(tmp_path):
+    from nbseg.io.images import read_mask
+    from nbseg.ui import annotate
+    from nbseg.ui import overlay as ov
+
+    names = ["background", "nucleus", "cytoplasm"]
+    panel = _calibrated_project(tmp_path, 2, sizes=(0.5, 0.5), class_names=names)
+    viewer = panel.viewer
+    mask = read_mask(panel.service.output / "cells.mask.ome.tif")
+    assert viewer.classes == names[1:] and np.array_equal(viewer.labels, mask)  # the classes, not a threshold
+    (name, prob, _cmap), _uncertainty = viewer.maps
+    assert name == "probability (any class)" and 0 <= prob.min() and prob.max() <= 1
+    legend = viewer.rgb[-annotate.legend(names[1:], viewer.rgb.shape[1]).shape[0]:]  # the last strip
+    for k in range(2):
+        assert (legend == ov.LABEL_COLORS[k]).all(axis=-1).sum() >= 25, names[k + 1]
+
+
+def test_01_images_without_masks_show_the_scale_bar(tmp_path):
+    from conftest import assert_scale_bar, nuclei_pool
+
+    from nbseg.ui import DataPanel
+
+    panel = DataPanel(tmp_path / "project")
+    panel.images.value = str(nuclei_pool(tmp_path / "pool", 1, micrometres=0.5))
+    panel.check.click()
+    assert panel.error is None, panel.errors.message.value
+    assert_scale_bar(panel.viewer, 0.5, "10 µm")  # 128 pixels of 0.5 µm: 64 µm wide
+
+
+def test_03_drawing_view_uses_the_projects_pixel_sizes(configured, tmp_path):
+    """The sample's files give no pixel sizes; the project's data.pixel_sizes do (256 x 0.2 µm: a 10 µm bar)."""
+    from conftest import assert_scale_bar
+
+    from nbseg.ui import LabelQCPanel
+
+    project = copy_of(configured, tmp_path)
+    panel = LabelQCPanel(project)
+    assert panel.error is None and panel.draw.view.pixel_size is None
+    config = Config.load(project)
+    config.data.pixel_sizes = [0.2, 0.2]
+    config.save(project)
+    panel = LabelQCPanel(project)
+    assert panel.error is None, panel.errors.message.value
+    assert_scale_bar(panel.draw.view, 0.2, "10 µm")
+
+
 @pytest.mark.slow  # two LR sweeps
 def test_cli_and_notebook_03_propose_the_same_rate(tmp_path, monkeypatch, capsys):
     """The cap on an overshooting suggestion lives in the core: `nbseg lr-find` and 03 propose one rate."""

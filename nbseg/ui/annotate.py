@@ -101,6 +101,45 @@ def add_scale_bar(rgb, pixel_size: float, *, region=None) -> np.ndarray:
     return out
 
 
+def view_scale(pixel_sizes, unit: str | None = "µm") -> dict:
+    """A viewer's ``pixel_size`` (µm per in-plane X pixel, for the scale bar; None unless the sizes are in µm)
+    and ``z_scale`` (Z spacing over X, for orthogonal views; 1 when unknown) from ``([Z,] Y, X)`` pixel sizes.
+
+    Parameters
+    ----------
+    pixel_sizes : sequence of float or None, or None
+    unit : str or None
+        What the sizes are in: ``"µm"``, ``"relative"`` (only their ratios mean something: no bar) or None.
+    """
+    sizes = tuple(pixel_sizes or ())
+    size = float(sizes[-1]) if unit == "µm" and sizes and sizes[-1] and sizes[-1] > 0 else None
+    return {"pixel_size": size, "z_scale": ov.z_scale_of(sizes)}
+
+
+def result_scale(result_sizes, image=None) -> dict:
+    """:func:`view_scale` of a predicted image: its input's pixel sizes where they are in µm (the project's
+    ``data.pixel_sizes`` applied), else the result file's (µm, as predict wrote them, ``--pixel-size``
+    included) unless they are only the input's relative sizes copied over (Fiji's ``relative(x=y=1)``).
+
+    Parameters
+    ----------
+    result_sizes : ([Z,] Y, X) sequence of float or None
+        As :func:`nbseg.predict.outputs.read_probability` returns them.
+    image : nbseg.io.images.Image, optional
+        The input the result was predicted from, when it is at hand.
+    """
+    sizes = tuple(result_sizes or ())
+    unit = getattr(image, "unit", None)
+    theirs = tuple(image.pixel_sizes or ()) if image is not None else ()
+    if unit == "µm":
+        return view_scale(theirs, unit)
+    copied = unit == "relative" and len(theirs) == len(sizes) and \
+        np.allclose([s or 0 for s in sizes], [s or 0 for s in theirs])
+    if any(sizes) and not copied:
+        return view_scale(sizes, "µm")
+    return view_scale(theirs, unit)
+
+
 def colour_bar(title: str, cmap: str, width: int, *, vmin: float = 0.0, vmax: float = 1.0) -> np.ndarray:
     """``(H, width, 3)`` uint8: the colour ramp of ``cmap`` from ``vmin`` (left) to ``vmax`` (right), with
     both ends and the middle written under it and ``title`` above."""
@@ -156,4 +195,4 @@ def below(picture, *strips, gap: int = 4, fill: int = 40) -> np.ndarray:
     return np.concatenate(out, axis=0)
 
 
-__all__ = ["add_scale_bar", "below", "colour_bar", "legend", "nice_length", "text_mask"]
+__all__ = ["add_scale_bar", "below", "colour_bar", "legend", "nice_length", "result_scale", "text_mask", "view_scale"]

@@ -118,7 +118,7 @@ class CorrectPanel(PanelBase):
         unlabelled = labels == s.editor.unlabelled
         shown = labels * ~unlabelled
         self.viewer.set_data(s.image, shown, unlabelled=unlabelled if unlabelled.any() else None,
-                             title=html.escape(s.path.name))
+                             title=html.escape(s.path.name), classes=s.classes, **s.scale)
         done = sum(s.editor.counts.values())
         self.info.value = (f"<b>{html.escape(s.path.name)}</b>, proposed by {html.escape(_short(s.proposed_by))}; "
                            f"{int(labels.max())} objects, {done} edit(s) so far.")

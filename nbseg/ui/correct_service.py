@@ -14,12 +14,13 @@ import numpy as np
 
 from ..choices import SUGGEST_DEFAULT
 from ..config import Config
-from ..io.images import file_stem, image_files, read_image
+from ..io.images import file_stem, image_files, read_image, with_pixel_sizes
 from ..labels import corrections
 from ..labels.classic import ClassicSettings, classic_segment
 from ..labels.edit import LabelEditor
 from ..model.bundled import bundled_model_file
 from ..project import ProjectLayout, write_json
+from .annotate import view_scale
 from .teaching import quick_mode
 
 CLASSIC = "classic"  # proposals from the classic workflow instead of a model
@@ -44,6 +45,8 @@ class CorrectState:
     path: Path | None = None  # the image shown
     image: np.ndarray | None = None  # (C, [Z,] Y, X)
     editor: LabelEditor | None = None
+    scale: dict = field(default_factory=dict)  # the viewer's pixel_size and z_scale of the image shown
+    classes: list | None = None  # names of labels 1, 2, ... when the proposals are a multi-class model's
     proposed_by: str = ""
     round: int = 0
 
@@ -118,12 +121,16 @@ class CorrectService:
         from ..predict.suggest import propose_labels
 
         s = self.state
-        image = read_image(path)
+        image = with_pixel_sizes(read_image(path), s.config.data.pixel_sizes if s.config else None)
+        s.classes = None
         if s.source == CLASSIC:
             labels, s.proposed_by = classic_segment(image.data, s.classic, channel_axis=0), "classic workflow"
         else:
-            labels, s.proposed_by = propose_labels(s.source, path, tta="none")[0], s.source
-        s.path, s.image = Path(path), image.data
+            labels, prediction = propose_labels(s.source, path, tta="none")
+            s.proposed_by = s.source
+            if prediction.kind == "multiclass":  # the labels are classes: the viewer names them
+                s.classes = list(prediction.class_names[1:])
+        s.path, s.image, s.scale = Path(path), image.data, view_scale(image.pixel_sizes, image.unit)
         s.editor = LabelEditor(np.asarray(labels, np.int32), unlabelled=self.unlabelled)
         return s.editor.labels
 

@@ -9,9 +9,9 @@ import numpy as np
 
 from ..config import IGNORE, Config, DataConfig, ModelConfig
 from ..data import SAMPLES, load_dataset, sample
-from ..io.images import image_files, read_image
+from ..io.images import image_files, read_image, with_pixel_sizes
 from ..project import ProjectLayout
-from . import overlay as ov
+from .annotate import view_scale
 from .teaching import apply_quick, quick_mode
 
 
@@ -163,20 +163,27 @@ class DataService:
 
     def z_scale(self, index: int = 0) -> float:
         """Z spacing over X spacing of sample ``index`` (1 when its pixel sizes are unknown)."""
-        ds = self.state.dataset
-        return ov.z_scale_of(ds.samples[int(np.clip(index, 0, len(ds.samples) - 1))].pixel_sizes) if ds else 1.0
+        return view_scale(*self._sizes(index))["z_scale"]
 
     def annotations(self, index: int = 0) -> dict:
         """The viewer's ``pixel_size`` (µm per XY pixel, None unless the file gives µm) and ``classes``
         (names of labels 1, 2, ... for multi-class masks, else None) for sample ``index``."""
         ds = self.state.dataset
-        if not ds:
-            return {"pixel_size": None, "classes": None}
-        smp = ds.samples[int(np.clip(index, 0, len(ds.samples) - 1))]
-        sizes = tuple(smp.pixel_sizes or ())
-        size = sizes[-1] if smp.unit == "µm" and sizes and sizes[-1] else None
-        classes = [f"class {k}" for k in range(1, ds.n_classes)] if ds.kind == "multiclass" else None
-        return {"pixel_size": size, "classes": classes}
+        classes = [f"class {k}" for k in range(1, ds.n_classes)] if ds and ds.kind == "multiclass" else None
+        return {"pixel_size": view_scale(*self._sizes(index))["pixel_size"], "classes": classes}
+
+    def _sizes(self, index: int):
+        """``(pixel sizes, unit)`` of sample ``index``, or of image ``index`` when there are no masks yet."""
+        ds, files = self.state.dataset, self.state.files
+        if ds:
+            smp = ds.samples[int(np.clip(index, 0, len(ds.samples) - 1))]
+            return smp.pixel_sizes, smp.unit
+        if files:
+            d = self.state.config.data
+            image = with_pixel_sizes(read_image(files[int(np.clip(index, 0, len(files) - 1))], axes=d.axes,
+                                                channels=d.channels, dims=d.dims, lazy=True), d.pixel_sizes)
+            return image.pixel_sizes, image.unit
+        return None, None
 
 
 __all__ = ["DataService", "DataState"]

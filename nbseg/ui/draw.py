@@ -117,7 +117,8 @@ class DrawTab:
                 self.z.value = image.shape[1] // 2
         self.z.layout.display = "" if is3d else "none"
         drawn = self.service.drawn(name, image.shape[1:], pending=self.pending(), z=self.z.value if is3d else None)
-        self.view.set_data(image, mask, excluded=drawn, title=f"{html.escape(name)}: drawn regions hatched red")
+        self.view.set_data(image, mask, excluded=drawn, title=f"{html.escape(name)}: drawn regions hatched red",
+                           **self.service.scale(name))
         if is3d:
             self.view.z.value = self.z.value
             self.view.z.layout.display = "none"  # one slice slider: the tab's

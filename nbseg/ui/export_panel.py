@@ -81,8 +81,9 @@ class ExportPanel(PanelBase):
         maps = [("probability", prob, "viridis")]
         if gt is not None:
             maps.append(("ground truth", (gt > 0).astype(np.float32), "gray"))
-        self.viewer.set_data(image, mask, maps=maps, title=f"{html.escape(self.pick.value)}: mask at "
-                             f"{self.threshold.value:.2f} | probability" + (" | ground truth" if gt is not None else ""))
+        self.viewer.set_data(image, mask, maps=maps, **self.service.scale(self.pick.value),
+                             title=f"{html.escape(self.pick.value)}: mask at {self.threshold.value:.2f} | probability"
+                             + (" | ground truth" if gt is not None else ""))
 
     def _otsu(self) -> None:
         value = self.service.otsu(self.pick.value)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.images import files_by_stem, read_image, read_mask
+from ..io.images import files_by_stem, read_image, read_mask, with_pixel_sizes
 from ..predict.outputs import predicted_names, read_probability, result_paths
 from ..config import DEFAULT_MIN_SIZE, Config
 from ..project import ProjectLayout
+from .annotate import result_scale
 from .session import load_config
 
 
@@ -93,8 +94,10 @@ class ExportService:
             prob, self._cache[("sizes", stem)] = read_probability(path, return_pixel_sizes=True)
             d = self.state.config.data
             images = files_by_stem(d.images)
-            image = read_image(images[stem], axes=d.axes, channels=d.channels, dims=prob.ndim).data \
-                if stem in images else None
+            read = with_pixel_sizes(read_image(images[stem], axes=d.axes, channels=d.channels, dims=prob.ndim),
+                                    d.pixel_sizes) if stem in images else None  # the project's sizes, if it gives them
+            self._cache[("scale", stem)] = result_scale(self._cache[("sizes", stem)], read)
+            image = None if read is None else read.data
             self._cache[("image", stem)] = image  # None: no input image, so no mean intensities
             image = prob[None] if image is None else image
             gt = None
@@ -103,6 +106,12 @@ class ExportService:
                 gt = read_mask(masks[stem], dims=prob.ndim) if stem in masks else None
             self._cache[stem] = (image, prob, gt)
         return self._cache[stem]
+
+    def scale(self, stem: str) -> dict:
+        """The viewer's ``pixel_size`` (µm per XY pixel, None where the files do not say) and ``z_scale`` of
+        ``stem`` (:func:`~nbseg.ui.annotate.result_scale` of its probability map and input image)."""
+        self.load(stem)
+        return self._cache[("scale", stem)]
 
     def interior(self, stem: str):
         """Interior probability 0..1 of a project trained on instances, or None (then objects are

@@ -12,8 +12,9 @@ import numpy as np
 
 from . import overlay as ov
 from ..config import Config
-from ..io.images import files_by_stem, read_image, read_mask
+from ..io.images import files_by_stem, read_image, read_mask, with_pixel_sizes
 from ..project import ProjectLayout
+from .annotate import view_scale
 from .common import FEEDBACK, PanelBase, control, note, table_html
 from .compat import set_titles
 from .session import load_config
@@ -40,7 +41,7 @@ class QCState:
 class QCService:
     def __init__(self, state: QCState):
         self.state = state
-        self._last_read = (None, None, None)  # (key, (image, mask), pixel sizes): the Draw tab redraws per click
+        self._last_read = (None, None, None)  # (key, (image, mask), the Image read): the Draw tab redraws per click
 
     def open(self) -> Config:
         self.state.config = load_config(self.state.project)
@@ -91,13 +92,20 @@ class QCService:
         if self._last_read[0] != key:
             image = read_image(image_path, axes=d.axes, channels=d.channels, dims=d.dims)
             mask = read_mask(mask_path, dims=image.data.ndim - 1) if mask_path else None
-            self._last_read = (key, (image.data, mask), image.pixel_sizes)
+            self._last_read = (key, (image.data, mask), image)
         return self._last_read[1]
 
     def pixel_sizes(self, name: str):
         """The image's ``([Z,] Y, X)`` pixel sizes (None where the file has none)."""
         self.image_and_mask(name)
-        return self._last_read[2]
+        return self._last_read[2].pixel_sizes
+
+    def scale(self, name: str) -> dict:
+        """The viewer's ``pixel_size`` (µm per XY pixel; None unless the file or the project's
+        ``data.pixel_sizes`` give µm) and ``z_scale`` of image ``name``."""
+        self.image_and_mask(name)
+        image = with_pixel_sizes(self._last_read[2], self.state.config.data.pixel_sizes)
+        return view_scale(image.pixel_sizes, image.unit)
 
     def thumbnail(self, name: str) -> np.ndarray:
         from ..data.targets import split_unlabelled

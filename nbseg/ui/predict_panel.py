@@ -10,10 +10,10 @@ import ipywidgets as w
 import numpy as np
 
 from ..config import Config
-from ..io.images import files_by_stem, image_files, read_image, read_mask
+from ..io.images import files_by_stem, image_files, read_image, read_mask, with_pixel_sizes
 from ..project import ProjectLayout
 from .teaching import QUICK_PREDICT_IMAGES, QUICK_TTA, quick_mode
-from . import plots
+from . import annotate, plots
 from .common import FEEDBACK, PanelBase, control, table_html
 from .session import load_config
 from .viewers import Viewer2D
@@ -34,6 +34,7 @@ class PredictState:
 class PredictService:
     def __init__(self, state: PredictState):
         self.state = state
+        self._info = (None, None)  # (the models, what they say)
 
     @property
     def output(self) -> Path:
@@ -79,20 +80,49 @@ class PredictService:
         return s.table
 
     def maps(self, stem: str):
-        """``(image, probability, uncertainty, ground_truth_or_None)`` of one predicted image."""
+        """``(image, probability, uncertainty, ground truth or None, scale)`` of one predicted image: the input
+        as an :class:`~nbseg.io.images.Image`, the maps ``([Z,] Y, X)`` in 0..1, and the viewer's ``pixel_size``
+        and ``z_scale`` (:func:`~nbseg.ui.annotate.result_scale` of the probability file's pixel sizes)."""
         from ..predict.outputs import read_probability, result_paths
 
         paths = result_paths(self.output, stem, instances=False)
-        prob, unc = read_probability(paths["prob"]), read_probability(paths["uncertainty"])
+        prob, sizes = read_probability(paths["prob"], return_pixel_sizes=True)
+        unc = read_probability(paths["uncertainty"])
         row = self.state.table.set_index("image").loc[stem]
         d = self.state.config.data
-        image = read_image(row["input"], axes=d.axes, channels=d.channels, dims=prob.ndim).data
+        image = with_pixel_sizes(read_image(row["input"], axes=d.axes, channels=d.channels, dims=prob.ndim),
+                                 d.pixel_sizes)  # the project's, where it gives them
         gt = None
         if d.masks is not None:
             masks = files_by_stem(d.masks)
             if stem in masks:
                 gt = read_mask(masks[stem], dims=prob.ndim)
-        return image, prob, unc, gt
+        return image, prob, unc, gt, annotate.result_scale(sizes, image)
+
+    def view(self, stem: str) -> dict:
+        """What the viewer shows of one predicted image, as :meth:`Viewer2D.set_data`'s keywords: the image,
+        the mask at 0.5 (a multi-class model's classes, with their names), the probability and uncertainty
+        maps, and the scale (µm per XY pixel where the files say, Z over X)."""
+        from ..predict.outputs import result_paths
+
+        image, prob, unc, _gt, scale = self.maps(stem)
+        info = self.models_info()
+        if info.kind == "multiclass":  # its probability file holds every class, background first
+            labels = read_mask(result_paths(self.output, stem, instances=False)["mask"], dims=prob.ndim)
+            prob, name, classes = 1 - prob, "probability (any class)", list(info.class_names[1:])
+        else:
+            labels, name, classes = (prob > 0.5).astype(np.uint8), "probability", None
+        return {"image": image.data, "labels": labels, "classes": classes, **scale,
+                "maps": [(name, prob, "viridis"), ("uncertainty", unc, "magma")]}
+
+    def models_info(self):
+        """What the chosen models say about themselves (kind, class names), read once per choice."""
+        from ..predict.ensemble import ensemble_info, load_ensemble
+
+        key = tuple(self.state.models or self.state.available)
+        if self._info[0] != key:
+            self._info = (key, ensemble_info(load_ensemble([Path(m) for m in key])))
+        return self._info[1]
 
 
 class PredictPanel(PanelBase):
@@ -175,7 +205,5 @@ class PredictPanel(PanelBase):
         stem = self.pick.value
         if not stem:
             return
-        image, prob, unc, _gt = self.service.maps(stem)
-        self.viewer.set_data(image, (prob > 0.5).astype(np.uint8),
-                             maps=[("probability", prob, "viridis"), ("uncertainty", unc, "magma")],
+        self.viewer.set_data(**self.service.view(stem),
                              title=f"{html.escape(stem)}: image + mask | probability | uncertainty")

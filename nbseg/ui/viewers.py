@@ -29,7 +29,8 @@ class Viewer2D:
     classes : sequence of str, optional
         Names of labels 1, 2, ...: a legend of their colours is drawn below (class labels, not objects).
     z_scale : float
-        Z spacing over XY spacing, to stretch orthogonal views of anisotropic stacks.
+        Z spacing over XY spacing, to stretch orthogonal views of anisotropic stacks (:meth:`set_data`
+        changes it when given one; see :func:`nbseg.ui.annotate.view_scale`).
     """
 
     def __init__(self, image=None, labels=None, *, excluded=None, unlabelled=None, maps=(), z_scale: float = 1.0,
@@ -56,8 +57,9 @@ class Viewer2D:
         return self.image is not None and self.image.ndim == 4
 
     def set_data(self, image, labels=None, *, excluded=None, unlabelled=None, maps=(), title: str = "",
-                 pixel_size: float | None = None, classes=None) -> None:
+                 pixel_size: float | None = None, classes=None, z_scale: float | None = None) -> None:
         self.pixel_size, self.classes = pixel_size, (list(classes) if classes else None)
+        self.z_scale = self.z_scale if z_scale is None else z_scale
         self.image = None if image is None else np.asarray(image)
         if self.image is not None and self.image.ndim == 2:
             self.image = self.image[None]
