@@ -21,7 +21,8 @@ def run_train(args) -> int:
                             data={"axes": args.axes, "channels": args.channels, "dims": args.dims,
                                   "pixel_sizes": args.pixel_sizes},
                             train={"minutes": args.minutes, "epochs": args.epochs, "seed": args.seed,
-                                   "device": args.device, "batch_size": args.batch_size},
+                                   "device": args.device, "batch_size": args.batch_size,
+                                   "steps_per_epoch": args.steps_per_epoch},
                             model={"patch": args.patch})
     dataset = load_noisy(config.data)
     plan, fingerprint = plan_denoising(config, dataset)
@@ -77,6 +78,7 @@ def register(subparsers) -> None:
                        help="pixel size Z,Y,X (or Y,X) in µm, for files that do not say (plans slices for anisotropic stacks)")
     train.add_argument("--patch", type=int_list("patch size", "128,128 or 16,64,64"), help="patch Y,X or Z,Y,X (default planned)")
     train.add_argument("--batch-size", type=int, help="patches per step (default planned)")
+    train.add_argument("--steps-per-epoch", type=int, help="steps between two validations (default planned)")
     train.add_argument("--device", choices=DEVICES, help="where to train (default auto)")
     train.add_argument("--resume", action="store_true", help="continue a stopped run from its last checkpoint")
     train.set_defaults(func=run_train)

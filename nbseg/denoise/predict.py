@@ -68,7 +68,8 @@ def denoise_image(denoiser, image, *, tile=None, overlap: float = 0.5, batch_siz
     device = pick_device(device)
     precision = pick_precision(device, precision)
     model = model.to(device).eval()
-    layout = memory_format(device, 2 if model.slices else model.spec["spatial_dims"])
+    # a slice model folds Z into the batch itself: its 5D inputs stay in the standard layout
+    layout = torch.contiguous_format if model.slices else memory_format(device, model.spec["spatial_dims"])
     low, span = intensity_bounds(data, meta["percentiles"])  # the whole image's, as in training
     shape = (1, -1) + (1,) * (data.ndim - 1)
     low, span = torch.from_numpy(low).view(shape), torch.from_numpy(span.astype(np.float32)).view(shape)
