@@ -160,21 +160,23 @@ def _noisy_nuclei(folder, n: int, side: int = 128):
     return folder / "noisy", folder / "clean"
 
 
-@pytest.mark.slow  # 40 s of training
+@pytest.mark.slow  # 100 steps of training: about 40 s on one thread
 def test_training_on_noisy_nuclei_raises_psnr(tmp_path):
+    """Four 128x128 crops of real nuclei with the issue's low-light noise: 100 steps (epochs, so the result does
+    not depend on the machine's speed) lift PSNR by more than 3 dB (about 5 measured) and SSIM by 0.3 (0.55)."""
     from nbseg.denoise import denoise_config, denoise_files, train_denoiser
     from nbseg.metrics.restoration import evaluate_restoration
 
     noisy, clean = _noisy_nuclei(tmp_path, 4)
-    config = denoise_config(noisy, train={"minutes": 0.6, "seed": 0, "device": "cpu", "batch_size": 8,
-                                          "steps_per_epoch": 16}, model={"patch": [64, 64]})
+    config = denoise_config(noisy, train={"epochs": 6, "steps_per_epoch": 16, "seed": 0, "device": "cpu",
+                                          "batch_size": 8, "precision": "fp32"}, model={"patch": [64, 64]})
     result = train_denoiser(config, tmp_path / "dn")
-    assert result.stopped == "time budget"
+    assert result.stopped == "epochs"
     denoise_files(tmp_path / "dn", [noisy], tmp_path / "out")
     before = evaluate_restoration(noisy, clean).summary
     after = evaluate_restoration(tmp_path / "out", clean).summary
-    assert after["psnr"] > before["psnr"] + 4, (before, after)
-    assert after["ssim"] > before["ssim"] + 0.2, (before, after)
+    assert after["psnr"] > before["psnr"] + 3, (before, after)
+    assert after["ssim"] > before["ssim"] + 0.3, (before, after)
 
 
 # ---------------------------------------------------------------- prediction keeps the image's frame
