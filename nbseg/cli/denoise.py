@@ -23,7 +23,7 @@ def run_train(args) -> int:
                             train={"minutes": args.minutes, "epochs": args.epochs, "seed": args.seed,
                                    "device": args.device, "batch_size": args.batch_size,
                                    "steps_per_epoch": args.steps_per_epoch},
-                            model={"patch": args.patch})
+                            model={"patch": args.patch, "dims": args.model_dims})
     dataset = load_noisy(config.data)
     plan, fingerprint = plan_denoising(config, dataset)
     for line in dataset.notes + fingerprint.notes + plan.lines():
@@ -55,7 +55,9 @@ def register(subparsers) -> None:
     group = subparsers.add_parser(
         "denoise", help="train a denoiser on noisy images (Noise2Void, N2V2) and denoise with it",
         description="Denoising before segmentation: Noise2Void with the N2V2 changes learns from the noisy images "
-                    "themselves (no clean images needed), in 2D and 3D. See docs/denoising.md.")
+                    "themselves (no clean images needed), in 2D and 3D. See docs/denoising.md.",
+        epilog="example: nbseg denoise train --images noisy/ --project dn --minutes 5  |  "
+               "nbseg denoise predict dn noisy/ --output denoised/", formatter_class=ExampleFormatter)
     commands = group.add_subparsers(dest="denoise_command", metavar="{train,predict}")
     group.set_defaults(func=lambda args: group.print_help() or 2)
 
@@ -76,6 +78,9 @@ def register(subparsers) -> None:
     train.add_argument("--channels", type=int_list("channels", "0 or 0,2"), help="channels to use, e.g. 0 or 0,2")
     train.add_argument("--pixel-size", type=float_list("pixel size", "2,0.5,0.5"), dest="pixel_sizes",
                        help="pixel size Z,Y,X (or Y,X) in µm, for files that do not say (plans slices for anisotropic stacks)")
+    train.add_argument("--model-dims", type=int, choices=(2, 3), dest="model_dims",
+                       help="for stacks: 2 runs a 2D network over every slice, 3 a 3D network (default planned, as "
+                            "for segmentation: slices on a CPU or for anisotropic stacks)")
     train.add_argument("--patch", type=int_list("patch size", "128,128 or 16,64,64"), help="patch Y,X or Z,Y,X (default planned)")
     train.add_argument("--batch-size", type=int, help="patches per step (default planned)")
     train.add_argument("--steps-per-epoch", type=int, help="steps between two validations (default planned)")

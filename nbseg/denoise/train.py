@@ -91,7 +91,8 @@ def plan_denoising(config, dataset, *, device=None):
     fingerprint = image_fingerprint(dataset.samples, dataset.spatial_dims)
     plan = make_plan(config, fingerprint, device=device or pick_device(config.train.device))
     reasons = {**plan.reasons, "network": "N2V2: a U-Net without its top skip connection, max-blur-pool; "
-                                          + plan.reasons.get("network", f"{plan.model_dims}D")}
+                                          + plan.reasons.get("network", f"{plan.model_dims}D"),
+               "lr": f"{plan.lr:.1e} (train.lr)"}
     return replace(plan, reasons=reasons), fingerprint
 
 
