@@ -12,7 +12,8 @@ import pytest
 from nbseg.cli.main import build_parser, main
 from nbseg.data.sample import sample
 
-COMMANDS = {"train", "lr-find", "demo", "predict", "evaluate", "export", "ground-truth", "qc", "notebooks", "suggest"}
+COMMANDS = {"train", "lr-find", "demo", "predict", "evaluate", "export", "ground-truth", "qc", "notebooks", "suggest",
+            "denoise"}
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -167,8 +167,9 @@ ALLOWED = {
     "metrics": {"base", "io"},
     "train": BELOW_TRAIN,
     "predict": BELOW_TRAIN,
-    "cli": BELOW_TRAIN | {"train", "predict"},
-    "ui": BELOW_TRAIN | {"train", "predict"},
+    "denoise": BELOW_TRAIN | {"train"},  # beside predict; it trains with train's loop
+    "cli": BELOW_TRAIN | {"train", "predict", "denoise"},
+    "ui": BELOW_TRAIN | {"train", "predict", "denoise"},
 }
 FACES = {"nbseg", "nbseg.__main__"}  # the lazy public face and the entry point may import any part
 

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from nbseg.denoise.noise import low_light, scale_to_unit
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "nbseg" / "samples" / "nuclei2d"
 # README command (as written, comment removed) -> what runs instead: only budgets change
@@ -31,6 +33,8 @@ TINY = {
         "nbseg train --images corrected/images --masks corrected/masks --project round1 --init nuclei --minutes 0.1",
     "nbseg train --images raw/ --masks partial/ --unlabelled 65535 --project partly --minutes 10":
         "nbseg train --images raw/ --masks partial/ --unlabelled 65535 --project partly --minutes 0.1",
+    "nbseg denoise train --images noisy/ --project dn --minutes 5":
+        "nbseg denoise train --images noisy/ --project dn --minutes 0.1",
 }
 ONE_MACHINE = ("--cluster", "torchrun")
 
@@ -49,7 +53,7 @@ def readme_commands() -> list[str]:
 
 def _folders(tmp: Path) -> None:
     """The README's folders, from the sample: 8 training pairs, 2 new images with their ground truth,
-    and three 'experts' whose masks are the sample's."""
+    4 noisy images and their clean versions, and three 'experts' whose masks are the sample's."""
     images, masks = sorted((SAMPLE / "images").glob("*.tif")), sorted((SAMPLE / "masks").glob("*.tif"))
     for folder, files in (("raw", images[:8]), ("labels", masks[:8]), ("new_images", images[8:10]),
                           ("ground_truth", masks[8:10])):
@@ -65,6 +69,11 @@ def _folders(tmp: Path) -> None:
         mask = tifffile.imread(f).astype(np.uint16)
         tifffile.imwrite(tmp / "partial" / f.name, np.where(np.isin(mask, np.arange(1, mask.max() + 1, 2)),
                                                             65535, mask).astype(np.uint16))
+    for folder in ("noisy", "clean"):  # the denoising lines: the images with low-light noise, and as they are
+        (tmp / folder).mkdir()
+    for i, f in enumerate(images[:4]):
+        tifffile.imwrite(tmp / "clean" / f.name, scale_to_unit(tifffile.imread(f)))
+        tifffile.imwrite(tmp / "noisy" / f.name, low_light(tifffile.imread(f), rng=i))
     for k, folder in enumerate(("expert1", "expert2", "expert3")):  # binary masks, as experts draw them
         (tmp / folder).mkdir()
         for f in masks[:3]:

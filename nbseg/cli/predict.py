@@ -85,14 +85,16 @@ def _register_evaluate(subparsers) -> None:
         description="Compare predicted masks with ground-truth masks, paired by file name: NAME.labels.ome.tif "
                     "or NAME.mask.ome.tif (from nbseg predict) or NAME.tif pairs with ground truth NAME.tif. "
                     "Prints Dice and IoU pooled over all pixels, F1 at IoU 0.5 pooled over all objects, and "
-                    "mAP (IoU 0.5 to 0.95, the DSB 2018 score); writes one row per image to a CSV file.",
+                    "mAP (IoU 0.5 to 0.95, the DSB 2018 score); writes one row per image to a CSV file. With "
+                    "--kind restoration it compares denoised images (NAME.denoised.ome.tif from nbseg denoise "
+                    "predict) with clean ones (NAME.tif): PSNR and SSIM.",
         example="nbseg evaluate predictions/ test_masks/ --csv results.csv")
-    p.add_argument("pred_dir", type=Path, metavar="PRED_DIR", help="folder of predicted masks or labels")
-    p.add_argument("gt_dir", type=Path, metavar="GT_DIR", help="folder of ground-truth masks or labels")
+    p.add_argument("pred_dir", type=Path, metavar="PRED_DIR", help="folder of predicted masks or labels (or denoised images)")
+    p.add_argument("gt_dir", type=Path, metavar="GT_DIR", help="folder of ground-truth masks or labels (or clean images)")
     p.add_argument("--csv", type=Path, metavar="FILE", help="per-image results file (default PRED_DIR/evaluation.csv)")
-    p.add_argument("--kind", default="instances", metavar="{instances,binary,multiclass}",
-                   help="instances (default: pixels and objects), binary (pixels only) or multiclass "
-                        "(Dice per class of class maps)")
+    p.add_argument("--kind", default="instances", metavar="{instances,binary,multiclass,restoration}",
+                   help="instances (default: pixels and objects), binary (pixels only), multiclass "
+                        "(Dice per class of class maps) or restoration (PSNR and SSIM of denoised images)")
 
 
 def _register_export(subparsers) -> None:
@@ -219,8 +221,12 @@ def run_predict(args) -> int:
 
 def run_evaluate(args) -> int:
     from ..metrics.evaluation import evaluate_folders
+    from ..metrics.restoration import evaluate_restoration
 
-    evaluation = evaluate_folders(args.pred_dir, args.gt_dir, kind=args.kind)
+    if args.kind == "restoration":
+        evaluation = evaluate_restoration(args.pred_dir, args.gt_dir)
+    else:
+        evaluation = evaluate_folders(args.pred_dir, args.gt_dir, kind=args.kind)
     csv = args.csv or args.pred_dir / "evaluation.csv"
     evaluation.to_csv(csv)
     print(evaluation.report())

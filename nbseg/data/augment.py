@@ -41,15 +41,38 @@ def _flips_and_rot90(x, y, generator):
     spatial = x.ndim - 2
     xs, ys = [], []
     for xi, yi in zip(x, y):
-        for axis in range(spatial):
-            if _rand(generator, 1).item() < 0.5:
-                xi, yi = xi.flip(axis + 1), yi.flip(axis)
-        if xi.shape[-1] == xi.shape[-2]:  # rot90 keeps the shape only for square planes
-            k = int(torch.randint(4, (1,), generator=generator))
-            xi, yi = torch.rot90(xi, k, (-2, -1)), torch.rot90(yi, k, (-2, -1))
+        xi, yi = _flip_and_turn(xi, yi[None], spatial, generator)
         xs.append(xi)
-        ys.append(yi)
+        ys.append(yi[0])
     return torch.stack(xs), torch.stack(ys)
+
+
+def flips_and_turns(x: torch.Tensor, y: torch.Tensor, *, generator: torch.Generator):
+    """Random flips of every spatial axis and quarter turns in-plane, each item of the batch its own, the
+    same for ``x`` and ``y``: the augmentation that keeps pixel values (and noise) as they are.
+
+    Parameters
+    ----------
+    x, y : (B, C, [Z,] Y, X) tensors
+        The same spatial shape; the channels may differ.
+
+    Returns
+    -------
+    x, y : tensors of the same shapes
+    """
+    pairs = [_flip_and_turn(xi, yi, x.ndim - 2, generator) for xi, yi in zip(x, y)]
+    return torch.stack([a for a, _ in pairs]), torch.stack([b for _, b in pairs])
+
+
+def _flip_and_turn(xi, yi, spatial: int, generator):
+    """One item ``(C, [Z,] Y, X)`` and its target ``(C', [Z,] Y, X)``, flipped and turned alike."""
+    for axis in range(spatial):
+        if _rand(generator, 1).item() < 0.5:
+            xi, yi = xi.flip(axis + 1), yi.flip(axis + 1)
+    if xi.shape[-1] == xi.shape[-2]:  # rot90 keeps the shape only for square planes
+        k = int(torch.randint(4, (1,), generator=generator))
+        xi, yi = torch.rot90(xi, k, (-2, -1)), torch.rot90(yi, k, (-2, -1))
+    return xi, yi
 
 
 def _warp(x, y, generator, probability):
@@ -95,4 +118,4 @@ def _intensity(x, generator):
     return x * contrast + brightness + noise * torch.randn(x.shape, generator=generator)
 
 
-__all__ = ["augment_batch", "IGNORE"]
+__all__ = ["augment_batch", "flips_and_turns", "IGNORE"]

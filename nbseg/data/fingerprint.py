@@ -140,6 +140,24 @@ def fingerprint(dataset, *, seed: int = 0) -> Fingerprint:
         object_size=None if dataset.kind == "multiclass" else object_size(samples))
 
 
+def image_fingerprint(samples, spatial_dims: int) -> Fingerprint:
+    """What images alone tell (shapes, pixel sizes; no labels, so no objects): the fingerprint a run that learns
+    from the images themselves is planned from (:mod:`nbseg.denoise`). The plan then keeps the images' own
+    scale and patches span whole images where they can.
+
+    Parameters
+    ----------
+    samples : list of nbseg.data.Sample
+    spatial_dims : {2, 3}
+    """
+    sizes, unit, differs = _pixel_sizes(samples, spatial_dims)
+    shapes = [list(s.image.shape[1:]) for s in samples]
+    return Fingerprint(spatial_dims=spatial_dims, n_images=len(samples), n_voxels=int(sum(np.prod(s) for s in shapes)),
+                       shapes=shapes, pixel_sizes=sizes, unit=unit, spacing_differs=differs, intensity={},
+                       class_fractions=[], objects={}, kind="images",
+                       notes=_notes(sizes, unit, differs, spatial_dims))
+
+
 def object_size(samples) -> dict | None:
     """Quantiles of the pixel counts of the connected foreground regions of ``samples``' targets."""
     counts = []

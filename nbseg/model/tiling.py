@@ -127,6 +127,13 @@ def sliding_window(image, fn, *, tile, n_out: int, overlap: float = 0.5, batch_s
     return out
 
 
+def patch_tile(patch, spatial, divisors) -> tuple:
+    """The tile prediction uses by default: the training ``patch`` clipped to the image's ``spatial`` shape,
+    rounded up to the ``divisors`` the network pools by (a small image is padded to it)."""
+    patch = patch if len(patch) == len(spatial) else (256,) * len(spatial)
+    return tuple(min(int(p), -(-int(s) // int(d)) * int(d)) for p, s, d in zip(patch, spatial, divisors))
+
+
 def check_tile(tile, spatial, overlap=0.5) -> tuple:
     """Validate a tile shape against the image's spatial shape; returns it as a tuple of int."""
     tile = tuple(int(t) for t in tile)

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .blurpool import MaxBlurPool
 from .shift import InputShift
 from ..project import atomic_write
 
@@ -67,10 +68,16 @@ class UNet(nn.Module):
         Per axis of the convolutions (Y, X or Z, Y, X), between -1 and 1: move the input by this many
         pixels first (fixed linear interpolation), so images line up with labels that sit a fraction of
         a pixel off their structures. The plan measures it (``nbseg.data.alignment``).
+    top_skip : bool
+        The skip connection of the top level. N2V2 (``nbseg.denoise``) leaves it out: a blind-spot network
+        that sees its full-resolution input again at the end paints checkerboards.
+    pool : {"max", "maxblur"}
+        Max pooling, or max-blur-pool (:class:`nbseg.model.blurpool.MaxBlurPool`, N2V2's choice).
     """
 
     def __init__(self, spatial_dims: int = 2, in_channels: int = 1, n_classes: int = 2, size: str = "M",
-                 pool_z: bool = True, slices: bool = False, norm: str = "batch", input_shift=None):
+                 pool_z: bool = True, slices: bool = False, norm: str = "batch", input_shift=None,
+                 top_skip: bool = True, pool: str = "max"):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims is {spatial_dims}; use 2 for images, 3 for stacks.")
@@ -88,6 +95,13 @@ class UNet(nn.Module):
             self.spec["slices"] = True
         if norm != "batch":
             self.spec["norm"] = norm
+        if pool not in ("max", "maxblur"):
+            raise ValueError(f"pool is {pool!r}; use 'max' or 'maxblur' (max-blur-pool, as N2V2).")
+        self.top_skip = bool(top_skip)
+        if not self.top_skip:
+            self.spec["top_skip"] = False
+        if pool != "max":
+            self.spec["pool"] = pool
         planar = spatial_dims == 2 or self.slices
         self.align = InputShift(input_shift, in_channels, 2 if planar else 3)
         if self.align.kernel is not None:
@@ -98,16 +112,18 @@ class UNet(nn.Module):
         else:
             norm = nn.BatchNorm2d if planar else nn.BatchNorm3d
         up = nn.ConvTranspose2d if planar else nn.ConvTranspose3d
-        pool = nn.MaxPool2d if planar else nn.MaxPool3d
+        max_pool = nn.MaxPool2d if planar else nn.MaxPool3d
         step = 2 if planar or pool_z else (1, 2, 2)
         widths = SIZES[size]
 
         self.encoders = nn.ModuleList(
             _conv_block(conv, norm, w_in, w_out) for w_in, w_out in zip((in_channels,) + widths[:-1], widths)
         )
-        self.pool = pool(step)
+        self.pool = max_pool(step) if pool == "max" else MaxBlurPool(2 if planar else 3, step)
         self.ups = nn.ModuleList(up(w, w // 2, step, stride=step) for w in widths[:0:-1])
-        self.decoders = nn.ModuleList(_conv_block(conv, norm, w, w // 2) for w in widths[:0:-1])
+        # without the top skip, the top decoder takes the up-sampled features alone (half the channels)
+        ins = [w if k < len(widths) - 2 or self.top_skip else w // 2 for k, w in enumerate(widths[:0:-1])]
+        self.decoders = nn.ModuleList(_conv_block(conv, norm, n, w // 2) for n, w in zip(ins, widths[:0:-1]))
         self.head = conv(widths[0], n_classes, 1)
 
     @property
@@ -133,8 +149,9 @@ class UNet(nn.Module):
             skips.append(x)
             x = self.pool(x)
         x = self.encoders[-1](x)  # bottleneck
-        for up, decode, skip in zip(self.ups, self.decoders, reversed(skips)):
-            x = decode(torch.cat([skip, up(x)], dim=1))
+        for level, (up, decode, skip) in enumerate(zip(self.ups, self.decoders, reversed(skips))):
+            top = level == len(skips) - 1
+            x = decode(up(x) if top and not self.top_skip else torch.cat([skip, up(x)], dim=1))
         return self.head(x)
 
 

@@ -96,6 +96,9 @@ def ensemble_info(ensemble) -> EnsembleInfo:
             raise ValueError(f"The models do not fit together: they differ in {key} ({sorted(values)}). "
                              "Keep only the models of one project in the ensemble.")
     spec, meta = specs[0], ensemble[0][1]
+    if meta.get("kind") == "denoise":  # nbseg.denoise's model files: another task's output
+        raise ValueError(f"{meta.get('source', 'The model')} is a denoiser, not a segmentation model: denoise with "
+                         "`nbseg denoise predict DENOISER IMAGES --output DIR`, then segment the results.")
     dims = spec["spatial_dims"]
     divisors = np.lcm.reduce([_divisors(s) for s in specs]).tolist()
     kind = meta.get("kind") or ("binary" if spec["n_classes"] == 2 else "multiclass")

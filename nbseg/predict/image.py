@@ -21,7 +21,7 @@ from .memory import plan_prediction, release
 from .oom import retry_out_of_memory
 from ..io.images import Image, read_image, with_pixel_sizes
 from .options import PredictOptions
-from ..model.tiling import DiskArray, check_tile, sliding_window
+from ..model.tiling import DiskArray, check_tile, patch_tile, sliding_window
 
 if TYPE_CHECKING:
     import pandas
@@ -243,8 +243,7 @@ def choose_tile(tile, spatial_shape, info) -> tuple:
                 "training patch."
             )
         return tile
-    patch = info.patch if len(info.patch) == len(spatial_shape) else (256,) * len(spatial_shape)
-    return tuple(min(p, -(-s // d) * d) for p, s, d in zip(patch, spatial_shape, divisors))
+    return patch_tile(info.patch, spatial_shape, divisors)
 
 
 def _output_store(shape, dtype, budget, scratch_dir):

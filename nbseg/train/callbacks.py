@@ -51,6 +51,7 @@ class EpochEnd:
     seconds: float
     history: list = field(default_factory=list)  # every epoch so far, as dicts
     warning: str = ""  # e.g. over-fitting: said to the person watching, training goes on
+    score_name: str = "val Dice"  # what val_dice holds: another task's validation score (higher is better)
 
 
 @dataclass
@@ -60,6 +61,7 @@ class TrainEnd:
     best_epoch: int
     model_path: str
     stopped: str  # "epochs", "time budget", "early stopping", "interrupted"
+    score_name: str = "val Dice"
 
 
 class Callback:
@@ -116,10 +118,10 @@ class PrintProgress(Callback):
     def on_epoch_end(self, e: EpochEnd) -> None:
         star = " *" if e.is_best else ""
         self._say(f"epoch {e.epoch + 1:3d}  train loss {e.train_loss:.4f}  val loss {e.val_loss:.4f}  "
-                  f"val Dice {e.val_dice:.4f}{star}  lr {e.lr:.2e}  {e.seconds:.0f}s")
+                  f"{e.score_name} {e.val_dice:.4f}{star}  lr {e.lr:.2e}  {e.seconds:.0f}s")
         if e.warning:
             self._say(f"  warning: {e.warning}")
 
     def on_train_end(self, e: TrainEnd) -> None:
-        self._say(f"fold {e.fold + 1} stopped ({e.stopped}); best val Dice {e.best_dice:.4f} (smoothed) at epoch "
+        self._say(f"fold {e.fold + 1} stopped ({e.stopped}); best {e.score_name} {e.best_dice:.4f} (smoothed) at epoch "
                   f"{e.best_epoch + 1}; model: {e.model_path}")

@@ -49,10 +49,17 @@ def smoothed_dice(dices) -> float:
 
 
 class FoldRun:
-    """Training of one fold: set-up, the epoch loop, validation and checkpoints."""
+    """Training of one fold: set-up, the epoch loop, validation and checkpoints.
+
+    Another task (:mod:`nbseg.denoise`) runs the same loop: it gives an ``objective`` (loss, augmentation,
+    sampler) and overrides :meth:`_hold_back_validation`, :meth:`_validate` and :meth:`_save_model`; its
+    validation score (higher is better) is called :attr:`score_name`.
+    """
+
+    score_name = "val Dice"
 
     def __init__(self, config, project, dataset, plan, *, fold: int, n_folds: int, split, callbacks=(),
-                 notes=(), resume: bool = False):
+                 notes=(), resume: bool = False, objective=None):
         """Set up fold ``fold`` of ``n_folds``; :meth:`run` trains it.
 
         Parameters
@@ -70,8 +77,10 @@ class FoldRun:
             Shown when training begins.
         resume : bool
             Continue from this fold's checkpoint when there is one.
+        objective : nbseg.train.setup.Objective, optional
+            What the run learns when it is not segmentation.
         """
-        self.config, self.dataset, self.plan = config, dataset, plan
+        self.config, self.dataset, self.plan, self.objective = config, dataset, plan, objective
         self.fold, self.n_folds, self.resume = fold, n_folds, resume
         self.patch, self.batch_size = plan.patch, plan.batch_size
         self.callbacks, self.notes = (list(callbacks) if distributed.is_main() else []), list(notes)
@@ -104,7 +113,7 @@ class FoldRun:
         takes its weights from the checkpoint, not from ``train.init``."""
         setup = set_up_training(self.config, self.dataset, self.plan, self.train_samples, device=self.device,
                                 precision=self.precision, seed=self.config.train.seed + 1000 * self.fold,
-                                init=not self._resuming())
+                                init=not self._resuming(), objective=self.objective)
         self.model, self.layout, self.optimizer, self.step = setup.model, setup.layout, setup.optimizer, setup.step
         self.sampler, self.rng, self.generator, self.init_notes = setup.sampler, setup.rng, setup.generator, setup.notes
 
@@ -179,7 +188,7 @@ class FoldRun:
                 self._save_model(self._validate()[1])
         emit(self.callbacks, "on_train_end", TrainEnd(fold=self.fold, best_dice=self.best_dice,
                                                       best_epoch=self.best_epoch, model_path=str(self.paths["model"]),
-                                                      stopped=stopped))
+                                                      stopped=stopped, score_name=self.score_name))
         return FoldResult(self.paths["model"], self.best_dice, self.history, stopped)
 
     def _epoch(self):
@@ -215,7 +224,7 @@ class FoldRun:
         emit(self.callbacks, "on_epoch_end", EpochEnd(
             fold=self.fold, epoch=self.epoch, train_loss=train_loss, val_loss=val_loss, val_dice=val_dice,
             best_dice=self.best_dice, is_best=is_best, lr=lr, seconds=self.elapsed, history=list(self.history),
-            warning=" ".join(filter(None, [*self.messages, overfit]))))
+            warning=" ".join(filter(None, [*self.messages, overfit])), score_name=self.score_name))
         self.messages = []
         if self._out_of_time():
             return "time budget"

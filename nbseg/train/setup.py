@@ -5,6 +5,7 @@ training fit() runs, not a simpler one."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -13,6 +14,26 @@ from . import distributed
 from ..data.sampler import PatchSampler
 from .init import load_init_weights
 from .step import TrainStep, build_model
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a run learns when it is not segmentation (:mod:`nbseg.denoise`: Noise2Void), for the same loop.
+
+    Attributes
+    ----------
+    loss : callable(output, y) -> scalar tensor
+    augmentation : callable(x, y, generator) -> (x, y)
+    sampler : callable(samples, patch, rng) -> object with ``batch(n) -> (x, y)``
+        ``x`` the network's input ``(n, C, [Z,] Y, X)``, ``y`` what ``loss`` reads.
+    network : dict
+        Further :class:`~nbseg.model.unet.UNet` options.
+    """
+
+    loss: Callable
+    augmentation: Callable
+    sampler: Callable
+    network: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -48,7 +69,7 @@ class TrainingSetup:
 
 
 def set_up_training(config, dataset, plan, samples, *, device, precision: str, seed: int,
-                    init: bool = True) -> TrainingSetup:
+                    init: bool = True, objective: Objective | None = None) -> TrainingSetup:
     """The network, optimiser, step and sampler a run trains with.
 
     Parameters
@@ -67,6 +88,8 @@ def set_up_training(config, dataset, plan, samples, *, device, precision: str, s
         Seeds torch (the network's first weights), the sampler and the augmentation.
     init : bool
         Start from ``plan.init``'s weights when fine-tuning; False when a checkpoint replaces them.
+    objective : Objective, optional
+        Another task's network options, loss, augmentation and sampler; default segmentation's.
 
     Returns
     -------
@@ -76,16 +99,20 @@ def set_up_training(config, dataset, plan, samples, *, device, precision: str, s
     torch.manual_seed(seed)
     rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     distributed.shard_streams(rng, generator)  # each process its own patches
-    model, layout = build_model(dataset, plan, device)
+    model, layout = build_model(dataset, plan, device, **(objective.network if objective else {}))
     optimizer = torch.optim.AdamW(model.parameters(), lr=plan.lr,  # plan.lr: fine-tuning's own
                                   weight_decay=train.weight_decay)
     step = TrainStep(model, optimizer, device=device, precision=precision, layout=layout, augment=train.augment,
-                     generator=generator, class_weights=plan.class_weights)
-    balance = range(1, dataset.n_classes) if plan.class_weights else None  # multi-class: each class alike
-    sampler = PatchSampler(samples, plan.patch, foreground_fraction=train.foreground_fraction, seed=rng,
-                           classes=balance)
+                     generator=generator, class_weights=plan.class_weights, loss=objective and objective.loss,
+                     augmentation=objective and objective.augmentation)
+    if objective is not None:
+        sampler = objective.sampler(samples, plan.patch, rng)
+    else:
+        balance = range(1, dataset.n_classes) if plan.class_weights else None  # multi-class: each class alike
+        sampler = PatchSampler(samples, plan.patch, foreground_fraction=train.foreground_fraction, seed=rng,
+                               classes=balance)
     notes = load_init_weights(model, plan.init) if init and plan.init else []
     return TrainingSetup(model, layout, optimizer, step, sampler, rng, generator, notes)
 
 
-__all__ = ["TrainingSetup", "set_up_training"]
+__all__ = ["Objective", "TrainingSetup", "set_up_training"]
