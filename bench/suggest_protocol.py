@@ -42,20 +42,32 @@ def link(names, source: dict, folder: Path) -> Path:
     return folder
 
 
-def pick(rule: str, candidates: list, pool: dict, k: int, fold: int) -> list:
+def pick(rule: str, candidates: list, ranked: dict, k: int, fold: int) -> list:
+    """K of ``candidates`` by ``rule``: nbseg's own ranking (rank_order, as `nbseg suggest` ranks) over the
+    scores and features of the pool computed once, or random."""
     if rule.startswith("random"):
         seed = int(rule.split("-")[1])
         return list(np.random.default_rng(seed + 100 * fold).choice(candidates, k, replace=False))
-    from nbseg.predict.suggest import suggest_images
+    from nbseg.predict.suggest import rank_order
 
-    files = [pool["images"] / name for name in candidates]
-    return [Path(p).name for p in suggest_images("nuclei", files, n=k, by=rule, tta="flips")["image"]]
+    scores = np.array([ranked["scores"][name] for name in candidates])
+    features = [ranked["features"][name] for name in candidates]
+    return [candidates[i] for i in rank_order(scores, features, by=rule, n=k)[:k]]
 
 
-def arm(rule: str, fold: int, parts: list, pool: dict, work: Path, args) -> dict:
+def pool_scores(pool: dict) -> dict:
+    """The bundled model's uncertainty and features for every pool image (TTA flips, as the CLI)."""
+    from nbseg.predict.suggest import image_scores
+
+    rows, features = image_scores("nuclei", sorted(pool["images"].iterdir()), tta="flips")
+    return {"scores": {Path(r["image"]).name: r["score"] for r in rows},
+            "features": {Path(r["image"]).name: f for r, f in zip(rows, features)}}
+
+
+def arm(rule: str, fold: int, parts: list, pool: dict, ranked: dict, work: Path, args) -> dict:
     held = parts[fold]
     candidates = sorted(n for j, part in enumerate(parts) if j != fold for n in part)
-    chosen = pick(rule, candidates, pool, args.k, fold)
+    chosen = pick(rule, candidates, ranked, args.k, fold)
     where = work / f"fold{fold}" / rule
     log = work / "logs" / f"fold{fold}_{rule}.log"
     train = link(chosen, pool, where / "train")
@@ -94,10 +106,10 @@ def main(argv=None) -> int:
     names = sorted(p.name for p in pool["images"].iterdir())
     parts = [sorted(p) for p in np.array_split(np.random.default_rng(0).permutation(names), args.folds)]
     rules = args.rules.split(",") + [f"random-{s}" for s in range(args.random_seeds)]
-    rows = []
+    ranked, rows = pool_scores(pool), []
     for fold in range(args.folds):
         for rule in rules:
-            rows.append(arm(rule, fold, parts, pool, work, args))
+            rows.append(arm(rule, fold, parts, pool, ranked, work, args))
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "picked"}), flush=True)
     means = {rule: {m: round(float(np.mean([r[m] for r in rows if r["rule"] == rule])), 4) for m in ("f1@0.5", "dice")}
              for rule in rules}

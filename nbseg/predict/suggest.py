@@ -62,15 +62,37 @@ def suggest_images(models, images, *, n: int | None = None, by: str = SUGGEST_DE
     import pandas as pd
 
     from ..io.images import file_stem
-    from .ensemble import load_ensemble
     from .files import input_files
+
+    check_choice(by, tuple(SUGGEST_BY), what="by", hint=f" (one of {', '.join(SUGGEST_BY)})")
+    paths = [p for p in input_files(images) if file_stem(p) not in set(skip)]
+    rows, features = image_scores(models, paths, uncertainty=SUGGEST_BY[by], tta=tta, device=device,
+                                  progress=progress)
+    table = pd.DataFrame(rows, columns=["image", "name", "score", "foreground_fraction"])
+    order = rank_order(table["score"].to_numpy(), features, by=by, n=batch or n or BATCH)
+    table = table.iloc[order].reset_index(drop=True)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table if n is None else table.head(int(n))
+
+
+def image_scores(models, paths, *, uncertainty: str = "entropy", tta: str = "flips", device: str = "auto",
+                 progress=None) -> tuple[list, list]:
+    """Each image's uncertainty score and network features: what :func:`rank_order` ranks by.
+
+    Returns
+    -------
+    rows : list of dict
+        ``image`` (the path), ``name``, ``score``, ``foreground_fraction``, in the order of ``paths``.
+    features : list of (F,) arrays or None
+        The deepest layer's activations averaged over the image (unit length); None for models without them.
+    """
+    from ..io.images import file_stem
+    from .ensemble import load_ensemble
     from .image import predict_image
     from .options import PredictOptions
 
-    check_choice(by, tuple(SUGGEST_BY), what="by", hint=f" (one of {', '.join(SUGGEST_BY)})")
     ensemble = models if isinstance(models, list) else load_ensemble(models)
-    options = PredictOptions(tta=tta, device=device, uncertainty=SUGGEST_BY[by])
-    paths = [p for p in input_files(images) if file_stem(p) not in set(skip)]
+    options = PredictOptions(tta=tta, device=device, uncertainty=uncertainty)
     rows, features = [], []
     with _Features(ensemble) as taken:
         for i, path in enumerate(paths):
@@ -81,11 +103,7 @@ def suggest_images(models, images, *, n: int | None = None, by: str = SUGGEST_DE
                          "foreground_fraction": fg / max(1, prediction.uncertainty.size)})
             if progress:
                 progress(i + 1, len(paths), file_stem(path))
-    table = pd.DataFrame(rows, columns=["image", "name", "score", "foreground_fraction"])
-    order = rank_order(table["score"].to_numpy(), features, by=by, n=batch or n or BATCH)
-    table = table.iloc[order].reset_index(drop=True)
-    table.insert(0, "rank", range(1, len(table) + 1))
-    return table if n is None else table.head(int(n))
+    return rows, features
 
 
 def propose_labels(models, image, *, tta: str = "flips", device: str = "auto"):
@@ -191,5 +209,5 @@ def suggestion_paths(table) -> list[Path]:
     return [Path(p) for p in table["image"]]
 
 
-__all__ = ["BATCH", "SUGGEST_BY", "SUGGEST_DEFAULT", "cover", "propose_labels", "rank_order", "suggest_images",
+__all__ = ["BATCH", "SUGGEST_BY", "SUGGEST_DEFAULT", "cover", "image_scores", "propose_labels", "rank_order", "suggest_images",
            "suggestion_paths"]
