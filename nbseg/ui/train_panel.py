@@ -191,7 +191,8 @@ class TrainPanel(PanelBase):
         self.assemble("Training", self.plan, self.start.box, self.size, self.patch, self.rule, self.budget,
                       self.epochs, self.minutes, self.batch,
                       self.steps, self.folds, self.patience, self.augment, self.lr, self.scale,
-                      self.replace, w.HBox([self.train_button, self.resume_button]), FEEDBACK, self.log, self.bars, self.plot,
+                      self.replace, w.HBox([self.train_button, self.resume_button]), FEEDBACK, self.log, self.bars,
+                      self.plot,
                       intro="Training runs in this notebook's kernel. The kernel's stop button (■) ends it cleanly "
                             "and keeps the best model; 'Resume from disk' continues later, even after a restart.")
         self._show_budget()  # the budget's observer keeps it right when opening the project changes it

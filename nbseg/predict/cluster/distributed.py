@@ -1,8 +1,9 @@
 """Predict on a dask.distributed cluster: a local one, SLURM jobs (dask-jobqueue), or a running scheduler.
 
 Images are mapped over the workers; an image larger than ``block``, or than a worker's memory bound
-holds whole (:mod:`.block_size`), is cut into blocks (:mod:`.blocks`) that workers predict with nbseg's own tiled predictor and write straight into
-Zarr as they finish, so no image passes through this process. Each worker loads the models once.
+holds whole (:mod:`.block_size`), is cut into blocks (:mod:`.blocks`) that workers predict with nbseg's
+own tiled predictor and write straight into Zarr as they finish, so no image passes through this
+process. Each worker loads the models once.
 """
 from __future__ import annotations
 
