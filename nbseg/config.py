@@ -154,6 +154,10 @@ class TrainConfig(_Strict):
     # fine-tuning: start from this model's weights (project folder, model file, bioimage.io package or bundled
     # model name; nbseg.train.init). None: from scratch. The architecture is the source's, the lr a third
     init: Optional[str] = None
+    # whether a train.lr other than the default is fine-tuning's peak too. Notebook 04 saves its sweep's rate
+    # with False unless ticked: a rate for training from scratch would be too large for weights that already
+    # segment, which keep their own rule (nbseg.train.init.fine_tune_lr). CLI --lr sets True
+    lr_for_fine_tuning: bool = True
     # a 3D network trained from scratch starts from a 2D network over the slices trained for the first half of
     # the time (nbseg.train.warm_start). None: planned (with a time budget and one fold)
     warm_start: Optional[bool] = None

@@ -12,7 +12,8 @@ import zarr
 from skimage.measure import label
 
 from nbseg.io.images import read_image, write_ome_tiff
-from nbseg.predict.cluster.blocks import Block, check_block, plan_blocks
+from nbseg.predict.cluster.block_size import block_peak, choose_block, fit_block
+from nbseg.predict.cluster.blocks import Block, plan_blocks
 from nbseg.predict.cluster import ClusterError, connect, predict_on_cluster, slurm_settings
 from nbseg.predict.cluster.distributed import _stitch
 from nbseg.predict.files import predict_files
@@ -72,9 +73,10 @@ def test_cli_predicts_on_a_running_scheduler(tmp_path, capsys, client):
     project = make_project(tmp_path / "project", dims=2)
     write_ome_tiff(tmp_path / "in" / "a.tif", np.random.default_rng(0).random((80, 72), np.float32), axes="YX")
     code = main(["predict", str(project), str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--cluster",
-                 client.scheduler.address, "--block", "40,40", "--tta", "none", "--instances", "--threshold", "0.45"])
+                 client.scheduler.address, "--block", "20,40", "--tta", "none", "--instances", "--threshold", "0.45"])
     captured = capsys.readouterr()
-    assert code == 0 and "[4/4] a block" in captured.err, "progress over the 2 x 2 blocks"
+    assert "block [20, 40] rounded up to [32, 40]: a block holds at least one tile" in captured.out
+    assert code == 0 and "[6/6] a block" in captured.err, "progress over the 3 x 2 blocks"
     assert "Stitching across block faces made" in captured.out
     assert read_image(tmp_path / "out" / "a.labels.ome.zarr").data.shape == (1, 80, 72)
     assert main(["predict", str(project), str(tmp_path / "in"), "--output", str(tmp_path / "x"),
@@ -102,8 +104,11 @@ def test_half_scale_model_in_blocks_matches_one_process(shared_data, tmp_path, c
     project = make_project(tmp_path / "project", dims=3, plan={"scale": [1.0, 0.5, 0.5]})
     reference = predict_image(project, path, tta="none", precision="fp32", dtype=np.float32).foreground
     threshold = float(np.quantile(reference, 0.6))  # an untrained model: a threshold that leaves both classes
-    table = predict_on_cluster(project, path, tmp_path / "out", cluster=client, block=(8, 64, 64), tta="none",
-                               precision="fp32", threshold=threshold)
+    said = []  # the README's case: a block of the models' tile in its own pixels is half a tile of the input's
+    table = predict_on_cluster(project, path, tmp_path / "out", cluster=client, block=(8, 32, 32), tta="none",
+                               precision="fp32", threshold=threshold, report=said.append)
+    assert said == ["block [8, 32, 32] rounded up to [8, 64, 64]: a block holds at least one tile of the model "
+                    "([8, 32, 32] at working scale 1x0.5x0.5, [8, 64, 64] pixels of the image)."]
     assert table.loc[0, "blocks"] == 2 * 2 * 2
     prob = read_image(tmp_path / "out" / "crop.prob.ome.zarr")
     mask = read_image(tmp_path / "out" / "crop.mask.ome.zarr").data[0] > 0
@@ -112,8 +117,37 @@ def test_half_scale_model_in_blocks_matches_one_process(shared_data, tmp_path, c
     assert np.abs(prob.data[0] - reference).max() <= 1e-4
     whole = to_uint8(reference) > threshold * 255
     assert whole.any() and (mask & whole).sum() / (mask | whole).sum() >= 0.995
-    with pytest.raises(ValueError, match=r"smaller than the model's tile \[8, 64, 64\]"):
-        predict_on_cluster(project, path, tmp_path / "small", cluster=client, block=(8, 32, 32))
+
+
+@pytest.mark.slow  # a dask cluster of two worker processes
+def test_without_a_block_one_is_chosen_from_the_memory_bound(tmp_path, client, monkeypatch):
+    import re
+
+    import nbseg.predict.cluster.block_size as block_size
+    from nbseg.predict.cluster.connect import worker_memory
+
+    limits = [w["memory_limit"] for w in client.scheduler_info()["workers"].values()]
+    assert worker_memory(client)[0] == min(limits) and worker_memory("tcp://head:8786")[0] is None
+    baseline = 1_500_000_000  # what a worker holds before predicting, taken above what these workers hold
+    monkeypatch.setattr(block_size, "current_memory", lambda: baseline)  # this process's planning only
+    project = make_project(tmp_path / "project", dims=2)
+    path = tmp_path / "in" / "a.tif"
+    write_ome_tiff(path, np.random.default_rng(1).random((160, 144), np.float32), axes="YX")
+    settings = dict(in_channels=1, n_out=2, width=16, batch_size=4, baseline=baseline)
+    whole, tile = (block_peak(b, (160, 144), (32, 32), None, **settings) for b in ((160, 144), (32, 32)))
+    said = []
+    table = predict_on_cluster(project, path, tmp_path / "out", cluster=client, tta="none", precision="fp32",
+                               max_memory=(whole + tile) // 2, report=said.append)
+    assert table.loc[0, "blocks"] > 1 and len(said) == 1 and said[0].startswith("a: cut into blocks of ")
+    assert "--max-memory" in said[0]
+    size = [int(v) for v in re.search(r"blocks of \[(\d+), (\d+)\]", said[0]).groups()]
+    assert all(v % 32 == 0 for v in size) and size != [32, 32], "whole tiles, more than one"
+    prob = read_image(tmp_path / "out" / "a.prob.ome.zarr").data[0]
+    reference = predict_image(project, path, tta="none", precision="fp32", dtype=np.float32).foreground
+    assert np.abs(prob - reference).max() <= 1e-4
+    predict_on_cluster(project, path, tmp_path / "whole", cluster=client, tta="none", max_memory=whole + 10**6,
+                       report=said.append)
+    assert (tmp_path / "whole" / "a.prob.ome.tif").exists() and len(said) == 1, "a bound that holds it: whole"
 
 
 @pytest.mark.slow  # a dask cluster of two worker processes
@@ -180,13 +214,34 @@ def test_blocks_cover_the_tile_grid():
     assert Block((0,), (slice(10, 20),), (slice(4, 30),)).crop == (slice(6, 16),)
 
 
-def test_block_checks():
-    with pytest.raises(ValueError, match=r"smaller than the model's tile \[32, 32\].*Y=16 < 32"):
-        check_block((16, 64), (32, 32), (8, 8))
-    with pytest.raises(ValueError, match="multiple of .8, 8.*X=100 is not divisible by 8"):
-        check_block((64, 100), (32, 32), (8, 8))
+def test_a_given_block_is_rounded_up_to_what_the_models_predict():
+    assert fit_block((40, 40), (32, 32), (8, 8)) == ((40, 40), None)
+    size, note = fit_block((16, 64), (32, 32), (8, 8))
+    assert size == (32, 64) and note == ("block [16, 64] rounded up to [32, 64]: a block holds at least one tile "
+                                         "of the model ([32, 32]).")
+    size, note = fit_block((64, 100), (32, 32), (8, 8))
+    assert size == (64, 104) and "each side a multiple of [8, 8] (what the U-Net pools)" in note
+    # Lucchi++'s plan (scale 0.5 in-plane, 256 px tiles): the README's --block 32,256,256, in the input's pixels
+    size, note = fit_block((32, 256, 256), (32, 256, 256), (1, 16, 16), factors=(1.0, 0.5, 0.5))
+    assert size == (32, 512, 512) and "[32, 512, 512] pixels of the image" in note and "multiple" not in note
+    assert fit_block((32, 600, 600), (32, 256, 256), (1, 16, 16), factors=(1.0, 0.5, 0.5))[1] is None
     with pytest.raises(ValueError, match="2 spatial axes"):
-        check_block((8, 64, 64), (32, 32), (8, 8))
+        fit_block((8, 64, 64), (32, 32), (8, 8))
+
+
+def test_blocks_chosen_from_the_tile_and_a_memory_bound():
+    def fits(block):
+        return np.prod(block) <= 300 * 300
+
+    assert choose_block((1000, 1000), (64, 64), None, fits) == (320, 256)  # whole tiles, grown side by side
+    assert choose_block((250, 290), (64, 64), None, fits) is None  # the whole image fits
+    assert choose_block((1000, 1000), (512, 512), None, fits) == (512, 512)  # one tile is the least
+    assert choose_block((8, 1000, 1000), (8, 64, 64), (1.0, 0.5, 0.5), lambda b: np.prod(b) <= 8 * 300 * 300) == \
+        (8, 256, 256)  # tiles of 128 input pixels
+    settings = dict(in_channels=1, n_out=2, width=16, batch_size=4)
+    whole, half = (block_peak(b, (1000, 1000), (64, 64), None, **settings) for b in ((1000, 1000), (500, 500)))
+    assert whole > half and block_peak((500, 500), (1000, 1000), (64, 64), None, **settings, baseline=10**9) == \
+        half + 10**9
 
 
 def _free_port() -> int:
@@ -208,8 +263,7 @@ def test_unreachable_scheduler_is_named_and_nothing_written(tmp_path):
 def test_bad_block_and_settings_refused_before_writing(tmp_path, client):
     project = make_project(tmp_path / "project", dims=2)
     write_ome_tiff(tmp_path / "in" / "a.tif", np.random.default_rng(0).random((96, 96)), axes="YX")
-    for settings, message in [(dict(block=(16, 16)), "smaller than the model's tile"),
-                              (dict(block=(36, 36)), "not divisible by 8"),
+    for settings, message in [(dict(block=(8, 32, 32)), "2 spatial axes"),
                               (dict(block=(32, 32), threshold="otsu"), "otsu"),
                               (dict(block=(32, 32), format="tiff"), "--format zarr")]:
         with pytest.raises(ValueError, match=message):

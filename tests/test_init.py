@@ -99,6 +99,29 @@ def test_lr_given_is_used_as_is(data2d, source):
     assert plan.lr == 1e-3 and "as set" in plan.reasons["lr"]
 
 
+def test_a_swept_rate_leaves_fine_tuning_its_own_unless_asked(tmp_path):
+    """Notebook 04 saves its rate for training from scratch; `nbseg train --init` keeps fine-tuning's rule
+    unless the command gives --lr (or 04's tick said so)."""
+    from nbseg.cli.main import build_parser
+    from nbseg.cli.train import config_from_args
+    from nbseg.train.init import fine_tune_lr
+
+    def planned(*options, **saved):
+        Config(data={"images": tmp_path / "raw"}, train={"lr": 1e-2, **saved}).save(tmp_path)
+        args = build_parser().parse_args(["train", "--project", str(tmp_path), *options])
+        return fine_tune_lr(config_from_args(args).train)
+
+    lr, why = planned("--init", "nuclei", lr_for_fine_tuning=False)  # 04's rate, not ticked
+    assert lr == pytest.approx(1e-3) and "1.0e-02 is for training from scratch" in why
+    assert planned("--init", "nuclei", "--lr", "1e-2", lr_for_fine_tuning=False) == (
+        1e-2, "1.0e-02, as set (train.lr; CLI --lr)")
+    assert planned("--init", "nuclei", "--lr", "5e-4", lr_for_fine_tuning=False)[0] == 5e-4
+    assert planned("--init", "nuclei")[0] == pytest.approx(1e-3), "an earlier command's --lr was for scratch"
+    ticked = dict(init="nuclei", lr_for_fine_tuning=True)  # 04's tick, for the project's source
+    assert planned(**ticked)[0] == planned("--init", "nuclei", **ticked)[0] == 1e-2
+    assert planned("--init", "other.pt", **ticked)[0] == pytest.approx(1e-3), "another source: its own rule"
+
+
 @pytest.mark.slow  # fine-tuning from a trained source
 def test_rgb_data_from_a_one_channel_source(data2d, source, scratch_dice, tmp_path):
     rgb = tmp_path / "rgb"

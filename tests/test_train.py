@@ -13,6 +13,7 @@ from nbseg.config import Config
 from nbseg.data import load_dataset, sample
 from nbseg.train.lr_finder import MAX_PROPOSED_LR, lr_sweep, propose_lr, suggest_lr
 from nbseg.data.sampler import PatchSampler
+from nbseg.project import ProjectLayout
 from nbseg.model.unet import UNet, load_model_file
 from nbseg.train.trainer import fit
 
@@ -167,6 +168,31 @@ def test_cli_prints_the_plan_and_saves_fingerprint(tmp_path, capsys):
     fp = json.loads((project / "fingerprint.json").read_text())
     assert fp["spatial_dims"] == 3 and fp["pixel_sizes"][0] == pytest.approx(2.18)
     assert fp["object_size"]["count"] >= 1 and f"min_size: {saved['min_size']} voxels" in out
+
+
+@pytest.mark.slow  # four short training runs
+def test_cli_replaces_a_trained_model_only_with_overwrite(tmp_path, capsys):
+    """`nbseg train` into a project that holds a trained model is refused (nothing written); --resume continues
+    its run and --overwrite starts over."""
+    from nbseg.cli.main import main
+
+    root, project = crops(tmp_path, 2), tmp_path / "p"
+    args = ["train", "--images", str(root / "images"), "--masks", str(root / "masks"), "--project", str(project),
+            "--steps-per-epoch", "1", "--batch-size", "2", "--patch", "64,64", "--precision", "fp32"]
+    assert main(args + ["--epochs", "1"]) == 0
+    model = ProjectLayout(project).model(0)
+    before = {p: p.stat().st_mtime_ns for p in project.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(args + ["--epochs", "1", "--seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a trained model already (models/fold0.pt)" in err and "pass --overwrite" in err, err
+    assert "use --resume" in err
+    assert {p: p.stat().st_mtime_ns for p in project.rglob("*") if p.is_file()} == before, "a refusal writes nothing"
+    assert main(args + ["--epochs", "2", "--resume"]) == 0  # an unfinished run continues without --overwrite
+    assert "resuming at epoch 2" in capsys.readouterr().out
+    assert main(args + ["--epochs", "1", "--overwrite"]) == 0
+    assert len(read_history(ProjectLayout(project).history_file(0))) == 1, "started over"
+    assert model.stat().st_mtime_ns != before[model]
 
 
 def test_single_image_is_split_across_its_longest_axis():

@@ -7,6 +7,7 @@ by a module fixture, and changes only its copy: any one test runs alone, and in 
 (``pytest $(pytest --co -q tests/test_ui_panels.py | grep :: | tac)`` runs them in reverse)."""
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -166,6 +167,7 @@ def test_04_patch_rule_is_checked_live(configured, tmp_path):
     assert panel.error is None
     assert_tooltips(panel)
     assert_primary_order(panel, ["Train"])
+    assert panel.replace.layout.display == "none", "no trained model: nothing to replace"
     panel.patch.value = "60,60"
     assert panel.train_button.disabled and "Nearest valid sizes" in panel.rule.value
     panel.patch.value = "16,64,64"
@@ -206,6 +208,30 @@ def test_05_train_plot_files_and_resume(trained, tmp_path):
     assert panel.error is None, panel.errors.message.value
     assert [h["epoch"] for h in panel.state.history] == [0, 1, 2]
     assert "Resumed from the checkpoint on disk at epoch 3." in panel.log.value
+
+
+@pytest.mark.slow  # training
+def test_05_train_asks_before_replacing_the_trained_model(trained, tmp_path):
+    from nbseg.ui import TrainPanel
+
+    project = copy_of(trained[0], tmp_path)
+    files = [project / "models" / "fold0.pt", project / "config.yaml", project / "history" / "fold0.csv"]
+    before = [f.stat().st_mtime_ns for f in files]
+    panel = TrainPanel(project)
+    assert panel.error is None, panel.errors.message.value
+    assert panel.replace.layout.display == "" and not panel.replace.value
+    panel.epochs.value, panel.steps.value = 1, 2
+    panel.train_button.click()
+    message = html.unescape(panel.errors.message.value)
+    assert panel.error is not None and "holds a trained model already" in message
+    assert "tick 'Replace the trained model'" in message and "press 'Resume from disk'" in message
+    assert [f.stat().st_mtime_ns for f in files] == before, "refused before the settings are saved"
+    panel.replace.value = True
+    panel.train_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert [h["epoch"] for h in panel.state.history] == [0], "started over"
+    assert all(f.stat().st_mtime_ns != t for f, t in zip(files, before))
+    assert not panel.replace.value, "the next replacement is asked for again"
 
 
 @pytest.mark.slow  # training
@@ -663,23 +689,46 @@ def test_03_drawing_view_uses_the_projects_pixel_sizes(configured, tmp_path):
     assert_scale_bar(panel.draw.view, 0.2, "10 µm")
 
 
-@pytest.mark.slow  # two LR sweeps
-def test_cli_and_notebook_03_propose_the_same_rate(tmp_path, monkeypatch, capsys):
-    """The cap on an overshooting suggestion lives in the core: `nbseg lr-find` and 03 propose one rate."""
+@pytest.mark.slow  # an LR sweep
+def test_cli_and_notebook_04_propose_the_same_rate(tmp_path, monkeypatch, capsys):
+    """The cap on an overshooting suggestion lives in the core: `nbseg lr-find` and 04 propose one rate and
+    say the same of the rate fine-tuning will use; 04's saved rate leaves fine-tuning's own rule unless ticked."""
     import re
 
     import nbseg.train.lr_finder as finder
     from nbseg.cli.main import main
-    from nbseg.data import sample
+    from nbseg.data import load_dataset, sample
+    from nbseg.train.plan import plan_training
     from nbseg.ui import LRPanel
 
     monkeypatch.setattr(finder, "suggest_lr", lambda lrs, smoothed: 0.5)  # a short sweep that overshoots
     src = sample("nuclei2d")
     project = tmp_path / "p"
-    Config(data=src).save(project)
+    Config(data=src, train={"init": "nuclei"}).save(project)  # fine-tuning the bundled model
     assert main(["lr-find", "--images", str(src["images"]), "--masks", str(src["masks"]), "--project", str(project),
                  "--steps", "6", "--patch", "64,64", "--batch-size", "2"]) == 0
-    printed = float(re.search(r"proposed learning rate: (\S+)", capsys.readouterr().out).group(1))
+    out = capsys.readouterr().out
+    printed = float(re.search(r"proposed learning rate: (\S+)", out).group(1))
+    said = re.search(r"^with it, (.*?); to use", out, flags=re.M).group(1)
+    assert "fine-tunes from nuclei (train.init), at 1.00e-03, its own rule" in said
     panel = LRPanel(project)
     assert panel.error is None, panel.errors.message.value
     assert panel.lr.value == pytest.approx(printed) == pytest.approx(finder.MAX_PROPOSED_LR)
+    assert not panel.fine_tune.value and said in panel.use_text.value  # one sentence, one rule
+    panel.accept_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert "at 1.00e-03, its own rule" in panel.status.text
+
+    def planned_lr():
+        config = Config.load(project)
+        return config.train.lr, plan_training(config, load_dataset(config.data))[0]
+
+    saved, plan = planned_lr()  # the saved rate is for training from scratch: fine-tuning keeps its rule
+    assert saved == pytest.approx(finder.MAX_PROPOSED_LR)
+    assert plan.lr == pytest.approx(1e-3) and "is for training from scratch" in plan.reasons["lr"]
+    panel.fine_tune.value = True  # asked for: fine-tuning at the saved rate
+    assert "set for fine-tuning too" in panel.use_text.value
+    panel.accept_button.click()
+    saved, plan = planned_lr()
+    assert plan.lr == pytest.approx(saved) == pytest.approx(finder.MAX_PROPOSED_LR)
+    assert LRPanel(project).fine_tune.value, "a fresh kernel shows the saved choice"

@@ -55,7 +55,8 @@ def _register_predict(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=4, metavar="N", help="tiles per step (default 4; lower it if memory runs out)")
     p.add_argument("--max-memory", type=_memory_size, metavar="SIZE",
                    help="keep the process under this much memory, e.g. 2GB or 500MB: smaller batches, results "
-                        "kept on disk while predicting (default: no bound)")
+                        "kept on disk while predicting (default: no bound). With --cluster, the bound of each "
+                        "worker: an image it cannot hold whole is cut into blocks")
     p.add_argument("--axes", help="axes of the files if they don't say, e.g. ZYX, CYX (default: as in training)")
     p.add_argument("--pixel-size", type=float_list("pixel size", "2,0.5,0.5"), dest="pixel_sizes", metavar="[Z,]Y,X",
                    help="pixel size Z,Y,X (or Y,X) in µm, for files that do not say: the objects' µm columns and the "
@@ -73,7 +74,11 @@ def _register_predict(subparsers) -> None:
                         "address. See docs/scaling.md")
     p.add_argument("--block", type=int_list("block size", "1024,1024 or 64,512,512"), metavar="[Z,]Y,X",
                    help="with --cluster: cut images larger than this into blocks that workers predict and write "
-                        "into OME-Zarr as they finish (objects are stitched across block faces)")
+                        "into OME-Zarr as they finish (objects are stitched across block faces). A block below "
+                        "one tile of the model (in the image's pixels: a 256 px tile at scale 0.5 is 512) or not "
+                        "a multiple of what the U-Net pools is rounded up, and said. Default: an image a worker "
+                        "cannot hold whole (--max-memory; else most of a local or SLURM worker's memory) is cut "
+                        "into the largest blocks of whole tiles it holds")
     p.add_argument("--overwrite", action="store_true", help="replace earlier results in the output folder")
     p.add_argument("--trust-code", action="store_true",
                    help="PROJECT is a bioimage.io package with pytorch_state_dict weights: run its architecture code")
@@ -202,7 +207,7 @@ def run_predict(args) -> int:
         from ..predict.cluster import predict_on_cluster
 
         table = predict_on_cluster(project, args.inputs, args.output, options, cluster=args.cluster, block=args.block,
-                                   overwrite=args.overwrite, progress=_progress)
+                                   overwrite=args.overwrite, progress=_progress, report=print)
     else:
         table = predict_files(project, args.inputs, args.output, options, overwrite=args.overwrite,
                               progress=_progress)

@@ -49,7 +49,8 @@ def _add_training_options(parser) -> None:
                        help="patch size Y,X (2D) or Z,Y,X (3D); each pooled side divisible by 8 (16 for size L)")
     train.add_argument("--batch-size", type=int, help="patches per training step (default: planned from the patch "
                        "and the device, printed before training)")
-    train.add_argument("--lr", type=float, help="peak learning rate (default 3e-3; see `nbseg lr-find`)")
+    train.add_argument("--lr", type=float, help="peak learning rate (default 3e-3; see `nbseg lr-find`); with "
+                       "--init it replaces fine-tuning's own rate (a third of the default)")
     train.add_argument("--steps-per-epoch", type=int, help="training steps between two validations (default: planned, "
                        "an epoch of about 4 M voxels, printed before training)")
     train.add_argument("--patience", type=int, help="stop after this many epochs without a better validation Dice")
@@ -81,6 +82,11 @@ def config_from_args(args) -> Config:
     base = Config.load(saved) if Path(saved).exists() else None
     # init "none" clears a saved init (nbseg.train.init.init_source)
     train = _given(args, [(key, key) for key in (*_TRAIN_KEYS, "init", "warm_start")])
+    init = getattr(args, "init", None)  # lr-find has no --init
+    if args.lr is not None:
+        train["lr_for_fine_tuning"] = True  # given on purpose, for this run whatever it starts from
+    elif init is not None and (base is None or init != base.train.init):
+        train["lr_for_fine_tuning"] = False  # a new source keeps fine-tuning's own lr unless --lr is given
     if args.minutes is not None:
         train["epochs"] = None
     if args.epochs is not None:
@@ -112,8 +118,9 @@ def _train(args, config, say) -> int:
     from ..data import load_dataset
     from ..train.callbacks import PrintProgress
     from ..train.plan import plan_training
-    from ..train.trainer import fit
+    from ..train.trainer import check_replace, fit
 
+    check_replace(args.project, replace=args.overwrite, resume=args.resume)  # before anything is written
     dataset = load_dataset(config.data)
     plan, fingerprint = plan_training(config, dataset)
     for line in fingerprint.notes + plan.lines():
@@ -128,7 +135,7 @@ def _train(args, config, say) -> int:
 
 
 def run_lr_find(args) -> int:
-    from ..train.lr_finder import find_lr
+    from ..train.lr_finder import find_lr, rate_in_use
 
     config = config_from_args(args)
     result = find_lr(config, args.project, num_steps=args.steps)
@@ -137,7 +144,11 @@ def run_lr_find(args) -> int:
     print(f"steepest descent at {result.suggestion:.2e}")
     if result.proposal_note:
         print(f"note: {result.proposal_note}")
-    print(f"proposed learning rate: {result.proposal:.2e}  (use: nbseg train ... --lr {result.proposal:.2e})")
+    proposal = f"{result.proposal:.2e}"
+    print(f"proposed learning rate: {proposal}  (use: nbseg train ... --lr {proposal})")
+    # as `nbseg train` would read it without --lr: a fine-tuning run keeps its own rate
+    train = config.train.model_copy(update={"lr": result.proposal, "lr_for_fine_tuning": False})
+    print("with it, " + rate_in_use(train, override=f"give --lr {proposal} with --init"))
     print(f"saved: {ProjectLayout(args.project).lr_finder}")
     return 0
 
@@ -163,11 +174,16 @@ def register(subparsers) -> None:
                             "model name (e.g. nuclei); 'none' trains from scratch. The network (2D/3D, size, norm, "
                             "scale) is the source's; the classes must match; a 1-channel model is spread over 3 "
                             "channels (or 3 summed to 1); percentiles come from your data; the peak lr is a third "
-                            "of the default unless --lr is given. --resume continues from the checkpoint")
+                            "of the default unless --lr is given with it (a rate saved by notebook 04 is for "
+                            "training from scratch unless ticked for fine-tuning). --resume continues from the "
+                            "checkpoint")
     train.add_argument("--no-warm-start", dest="warm_start", action="store_false", default=None,
                        help="train a 3D network from random weights; by default it starts from a 2D network "
                             "over the slices trained for the first half of --minutes (train.warm_start)")
     train.add_argument("--resume", action="store_true", help="continue a stopped run from its last checkpoint")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the trained model of --project: without it, training into a project that "
+                            "holds one is refused (--resume continues its run instead)")
     train.set_defaults(func=run_train)
 
     finder = subparsers.add_parser(

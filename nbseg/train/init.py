@@ -26,9 +26,12 @@ What fine-tuning keeps and changes:
   over the new channels and divided by their number, or summed over the old ones), so that an image
   with equal channels gives the same activations. Other channel counts are refused.
 - **Normalisation** percentiles come from the new data (``data.percentiles``), as always.
-- **Learning rate**: the peak is ``train.lr / 10`` when ``train.lr`` is left at its default: the weights
-  already segment, and a full-size first step would undo much of that. Any other ``train.lr``
-  (CLI ``--lr``) is used as given.
+- **Learning rate**: the peak is a third of the default ``train.lr`` (:func:`fine_tune_lr`): the weights
+  already segment, and a full-size first step would undo much of that. A ``train.lr`` set on purpose for
+  fine-tuning (CLI ``--lr``, notebook 04's tick 'Use this rate for fine-tuning too', or a config with
+  ``train.lr_for_fine_tuning: true``, the default) is used as given; a rate notebook 04's LR finder saved
+  for training from scratch (``lr_for_fine_tuning: false``) is not, nor an earlier command's ``--lr`` once
+  a new ``--init`` comes without one.
 - ``--resume`` continues from the project's checkpoint, not from the source.
 """
 from __future__ import annotations
@@ -122,7 +125,7 @@ def fine_tune_plan(plan, config, info: dict, dataset, intensity=None):
     else:
         reasons["network"] = (f"{network}, model {spec['size']}, {spec.get('norm', 'batch')} norm, scale "
                               f"{plan.scale[-1]:g}: the init model's architecture")
-    lr, reasons["lr"] = _fine_tune_lr(float(config.train.lr))
+    lr, reasons["lr"] = fine_tune_lr(config.train)
     note = channel_note(spec["in_channels"], dataset.in_channels)
     if note:
         reasons["channels"] = note
@@ -149,15 +152,24 @@ def contrast_flipped(source, data) -> bool:
     return a is not None and b is not None and a != b
 
 
-def _fine_tune_lr(lr: float) -> tuple[float, str]:
-    """The peak lr for fine-tuning (``lr``: the config's), and why. The warm start's 3D phase sets its own
-    afterwards (:func:`nbseg.train.warm_start.warm_start_phases`)."""
-    default = TrainConfig.model_fields["lr"].default
-    if lr != default:
+def fine_tune_lr(train) -> tuple[float, str]:
+    """The peak lr for fine-tuning with the ``train`` settings (:class:`~nbseg.config.TrainConfig`), and why.
+
+    ``train.lr`` when it is not the default and ``train.lr_for_fine_tuning`` says it is meant for fine-tuning
+    too; otherwise a third of the default. The warm start's 3D phase sets its own afterwards
+    (:func:`nbseg.train.warm_start.warm_start_phases`).
+    """
+    default, lr = TrainConfig.model_fields["lr"].default, float(train.lr)
+    if lr != default and train.lr_for_fine_tuning:
         return lr, f"{lr:.1e}, as set (train.lr; CLI --lr)"
-    return default * FINE_TUNE_LR_FACTOR, (
-        f"{default * FINE_TUNE_LR_FACTOR:.1e}: fine-tuning, a third of the {default:.0e} default: the init weights "
-        "already segment and full-size steps would undo much of what they learnt (set train.lr, CLI --lr, to choose)")
+    rule = default * FINE_TUNE_LR_FACTOR
+    why = (f"{rule:.1e}: fine-tuning, a third of the {default:.0e} default: the init weights already segment and "
+           "full-size steps would undo much of what they learnt")
+    if lr == default:
+        return rule, why + " (set train.lr, CLI --lr, to choose)"
+    return rule, why + (f"; train.lr {lr:.1e} is for training from scratch (train.lr_for_fine_tuning is false, as "
+                        "notebook 04 saves a swept rate): pass --lr, or tick 'Use this rate for fine-tuning too' "
+                        "in 04, to fine-tune at it")
 
 
 def channel_note(src: int, dst: int) -> str | None:
@@ -276,5 +288,5 @@ def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
 
 
 __all__ = ["InitError", "adapt_input_conv", "architecture_config", "check_compatible", "contrast_flipped",
-           "fine_tune_plan", "inflate_state", "inflates", "init_source", "invert_input", "is_planar",
+           "fine_tune_lr", "fine_tune_plan", "inflate_state", "inflates", "init_source", "invert_input", "is_planar",
            "load_init_weights", "resolve_init"]

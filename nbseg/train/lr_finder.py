@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import TrainConfig
 from ..project import ProjectLayout, write_json
 from ..runtime import memory_format
 from .step import TrainStep
@@ -97,6 +98,34 @@ def propose_lr(suggestion: float, *, cap: float = MAX_PROPOSED_LR) -> tuple[floa
         return cap, (f"the suggestion {suggestion:.1e} is above {cap:.0e}, where U-Net training with AdamW rarely "
                      f"stays stable (a short sweep often overshoots); proposing {cap:.0e}")
     return float(f"{suggestion:.3g}"), ""
+
+
+def rate_in_use(train, *, override: str) -> str:
+    """Which peak learning rate training will use with the ``train`` settings, and why, in one sentence.
+
+    The one wording for `nbseg lr-find` and notebook 04: training from scratch runs at ``train.lr``;
+    fine-tuning (``train.init``) at :func:`nbseg.train.init.fine_tune_lr`'s rate, its own rule unless the
+    rate was set for it on purpose.
+
+    Parameters
+    ----------
+    train : nbseg.config.TrainConfig
+        The settings as training will read them (``lr``, ``lr_for_fine_tuning``, ``init``).
+    override : str
+        What the user does to fine-tune at ``train.lr`` instead, e.g. "give --lr 1.0e-02 with --init".
+    """
+    from .init import fine_tune_lr, init_source
+
+    tuned, _ = fine_tune_lr(train)
+    if init_source(train.init) is not None:
+        head = f"this project fine-tunes from {train.init} (train.init), at {tuned:.2e}"
+    else:
+        head = f"training from scratch uses {train.lr:.2e}; fine-tuning (train.init) would use {tuned:.2e}"
+    if tuned == train.lr:
+        return head + " (train.lr, set for fine-tuning too)"
+    why = ", its own rule: a third of the default, as weights that already segment need smaller steps"
+    return head + why + ("" if train.lr == TrainConfig.model_fields["lr"].default else f"; to use "
+                         f"{train.lr:.2e} there, {override}")
 
 
 def lr_sweep(model, next_batch, *, start_lr: float = 1e-6, end_lr: float = 1.0, num_steps: int = 100,

@@ -37,6 +37,42 @@ class TrainResult:
         return "interrupted" in self.stopped
 
 
+class TrainedModelExists(FileExistsError):
+    """Training would start over in a project that holds a trained model nobody said to replace."""
+
+
+def check_replace(project, *, replace: bool, resume: bool = False,
+                  how: str = "pass overwrite=True (CLI: --overwrite)",
+                  resume_how: str = "use resume=True (CLI: --resume)") -> None:
+    """Refuse to start training over in ``project`` when it holds a trained model, unless ``replace``.
+
+    `nbseg train` and notebook 05 call it before anything is written; ``resume`` (continuing the run
+    whose checkpoint is on disk) replaces nothing and passes.
+
+    Parameters
+    ----------
+    project : str or Path
+    replace : bool
+        The user said to replace the trained model (CLI ``--overwrite``, 05's 'Replace the trained model').
+    resume : bool
+    how, resume_how : str
+        How the user replaces the model, or continues its run, in the caller's words.
+
+    Raises
+    ------
+    TrainedModelExists
+        Naming the model files and the three ways on.
+    """
+    layout = ProjectLayout(project)
+    if replace or resume or not layout.status()["models"]:
+        return
+    names = ", ".join(p.relative_to(layout.root).as_posix() for p in layout.model_files())
+    raise TrainedModelExists(
+        f"{layout.root} holds a trained model already ({names}); training again starts over and replaces it. "
+        f"To replace it, {how}; to continue its run instead, {resume_how}; to keep it, train into another "
+        "project folder.")
+
+
 @distributed.in_session  # under torchrun: one process group for the run
 def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=None,
         plan: Plan | None = None, fingerprint=None) -> TrainResult:

@@ -123,7 +123,9 @@ stops once the loss explodes, and suggests the rate where the loss **falls faste
 model is put back as it was: the sweep only looks.""",
         "panel_code": "panel = LRPanel(PROJECT)\npanel",
         "after": """Press **Run LR sweep**, look at the curve, then **Use suggested rate** to save it into
-`config.yaml` (you may type another value first). Next: **05_train**.""",
+`config.yaml` (you may type another value first). The rate is for training from scratch: fine-tuning a
+trained model (05's **Start from**) keeps its own, smaller rate unless you tick **Use this rate for
+fine-tuning too**; the line above the button says which rate training will use. Next: **05_train**.""",
     },
     "05_train": {
         "panel": "TrainPanel",
@@ -142,7 +144,8 @@ the best model; **Resume from disk** continues later, even in a new session. Wat
 training loss falls while the validation loss rises, the model is **overfitting**.""",
         "panel_code": "panel = TrainPanel(PROJECT)\npanel",
         "after": """Models are in the project's `models/` folder (`fold0.pt`, ...), the per-epoch history
-in `history/`. Next: **06_predict**.""",
+in `history/`. Once a model is there, **Train** starts over only with **Replace the trained model** ticked
+(**Resume from disk** continues its run instead). Next: **06_predict**.""",
     },
     "06_predict": {
         "panel": "PredictPanel",

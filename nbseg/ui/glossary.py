@@ -195,8 +195,14 @@ HELP = {
     "z": "Which Z slice to show (3D).",
     "alpha": "How strongly the labels are tinted over the image (0 = invisible, 1 = opaque).",
     "page": "Page of the overlay browser.",
-    "lr_accept": "Write the suggested learning rate into config.yaml for training.",
+    "lr_accept": "Write the learning rate above into config.yaml for training.",
+    "lr_fine_tune": "Fine-tuning (05's 'Start from' a trained model) normally keeps its own rate, a third of the "
+                    "default: weights that already segment need smaller steps, and a sweep's rate is for training "
+                    "from scratch. Tick to fine-tune at this rate instead (CLI: --lr with --init).",
     "train": "Start training from scratch (the kernel's stop button ends it and keeps the best model).",
+    "replace_model": "This project holds a trained model. Training again starts over and replaces it; tick to "
+                     "do so. 'Resume from disk' continues its run instead; another "
+                     "project folder keeps both (CLI: nbseg train --overwrite).",
     "init": "Start from random weights (scratch), or fine-tune a trained model: a bundled one, or another project "
             "or bioimage.io package. Fine-tuning keeps that model's network and classes and trains at a third of "
             "the default learning rate; it needs fewer labelled images.",

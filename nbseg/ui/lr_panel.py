@@ -1,5 +1,6 @@
 """04_lr_finder: run the learning-rate sweep, plot loss vs learning rate with the suggestion marked,
-and accept the suggestion into config.yaml."""
+and accept the suggestion into config.yaml. The rate is for training from scratch; fine-tuning keeps its
+own rule unless 'Use this rate for fine-tuning too' is ticked (:func:`nbseg.train.init.fine_tune_lr`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import ipywidgets as w
 
-from ..config import Config
-from ..train.lr_finder import LRFinderResult, find_lr
+from ..config import Config, TrainConfig
+from ..train.lr_finder import LRFinderResult, find_lr, rate_in_use
 from ..project import ProjectLayout
 from .teaching import QUICK_LR_STEPS, quick_mode
 from . import plots
@@ -43,7 +44,9 @@ class LRService:
                            progress=progress)
         return s.result
 
-    def accept(self, lr: float | None = None) -> float:
+    def accept(self, lr: float | None = None, *, for_fine_tuning: bool = False) -> float:
+        """Save ``lr`` (default: the sweep's proposal) as ``train.lr``; ``for_fine_tuning``: fine-tuning uses
+        it too instead of its own rule (``train.lr_for_fine_tuning``)."""
         s = self.state
         if lr is None:
             if s.result is None:
@@ -51,9 +54,16 @@ class LRService:
             lr = s.result.proposal
         s.config = load_config(s.project)
         s.config.train.lr = float(lr)
+        s.config.train.lr_for_fine_tuning = bool(for_fine_tuning)
         s.config.save(s.project)
         s.accepted = float(lr)
         return s.accepted
+
+    def rate_note(self, lr: float, for_fine_tuning: bool) -> str:
+        """Which rate training will use if ``lr`` is saved so, and why (`nbseg lr-find` says the same)."""
+        train = load_config(self.state.project).train.model_copy(
+            update={"lr": float(lr), "lr_for_fine_tuning": bool(for_fine_tuning)})
+        return rate_in_use(train, override="tick 'Use this rate for fine-tuning too' before saving")
 
 
 class LRPanel(PanelBase):
@@ -69,10 +79,15 @@ class LRPanel(PanelBase):
                                        action="LR sweep")
         self.accept_button = self.primary("Use suggested rate", "lr_accept", self._accept, icon="check")
         self.lr = control(w.FloatText, "lr", "Learning rate to use", value=3e-3)
+        self.fine_tune = control(w.Checkbox, "lr_fine_tune", "Use this rate for fine-tuning too", value=False,
+                                 indent=False)
+        self.use_text = w.HTML("")
+        for ctl in (self.lr, self.fine_tune):
+            ctl.observe(lambda _c: self._explain(), names="value")
         self.plot = w.Image(format="png", layout=w.Layout(max_width="640px"))
         self.result_text = w.HTML("")
         self.assemble("Learning-rate finder", self.steps, self.run_button, self.progress, self.plot,
-                      self.result_text, self.lr, self.accept_button,
+                      self.result_text, self.lr, self.fine_tune, self.use_text, self.accept_button,
                       intro="A short training with a rising learning rate. The loss first falls, then explodes; "
                             "a good rate is where it falls fastest (red line).")
 
@@ -82,9 +97,13 @@ class LRPanel(PanelBase):
             from .session import dataset_for
 
             self.steps.value = QUICK_LR_STEPS[dataset_for(self.state.config).spatial_dims]
-        self.lr.value = self.state.config.train.lr
+        t = self.state.config.train
+        # ticked only where a rate was saved for fine-tuning already (the default rate means nothing set)
+        self.fine_tune.value = bool(t.lr_for_fine_tuning and t.lr != TrainConfig.model_fields["lr"].default)
+        self.lr.value = t.lr
         if self.state.result is not None:
             self._show()
+        self._explain()
         self.status.set(f"Project {self.state.project}: current learning rate {self.lr.value:.2e}.", "info")
 
     def _sweep(self) -> None:
@@ -106,6 +125,12 @@ class LRPanel(PanelBase):
                                   f"sweep ended: {r.stop_reason})." + (f"<br><i>Note: {why}.</i>" if why else ""))
         self.lr.value = proposal
 
+    def _explain(self) -> None:
+        if self.state.config is not None:
+            note = self.service.rate_note(self.lr.value, self.fine_tune.value)
+            self.use_text.value = f"<div style='max-width:640px;font-size:90%'>Once saved, {note}.</div>"
+
     def _accept(self) -> None:
-        lr = self.service.accept(self.lr.value)
-        self.status.set(f"Learning rate {lr:.2e} saved in config.yaml. Next: notebook 05_train.", "ok")
+        lr = self.service.accept(self.lr.value, for_fine_tuning=self.fine_tune.value)
+        note = self.service.rate_note(lr, self.fine_tune.value)
+        self.status.set(f"Learning rate {lr:.2e} saved in config.yaml: {note}. Next: notebook 05_train.", "ok")

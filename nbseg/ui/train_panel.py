@@ -1,6 +1,7 @@
 """05_train: model size, patch size (rule shown and checked live), epochs or minutes, batch size,
 folds; training in the foreground with fastprogress bars and a live loss/Dice plot. The kernel's
-stop button ends it keeping the best model; 'Resume' continues from the checkpoints on disk."""
+stop button ends it keeping the best model; 'Resume' continues from the checkpoints on disk. A project that
+holds a trained model trains again only with 'Replace the trained model' ticked."""
 from __future__ import annotations
 
 import html
@@ -15,7 +16,7 @@ from ..choices import parse_ints
 from ..config import Config, update_config
 from ..model.unet import SIZES, PatchSizeError, check_patch_size, patch_divisors
 from ..project import ProjectLayout
-from ..train.trainer import TrainResult, fit
+from ..train.trainer import TrainResult, check_replace, fit
 from . import plots
 from .common import FEEDBACK, PanelBase, control
 from .init_choice import StartFrom
@@ -99,6 +100,14 @@ class TrainService:
         self.state.plan, self.state.fingerprint = plan_training(config, dataset_for(config))
         return self.state.plan
 
+    def has_model(self) -> bool:
+        return ProjectLayout(self.state.project).status()["models"]
+
+    def check_replace(self, replace: bool) -> None:
+        """Refuse to train over the project's trained model unless ``replace`` (the panel's tick)."""
+        check_replace(self.state.project, replace=replace, how="tick 'Replace the trained model' and press "
+                      "Train again", resume_how="press 'Resume from disk'")
+
     def apply(self, settings: TrainSettings) -> Config:
         """Validate ``settings`` and save them to config.yaml.
 
@@ -124,7 +133,10 @@ class TrainService:
                       minutes=float(t.minutes) if t.budget == "minutes" else None,
                       batch_size=int(t.batch_size), steps_per_epoch=int(t.steps_per_epoch), folds=int(t.folds),
                       patience=int(t.patience) if t.patience else None, augment=bool(t.augment), lr=float(t.lr),
-                      init=t.init)
+                      init=t.init,
+                      # a rate typed here is meant for this run, fine-tuning included (as CLI --lr);
+                      # the one notebook 04 saved keeps its own scope
+                      lr_for_fine_tuning=config.train.lr_for_fine_tuning or float(t.lr) != config.train.lr)
         # the model settings the panel has no control for (dims) are kept as they are
         model = {"size": t.size, "patch": parse_patch(t.patch), "scale": float(t.scale)}
         config = update_config(config, {"model": model, "train": update})
@@ -168,6 +180,7 @@ class TrainPanel(PanelBase):
                                          action="Training")
         self.resume_button = self.secondary("Resume from disk", "resume", lambda: self._train(resume=True),
                                             icon="repeat", action="Resuming training")
+        self.replace = control(w.Checkbox, "replace_model", "Replace the trained model", value=False, indent=False)
         self.bars = w.HTML("")
         self.plot = w.Image(format="png", layout=w.Layout(max_width="760px"))
         self.log = w.HTML("")
@@ -178,7 +191,8 @@ class TrainPanel(PanelBase):
         self.assemble("Training", self.plan, self.start.box, self.size, self.patch, self.rule, self.budget,
                       self.epochs, self.minutes, self.batch,
                       self.steps, self.folds, self.patience, self.augment, self.lr, self.scale,
-                      w.HBox([self.train_button, self.resume_button]), FEEDBACK, self.log, self.bars, self.plot,
+                      self.replace, w.HBox([self.train_button, self.resume_button]), FEEDBACK, self.log, self.bars,
+                      self.plot,
                       intro="Training runs in this notebook's kernel. The kernel's stop button (■) ends it cleanly "
                             "and keeps the best model; 'Resume from disk' continues later, even after a restart.")
         self._show_budget()  # the budget's observer keeps it right when opening the project changes it
@@ -200,6 +214,7 @@ class TrainPanel(PanelBase):
         self.start.show(t.init)
         if self.state.history:
             self.plot.value = plots.history_png(self.state.history)
+        self._show_replace()
         self._check_patch()
         self.status.set(f"Project {self.state.project}: {self.dims}D data. Set the options and press Train.", "info")
 
@@ -207,6 +222,11 @@ class TrainPanel(PanelBase):
         epochs = self.budget.value == "epochs"
         self.epochs.layout.display = "" if epochs else "none"
         self.minutes.layout.display = "none" if epochs else ""
+
+    def _show_replace(self) -> None:
+        """The tick is shown (and unticked) while the project holds a trained model: each replacement is asked for."""
+        self.replace.value = False
+        self.replace.layout.display = "" if self.service.has_model() else "none"
 
     def _check_patch(self) -> bool:
         ok, message = patch_rule(self.patch.value, self.size.value, self.dims)
@@ -224,6 +244,8 @@ class TrainPanel(PanelBase):
                              scale=self.scale.value, init=self.start.value)
 
     def _train(self, resume: bool) -> None:
+        if not resume:  # before the settings are saved: a refused run changes nothing
+            self.service.check_replace(self.replace.value)
         config = self.service.apply(self.settings())
         if self.state.plan is None or (self.state.plan.init or {}).get("source") != config.train.init:
             self.plan.value = plan_html(self.service.plan(), self.state.fingerprint)  # the init sets the network
@@ -231,6 +253,7 @@ class TrainPanel(PanelBase):
         result = self.service.train(callbacks=[self.callback], resume=resume)
         if self.state.history:
             self.plot.value = plots.history_png(self.state.history)
+        self._show_replace()
         best = ", ".join(f"{d:.3f}" for d in result.best_dice)
         if result.interrupted:
             self.status.set(f"Stopped. The best model so far is kept (validation Dice {best}); press 'Resume from "

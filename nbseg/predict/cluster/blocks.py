@@ -17,12 +17,11 @@ import numpy as np
 
 from ...data.resample import is_native, scaled_shape
 from ...data.windows import restore_source, source_window
-from ...model.unet import divisibility_problem
 from ..outputs import to_uint8
 from ..post import classes, instances as label_instances
 from ...model.tiling import axis_placements
 
-__all__ = ["Block", "plan_blocks", "check_block", "block_results", "face_pairs", "mutual_best", "merge_lookup"]
+__all__ = ["Block", "plan_blocks", "block_results", "face_pairs", "mutual_best", "merge_lookup"]
 
 
 @dataclass(frozen=True)
@@ -52,32 +51,6 @@ class Block:
     def crop(self) -> tuple:
         """``out`` within ``src``."""
         return tuple(slice(o.start - s.start, o.stop - s.start) for o, s in zip(self.out, self.src))
-
-
-def check_block(block, tile, divisors) -> tuple:
-    """``block`` as a tuple of int, checked against the predictor's tile and the U-Net's pooling.
-
-    Raises
-    ------
-    ValueError
-        For a block with another number of sides than the tile, sides smaller than the tile, or
-        sides that are not multiples of what the U-Net pools.
-    """
-    block = tuple(int(b) for b in block)
-    names = "ZYX"[-len(tile):]
-    if len(block) != len(tile):
-        raise ValueError(f"block {list(block)} has {len(block)} sides but the images have {len(tile)} spatial axes; "
-                         f"give {len(tile)} numbers ({', '.join(names)}), e.g. {[4 * t for t in tile]}.")
-    small = [f"{n}={b} < {t}" for n, b, t in zip(names, block, tile) if b < t]
-    if small:
-        raise ValueError(f"block {list(block)} is smaller than the model's tile {list(tile)} ({', '.join(small)}); "
-                         f"a block must hold at least one tile. Give a larger block (CLI: --block), e.g. "
-                         f"{[4 * t for t in tile]}.")
-    problem = divisibility_problem(block, divisors, noun="blocks")
-    if problem:
-        raise ValueError(f"block {list(block)} does not fit the model: each side must be a multiple of "
-                         f"{list(divisors)} (what the U-Net pools); {problem}.")
-    return block
 
 
 def plan_blocks(shape, block, tile, overlap: float, factors=None) -> list[Block]:

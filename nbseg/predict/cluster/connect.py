@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-__all__ = ["ClusterError", "connect", "slurm_settings"]
+__all__ = ["ClusterError", "connect", "slurm_settings", "worker_memory"]
 
 
 class ClusterError(ValueError):
@@ -55,6 +55,33 @@ def connect(cluster: str, *, project=None, timeout: float = 30):
     else:
         raise ClusterError(f"cluster {cluster!r} is not one nbseg knows; give local, local:N (N worker processes), "
                            "slurm, or a scheduler's address tcp://HOST:PORT.")
+
+
+def worker_memory(cluster, project=None) -> tuple[int | None, str]:
+    """The memory limit of one worker of ``cluster``, where it is known before connecting, and whose it is.
+
+    A Client's workers tell theirs (the least of them); ``local:N`` workers get an equal share of this
+    machine's memory (as dask's LocalCluster gives them); SLURM workers the ``cluster.memory`` of the
+    project's settings. A scheduler's address: ``(None, why)``.
+    """
+    from dask.distributed import Client
+
+    if isinstance(cluster, Client):
+        limits = [w.get("memory_limit") or 0 for w in cluster.scheduler_info().get("workers", {}).values()]
+        if limits and min(limits) > 0:
+            return int(min(limits)), "each worker of the cluster has"
+        return None, "the cluster's workers have no memory limit"
+    if cluster == "local" or str(cluster).startswith("local:"):
+        from distributed.system import MEMORY_LIMIT
+
+        n = _local_workers(cluster)
+        return MEMORY_LIMIT // n, f"each of the {n} local workers has"
+    if cluster == "slurm":
+        from ..sizes import parse_size
+
+        settings = slurm_settings(project)
+        return parse_size(settings["memory"]), "each SLURM job has (cluster.memory in config.yaml)"
+    return None, "a running scheduler's workers do not say before connecting"
 
 
 def _local_workers(cluster: str) -> int:

@@ -1,12 +1,14 @@
 """Predict on a dask.distributed cluster: a local one, SLURM jobs (dask-jobqueue), or a running scheduler.
 
-Images are mapped over the workers; an image larger than ``block`` is cut into blocks
-(:mod:`.blocks`) that workers predict with nbseg's own tiled predictor and write straight into
-Zarr as they finish, so no image passes through this process. Each worker loads the models once.
+Images are mapped over the workers; an image larger than ``block``, or than a worker's memory bound
+holds whole (:mod:`.block_size`), is cut into blocks (:mod:`.blocks`) that workers predict with nbseg's
+own tiled predictor and write straight into Zarr as they finish, so no image passes through this
+process. Each worker loads the models once.
 """
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,9 @@ from ...data.resample import image_factors, is_native, scaled_shape
 from ...io.images import file_stem
 from ...io.zarr import is_zarr, remove_tree
 from ...project import write_json
-from .blocks import check_block, merge_lookup, plan_blocks
+from ...model.unet import SIZES
+from .block_size import BlockSizing, baseline_memory, memory_bound
+from .blocks import merge_lookup, plan_blocks
 from ..ensemble import check_image, ensemble_info, load_ensemble
 from ..files import RECORD_FILE, TABLE_FILE, _check_earlier_results, _plan_outputs, _ranked, _resolved, input_files
 from ..image import choose_tile, read_for_models
@@ -30,7 +34,8 @@ RETRIES = 2  # a failed task is run again this often (on any worker) before the 
 
 
 def predict_on_cluster(project, inputs, output_dir, options: PredictOptions | None = None, *, cluster: str = "local",
-                       block=None, overwrite: bool = False, progress=None, timeout: float = 30, **settings):
+                       block=None, overwrite: bool = False, progress=None, report=None, timeout: float = 30,
+                       **settings):
     """:func:`~nbseg.predict.files.predict_files` on a cluster: the same files and table.
 
     Parameters
@@ -42,10 +47,16 @@ def predict_on_cluster(project, inputs, output_dir, options: PredictOptions | No
     cluster : str
         See :func:`connect`.
     block : ([Z,] Y, X) sequence of int, optional
-        Images larger than this are cut into blocks of it, written as OME-Zarr. Sides at least the
-        tile's and multiples of what the U-Net pools. Default: every image whole on one worker.
+        Images larger than this are cut into blocks of it, written as OME-Zarr; a block smaller than one
+        tile of the models (in the input's pixels) or, at the models' own scale, not a multiple of what
+        the U-Net pools is rounded up (:func:`.block_size.fit_block`). Default: an image that a worker's
+        memory bound (``max_memory``, else a share of the workers' memory where known) cannot hold whole
+        is cut into the largest blocks of whole tiles it holds (:func:`.block_size.choose_block`); the
+        others are predicted whole.
     progress : callable(done, total, name), optional
         Called as each image or block finishes.
+    report : callable(str), optional
+        Told, one line each, how blocks were rounded or chosen (default: a warning).
     timeout : float
         Seconds to wait for a scheduler at an address.
 
@@ -63,7 +74,12 @@ def predict_on_cluster(project, inputs, output_dir, options: PredictOptions | No
     ensemble = load_ensemble(project)
     info = ensemble_info(ensemble)
     output_dir, files = Path(output_dir), input_files(inputs)
-    jobs = _plan_images(files, info, options, block)
+    sizing = BlockSizing(block, *memory_bound(options.max_memory, cluster, project),
+                         width=max(SIZES[model.spec.get("size", "S")][0] for model, _ in ensemble),
+                         baseline=baseline_memory())
+    jobs = _plan_images(files, info, options, sizing)
+    for line in sizing.lines():
+        (report or (lambda text: warnings.warn(text, UserWarning, stacklevel=3)))(line)
     plans = _plan_outputs(files, output_dir, options.instances, interior=info.kind == "instances",
                           format_for=lambda path: "zarr" if jobs[path]["blocks"] else options.format_for(path),
                           rois=options.rois)
@@ -89,7 +105,7 @@ def predict_on_cluster(project, inputs, output_dir, options: PredictOptions | No
     return _ranked(table, output_dir / TABLE_FILE)
 
 
-def _plan_images(files, info, options: PredictOptions, block) -> dict:
+def _plan_images(files, info, options: PredictOptions, sizing: BlockSizing) -> dict:
     """Check every input (nothing is written yet) and plan its blocks: ``{path: {tile, blocks, shape, ...}}``."""
     jobs = {}
     for path in files:
@@ -99,19 +115,18 @@ def _plan_images(files, info, options: PredictOptions, block) -> dict:
         native = is_native(factors)  # else blocks are resampled to the models' scale, tiled there and restored
         tile = choose_tile(options.tile, image.spatial_shape if native else scaled_shape(image.spatial_shape, factors),
                            info)
-        blocks, size = [], None
-        if block is not None:
-            # a resampled block needs no pooling multiple; it should still hold one tile's worth of input
-            size = check_block(block, tile, info.divisors) if native else \
-                check_block(block, [int(np.ceil(t / f)) for t, f in zip(tile, factors)], [1] * len(tile))
-            if any(n > b for n, b in zip(image.spatial_shape, size)):
-                blocks = plan_blocks(image.spatial_shape, size, tile, options.overlap, None if native else factors)
+        itemsize = getattr(getattr(image.data, "dtype", None), "itemsize", 4)
+        size = sizing.size(path, image.spatial_shape, tile, factors, info, options, itemsize)
+        blocks = []
+        if size is not None and any(n > b for n, b in zip(image.spatial_shape, size)):
+            blocks = plan_blocks(image.spatial_shape, size, tile, options.overlap, None if native else factors)
+        why = "with --block" if sizing.block is not None else "too large for a worker's memory bound"
         if blocks and options.threshold == "otsu":
-            raise ValueError(f"threshold 'otsu' is chosen from a whole image, but {path} is cut into blocks; give a "
-                             "number (CLI: --threshold 0.5), or no --block.")
+            raise ValueError(f"threshold 'otsu' is chosen from a whole image, but {path} is cut into blocks ({why}); "
+                             "give a number (CLI: --threshold 0.5), or no --block and a --max-memory that holds it.")
         if blocks and options.format == "tiff":
-            raise ValueError(f"{path} is cut into blocks, which are written into OME-Zarr; use format 'zarr' or "
-                             "'auto' (CLI: --format zarr), or no --block.")
+            raise ValueError(f"{path} is cut into blocks ({why}), which are written into OME-Zarr; use format 'zarr' "
+                             "or 'auto' (CLI: --format zarr), or no --block and a --max-memory that holds it.")
         jobs[path] = {"tile": tile, "blocks": blocks, "shape": image.spatial_shape, "pixel_sizes": image.pixel_sizes,
                       "block": size, "classes": info.n_classes if info.kind == "multiclass" else None,
                       "interior": info.kind == "instances",
