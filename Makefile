@@ -91,4 +91,12 @@ test-browser: venv
 	$(BIN)/python -m pip install -q "playwright>=1.40"
 	$(BIN)/python -m pytest -q -ra tests/test_browser.py
 
-.PHONY: notebooks-docs test-browser test-release
+# docs/screenshots from this code: the 2D and 3D sequences in JupyterLab (headless Chromium), each primary button
+# pressed, then their screenshots copied over the committed ones. Run it after any change to a panel.
+screenshots: venv
+	$(BIN)/python -m pip install -q "playwright>=1.40"
+	rm -f artifacts/screenshots/2d_*.png artifacts/screenshots/3d_*.png
+	$(BIN)/python -m pytest -q -ra tests/test_browser.py -k "2d_sequence or 3d_sequence"
+	cp artifacts/screenshots/2d_*.png artifacts/screenshots/3d_*.png docs/screenshots/
+
+.PHONY: notebooks-docs test-browser test-release screenshots
