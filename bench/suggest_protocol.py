@@ -55,16 +55,27 @@ def pick(rule: str, candidates: list, ranked: dict, k: int, fold: int) -> list:
     return [candidates[i] for i in rank_order(scores, features, by=rule, n=k)[:k]]
 
 
-def pool_scores(pool: dict) -> dict:
-    """The bundled model's uncertainty and features for every pool image (TTA flips, as the CLI)."""
+def pool_scores(pool: dict, cache: Path) -> dict:
+    """The bundled model's uncertainty and features for every pool image (TTA flips, as the CLI); kept in
+    ``cache``."""
     from nbseg.predict.suggest import image_scores
 
-    rows, features = image_scores("nuclei", sorted(pool["images"].iterdir()), tta="flips")
+    if not cache.exists():
+        rows, features = image_scores("nuclei", sorted(pool["images"].iterdir()), tta="flips")
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps([dict(r, feature=None if f is None else f.tolist())
+                                     for r, f in zip(rows, features)]))
+    rows = json.loads(cache.read_text())
     return {"scores": {Path(r["image"]).name: r["score"] for r in rows},
-            "features": {Path(r["image"]).name: f for r, f in zip(rows, features)}}
+            "features": {Path(r["image"]).name: None if r["feature"] is None else np.array(r["feature"])
+                         for r in rows}}
 
 
 def arm(rule: str, fold: int, parts: list, pool: dict, ranked: dict, work: Path, args) -> dict:
+    """One rule on one part: pick, fine-tune, score; kept in ``result.json`` so a rerun skips it."""
+    done = work / f"fold{fold}" / rule / "result.json"
+    if done.exists() and json.loads(done.read_text()).get("epochs") == args.epochs:
+        return json.loads(done.read_text())
     held = parts[fold]
     candidates = sorted(n for j, part in enumerate(parts) if j != fold for n in part)
     chosen = pick(rule, candidates, ranked, args.k, fold)
@@ -83,8 +94,10 @@ def arm(rule: str, fold: int, parts: list, pool: dict, ranked: dict, work: Path,
     run([sys.executable, "-m", "nbseg", "predict", project, evaluation / "images", "--output", out, "--instances",
          "--tta", "none"], log=log, threads=args.threads, timeout=3600)
     found = score(out, evaluation / "masks")
-    return {"rule": rule, "fold": fold, "picked": chosen, "f1@0.5": round(found["f1@0.5"], 4),
-            "dice": round(found["dice"], 4)}
+    row = {"rule": rule, "fold": fold, "epochs": args.epochs, "picked": chosen, "f1@0.5": round(found["f1@0.5"], 4),
+           "dice": round(found["dice"], 4)}
+    done.write_text(json.dumps(row))
+    return row
 
 
 def main(argv=None) -> int:
@@ -105,8 +118,8 @@ def main(argv=None) -> int:
     pool = data["train"]  # the test part is never read here
     names = sorted(p.name for p in pool["images"].iterdir())
     parts = [sorted(p) for p in np.array_split(np.random.default_rng(0).permutation(names), args.folds)]
-    rules = args.rules.split(",") + [f"random-{s}" for s in range(args.random_seeds)]
-    ranked, rows = pool_scores(pool), []
+    rules = [r for r in args.rules.split(",") if r] + [f"random-{s}" for s in range(args.random_seeds)]
+    ranked, rows = pool_scores(pool, work / "pool_scores.json") if args.rules else {}, []
     for fold in range(args.folds):
         for rule in rules:
             rows.append(arm(rule, fold, parts, pool, ranked, work, args))
