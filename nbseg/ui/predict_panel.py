@@ -150,11 +150,11 @@ class PredictPanel(PanelBase):
         self.models.options = [(Path(p).name, str(p)) for p in s.available]
         self.models.value = tuple(str(p) for p in s.models)
         self.inputs.value = s.inputs
-        n_test = len(s.test_files)
+        n_test, which = len(s.test_files), s.which  # new options select their first, which the observer saves
         self.which.options = [(f"test images ({n_test}, never trained on)", "test"), ("a folder", "folder")] \
             if n_test else [("a folder (no test images held back in 01_data)", "folder")]
-        self.which.value = s.which
-        self.inputs.layout.display = "none" if s.which == "test" else ""
+        self.which.value = s.which = which
+        self.inputs.layout.display = "none" if which == "test" else ""
         if quick_mode():
             from ..predict.ensemble import ensemble_info, load_ensemble
 
