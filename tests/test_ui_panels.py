@@ -151,15 +151,16 @@ def test_01_test_set_is_held_back_and_saved(tmp_path):
     panel.test_fraction.value = 0.0
     panel.check.click()
     assert read_split(project)["test"] == [] and "No test set" in panel.summary.value
-    panel.test_names.value = "dsb_07_4829177d, dsb_03_2227fd9b"
+    panel.test_fraction.value = 0.2
+    panel.test_names.value = "dsb_07_4829177d, dsb_03_2227fd9b"  # names win over the share
     panel.check.click()
     assert panel.error is None, panel.errors.message.value
-    assert read_split(project)["test"] == ["dsb_03_2227fd9b", "dsb_07_4829177d"]
+    assert read_split(project)["test"] == ["dsb_03_2227fd9b", "dsb_07_4829177d"] and panel.test_fraction.value == 0
     again = DataPanel(project)  # a fresh kernel shows what was saved
     assert (again.test_fraction.value, again.test_names.value) == (0.0, "dsb_07_4829177d, dsb_03_2227fd9b")
-    panel.test_fraction.value = 0.2  # a share and names: one of them, the message says
+    panel.test_names.value = "dsb_99"
     panel.check.click()
-    assert panel.error is not None and "give one" in panel.errors.message.value
+    assert panel.error is not None and "dsb_99, not among the 24 images" in panel.errors.message.value
 
 
 # ---------------------------------------------------------------- 03 LR finder

@@ -124,6 +124,7 @@ class DataPanel(PanelBase):
             f"Settings saved to "
             f"<code>{self.state.project / 'config.yaml'}</code>.{self._test_line(info['test'])}<ul>{notes}</ul></div>")
         self.dims.value = str(info["dims"]) if self.dims.value == "auto" else self.dims.value
+        self.test_fraction.value = self.state.test_fraction  # 0 where test images are named
         with self.index.hold_trait_notifications():
             self.index.max = info["images"] - 1
         self._show_preview()

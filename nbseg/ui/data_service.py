@@ -89,6 +89,8 @@ class DataService:
             raise ValueError(f"'Not labelled value' is {value!r}: give the whole number your masks hold where nobody "
                              "labelled (e.g. 255 or 65535), or leave it empty when every pixel is labelled.")
         test = [n.strip() for n in s.test_names.split(",") if n.strip()]
+        if test:  # names typed: they are the test set, and the share is not drawn
+            s.test_fraction = 0.0
         return DataConfig(images=opt(s.images), masks=opt(s.masks), seg2=opt(s.seg2), excluding_masks=opt(s.excluding),
                           unlabelled=int(value) if value else None, axes=s.axes.strip() or None, channels=channels,
                           dims=None if s.dims == "auto" else int(s.dims), labels=s.labels,
