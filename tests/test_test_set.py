@@ -167,6 +167,12 @@ def test_test_options_parse(tmp_path):
     from nbseg.cli.train import config_from_args
 
     assert config_from_args(parser.parse_args(base + ["--test-images", "a,b"])).data.test_images == ["a", "b"]
+    Config(data=data(test_images=["a"])).save(tmp_path / "p")  # a saved test set: the one given replaces it
+    given = config_from_args(parser.parse_args(base + ["--test-fraction", "0.3"])).data
+    assert (given.test_fraction, given.test_images) == (0.3, None)
+    Config(data=data(test_fraction=0.2)).save(tmp_path / "p")
+    given = config_from_args(parser.parse_args(base + ["--test-images", "b"])).data
+    assert (given.test_fraction, given.test_images) == (0.0, ["b"])
 
 
 @pytest.mark.slow  # a short training run

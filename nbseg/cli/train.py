@@ -93,7 +93,12 @@ def config_from_args(args) -> Config:
     if args.epochs is not None:
         train["minutes"] = None
     model = _given(args, [("size", "size"), ("patch", "patch"), ("model_dims", "dims"), ("scale", "scale")])
-    changes = {"data": _given(args, _DATA_KEYS.items()), "model": model, "train": train}
+    data = _given(args, _DATA_KEYS.items())
+    if getattr(args, "test_fraction", None) is not None:  # the test set given replaces the saved one
+        data["test_images"] = None
+    if getattr(args, "test_images", None) is not None:
+        data["test_fraction"] = 0.0
+    changes = {"data": data, "model": model, "train": train}
     if not (changes["data"].get("images") or (base is not None and base.data.images)):
         raise ValueError("No images given: pass --images DIR --masks DIR (or --config FILE).")
     return update_config(base, changes)
