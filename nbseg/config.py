@@ -79,6 +79,10 @@ class DataConfig(_Strict):
     labels: Literal["auto", "binary", "multiclass", "instances"] = "auto"
     n_classes: Optional[int] = None
     val_fraction: float = 0.2
+    # the test set: images never trained on nor used to choose anything, for honest scores (nbseg.data.split).
+    # test_fraction: a seeded share of the images, kept once chosen; test_images: their names instead
+    test_fraction: float = 0.0
+    test_images: Optional[list[str]] = None
     percentiles: tuple[float, float] = DEFAULT_PERCENTILES
     # ([Z,] Y, X) in micrometres, for files that do not say (or say wrongly); None: read from the files
     pixel_sizes: Optional[list[float]] = None
@@ -87,6 +91,12 @@ class DataConfig(_Strict):
     def _check(self):
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction is {self.val_fraction}; it must lie between 0 and 1, e.g. 0.2.")
+        if not 0 <= self.test_fraction < 1:
+            raise ValueError(f"test_fraction is {self.test_fraction}; give a share from 0 (no test set) to below 1, "
+                             "e.g. 0.2.")
+        if self.test_images and self.test_fraction:
+            raise ValueError(f"Both test_images ({len(self.test_images)} names) and test_fraction "
+                             f"({self.test_fraction}) are set; give one: the names, or the share to draw.")
         low, high = self.percentiles
         if not 0 <= low < high <= 100:
             raise ValueError(f"percentiles {self.percentiles} must satisfy 0 <= low < high <= 100, e.g. (1, 99.8).")

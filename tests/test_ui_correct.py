@@ -108,6 +108,40 @@ def test_retrain_makes_a_round_that_proposes_next(pool, tmp_path, one_thread):
     assert "Rounds" in panel.rounds.value and panel.plot.value
 
 
+@pytest.mark.slow  # trains
+def test_retraining_never_trains_on_the_test_images(pool, tmp_path, one_thread):
+    """The project's test images (notebook 01) are among the earlier masks the training set links, but a
+    correction round holds them back as the project's training does."""
+    from nbseg.config import Config
+    from nbseg.data import sample
+    from nbseg.data.split import read_split
+    from nbseg.model.unet import load_model_file
+    from nbseg.ui import CorrectPanel
+
+    src, earlier = sample("nuclei2d"), tmp_path / "earlier"
+    names = [p.name for p in sorted(src["images"].glob("*.tif"))[3:6]]
+    for kind in ("images", "masks"):
+        (earlier / kind).mkdir(parents=True)
+        for name in names:
+            tifffile.imwrite(earlier / kind / name, tifffile.imread(src[kind] / name)[:128, :128])
+    project, test = tmp_path / "project", names[0].removesuffix(".tif")
+    project.mkdir()
+    Config(data={"images": earlier / "images", "masks": earlier / "masks", "test_fraction": 0.2}).save(project)
+    (project / "split.json").write_text(f'{{"test": ["{test}"]}}')
+    panel = CorrectPanel(project)
+    panel.pool.value, panel.source.value = str(pool), "nuclei"
+    panel.rank_button.click()
+    panel.save_button.click()
+    panel.minutes.value = 0.05
+    panel._retrain(wait=True)
+    assert panel.error is None, panel.errors.message.value
+    round1 = project / "rounds" / "round1"
+    split = read_split(round1)
+    assert split["test"] == [test] and all(test not in f["train"] + f["val"] for f in split["folds"])
+    assert load_model_file(round1 / "models" / "fold0.pt")[1]["images"]["test"] == [test]
+    assert read_rounds(project)[0]["images"] == 4  # the training set links it, all the same
+
+
 def test_classic_workflow_previews_live(pool, tmp_path):
     from nbseg.ui import CorrectPanel
 

@@ -135,6 +135,35 @@ def test_01_data_error_is_explained_not_raised(tmp_path):
         panel.press_all(strict=True)
 
 
+def test_01_test_set_is_held_back_and_saved(tmp_path):
+    """Notebook 01 holds back a seeded fifth as the test set by default, says which, and saves it in split.json;
+    0 holds back none (and says so); names instead of a share hold back those."""
+    from nbseg.data.split import read_split
+    from nbseg.ui import DataPanel
+
+    project = tmp_path / "nuclei2d"
+    panel = DataPanel(project, sample_name="nuclei2d")
+    assert panel.test_fraction.value == 0.2
+    panel.check.click()
+    assert panel.error is None, panel.errors.message.value
+    test = read_split(project)["test"]
+    assert len(test) == 5 and panel.state.test == test and Config.load(project).data.test_fraction == 0.2
+    assert "Test set: 5 image(s)</b> held back" in panel.summary.value and test[0] in panel.summary.value
+    panel.test_fraction.value = 0.0
+    panel.check.click()
+    assert read_split(project)["test"] == [] and "No test set" in panel.summary.value
+    panel.test_fraction.value = 0.2
+    panel.test_names.value = "dsb_07_4829177d, dsb_03_2227fd9b"  # names win over the share
+    panel.check.click()
+    assert panel.error is None, panel.errors.message.value
+    assert read_split(project)["test"] == ["dsb_03_2227fd9b", "dsb_07_4829177d"] and panel.test_fraction.value == 0
+    again = DataPanel(project)  # a fresh kernel shows what was saved
+    assert (again.test_fraction.value, again.test_names.value) == (0.0, "dsb_07_4829177d, dsb_03_2227fd9b")
+    panel.test_names.value = "dsb_99"
+    panel.check.click()
+    assert panel.error is not None and "dsb_99, not among the 24 images" in panel.errors.message.value
+
+
 # ---------------------------------------------------------------- 03 LR finder
 
 @pytest.mark.slow  # an LR sweep
@@ -181,13 +210,16 @@ def test_04_shows_the_plan_nbseg_train_prints(configured, tmp_path):
     """Notebook 05 and `nbseg train` show one plan: the same object from the same data and settings."""
     from nbseg.data import load_dataset
     from nbseg.train.plan import plan_training
+    from nbseg.train.trainer import training_dataset
     from nbseg.ui import TrainPanel
 
     project = copy_of(configured, tmp_path)
     panel = TrainPanel(project)
     assert panel.error is None, panel.errors.message.value
     config = Config.load(project)
-    plan, _ = plan_training(config, load_dataset(config.data))
+    dataset = training_dataset(config, project, load_dataset(config.data))  # as nbseg train: no test image
+    assert len(dataset.test) == 5 and not set(dataset.test) & set(dataset.names)
+    plan, _ = plan_training(config, dataset)
     assert panel.state.plan == plan
     assert plan.lines()[0] in panel.plan.value and panel.patch.value == ",".join(map(str, plan.patch))
 
@@ -386,6 +418,8 @@ def test_06_predict_maps_and_ranking(predicted):
     assert_primary_order(panel, ["Predict"])
     table = panel.state.table
     assert len(table) == 4 and list(table["uncertainty"]) == sorted(table["uncertainty"], reverse=True)
+    # notebook 01 held back a test set: 06 predicts those images, never trained on, and has no warning
+    assert panel.which.value == "test" and set(table["role"]) == {"test"} and panel.seen.value == ""
     assert (project / "predictions" / "uncertainty.csv").exists()
     assert panel.pick.options[0] == table["image"][0]
     assert panel.viewer.rgb.shape[1] > 3 * 256  # image | probability | uncertainty side by side
@@ -732,3 +766,85 @@ def test_cli_and_notebook_04_propose_the_same_rate(tmp_path, monkeypatch, capsys
     saved, plan = planned_lr()
     assert plan.lr == pytest.approx(saved) == pytest.approx(finder.MAX_PROPOSED_LR)
     assert LRPanel(project).fine_tune.value, "a fresh kernel shows the saved choice"
+
+
+def _held_back_project(tmp_path):
+    """A project whose model trained on ``a``, validated with ``b`` and never saw the test image ``t`` (its
+    split.json says so, as for models trained before model files named their images); images and masks of all."""
+    import tifffile
+    from model_projects import make_project  # tests/model_projects.py
+
+    from nbseg.config import DataConfig
+
+    project = make_project(tmp_path / "p")
+    rng = np.random.default_rng(0)
+    for kind in ("images", "masks"):
+        (tmp_path / kind).mkdir()
+    for name in ("a", "b", "t"):
+        tifffile.imwrite(tmp_path / "images" / f"{name}.tif", (rng.random((32, 40)) * 255).astype(np.uint8))
+        mask = np.zeros((32, 40), np.uint16)
+        mask[4:14, 6:16] = 1
+        tifffile.imwrite(tmp_path / "masks" / f"{name}.tif", mask)
+    Config(data=DataConfig(images=tmp_path / "images", masks=tmp_path / "masks")).save(project)
+    (project / "split.json").write_text(json.dumps({"names": ["a", "b"], "seed": 0, "val_fraction": 0.2,
+                                                    "folds": [{"train": ["a"], "val": ["b"]}], "test": ["t"]}))
+    return project
+
+
+def test_06_predicts_the_test_images_by_default_and_warns_for_others(tmp_path):
+    from nbseg.ui import PredictPanel
+
+    project = _held_back_project(tmp_path)
+    panel = PredictPanel(project)
+    assert panel.error is None, panel.errors.message.value
+    assert_tooltips(panel)
+    assert panel.which.value == "test" and [p.name for p in panel.service.input_files()] == ["t.tif"]
+    assert panel.seen.value == "" and "the test images" in panel.status.text
+    panel.which.value = "folder"  # the project's own images: the models trained on a, validated with b
+    assert "Warning" in panel.seen.value and "trained on (a)" in panel.seen.value and "validation (b)" in panel.seen.value
+    panel.which.value = "test"
+    assert panel.seen.value == ""
+    panel.tta.value = "none"
+    panel.predict_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert list(panel.state.table["image"]) == ["t"] and list(panel.state.table["role"]) == ["test"]
+    assert panel.seen.value == "" and "inflated" not in panel.status.text
+    panel.which.value = "folder"
+    panel.predict_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert dict(zip(panel.state.table["image"], panel.state.table["role"])) == {"a": "train", "b": "val", "t": "test"}
+    assert "scores are inflated" in panel.seen.value and "inflated" in panel.status.text
+
+
+def test_07_scores_the_test_images_and_warns_for_trained_ones(tmp_path):
+    """07 scores the unseen images of what 06 predicted, chooses the threshold on the validation images (never
+    the test ones), and warns when only images the models have seen are there to score."""
+    from nbseg.predict.files import predict_files
+    from nbseg.ui import ExportPanel
+
+    project = _held_back_project(tmp_path)
+    predict_files(project, tmp_path / "images", project / "predictions", tta="none")  # a, b and t
+    panel = ExportPanel(project)
+    assert panel.error is None, panel.errors.message.value
+    assert panel.state.scored == ["t"] and panel.pick.value == "t"
+    assert "Warning" not in panel.scored.value and "Left out: 2 image(s)" in panel.scored.value
+    panel.sweep_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert panel.state.swept_on == "validation" and list(panel.state.sweep.iou.columns) == ["b", "overall"]
+    panel.instances_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert list(panel.state.evaluation.table["image"]) == ["t"] and "Warning" not in panel.metrics.value
+
+    seen = tmp_path / "seen"  # only the images the models trained on or validated with
+    seen.mkdir()
+    for name in ("a", "b"):
+        (seen / f"{name}.tif").write_bytes((tmp_path / "images" / f"{name}.tif").read_bytes())
+    predict_files(project, seen, project / "predictions", tta="none", overwrite=True)
+    for path in (project / "predictions").glob("t.*"):
+        path.unlink()
+    panel = ExportPanel(project)
+    assert panel.error is None, panel.errors.message.value
+    assert panel.state.scored == ["a", "b"] and "Warning" in panel.scored.value
+    panel.instances_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert "scores are inflated" in panel.metrics.value and "trained on (a)" in panel.metrics.value

@@ -67,3 +67,16 @@ def float_list(what: str, example: str):
 
     parse.__name__ = what
     return parse
+
+
+def name_list(text: str) -> list[str]:
+    """An argparse ``type=`` reading image names: ``"a,b"``, or a text file with one name a line; an image
+    suffix is dropped (``a.tif`` -> ``a``), as images are paired by name."""
+    from ..io.names import file_stem, is_image_file
+
+    path = Path(text).expanduser()
+    parts = path.read_text(encoding="utf-8").splitlines() if path.is_file() else text.split(",")
+    names = [p.strip() for p in parts if p.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no image: give names like a,b or a file with one a line.")
+    return [file_stem(n) if is_image_file(n) else n for n in names]

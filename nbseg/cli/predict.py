@@ -100,6 +100,10 @@ def _register_evaluate(subparsers) -> None:
     p.add_argument("--kind", default="instances", metavar="{instances,binary,multiclass,restoration}",
                    help="instances (default: pixels and objects), binary (pixels only), multiclass "
                         "(Dice per class of class maps) or restoration (PSNR and SSIM of denoised images)")
+    p.add_argument("--project", type=Path, metavar="PROJECT",
+                   help="the trained project (or model file) that made the predictions: a warning names the images "
+                        "it trained on or validated with, whose scores are inflated (default: what nbseg predict "
+                        "recorded in PRED_DIR)")
 
 
 def _register_export(subparsers) -> None:
@@ -219,6 +223,7 @@ def run_predict(args) -> int:
         print("Most uncertain (check these first): " + ", ".join(
             f"{row.image} ({row.uncertainty:.2f})" for row in table.dropna(subset=["uncertainty"]).head(5).itertuples()))
     failed = table[table["status"] == NOT_READ]
+    _warn_seen(table[table["status"] != NOT_READ], "predict", scoring=False)
     for row in failed.itertuples():  # the others were predicted; these need the user
         print(f"nbseg predict: error: not predicted: {cli_words(row.error)}", file=sys.stderr)
     return 1 if len(failed) else 0
@@ -236,7 +241,36 @@ def run_evaluate(args) -> int:
     evaluation.to_csv(csv)
     print(evaluation.report())
     print(f"Per-image results: {csv}")
+    table = evaluation.table
+    roles = _roles(args.project, args.pred_dir, list(table["image"]))
+    if roles is not None:
+        _warn_seen(table.assign(role=table["image"].map(roles)), "evaluate", scoring=True)
     return 0
+
+
+def _roles(project, pred_dir, names) -> dict | None:
+    """``{name: role}`` of the scored images: from ``project``'s models when given, else as predict recorded them
+    in ``pred_dir``; None when neither says (predictions made elsewhere)."""
+    from ..predict.files import recorded_roles
+    from ..predict.seen import roles_of, seen_images
+
+    if project is not None:
+        from ..predict.ensemble import load_ensemble
+
+        return roles_of(names, seen_images(load_ensemble(project)))
+    recorded = recorded_roles(pred_dir)
+    return None if recorded is None else roles_of(names, recorded)
+
+
+def _warn_seen(table, command: str, *, scoring: bool) -> None:
+    """Say so when the images of ``table`` (its ``image`` and ``role`` columns) were trained on or validated with."""
+    from ..predict.seen import inflated_note
+
+    if "role" not in table:
+        return
+    note = inflated_note(dict(zip(table["image"], table["role"].fillna("new"))), scoring=scoring)
+    if note:
+        print(f"nbseg {command}: warning: {note}", file=sys.stderr)
 
 
 def run_export(args) -> int:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..config import Config, update_config
 from ..project import ProjectLayout
-from .args import DEVICES, float_list, int_list
+from .args import DEVICES, float_list, int_list, name_list
 
 
 def _add_data_options(parser) -> None:
@@ -29,6 +29,12 @@ def _add_data_options(parser) -> None:
     data.add_argument("--seg2", type=Path, help="folder of a second segmentation, used inside the merging masks")
     data.add_argument("--merging-masks", type=Path, help="folder of masks where Seg2 replaces the masks")
     data.add_argument("--val-fraction", type=float, help="share of images held back for validation (default 0.2)")
+    test = data.add_mutually_exclusive_group()
+    test.add_argument("--test-fraction", type=float, metavar="F",
+                      help="share of images held back as the test set (seeded, kept in split.json once chosen): never "
+                           "trained on nor used to choose anything, so their scores are honest (default 0: none)")
+    test.add_argument("--test-images", type=name_list, metavar="NAMES",
+                      help="the test images by name instead: a,b,c or a text file with one name a line")
     data.add_argument("--pixel-size", type=float_list("pixel size", "2,0.5,0.5"), dest="pixel_sizes",
                       help="pixel size Z,Y,X (or Y,X) in µm, for files that do not say (default: from the files)")
 
@@ -64,7 +70,8 @@ def _add_training_options(parser) -> None:
 _DATA_KEYS = {"images": "images", "masks": "masks", "dims": "dims", "axes": "axes", "channels": "channels",
               "labels": "labels", "n_classes": "n_classes", "excluding_masks": "excluding_masks", "seg2": "seg2",
               "unlabelled": "unlabelled",
-              "merging_masks": "merging_masks", "val_fraction": "val_fraction", "pixel_sizes": "pixel_sizes"}
+              "merging_masks": "merging_masks", "val_fraction": "val_fraction", "pixel_sizes": "pixel_sizes",
+              "test_fraction": "test_fraction", "test_images": "test_images"}
 _TRAIN_KEYS = ("minutes", "epochs", "batch_size", "lr", "steps_per_epoch", "patience", "folds", "seed", "device",
                "precision")
 
@@ -92,7 +99,12 @@ def config_from_args(args) -> Config:
     if args.epochs is not None:
         train["minutes"] = None
     model = _given(args, [("size", "size"), ("patch", "patch"), ("model_dims", "dims"), ("scale", "scale")])
-    changes = {"data": _given(args, _DATA_KEYS.items()), "model": model, "train": train}
+    data = _given(args, _DATA_KEYS.items())
+    if getattr(args, "test_fraction", None) is not None:  # the test set given replaces the saved one
+        data["test_images"] = None
+    if getattr(args, "test_images", None) is not None:
+        data["test_fraction"] = 0.0
+    changes = {"data": data, "model": model, "train": train}
     if not (changes["data"].get("images") or (base is not None and base.data.images)):
         raise ValueError("No images given: pass --images DIR --masks DIR (or --config FILE).")
     return update_config(base, changes)
@@ -118,10 +130,13 @@ def _train(args, config, say) -> int:
     from ..data import load_dataset
     from ..train.callbacks import PrintProgress
     from ..train.plan import plan_training
-    from ..train.trainer import check_replace, fit
+    from ..train.trainer import check_replace, fit, training_dataset
 
     check_replace(args.project, replace=args.overwrite, resume=args.resume)  # before anything is written
-    dataset = load_dataset(config.data)
+    dataset = training_dataset(config, args.project, load_dataset(config.data))
+    if dataset.test:
+        say(f"test set: {len(dataset.test)} image(s) held back, never trained on (split.json): "
+            f"{', '.join(dataset.test[:8])}{', ...' if len(dataset.test) > 8 else ''}")
     plan, fingerprint = plan_training(config, dataset)
     for line in fingerprint.notes + plan.lines():
         say(line)
@@ -135,10 +150,13 @@ def _train(args, config, say) -> int:
 
 
 def run_lr_find(args) -> int:
+    from ..data import load_dataset
     from ..train.lr_finder import find_lr, rate_in_use
+    from ..train.trainer import training_dataset
 
     config = config_from_args(args)
-    result = find_lr(config, args.project, num_steps=args.steps)
+    dataset = training_dataset(config, args.project, load_dataset(config.data))
+    result = find_lr(config, args.project, num_steps=args.steps, dataset=dataset)  # the test images stay unseen
     print(f"swept {len(result.lrs)} learning rates from {result.lrs[0]:.1e} to {result.lrs[-1]:.1e} "
           f"({result.stop_reason})")
     print(f"steepest descent at {result.suggestion:.2e}")

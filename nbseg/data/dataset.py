@@ -38,6 +38,8 @@ class Dataset:
     in_channels: int
     spatial_dims: int
     notes: list[str] = field(default_factory=list)
+    # the test images left out of ``samples`` (nbseg.data.split.training_data); None: not asked yet
+    test: list[str] | None = None
 
     @property
     def names(self) -> list[str]:

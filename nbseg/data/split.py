@@ -1,7 +1,16 @@
-"""Seeded train/validation splits and k folds, saved in the project so every later step reuses them."""
+"""Seeded train/validation splits and k folds, and the test set held back from all of them, saved in the
+project (``split.json``) so every later step reuses them.
+
+``split.json`` holds ``names`` (the images the folds share out), ``seed``, ``val_fraction``, ``folds`` (one
+``{"train": names, "val": names}`` per fold) and ``test``: images held back from every fold, never trained on
+nor used to choose anything (validation, early stopping, the threshold), so that their scores are honest.
+Files written before the test set existed have no ``test`` (read as none); one written by notebook 01
+before training has no ``folds`` yet.
+"""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 
@@ -38,17 +47,88 @@ def make_folds(names, *, folds: int = 1, val_fraction: float = 0.2, seed: int = 
             for k in range(folds)]
 
 
-def load_or_make_split(project, names, *, folds: int, val_fraction: float, seed: int) -> list[dict]:
-    """Reuse ``project/split.json`` when it names the same images and fold count; else make and save one."""
-    path = ProjectLayout(project).split
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if (saved.get("names") == sorted(names) and len(saved["folds"]) == folds
-                and saved.get("val_fraction") == val_fraction and saved.get("seed") == seed):
-            return saved["folds"]
+def load_or_make_split(project, names, *, folds: int, val_fraction: float, seed: int, test=()) -> list[dict]:
+    """Reuse ``project/split.json`` when it names the same images, test set and fold count; else make and save one.
+
+    Parameters
+    ----------
+    names : list of str
+        The images to share out; any in ``test`` are left out of every fold.
+    test : list of str
+        The test images (:func:`hold_back_test`), recorded as ``test``.
+    """
+    test = sorted(test)
+    names = sorted(set(names) - set(test))
+    saved = read_split(project)
+    if (saved.get("names") == names and saved.get("test") == test and len(saved.get("folds", ())) == folds
+            and saved.get("val_fraction") == val_fraction and saved.get("seed") == seed):
+        return saved["folds"]
     split = make_folds(names, folds=folds, val_fraction=val_fraction, seed=seed)
-    write_json(path, {"names": sorted(names), "seed": seed, "val_fraction": val_fraction, "folds": split})
+    write_json(ProjectLayout(project).split, {"names": names, "seed": seed, "val_fraction": val_fraction,
+                                              "folds": split, "test": test})
     return split
+
+
+def read_split(project) -> dict:
+    """``split.json`` of ``project`` as saved, with ``test`` ([] in files from before the test set); {} without one."""
+    path = ProjectLayout(project).split
+    if not path.exists():
+        return {}
+    saved = json.loads(path.read_text())
+    return {**saved, "test": sorted(saved.get("test") or [])}
+
+
+def choose_test(names, *, fraction: float, seed: int = 0, keep=()) -> list[str]:
+    """The test images: ``fraction`` of ``names``, rounded (so 0.2 of 2 images is none), never all, drawn with ``seed``.
+
+    The names in ``keep`` (the test set chosen before) stay test as far as the share allows, so adding
+    images or changing the training seed never moves a test image into training.
+    """
+    names = sorted(names)
+    n = min(round(len(names) * fraction), len(names) - 1)
+    if n <= 0:
+        return []
+    kept = sorted(set(keep) & set(names))[:n]
+    drawn = [str(x) for x in np.random.default_rng(seed).permutation(names) if x not in kept]
+    return sorted(kept + drawn[:n - len(kept)])
+
+
+def hold_back_test(project, names, data, *, seed: int = 0) -> list[str]:
+    """The test images among ``names``, as ``data`` asks; recorded in ``project/split.json``.
+
+    Parameters
+    ----------
+    project : str or Path
+    names : list of str
+        All images with masks (the test images among them).
+    data : nbseg.config.DataConfig
+        ``test_images`` (names) or ``test_fraction`` (a seeded share, kept once chosen: :func:`choose_test`).
+    seed : int
+
+    Raises
+    ------
+    SplitError
+        For test names that are not among ``names``, or a test set that would leave nothing to train on.
+    """
+    saved = read_split(project)
+    if data.test_images:
+        unknown = sorted(set(data.test_images) - set(names))
+        if unknown:
+            raise SplitError(f"test_images names {', '.join(unknown)}, not among the {len(names)} images with masks "
+                             f"(e.g. {', '.join(sorted(names)[:3])}). Give file names without their suffix.")
+        test = sorted(set(data.test_images))
+        if len(test) >= len(names):
+            raise SplitError(f"test_images holds back all {len(names)} images: leave at least one to train on.")
+    else:
+        test = choose_test(names, fraction=data.test_fraction, seed=seed, keep=saved.get("test", ()))
+    if test != saved.get("test") and (test or saved):
+        write_json(ProjectLayout(project).split, {**saved, "test": test})
+    return test
+
+
+def without_test(dataset, test):
+    """``dataset`` without the samples named in ``test`` (:func:`hold_back_test`), which it names in ``test``."""
+    return replace(dataset, samples=[s for s in dataset.samples if s.name not in set(test)], test=sorted(test))
 
 
 def split_samples(dataset, split: dict) -> tuple[list, list]:

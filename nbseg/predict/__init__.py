@@ -25,6 +25,8 @@ Files and folders:
   and reading a probability map back.
 - :mod:`.objects`: one table row per object, and Fiji ROIs.
 - :mod:`.out_of_fold`: each training image predicted by the fold model that did not train on it.
+- :mod:`.seen`: which images the models trained on, validated with or held back as the test set, and the
+  warning wherever images they have seen are scored (their scores are inflated).
 
 Correcting and retraining:
 

@@ -26,7 +26,7 @@ from .outputs import result_paths, write_results
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["input_files", "predict_files"]
+__all__ = ["input_files", "predict_files", "recorded_roles"]
 
 RECORD_FILE = "nbseg-predict.json"
 NOT_READ = "not read"  # the status of an input that could not be read (the others are still predicted)
@@ -92,6 +92,7 @@ def predict_files(project, inputs, output_dir, options: PredictOptions | None = 
     unreadable = _check_inputs(files, ensemble, info, options)
     settings = options.record([_resolved(m.get("source")) for _, m in ensemble])
     record = _check_earlier_results(output_dir, plans, settings, overwrite)
+    record_roles(record, ensemble, files)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json(output_dir / RECORD_FILE, record)  # before any result, so an interrupted run can continue
     rows = []
@@ -108,7 +109,7 @@ def predict_files(project, inputs, output_dir, options: PredictOptions | None = 
             write_json(output_dir / RECORD_FILE, record)
         if progress:
             progress(i + 1, len(files), path.name)
-    return _ranked(rows, output_dir / TABLE_FILE)
+    return _ranked(rows, output_dir / TABLE_FILE, record["roles"])
 
 
 def _check_inputs(files, ensemble, info, options: PredictOptions) -> dict:
@@ -212,14 +213,34 @@ def _check_earlier_results(output_dir: Path, plans, settings, overwrite: bool) -
     return record
 
 
+def record_roles(record: dict, ensemble, files) -> None:
+    """Keep in ``record`` (``roles``) whether the models trained on, validated with or held back each input
+    (:mod:`.seen`): ``nbseg evaluate`` and notebook 07 warn when they score images the models have seen."""
+    from .seen import roles_of, seen_images
+
+    roles = roles_of([file_stem(p) for p in files], seen_images(ensemble))
+    record["roles"] = {**record.get("roles", {}), **roles}
+
+
+def recorded_roles(folder) -> dict[str, str] | None:
+    """The roles (:mod:`.seen`) ``predict_files`` recorded for the images it predicted into ``folder``; None
+    when it recorded none (maps made elsewhere, or by an older nbseg)."""
+    path = Path(folder) / RECORD_FILE
+    record = json.loads(path.read_text()) if path.exists() else {}
+    return dict(record["roles"]) if "roles" in record else None
+
+
 def _resolved(source) -> str:
     return str(Path(source).resolve()) if source else ""
 
 
-def _ranked(rows, table_path: Path):
+def _ranked(rows, table_path: Path, roles: dict | None = None):
+    """The table of ``rows``, most uncertain first, with each image's ``role`` (:mod:`.seen`); also written."""
     import pandas as pd
 
     table = pd.DataFrame(rows)
+    if roles is not None and "image" in table:
+        table["role"] = table["image"].map(roles).fillna("new")
     if "uncertainty" in table:
         table = table.sort_values("uncertainty", ascending=False, kind="stable", na_position="last")
     table = table.reset_index(drop=True)

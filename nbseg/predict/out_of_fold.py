@@ -2,7 +2,6 @@
 it, for ranking training images by how much the model disagrees with their labels (nbseg.qc)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import numpy as np
 from .ensemble import load_ensemble
 from .image import predict_image
 from .options import PredictOptions
+from ..data.split import read_split
 from ..io.images import files_by_stem
 from ..project import ProjectLayout
 
@@ -39,10 +39,9 @@ def out_of_fold_predictions(project, options: PredictOptions | None = None, *, p
 
     options = PredictOptions.build(options, **settings)  # checked before any file is read
     layout = ProjectLayout(project)
-    split_path = layout.split
-    if not split_path.exists():
-        raise FileNotFoundError(f"No {split_path.name} in {project}; train the project first (nbseg train).")
-    folds = json.loads(split_path.read_text())["folds"]
+    folds = read_split(project).get("folds")  # notebook 01 writes the test set before any fold exists
+    if not folds:
+        raise FileNotFoundError(f"No folds in {layout.split}; train the project first (nbseg train).")
     data = Config.load(project).data
     files = _image_files_by_stem(layout.root, data.images)
     jobs: dict = {}

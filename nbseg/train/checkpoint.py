@@ -14,8 +14,11 @@ def _atomic_save(obj, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def model_meta(config, dataset, *, patch, fold: int, epoch: int, val_dice: float, plan, intensity) -> dict:
-    """What a model file keeps beside its weights: enough to predict with it, fine-tune it and trace it."""
+def model_meta(config, dataset, *, patch, fold: int, epoch: int, val_dice: float, plan, intensity,
+               images: dict | None = None) -> dict:
+    """What a model file keeps beside its weights: enough to predict with it, fine-tune it and trace it, and
+    ``images``: the names it was trained on (``train``), validated with (``val``) and the test images held back
+    (``test``), so that scoring can say when scores are inflated (:mod:`nbseg.predict.seen`)."""
     return {
         "percentiles": list(config.data.percentiles), "kind": dataset.kind, "n_classes": dataset.n_classes,
         "class_names": CLASS_NAMES.get(dataset.kind, [f"class {i}" for i in range(dataset.n_classes)]),
@@ -23,6 +26,7 @@ def model_meta(config, dataset, *, patch, fold: int, epoch: int, val_dice: float
         "axes": config.data.axes, "channels": config.data.channels, "fold": fold, "epoch": epoch,
         "val_dice": float(val_dice), "nbseg_version": __version__, "plan": plan.to_dict(),
         "intensity": intensity,  # objects brighter or darker than background: fine-tuning checks it
+        "images": images or {},
     }
 
 

@@ -158,8 +158,13 @@ class FoldRun:
         if not distributed.is_main():
             return
         meta = model_meta(self.config, self.dataset, patch=self.patch, fold=self.fold, epoch=self.epoch,
-                          val_dice=val_dice, plan=self.plan, intensity=self.intensity)
+                          val_dice=val_dice, plan=self.plan, intensity=self.intensity, images=self._images())
         save_model_file(self.paths["model"], self.model, meta=meta)
+
+    def _images(self) -> dict:
+        """The names this fold trained on, validated with, and the test images it never saw."""
+        return {"train": sorted({s.name for s in self.train_samples}),
+                "val": sorted({s.name for s in self.val_samples}), "test": sorted(self.dataset.test or [])}
 
     # ------------------------------------------------------------ loop
 

@@ -13,7 +13,7 @@ from . import distributed
 from ..config import Config
 from ..data import load_dataset
 from ..data.resample import rescale_dataset
-from ..data.split import load_or_make_split
+from ..data.split import hold_back_test, load_or_make_split, without_test
 from ..project import ProjectLayout, write_json
 from .fold import FoldRun
 from .plan import Plan, plan_training
@@ -90,7 +90,9 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
     resume : bool
         Continue from the checkpoints in ``project`` instead of starting over.
     dataset : nbseg.data.Dataset, optional
-        Already loaded data (the notebooks keep it in memory between steps).
+        Already loaded data (the notebooks keep it in memory between steps). Its test images
+        (``data.test_fraction`` / ``data.test_images``, :func:`nbseg.data.split.training_data`) are left out
+        of everything here: the plan, every fold's training and validation.
     plan : nbseg.train.plan.Plan, optional
         The plan already shown to the user; planned from the data when not given.
     fingerprint : nbseg.data.fingerprint.Fingerprint, optional
@@ -101,12 +103,29 @@ def fit(config: Config, project, *, callbacks=(), resume: bool = False, dataset=
     TrainResult
         With ``interrupted`` True if the run was stopped (KeyboardInterrupt); the best model is kept.
     """
-    dataset = dataset or load_dataset(config.data)
+    given = dataset or load_dataset(config.data)
+    # the test images are held back before anything is planned from the data: nothing is chosen with them
+    dataset = training_dataset(config, project, given)
+    if given.test is None and dataset.test:  # a plan given with the data was made with the test images too
+        plan = fingerprint = None
     plan, fingerprint, notes = _planned(config, dataset, plan, fingerprint)
     if plan.warm_start and not plan.init:  # a 2D phase, then the 3D network from it (nbseg.train.warm_start)
         return _run_phases(warm_start_phases(config, project, plan, resume=resume), config, project,
                            callbacks=callbacks, resume=resume, dataset=dataset, fingerprint=fingerprint)
     return _train(config, Path(project), dataset, plan, fingerprint, notes, callbacks=callbacks, resume=resume)
+
+
+def training_dataset(config, project, dataset):
+    """``dataset`` without the test images ``config.data`` asks for, which it names in ``test``
+    (:func:`nbseg.data.split.hold_back_test`: chosen once, by rank 0, and recorded in ``split.json``).
+
+    What `nbseg train`, `nbseg lr-find` and notebooks 04-05 plan, sweep and train on; a dataset whose
+    ``test`` is set already is returned as it is.
+    """
+    if dataset.test is not None:
+        return dataset
+    test = distributed.run_on_main(hold_back_test, project, dataset.names, config.data, seed=config.train.seed)
+    return without_test(dataset, test)
 
 
 def _planned(config, dataset, plan, fingerprint, adjust_plan=None) -> tuple:
@@ -142,7 +161,8 @@ def _train(config, project: Path, dataset, plan, fingerprint, notes, *, callback
     dataset = rescale_dataset(dataset, plan.scale, plan.spacing)  # the working scale (a copy; often the same)
     notes += [n for n in dataset.notes if n not in notes]  # e.g. images resampled to a common pixel size
     folds = distributed.run_on_main(load_or_make_split, project, dataset.names, folds=config.train.folds,
-                                    val_fraction=config.data.val_fraction, seed=config.train.seed)
+                                    val_fraction=config.data.val_fraction, seed=config.train.seed,
+                                    test=dataset.test or ())
     layout = ProjectLayout(project)
     if distributed.is_main():  # one writer: the other processes train the same model
         config.save(project)

@@ -58,6 +58,10 @@ or a new Colab session.
 * Optional: **Seg2** (a second segmentation, used where you draw a merging mask in 02) and **excluding
   masks** (regions the training ignores).
 * If a file's axes are ambiguous, give them (e.g. `ZYX`, `CYX`); choose **channels** to use only some.
+* **Test share** holds back a seeded part of the images (a fifth by default) as the **test set**: never
+  trained on, never used to choose anything (validation, early stopping, the threshold), so their scores
+  in 06-07 say how the model does on images it has not seen. It is kept in `split.json`; give names
+  instead under *or test images*, or 0 for none.
 * **No masks yet?** Leave *Masks* empty: notebook **02_correct** makes them with you. Masks labelled only in
   part (some slices, some objects) hold a **not labelled** value: give it, and training ignores those pixels.
 * **In Google Colab**: press **Keep project on Google Drive**. A Colab runtime loses its disk when it
@@ -69,7 +73,8 @@ Hover over any control to see what it means.""",
         "panel_code": "panel = DataPanel(PROJECT, sample_name=SAMPLE)\npanel",
         "after": """Press **Check data & save project**. nbseg reads every pair, tells whether the data is
 **2D or 3D**, how the labels are read (binary, classes or instances), and shows a preview with the mask
-drawn over the image (a 3D view too for stacks). Next: **02_correct** to make or correct masks,
+drawn over the image (a 3D view too for stacks), and which images are held back as the **test set**.
+Next: **02_correct** to make or correct masks,
 **03_label_qc** to check them, or **04_lr_finder**.""",
     },
     "02_correct": {
@@ -156,7 +161,10 @@ gives a **probability map**: per pixel, how likely it belongs to the structure.
 * **Models**: one, or all folds as an **ensemble** (their maps are averaged).
 * **TTA** (test-time augmentation): also predict flipped/rotated copies and average — smoother maps.
 * **Uncertainty** marks where models and TTA copies disagree; images are **ranked by uncertainty**, so
-  you can check (or annotate next) the doubtful ones first.""",
+  you can check (or annotate next) the doubtful ones first.
+* **Images**: the **test images** held back in 01 by default (never trained on, so their scores are
+  honest), or a folder of new images. Images the models trained on, or validated with, get a **warning**:
+  scores of them are inflated.""",
         "panel_code": "panel = PredictPanel(PROJECT)\npanel",
         "after": """Maps are saved in the project's `predictions/` folder. Next: **07_threshold_export**.""",
     },
@@ -164,14 +172,17 @@ gives a **probability map**: per pixel, how likely it belongs to the structure.
         "panel": "ExportPanel",
         "title": "# 6 · Threshold, objects, scores and export",
         "intro": """A probability map becomes a mask by a **threshold**: pixels above it are foreground.
-Move the slider and watch the overlay, or take **Otsu**'s threshold chosen from the histogram. When
-masks exist for the predicted images, a **threshold sweep** scores every threshold against them.
+Move the slider and watch the overlay, or take **Otsu**'s threshold chosen from the histogram. The
+**threshold sweep** scores every threshold on the **validation** images (each predicted by the model that
+did not train on it), never on the test images: a threshold chosen on them would flatter their scores.
 
 **Instances** splits the mask into separate objects: for a model trained on instance labels, a
 **watershed** grown from the predicted object interiors separates touching objects; otherwise each
 connected part of the mask is one object; a table measures each (centroid, size in pixels and µm,
 bounding box, mean intensity) beside a histogram of the sizes. The **metrics** table gives Dice, IoU
-and F1 at IoU 0.5 per image. **Export** writes the results as **OME-TIFF** (Fiji, napari, QuPath read
+and F1 at IoU 0.5 per image, for the test and new images among those predicted; if there are only
+images the models trained on or validated with, it scores those with a **warning**: their scores are
+inflated. **Export** writes the results as **OME-TIFF** (Fiji, napari, QuPath read
 them), each image's objects as `NAME.objects.csv`, and the model as **TorchScript**, which runs without
 nbseg.
 

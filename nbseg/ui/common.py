@@ -59,6 +59,14 @@ TABLE_CSS = ("<style>.nbseg-table{border-collapse:collapse;font-size:85%}"
              "</style>")
 
 
+def warning_html(text: str | None) -> str:
+    """``text`` as a warning box (orange, bold start), or "" for None: what a panel must not let pass unseen."""
+    if not text:
+        return ""
+    return ("<div style='color:#e65100;border-left:4px solid #e65100;padding:4px 8px;max-width:760px'>"
+            f"<b>Warning:</b> {html.escape(text)}</div>")
+
+
 def table_html(frame, *, index: bool = True, max_height: str = "300px") -> str:
     """A compact, scrollable HTML table of a pandas DataFrame (floats with 3 decimals)."""
     body = frame.to_html(index=index, border=0, classes="nbseg-table", escape=True, na_rep="",

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..choices import SUGGEST_DEFAULT
 from ..config import Config
-from ..io.images import file_stem, image_files, read_image, with_pixel_sizes
+from ..data.split import read_split
+from ..io.images import file_stem, files_by_stem, image_files, read_image, with_pixel_sizes
 from ..labels import corrections
 from ..labels.classic import ClassicSettings, classic_segment
 from ..labels.edit import LabelEditor
@@ -223,7 +224,10 @@ class CorrectService:
                 "unlabelled": self.unlabelled if marked else None}
         train = {"minutes": float(minutes), "init": None if s.source == CLASSIC else s.source}
         if config is not None:
-            data = {**config.data.model_dump(exclude={"images", "masks", "unlabelled"}), **data}
+            data = {**config.data.model_dump(exclude={"images", "masks", "unlabelled", "test_fraction"}), **data}
+        # the project's test images (notebook 01) are in the training set's folders, but never trained on
+        test = sorted(set(read_split(s.project).get("test", ())) & set(files_by_stem(found["masks"])))
+        data["test_images"] = test or None
         target = self.layout.round_project(s.round + 1)
         result = fit(Config(data=data, train=train), target.root, callbacks=callbacks)
         self._use_as_masks(found)

@@ -2,6 +2,8 @@
 channels; check the data, show whether it is 2D or 3D, preview it with its labels, save config.yaml."""
 from __future__ import annotations
 
+import html
+
 import ipywidgets as w
 
 from ..colab import in_colab
@@ -47,6 +49,9 @@ class DataPanel(PanelBase):
                       note("Or give your own folders. Masks are matched to images by file name."),
                       self.images, self.masks, self.seg2, self.excluding, self.unlabelled,
                       w.HBox([self.axes]), self.channels, self.dims, self.labels, self.val_fraction,
+                      w.HBox([self.test_fraction, self.test_names]),
+                      note("Test images are held back from training and from every choice, so that notebooks "
+                           "06-07 can score them honestly."),
                       self.check, FEEDBACK, self.summary, self.preview_box)
         if opened:
             self.status.set(f"Opened the project {self.state.project} (config.yaml found).", "ok")
@@ -73,6 +78,10 @@ class DataPanel(PanelBase):
                               value=s.labels)
         self.val_fraction = control(w.BoundedFloatText, "val_fraction", "Validation share", min=0.05, max=0.5,
                                     step=0.05, value=s.val_fraction)
+        self.test_fraction = control(w.BoundedFloatText, "test_fraction", "Test share", min=0.0, max=0.5,
+                                     step=0.05, value=s.test_fraction)
+        self.test_names = control(w.Text, "test_names", "or test images", value=s.test_names,
+                                  placeholder="optional: names, e.g. img3, img7")
 
     # view -> state
     def _sync(self) -> None:
@@ -81,7 +90,8 @@ class DataPanel(PanelBase):
                                                   self.excluding.value)
         s.axes, s.channels, s.dims, s.labels = self.axes.value, self.channels.value, self.dims.value, self.labels.value
         s.unlabelled = self.unlabelled.value
-        s.val_fraction = self.val_fraction.value
+        s.val_fraction, s.test_fraction, s.test_names = (self.val_fraction.value, self.test_fraction.value,
+                                                         self.test_names.value)
 
     def _on_sample(self, change) -> None:
         self.service.use_sample(change["new"])
@@ -112,14 +122,24 @@ class DataPanel(PanelBase):
             f"<div style='max-width:760px'><b>{info['images']} {kind}</b> detected "
             f"(first: {' x '.join(map(str, info['shape']))} pixels, {info['channels']} channel(s)); {labels}. "
             f"Settings saved to "
-            f"<code>{self.state.project / 'config.yaml'}</code>.<ul>{notes}</ul></div>")
+            f"<code>{self.state.project / 'config.yaml'}</code>.{self._test_line(info['test'])}<ul>{notes}</ul></div>")
         self.dims.value = str(info["dims"]) if self.dims.value == "auto" else self.dims.value
+        self.test_fraction.value = self.state.test_fraction  # 0 where test images are named
         with self.index.hold_trait_notifications():
             self.index.max = info["images"] - 1
         self._show_preview()
         self.preview_box.layout.display = ""
         after = "02_correct to make the masks" if info["kind"] is None else "03_label_qc or 04_lr_finder"
         self.status.set(f"Checked {info['images']} image(s): {kind}. Next: notebook {after}.", "ok")
+
+    @staticmethod
+    def _test_line(test: list) -> str:
+        if not test:
+            return (" <b>No test set</b>: every image is trained on or validates, so their scores are inflated; "
+                    "set a Test share for honest scores (or score new images in 06).")
+        names = html.escape(", ".join(test[:8]) + (f", ... ({len(test) - 8} more)" if len(test) > 8 else ""))
+        return (f" <b>Test set: {len(test)} image(s)</b> held back, never trained on (saved in split.json; "
+                f"06_predict scores these): {names}.")
 
     def _show_preview(self) -> None:
         image, labels, excluded, unlabelled, name = self.service.preview(self.index.value)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..config import IGNORE, Config, DataConfig, ModelConfig
 from ..data import SAMPLES, load_dataset, sample
+from ..data.split import hold_back_test
 from ..io.images import image_files, read_image, with_pixel_sizes
 from ..project import ProjectLayout
 from .annotate import view_scale
@@ -32,6 +33,11 @@ class DataState:
     dims: str = "auto"
     labels: str = "auto"
     val_fraction: float = 0.2
+    # the test set (nbseg.data.split.hold_back_test): a seeded share (a new project holds back a fifth; 0.2 of
+    # fewer than 3 images rounds to none) ...
+    test_fraction: float = 0.2
+    test_names: str = ""  # ... or these names, comma-separated
+    test: list = field(default_factory=list)  # the test images chosen, as split.json records them
     config: Config | None = None
     dataset: object = None
     files: list = field(default_factory=list)  # the images, when there are no masks yet
@@ -58,6 +64,7 @@ class DataService:
         s.unlabelled = "" if d.unlabelled is None else str(d.unlabelled)
         s.axes, s.channels = d.axes or "", ",".join(str(c) for c in d.channels or [])
         s.dims, s.labels, s.val_fraction = str(d.dims or "auto"), d.labels, d.val_fraction
+        s.test_fraction, s.test_names = d.test_fraction, ", ".join(d.test_images or [])
         s.sample = next((n for n in SAMPLES if str(sample(n)["images"]) == s.images), "")
         return True
 
@@ -81,10 +88,13 @@ class DataService:
         if value and not value.isdigit():
             raise ValueError(f"'Not labelled value' is {value!r}: give the whole number your masks hold where nobody "
                              "labelled (e.g. 255 or 65535), or leave it empty when every pixel is labelled.")
+        test = [n.strip() for n in s.test_names.split(",") if n.strip()]
+        if test:  # names typed: they are the test set, and the share is not drawn
+            s.test_fraction = 0.0
         return DataConfig(images=opt(s.images), masks=opt(s.masks), seg2=opt(s.seg2), excluding_masks=opt(s.excluding),
                           unlabelled=int(value) if value else None, axes=s.axes.strip() or None, channels=channels,
                           dims=None if s.dims == "auto" else int(s.dims), labels=s.labels,
-                          val_fraction=s.val_fraction)
+                          val_fraction=s.val_fraction, test_fraction=s.test_fraction, test_images=test or None)
 
     def load(self) -> dict:
         """Read and check every pair; record 2D/3D, shapes and label kind; save config.yaml. Without masks,
@@ -95,11 +105,13 @@ class DataService:
             return self._load_images(data)
         dataset = load_dataset(data)
         first = dataset.samples[0]
+        seed = s.config.train.seed if s.config is not None else 0
+        s.test = hold_back_test(s.project, dataset.names, data, seed=seed)  # checked before config.yaml is saved
         self._save(data, dataset.spatial_dims)
         s.dataset, s.files = dataset, []
         s.summary = {"images": len(dataset.samples), "dims": dataset.spatial_dims, "shape": list(first.image.shape[1:]),
                      "channels": dataset.in_channels, "kind": dataset.kind, "classes": dataset.n_classes,
-                     "notes": list(dataset.notes)}
+                     "notes": list(dataset.notes), "test": list(s.test)}
         return s.summary
 
     def _load_images(self, data) -> dict:
@@ -112,8 +124,11 @@ class DataService:
         self._save(data, dims.pop())
         s.dataset = None
         first, note = images[0], "no masks yet: make them in notebook 02_correct (a model proposes, you correct)"
+        if data.test_fraction or data.test_images:  # test images need masks to be scored: drawn once there are some
+            note += "; the test set is drawn when the masks exist (press Check again then)"
+        s.test = []
         s.summary = {"images": len(images), "dims": first.spatial_dims, "shape": list(first.spatial_shape),
-                     "channels": first.data.shape[0], "kind": None, "classes": None, "notes": [note]}
+                     "channels": first.data.shape[0], "kind": None, "classes": None, "notes": [note], "test": []}
         return s.summary
 
     def _save(self, data, dims: int) -> None:

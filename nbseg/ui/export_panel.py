@@ -11,7 +11,7 @@ import numpy as np
 from ..config import DEFAULT_MIN_SIZE
 from . import plots
 from .bioimageio_form import BioimageioForm
-from .common import FEEDBACK, PanelBase, control, note, table_html
+from .common import FEEDBACK, PanelBase, control, note, table_html, warning_html
 from .export_service import ExportService, ExportState
 from .viewers import Viewer2D
 
@@ -45,9 +45,12 @@ class ExportPanel(PanelBase):
         self.pick.observe(lambda _c: self.run("Preview", self._preview), names="value")
         self.pick.observe(lambda _c: self.run("Objects", self._objects_of_pick), names="value")
         self.threshold.observe(lambda _c: self.run("Preview", self._preview), names="value")
-        self.sweep_box = w.VBox([note("IoU against the ground truth for thresholds 0.05 ... 0.95."),
+        self.sweep_box = w.VBox([note("IoU against the ground truth for thresholds 0.05 ... 0.95, on the validation "
+                                      "images (never the test images: a threshold chosen on them would flatter "
+                                      "their scores)."),
                                  self.sweep_button, self.sweep_plot, self.use_best])
-        self.assemble("Threshold, objects and export", self.pick, w.HBox([self.threshold, self.otsu_button]),
+        self.scored = w.HTML("")  # which images the metrics score, and the warning when the models have seen them
+        self.assemble("Threshold, objects and export", self.scored, self.pick, w.HBox([self.threshold, self.otsu_button]),
                       self.otsu_text, self.viewer.widget, self.sweep_box, self.objects_note, self.min_size,
                       self.instances_button, self.metrics, self.objects_table, self.sizes_plot, self.torchscript,
                       self.export_button, FEEDBACK, self.exported, self.bioimageio.section,
@@ -59,7 +62,8 @@ class ExportPanel(PanelBase):
     def _open(self) -> None:
         stems = self.service.open()
         self.pick.options = stems
-        self.pick.value = stems[0]
+        self.pick.value = self.state.scored[0]  # a test or new image when there is one
+        self._show_scored()
         self.min_size.value = self.service.planned_min_size()  # what `nbseg predict --instances` keeps too
         has_gt = self.service.has_ground_truth()
         self.sweep_box.layout.display = "" if has_gt else "none"
@@ -72,6 +76,20 @@ class ExportPanel(PanelBase):
             "Objects: connected parts of the mask (touching objects stay one; train on instance labels to split them).") \
             + (" <i>Min object size</i> starts at the training plan's bound in the first image's pixels; left as it is,"
                " each image keeps the bound in its own pixels.</div>")
+
+    def _show_scored(self) -> None:
+        """Say which images the metrics score; warn when the models trained on or validated with them."""
+        s, left_out = self.state, self.service.left_out()
+        kinds = sorted({s.roles[n] for n in s.scored})
+        line = (f"Scores use {len(s.scored)} of the {len(s.stems)} predicted image(s): "
+                + " and ".join({"test": "test images (held back in 01_data)", "new": "new images (not in the "
+                                "project's training data)", "train": "images the models trained on",
+                                "val": "validation images"}[k] for k in kinds) + ".")
+        if left_out:
+            line += (f" Left out: {len(left_out)} image(s) the models trained on or validated with "
+                     f"({', '.join(left_out[:4])}{', ...' if len(left_out) > 4 else ''}).")
+        self.scored.value = (f"<div style='max-width:760px'>{html.escape(line)}</div>"
+                             + warning_html(self.service.scores_note()))
 
     def _preview(self) -> None:
         if not self.pick.value:
@@ -99,7 +117,12 @@ class ExportPanel(PanelBase):
                                                 title=f"Best overall: {best:.2f} (IoU {sweep.best_iou['overall']:.3f})")
         self.use_best.description = f"Use best threshold {best:.2f}"
         self.use_best.layout.display = ""
-        self.status.set(f"Sweep: the best threshold over all images is {best:.2f}.", "ok")
+        if self.state.swept_on == "validation":
+            self.status.set(f"Sweep on the validation images (each predicted by the model that did not train on it; "
+                            f"never the test images): the best threshold is {best:.2f}.", "ok")
+        else:  # no folds to choose on: chosen on the scored images themselves
+            self.status.set(f"Sweep on the scored images themselves (the project has no trained folds): the best "
+                            f"threshold is {best:.2f}, and scores at it are a little optimistic.", "warn")
 
     def _use_best(self) -> None:
         self.threshold.value = round(float(self.state.sweep.best["overall"]), 2)
@@ -114,6 +137,7 @@ class ExportPanel(PanelBase):
             table = evaluation.table
             cols = [c for c in ("image", "dice", "iou", "f1@0.5", "map", "n_pred", "n_gt") if c in table.columns]
             self.metrics.value = ("<b>Metrics</b> (Dice/IoU: pixel overlap; F1 at IoU 0.5: matched objects)"
+                                  + warning_html(self.service.scores_note())
                                   + table_html(table[cols], index=False)
                                   + f"<pre>{html.escape(evaluation.report())}</pre>")
         self._show_objects(self.service.object_tables())

@@ -3,6 +3,7 @@ instances and their tables, metrics, and the export of OME-TIFF results and the 
 :class:`~nbseg.ui.export_panel.ExportPanel` is its face."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,9 @@ class ExportState:
     evaluation: object = None
     exported: list = field(default_factory=list)
     objects: dict = field(default_factory=dict)  # stem -> table of its objects (predict.objects.object_table)
+    roles: dict = field(default_factory=dict)  # stem -> train, val, test or new (nbseg.predict.seen)
+    scored: list = field(default_factory=list)  # the stems the metrics score: the test and new ones, if any
+    swept_on: str = ""  # "validation": the sweep's images; "scored": the scored images themselves
 
 
 class ExportService:
@@ -53,7 +57,37 @@ class ExportService:
             raise MissingStep(f"No probability maps in {self.predictions}: run notebook 06_predict first and "
                               "press 'Predict'.")
         s.stems = found
+        s.roles = self._roles(found)
+        unseen = [n for n in found if s.roles[n] in ("test", "new")]
+        s.scored = unseen or list(found)  # honest scores by default; all, with a warning, when none is unseen
         return found
+
+    def _roles(self, stems) -> dict:
+        """Whether the models trained on, validated with or held back each predicted image: as ``nbseg predict``
+        recorded it, else (maps from an older nbseg) as the project's models say."""
+        from ..predict.files import recorded_roles
+        from ..predict.seen import roles_of, seen_images
+
+        recorded = recorded_roles(self.predictions)
+        if recorded is not None:
+            return roles_of(stems, recorded)
+        from ..predict.ensemble import load_ensemble
+
+        try:
+            files = ProjectLayout(self.state.project).model_files()
+        except FileNotFoundError:  # maps made elsewhere: nothing says what trained on them
+            return roles_of(stems, {})
+        return roles_of(stems, seen_images(load_ensemble(files)))
+
+    def scores_note(self) -> str | None:
+        """The warning when the scored images were trained on or validated with (their scores are inflated)."""
+        from ..predict.seen import inflated_note
+
+        return inflated_note({n: self.state.roles.get(n, "new") for n in self.state.scored})
+
+    def left_out(self) -> list[str]:
+        """The predicted images the metrics leave out: those the models have seen, when others are unseen."""
+        return [n for n in self.state.stems if n not in self.state.scored]
 
     def planned_min_size(self, stem: str | None = None) -> int:
         """Pixels an object of image ``stem`` (default: the first open one) needs to be kept.
@@ -140,15 +174,40 @@ class ExportService:
         return float(find_threshold(self.load(stem)[1], method="otsu"))
 
     def sweep(self):
+        """IoU per threshold, chosen on the validation images (each predicted by the model that did not train on
+        it), never on the test images; on the scored images themselves only when the project has no folds."""
         from ..predict.post import threshold_sweep
 
-        probs = {s: self.load(s)[1] for s in self.state.stems if self.load(s)[2] is not None}
-        if not probs:
+        found = self._validation_maps()
+        self.state.swept_on = "validation" if found else "scored"
+        if found is None:
+            probs = {s: self.load(s)[1] for s in self.state.scored if self.load(s)[2] is not None}
+            found = probs, {s: self.load(s)[2] for s in probs}
+        if not found[0]:
             raise ValueError("No ground truth for the predicted images: the sweep needs masks with the same names "
                              "(set them in 01_data).")
-        gts = {s: self.load(s)[2] for s in probs}
-        self.state.sweep = threshold_sweep(probs, gts)
+        self.state.sweep = threshold_sweep(*found)
         return self.state.sweep
+
+    def _validation_maps(self):
+        """``(probabilities, ground truths)`` of the validation images with masks, out of fold and with the TTA
+        the predictions used; None for a project without folds, models or masks."""
+        from ..data.split import read_split
+        from ..predict.files import RECORD_FILE
+        from ..predict.out_of_fold import out_of_fold_predictions
+
+        d, layout = self.state.config.data, ProjectLayout(self.state.project)
+        if d.masks is None or not read_split(layout.root).get("folds") or not layout.status()["models"]:
+            return None
+        record = self.predictions / RECORD_FILE
+        tta = json.loads(record.read_text())["settings"].get("tta", "flips") if record.exists() else "flips"
+        try:
+            probs = out_of_fold_predictions(layout.root, tta=tta)
+        except FileNotFoundError:  # a fold not trained, or images moved: the scored images it is
+            return None
+        masks = files_by_stem(d.masks)
+        probs = {n: p for n, p in probs.items() if n in masks}
+        return probs, {n: read_mask(masks[n], dims=p.ndim) for n, p in probs.items()}
 
     def make_instances(self, threshold: float, min_size: int | None = None) -> dict:
         """Objects of every open image at ``threshold``, without those under ``min_size`` pixels.
@@ -190,7 +249,7 @@ class ExportService:
 
         if not self.state.instances:
             raise ValueError("No objects yet: press 'Instances & metrics' first.")
-        gts = {s: self.load(s)[2] for s in self.state.stems if self.load(s)[2] is not None}
+        gts = {s: self.load(s)[2] for s in self.state.scored if self.load(s)[2] is not None}
         if not gts:
             self.state.evaluation = None
             return None

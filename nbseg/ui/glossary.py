@@ -65,6 +65,12 @@ TERMS: dict[str, Term] = {
     "val_fraction": T("Training / validation / test set", "Training images teach the model; the validation share "
                       "(here 0.2 = 20%) picks the best epoch and settings; a test set is kept apart. Rule: the test "
                       "set is never used for training or for choosing settings.", "01_data: Validation share"),
+    "test_fraction": T("Test set", "Images held back before training (here a seeded share, e.g. 0.2 = 20%, kept "
+                       "in split.json once drawn): never trained on, never used for validation, early stopping or "
+                       "the threshold. Only their scores (or those of new images) say how the model does on data it "
+                       "has not seen; scores of trained-on or validation images are inflated, and notebooks 06-07 "
+                       "and nbseg evaluate say so. CLI: nbseg train --test-fraction 0.2 (or --test-images a,b).",
+                       "01_data: Test share; 06_predict: Images"),
     "class_imbalance": T("Class-imbalanced dataset", "When objects cover few pixels, random patches show mostly "
                          "background; nbseg centres a share of patches on objects (foreground fraction 0.5) so rare "
                          "classes are seen often enough.", "05_train"),
@@ -192,6 +198,10 @@ HELP = {
     "use_sample": "Fill the folders with the bundled sample and its masks.",
     "save_project": "Check the data, show 2D/3D and the preview, and save config.yaml in the project folder.",
     "preview_index": "Which image to preview.",
+    "test_names": "The test images by name instead of a share, e.g. 'img3, img7' (file names without suffix); "
+                  "leave empty to draw the Test share.",
+    "predict_which": "Which images to predict: the test images (held back in 01_data, never trained on: honest "
+                     "scores), or the folder below (new images; the project's own images were trained on).",
     "z": "Which Z slice to show (3D).",
     "alpha": "How strongly the labels are tinted over the image (0 = invisible, 1 = opaque).",
     "page": "Page of the overlay browser.",

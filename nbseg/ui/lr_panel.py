@@ -14,7 +14,7 @@ from ..project import ProjectLayout
 from .teaching import QUICK_LR_STEPS, quick_mode
 from . import plots
 from .common import PanelBase, control
-from .session import dataset_for, load_config
+from .session import dataset_for, load_config, training_dataset_for
 
 
 @dataclass
@@ -40,8 +40,8 @@ class LRService:
     def sweep(self, progress=None) -> LRFinderResult:
         s = self.state
         s.config = load_config(s.project)
-        s.result = find_lr(s.config, s.project, num_steps=s.num_steps, dataset=dataset_for(s.config),
-                           progress=progress)
+        s.result = find_lr(s.config, s.project, num_steps=s.num_steps, progress=progress,
+                           dataset=training_dataset_for(s.config, s.project))  # the test images stay unseen
         return s.result
 
     def accept(self, lr: float | None = None, *, for_fine_tuning: bool = False) -> float:

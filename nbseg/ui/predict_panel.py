@@ -10,11 +10,12 @@ import ipywidgets as w
 import numpy as np
 
 from ..config import Config
+from ..data.split import read_split
 from ..io.images import files_by_stem, image_files, read_image, read_mask, with_pixel_sizes
 from ..project import ProjectLayout
 from .teaching import QUICK_PREDICT_IMAGES, QUICK_TTA, quick_mode
 from . import annotate, plots
-from .common import FEEDBACK, PanelBase, control, table_html
+from .common import FEEDBACK, PanelBase, control, table_html, warning_html
 from .session import load_config
 from .viewers import Viewer2D
 
@@ -28,6 +29,8 @@ class PredictState:
     tta: str = "flips"
     tile: str = ""
     inputs: str = ""
+    which: str = "folder"  # "test": the project's test images (held back, never trained on); "folder": ``inputs``
+    test_files: list = field(default_factory=list)
     table: object = None  # pandas DataFrame, most uncertain first
 
 
@@ -51,6 +54,10 @@ class PredictService:
             raise MissingStep("No trained model yet: run notebook 05_train first and press 'Train'.") from None
         s.models = list(s.available)
         s.inputs = s.inputs or str(s.config.data.images)
+        # honest scores by default: the test images held back in 01_data, when there are some
+        images = files_by_stem(s.config.data.images) if Path(s.config.data.images).is_dir() else {}
+        s.test_files = [images[n] for n in read_split(s.project).get("test", ()) if n in images]
+        s.which = "test" if s.test_files else "folder"
         table = self.output / "uncertainty.csv"
         if table.exists():
             import pandas as pd
@@ -58,8 +65,24 @@ class PredictService:
             s.table = pd.read_csv(table)
 
     def input_files(self) -> list[Path]:
-        files = image_files(Path(self.state.inputs.strip()).expanduser())
+        s = self.state
+        files = s.test_files if s.which == "test" else image_files(Path(s.inputs.strip()).expanduser())
         return files[:QUICK_PREDICT_IMAGES] if quick_mode() else files
+
+    def seen_note(self, *, scoring: bool = False) -> str | None:
+        """The warning when the chosen models trained on, or validated with, images to be predicted (after
+        predicting: the predicted ones); None when all are test or new images."""
+        from ..io.images import file_stem
+        from ..predict.ensemble import load_ensemble
+        from ..predict.seen import inflated_note, roles_of, seen_images
+
+        s = self.state
+        if scoring and s.table is not None and "role" in s.table:
+            return inflated_note(dict(zip(s.table["image"], s.table["role"])), scoring=True)
+        if not s.models:
+            return None
+        seen = seen_images(load_ensemble([Path(m) for m in s.models]))
+        return inflated_note(roles_of([file_stem(p) for p in self.input_files()], seen), scoring=False)
 
     def parse_tile(self):
         text = self.state.tile.strip()
@@ -134,7 +157,9 @@ class PredictPanel(PanelBase):
         self.tta = control(w.ToggleButtons, "tta", "TTA", options=[("none", "none"), ("flips", "flips"),
                                                                     ("all (8-16x)", "all")], value="flips")
         self.tile = control(w.Text, "tile", "Tile size", placeholder="auto (the training patch)")
+        self.which = control(w.ToggleButtons, "predict_which", "Images", options=[("a folder", "folder")])
         self.inputs = control(w.Text, "inference", "Images to predict", placeholder="folder of images")
+        self.seen = w.HTML("")  # the warning when the images were trained on: scores of them are inflated
         self.predict_button = self.primary("Predict", "predict", self._predict, icon="magic", action="Prediction")
         self.progress = w.IntProgress(min=0, max=1, description="images", layout=w.Layout(width="560px"))
         self.ranking = w.HTML("")
@@ -142,8 +167,9 @@ class PredictPanel(PanelBase):
         self.pick = control(w.Dropdown, "uncertainty", "Show image", options=[])
         self.viewer = Viewer2D()
         self.pick.observe(lambda _c: self.run("Show maps", self._show), names="value")
-        self.assemble("Prediction", self.models, self.tta, self.tile, self.inputs, self.predict_button, self.progress,
-                      FEEDBACK, self.ranking, self.ranking_plot, self.pick, self.viewer.widget,
+        self.which.observe(lambda _c: self.run("Images", self._on_which), names="value")
+        self.assemble("Prediction", self.models, self.tta, self.tile, self.which, self.inputs, self.seen,
+                      self.predict_button, self.progress, FEEDBACK, self.ranking, self.ranking_plot, self.pick, self.viewer.widget,
                       intro="Pick one model or several (an ensemble averages them). Left to right below: the image "
                             "with the model's mask at 0.5, the probability map (yellow = likely), the uncertainty "
                             "map (bright = models/TTA disagree).")
@@ -154,19 +180,32 @@ class PredictPanel(PanelBase):
         self.models.options = [(Path(p).name, str(p)) for p in s.available]
         self.models.value = tuple(str(p) for p in s.models)
         self.inputs.value = s.inputs
+        n_test, which = len(s.test_files), s.which  # new options select their first, which the observer saves
+        self.which.options = [(f"test images ({n_test}, never trained on)", "test"), ("a folder", "folder")] \
+            if n_test else [("a folder (no test images held back in 01_data)", "folder")]
+        self.which.value = s.which = which
+        self.inputs.layout.display = "none" if which == "test" else ""
         if quick_mode():
             from ..predict.ensemble import ensemble_info, load_ensemble
 
             self.tta.value = QUICK_TTA[ensemble_info(load_ensemble(s.available[:1])).spatial_dims]
         n = len(self.service.input_files())
-        self.status.set(f"{len(s.available)} model(s) found; {n} image(s) to predict"
+        what = "the test images, held back in 01_data" if s.which == "test" else "the folder below"
+        self.status.set(f"{len(s.available)} model(s) found; {n} image(s) to predict: {what}"
                         + (" (quick mode: the first few)." if quick_mode() else "."), "info")
+        self.seen.value = warning_html(self.service.seen_note())
         if s.table is not None:
             self._show_table()
+
+    def _on_which(self) -> None:
+        self.state.which, self.state.inputs = self.which.value, self.inputs.value
+        self.inputs.layout.display = "none" if self.which.value == "test" else ""
+        self.seen.value = warning_html(self.service.seen_note())
 
     def _predict(self) -> None:
         s = self.state
         s.models, s.tta, s.tile, s.inputs = list(self.models.value), self.tta.value, self.tile.value, self.inputs.value
+        s.which = self.which.value
         files = self.service.input_files()
         self.progress.max, self.progress.value = len(files), 0
 
@@ -180,10 +219,14 @@ class PredictPanel(PanelBase):
         self._show_table()
         failed = s.table[s.table["status"] == NOT_READ] if "status" in s.table else s.table.iloc[:0]
         done = f"Predicted {len(s.table) - len(failed)} image(s) into {self.service.output}."
+        seen = self.service.seen_note(scoring=True)
+        self.seen.value = warning_html(seen)
         if len(failed):  # the others were predicted; these files need the user
             self.status.set(f"{done} Not predicted: {' '.join(failed['error'])}", "warn")
         else:
-            self.status.set(f"{done} Next: 07_threshold_export.", "ok")
+            self.status.set(f"{done} Next: 07_threshold_export." + (" Their scores there are inflated (see the "
+                                                                    "warning)." if seen else ""),
+                            "warn" if seen else "ok")
 
     def _show_table(self) -> None:
         from ..predict.files import NOT_READ

@@ -32,6 +32,14 @@ def dataset_for(config: Config):
     return _DATASETS[key]
 
 
+def training_dataset_for(config: Config, project):
+    """:func:`dataset_for` without the project's test images: what notebooks 04 and 05 plan and sweep on, as
+    training does (:func:`nbseg.train.trainer.training_dataset`)."""
+    from ..train.trainer import training_dataset
+
+    return training_dataset(config, project, dataset_for(config))
+
+
 def remember(config: Config, dataset) -> None:
     _DATASETS.clear()
     _DATASETS[config.data.model_dump_json()] = dataset

@@ -21,7 +21,7 @@ from . import plots
 from .common import FEEDBACK, PanelBase, control
 from .init_choice import StartFrom
 from .progress import WidgetBarsCallback
-from .session import dataset_for, load_config
+from .session import dataset_for, load_config, training_dataset_for
 
 
 def parse_patch(text: str) -> list[int]:
@@ -97,7 +97,8 @@ class TrainService:
         from ..train.plan import plan_training
 
         config = load_config(self.state.project)
-        self.state.plan, self.state.fingerprint = plan_training(config, dataset_for(config))
+        dataset = training_dataset_for(config, self.state.project)  # without the test images, as training plans
+        self.state.plan, self.state.fingerprint = plan_training(config, dataset)
         return self.state.plan
 
     def has_model(self) -> bool:

@@ -21,7 +21,8 @@ from ...model.unet import SIZES
 from .block_size import BlockSizing, baseline_memory, memory_bound
 from .blocks import merge_lookup, plan_blocks
 from ..ensemble import check_image, ensemble_info, load_ensemble
-from ..files import RECORD_FILE, TABLE_FILE, _check_earlier_results, _plan_outputs, _ranked, _resolved, input_files
+from ..files import (RECORD_FILE, TABLE_FILE, _check_earlier_results, _plan_outputs, _ranked, _resolved, input_files,
+                     record_roles)
 from ..image import choose_tile, read_for_models
 from . import workers
 from .connect import ClusterError, connect, slurm_settings
@@ -85,6 +86,7 @@ def predict_on_cluster(project, inputs, output_dir, options: PredictOptions | No
                           rois=options.rois)
     record = _check_earlier_results(output_dir, plans, options.record([_resolved(m.get("source"))
                                                                        for _, m in ensemble]), overwrite)
+    record_roles(record, ensemble, files)
     todo = [p for p in files if overwrite or not all(q.exists() for q in plans[file_stem(p)].values())]
     rows = {}
     if todo:
@@ -102,7 +104,7 @@ def predict_on_cluster(project, inputs, output_dir, options: PredictOptions | No
     table = [rows.get(file_stem(p)) or {**(record["images"].get(file_stem(p)) or {"image": file_stem(p),
                                                                                   "input": str(p)}),
                                          "status": "done earlier"} for p in files]
-    return _ranked(table, output_dir / TABLE_FILE)
+    return _ranked(table, output_dir / TABLE_FILE, record["roles"])
 
 
 def _plan_images(files, info, options: PredictOptions, sizing: BlockSizing) -> dict:
