@@ -191,7 +191,7 @@ def test_train_holds_back_the_test_set(tmp_path, capsys, one_thread):
     out = capsys.readouterr().out
     assert code == 0, out
     split = read_split(project)
-    assert len(split["test"]) == 2 and f"test set: 2 image(s) held back" in out and split["test"][0] in out
+    assert len(split["test"]) == 2 and "test set: 2 image(s) held back" in out and split["test"][0] in out
     fold = split["folds"][0]
     assert not set(split["test"]) & (set(fold["train"]) | set(fold["val"]))
     _, meta = load_model_file(project / "models" / "fold0.pt")

@@ -94,8 +94,6 @@ class LRPanel(PanelBase):
     def _open(self) -> None:
         self.service.open()
         if quick_mode():
-            from .session import dataset_for
-
             self.steps.value = QUICK_LR_STEPS[dataset_for(self.state.config).spatial_dims]
         t = self.state.config.train
         # ticked only where a rate was saved for fine-tuning already (the default rate means nothing set)
