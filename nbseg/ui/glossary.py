@@ -251,8 +251,9 @@ HELP = {
     "correct_source": "What proposes the segmentations: a bundled model (nuclei), a trained project or bioimage.io "
                       "package (its path), or 'classic' (smoothing, a threshold and a watershed, set below). After "
                       "each retraining the new round's model proposes.",
-    "correct_by": "Which image comes next: the one whose prediction is most uncertain, or the one where the "
-                  "models (folds) and the flipped copies (TTA) disagree most. Both teach the next round the most.",
+    "correct_by": "Which images come next: the most uncertain prediction; where the models (folds) and flipped "
+                  "copies (TTA) disagree most; the 8 that together look most like all the images (representative); "
+                  "or the same among the 16 most uncertain (diverse).",
     "correct_rank": "Rank the images not yet decided and open the first with its proposed segmentation.",
     "correct_save": "Save the shown segmentation (as proposed, or as you corrected it) into the project's "
                     "corrections folder with a record of the decision, then open the next image.",
