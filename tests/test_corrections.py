@@ -30,8 +30,18 @@ def test_suggest_ranks_a_pool_with_the_bundled_model(pool, one_thread):
     assert table["score"].between(0, 1).all() and table["score"].nunique() > 1
     fewer = suggest_images("nuclei", pool, n=2, tta="none", skip={table["name"][0]})
     assert len(fewer) == 2 and table["name"][0] not in set(fewer["name"])
-    diverse = suggest_images("nuclei", pool, tta="none", by="diverse", batch=2)  # the network's features
+    diverse = suggest_images("nuclei", pool, tta="none", by="diverse", batch=2)
     assert sorted(diverse["name"]) == sorted(table["name"])
+
+
+def test_suggest_reads_the_networks_own_features(pool, one_thread):
+    """The covering rules rank by the deepest layer's activations of the models prediction runs (copies of
+    the loaded ones): one unit vector per image, different images giving different vectors."""
+    from nbseg.predict.suggest import image_scores
+
+    rows, features = image_scores("nuclei", sorted(pool.glob("*.tif")), tta="flips")
+    assert len(rows) == len(features) == 4 and all(f is not None and f.shape == (128,) for f in features)
+    assert np.allclose([f @ f for f in features], 1) and features[0] @ features[1] < 0.9999
 
 
 @pytest.mark.slow  # predicts with the bundled model in a process of its own, or trains

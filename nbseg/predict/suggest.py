@@ -185,15 +185,20 @@ class _Features:
         self.total, self.hooks = None, []
 
     def __enter__(self):
+        # a plain function, not a bound method: prediction runs deep copies of the models (inference_copy),
+        # which keep the hook, and a deep-copied function is the same function, adding to this sum
+        def add(module, inputs, output):
+            self._add(output)
+
         if all(layer is not None for layer in self.layers):
-            self.hooks = [layer.register_forward_hook(self._add) for layer in self.layers]
+            self.hooks = [layer.register_forward_hook(add) for layer in self.layers]
         return self
 
     def __exit__(self, *exc):
         for hook in self.hooks:
             hook.remove()
 
-    def _add(self, module, inputs, output):
+    def _add(self, output):
         mean = output.detach().float().mean(dim=tuple(range(2, output.ndim))).sum(dim=0).cpu().numpy()
         self.total = mean if self.total is None else self.total + mean
 
