@@ -34,8 +34,9 @@ test-fast: venv
 	$(BIN)/python -m pytest -q -ra -m "not slow and not release and not browser" $(REPORT)
 
 # The release checks (CI runs them after make test): the notebooks in JupyterLab in headless Chromium, the wheel
-# installed in a Colab-like fresh venv, every README command as written, and what the teaching runs learn with
-# quick mode's full training. Several minutes each.
+# installed in a Colab-like fresh venv, binder/'s requirements resolved by pip in another (packaging, as the wheel's
+# venv: moved here from make test to keep it under 10 minutes), every README command as written, and what the
+# teaching runs learn with quick mode's full training. Several minutes each.
 test-release: venv check-data
 	$(BIN)/python -m pip install -q "playwright>=1.40"
 	$(BIN)/python -m pytest -q -ra -m "release or browser" --durations=15 --junitxml=artifacts/junit-test-release.xml

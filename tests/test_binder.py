@@ -2,7 +2,8 @@
 
 The resolution is a ``pip install --dry-run`` of binder/requirements.txt plus ``-e .[notebook]`` in a new
 virtual environment (no packages installed), bounded to a few minutes; a full install (~2 GB) would be too
-slow for CI. PyTorch's CPU index is checked as text: the test pins torch to the build already on the machine."""
+slow for CI. PyTorch's CPU index is checked as text: the test pins torch to the build already on the machine.
+The files' form is checked by ``make test``; the resolution, a release check, by ``make test-release``."""
 from __future__ import annotations
 
 import json
@@ -30,6 +31,7 @@ def test_binder_files_are_well_formed():
 
 
 @pytest.mark.slow
+@pytest.mark.release  # a packaging check, as the wheel's fresh venv: make test-release (about 40 s of pip)
 def test_binder_requirements_resolve_in_fresh_venv(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)

@@ -90,6 +90,16 @@ def test_apply_quick_trains_the_plan_for_a_time_budget():
     assert given.train.epochs == 3  # a copy: the config given is left alone
 
 
+def test_quick_retraining_takes_a_tenth_of_the_budget(monkeypatch):
+    """02_correct's retraining in quick mode: 0.2 of the 2 minutes, and shorter with NBSEG_QUICK_MINUTES."""
+    from nbseg.ui.correct_service import quick_retrain_minutes
+
+    monkeypatch.delenv("NBSEG_QUICK_MINUTES", raising=False)
+    assert quick_retrain_minutes() == pytest.approx(0.2)
+    monkeypatch.setenv("NBSEG_QUICK_MINUTES", "0.5")
+    assert quick_retrain_minutes() == pytest.approx(0.05)
+
+
 def test_needs_step_names_the_notebook(tmp_path):
     assert "01_data" in nbp.needs_step(tmp_path, "config")
     (tmp_path / "config.yaml").write_text("data: {}\n")

@@ -37,7 +37,8 @@ def test_planned_on_a_cpu_with_a_time_budget_and_one_fold(tmp_path):
 @pytest.mark.slow  # two training phases
 def test_2d_phase_then_the_3d_network_from_it(tmp_path):
     root = crops(tmp_path, 3)
-    config, project = _config(root, device="cpu"), tmp_path / "project"
+    # 0.1 minutes: each phase at least one step and its validation, which is all this checks
+    config, project = _config(root, device="cpu", minutes=0.1), tmp_path / "project"
     result = fit(config, project)
     layout = ProjectLayout(project)
     flat, flat_meta = load_model_file(ProjectLayout(layout.warm_start).model(0))

@@ -15,7 +15,7 @@ import ipywidgets as w
 from ..choices import SUGGEST_DEFAULT
 from ..labels.classic import ClassicSettings
 from .common import FEEDBACK, PanelBase, control, note, table_html
-from .correct_service import CLASSIC, QUICK_MINUTES, TOOLS, CorrectService, CorrectState
+from .correct_service import CLASSIC, TOOLS, CorrectService, CorrectState, quick_retrain_minutes
 from .progress import WidgetBarsCallback
 from .teaching import quick_mode
 from .viewers import Viewer2D
@@ -52,7 +52,7 @@ class CorrectPanel(PanelBase):
         self.typed = control(w.Text, "correct_typed", "Typed edit", placeholder="delete 40,52 | paint 10,10; 10,30 r=4")
         self.apply_button = self.secondary("Apply typed edit", "correct_typed", self._typed, icon="keyboard-o")
         self.minutes = control(w.BoundedFloatText, "correct_minutes", "Retrain minutes", min=0.05, max=240,
-                               value=QUICK_MINUTES if quick_mode() else 2.0)
+                               value=quick_retrain_minutes() if quick_mode() else 2.0)
         self.viewer = Viewer2D()
         self.info, self.rounds, self.log = w.HTML(""), w.HTML(""), w.HTML("")
         self.bars, self.plot = w.HTML(""), w.Image(format="png", layout=w.Layout(max_width="640px"))

@@ -22,12 +22,14 @@ from ..labels.edit import LabelEditor
 from ..model.bundled import bundled_model_file
 from ..project import ProjectLayout, write_json
 from .annotate import view_scale
-from .teaching import quick_mode
+from .teaching import quick_minutes, quick_mode
 
 CLASSIC = "classic"  # proposals from the classic workflow instead of a model
 UNLABELLED = 65535  # the "not labelled" value of corrected masks when the project names none (uint16 masks)
 QUICK_POOL = 4  # quick mode: images ranked
-QUICK_MINUTES = 0.2  # quick mode: each retraining
+# quick mode: each retraining takes a tenth of quick mode's training budget (0.2 of its 2 minutes), so
+# NBSEG_QUICK_MINUTES shortens both in the tests of the notebooks' mechanics
+QUICK_RETRAIN_SHARE = 0.1
 # the edit tools: clicks for objects, a drag (brush stroke) or corners (polygon) for regions
 TOOLS = ("delete", "paint", "erase", "add", "polygon", "merge", "split", "class", "unlabelled")
 POINTS_NEEDED = {"delete": 1, "paint": 1, "erase": 1, "add": 1, "polygon": 3, "merge": 2, "split": 2, "class": 1,
@@ -50,6 +52,12 @@ class CorrectState:
     classes: list | None = None  # names of labels 1, 2, ... when the proposals are a multi-class model's
     proposed_by: str = ""
     round: int = 0
+
+
+def quick_retrain_minutes() -> float:
+    """Each retraining's budget in quick mode, in minutes: :data:`QUICK_RETRAIN_SHARE` of
+    :func:`~nbseg.ui.teaching.quick_minutes`."""
+    return quick_minutes() * QUICK_RETRAIN_SHARE
 
 
 class CorrectService:
@@ -258,4 +266,4 @@ class CorrectService:
         return pd.DataFrame(corrections.read_rounds(self.state.project))
 
 
-__all__ = ["CLASSIC", "CorrectService", "CorrectState"]
+__all__ = ["CLASSIC", "CorrectService", "CorrectState", "quick_retrain_minutes"]

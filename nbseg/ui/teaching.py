@@ -25,7 +25,8 @@ QUICK_MINUTES_ENV = "NBSEG_QUICK_MINUTES"  # tests of the mechanics (not of the 
 
 
 def quick_minutes() -> float:
-    """The teaching run's training budget: :data:`QUICK_MINUTES`, or ``NBSEG_QUICK_MINUTES`` when set."""
+    """The teaching run's training budget: :data:`QUICK_MINUTES`, or ``NBSEG_QUICK_MINUTES`` when set (02_correct's
+    retraining takes a tenth of it: ``nbseg.ui.correct_service.quick_retrain_minutes``)."""
     given = os.environ.get(QUICK_MINUTES_ENV, "").strip()
     return float(given) if given else QUICK_MINUTES
 QUICK_SIZE = "S"  # the model size the plan's rules were measured with on CPUs
