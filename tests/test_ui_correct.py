@@ -106,6 +106,11 @@ def test_retrain_makes_a_round_that_proposes_next(pool, tmp_path, one_thread):
     assert panel.state.source.endswith("round1") and panel.source.value == panel.state.source
     assert list(panel.state.ranking["name"]) == [n for n in before if n not in read_decisions(project)]
     assert "Rounds" in panel.rounds.value and panel.plot.value
+    from nbseg.metrics.verdict import training_verdict  # a round under the poor Dice is a warning, never green
+
+    verdict = training_verdict([rounds[0]["val_dice"]])
+    assert verdict.text in panel.status.text
+    assert ("#1b5e20" if verdict.ok else "#e65100") in panel.status.widget.value
 
 
 @pytest.mark.slow  # trains
