@@ -11,6 +11,7 @@ pytest.importorskip("ipywidgets")
 
 from conftest import nuclei_pool  # noqa: E402
 from nbseg.labels.corrections import read_decisions, read_rounds  # noqa: E402
+from nbseg.ui.correct_service import round_status  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("panel_env")
@@ -106,11 +107,16 @@ def test_retrain_makes_a_round_that_proposes_next(pool, tmp_path, one_thread):
     assert panel.state.source.endswith("round1") and panel.source.value == panel.state.source
     assert list(panel.state.ranking["name"]) == [n for n in before if n not in read_decisions(project)]
     assert "Rounds" in panel.rounds.value and panel.plot.value
-    from nbseg.metrics.verdict import training_verdict  # a round under the poor Dice is a warning, never green
+    assert panel.status.text == round_status(rounds[0])[0]
 
-    verdict = training_verdict([rounds[0]["val_dice"]])
-    assert verdict.text in panel.status.text
-    assert ("#1b5e20" if verdict.ok else "#e65100") in panel.status.widget.value
+
+def test_a_poor_round_is_a_warning_never_green():
+    from nbseg.metrics.verdict import POOR_DICE
+
+    text, kind = round_status({"round": 2, "images": 3, "val_dice": POOR_DICE / 10})
+    assert kind == "warn" and "Training failed" in text and "Round 2: trained on 3 image(s)" in text
+    text, kind = round_status({"round": 2, "images": 3, "val_dice": 0.9})
+    assert kind == "ok" and "0.900" in text
 
 
 @pytest.mark.slow  # trains

@@ -14,9 +14,8 @@ import ipywidgets as w
 
 from ..choices import SUGGEST_DEFAULT
 from ..labels.classic import ClassicSettings
-from ..metrics.verdict import training_verdict
 from .common import FEEDBACK, PanelBase, control, note, table_html
-from .correct_service import CLASSIC, TOOLS, CorrectService, CorrectState, quick_retrain_minutes
+from .correct_service import CLASSIC, TOOLS, CorrectService, CorrectState, quick_retrain_minutes, round_status
 from .progress import WidgetBarsCallback
 from .teaching import quick_mode
 from .viewers import Viewer2D
@@ -167,9 +166,7 @@ class CorrectPanel(PanelBase):
                 self.source.value = self.state.source
                 self.run("Rank images", self._rank)
                 self._show_rounds()
-                verdict = training_verdict([row["val_dice"]])  # a failed round is said so, never in green
-                self.status.set(f"Round {row['round']}: trained on {row['images']} image(s); the new model proposes "
-                                f"next. {verdict.text}", "ok" if verdict.ok else "warn")
+                self.status.set(*round_status(row))
 
         # in the background, so the notebook stays usable; tests and the autorun wait for it
         self.worker = threading.Thread(target=work, daemon=True)

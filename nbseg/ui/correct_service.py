@@ -267,3 +267,13 @@ class CorrectService:
 
 
 __all__ = ["CLASSIC", "CorrectService", "CorrectState", "quick_retrain_minutes"]
+
+
+def round_status(row: dict) -> tuple[str, str]:
+    """The status line after a retraining round (``corrections.record_round``'s row) and its kind: a round
+    whose validation Dice is poor is a warning that says what to do, never green."""
+    from ..metrics.verdict import training_verdict
+
+    verdict = training_verdict([row["val_dice"]])
+    return (f"Round {row['round']}: trained on {row['images']} image(s); the new model proposes next. "
+            f"{verdict.text}", "ok" if verdict.ok else "warn")
