@@ -64,7 +64,7 @@ class CorrectPanel(PanelBase):
         self.assemble("Correct and retrain", self.pool, self.source, self.by, self.classic_box, self.rank_button,
                       self.info, tools, self.viewer.widget, self.save_button, self.minutes, self.retrain_button,
                       FEEDBACK, self.log, self.bars, self.plot, self.rounds,
-                      intro="The model proposes a segmentation of the image it is least sure of. Accept it (Save & "
+                      intro="The model proposes a segmentation of the next image to correct. Accept it (Save & "
                             "next), fix it first with the tools, or leave the image out; every decision is saved in "
                             "the project at once. Retrain fine-tunes on what you saved, and the next round begins.")
 
