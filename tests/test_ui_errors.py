@@ -37,6 +37,7 @@ def _data_panel_without_images(panel):
 
 def _train_panel_bad_patch(panel):
     panel.patch.value = "64,sixty-four"
+    panel.replace.value = True  # the project holds a model: the question of replacing it is another test's
     assert panel.train_button.disabled  # the live rule check disables Train; a click still must not crash
     return panel.train_button
 
