@@ -137,6 +137,7 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=2.0, help="fine-tuning budget per round (default 2)")
     parser.add_argument("--scratch-minutes", type=float, default=5.0)
     parser.add_argument("--random-seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0, help="random picks use seeds from this one on")
     parser.add_argument("--skip", default="", help="comma-separated: start, suggest, random, scratch")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
@@ -159,7 +160,7 @@ def main(argv=None) -> int:
         result["rows"].append(row)
         print(json.dumps(row), flush=True)
     picks = ([] if "suggest" in skip else ["suggest"]) + ([] if "random" in skip else
-                                                          [f"random-{s}" for s in range(args.random_seeds)])
+                                                          [f"random-{s}" for s in range(args.first_seed, args.first_seed + args.random_seeds)])
     for pick in picks:
         result["rows"] += loop(pick, data, work, args)
     if "scratch" not in skip:
