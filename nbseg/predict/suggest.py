@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 # models x TTA variants (how much they disagree), as in Bayesian active learning (BALD); "representative":
 # the images that together look most like the whole pool; "diverse": among the 2n most uncertain, the n
 # that together look most like the pool (suggestive annotation, Yang et al. 2017)
-SUGGEST_BY = dict(zip(SUGGEST_CHOICES, ("entropy", "mutual_info", "entropy", "entropy")))
+SUGGEST_BY = {"uncertain": "entropy", "disagree": "mutual_info", "representative": "entropy", "diverse": "entropy"}
+assert tuple(SUGGEST_BY) == SUGGEST_CHOICES  # the CLI's and the panel's choices (nbseg.choices) name these
 BATCH = 8  # images picked together for "representative" and "diverse" when n is not given
 
 
@@ -65,7 +66,8 @@ def suggest_images(models, images, *, n: int | None = None, by: str = SUGGEST_DE
     from .files import input_files
 
     check_choice(by, tuple(SUGGEST_BY), what="by", hint=f" (one of {', '.join(SUGGEST_BY)})")
-    paths = [p for p in input_files(images) if file_stem(p) not in set(skip)]
+    skip = set(skip)
+    paths = [p for p in input_files(images) if file_stem(p) not in skip]
     rows, features = image_scores(models, paths, uncertainty=SUGGEST_BY[by], tta=tta, device=device,
                                   progress=progress)
     table = pd.DataFrame(rows, columns=["image", "name", "score", "foreground_fraction"])
@@ -157,7 +159,8 @@ def rank_order(scores, features, *, by: str = SUGGEST_DEFAULT, n: int = BATCH) -
         return by_score
     candidates = by_score[:2 * n] if by == "diverse" else by_score
     first = cover(np.stack(features), candidates, n)
-    return first + [i for i in by_score if i not in set(first)]
+    picked = set(first)
+    return first + [i for i in by_score if i not in picked]
 
 
 def cover(features, candidates, n: int) -> list[int]:
