@@ -3,6 +3,7 @@ sub-commands whose help ends with an example line."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..choices import parse_floats, parse_ints
@@ -80,3 +81,8 @@ def name_list(text: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError(f"{text!r} names no image: give names like a,b or a file with one a line.")
     return [file_stem(n) if is_image_file(n) else n for n in names]
+
+
+def print_progress(done: int, total: int, name: str) -> None:
+    """The commands' progress callback: ``[done/total] name`` on stderr, so stdout keeps only results."""
+    print(f"[{done}/{total}] {name}", file=sys.stderr, flush=True)

@@ -1,12 +1,11 @@
 """`nbseg denoise train` and `nbseg denoise predict`: Noise2Void (N2V2) on the user's own noisy images."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from ..config import Config
 from ..project import ProjectLayout
-from .args import DEVICES, ExampleFormatter, float_list, int_list
+from .args import DEVICES, ExampleFormatter, float_list, int_list, print_progress
 
 
 def run_train(args) -> int:
@@ -41,14 +40,10 @@ def run_predict(args) -> int:
 
     written = denoise_files(args.project, args.inputs, args.output, overwrite=args.overwrite, tile=args.tile,
                             overlap=args.overlap, batch_size=args.batch_size, device=args.device, axes=args.axes,
-                            channels=args.channels, progress=_progress)
+                            channels=args.channels, progress=print_progress)
     print(f"Denoised {len(written)} image(s) into {args.output} (<name>.denoised.ome.tif, float32, the input's "
           "intensity scale).")
     return 0
-
-
-def _progress(done: int, total: int, name: str) -> None:
-    print(f"[{done}/{total}] {name}", file=sys.stderr, flush=True)
 
 
 def register(subparsers) -> None:

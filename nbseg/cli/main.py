@@ -8,8 +8,8 @@ import re
 import sys
 
 # Modules that define register(subparsers); each sub-command sets `func(args) -> int`.
-COMMAND_MODULES = ("nbseg.cli.train", "nbseg.cli.predict", "nbseg.cli.denoise", "nbseg.cli.labels",
-                   "nbseg.cli.notebooks")
+COMMAND_MODULES = ("nbseg.cli.train", "nbseg.cli.predict", "nbseg.cli.suggest", "nbseg.cli.denoise",
+                   "nbseg.cli.labels", "nbseg.cli.notebooks")
 
 
 def build_parser() -> argparse.ArgumentParser:

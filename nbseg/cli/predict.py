@@ -4,13 +4,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..choices import SUGGEST_CHOICES, SUGGEST_DEFAULT
-from .args import DEVICES, add_command, add_project, float_list, int_list
+from .args import DEVICES, add_command, add_project, float_list, int_list, print_progress
 
 
 def register(subparsers) -> None:
     _register_predict(subparsers)
-    _register_suggest(subparsers)
     _register_evaluate(subparsers)
     _register_export(subparsers)
 
@@ -129,54 +127,6 @@ def _register_export(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
 
 
-def _register_suggest(subparsers) -> None:
-    p = add_command(
-        subparsers, "suggest", run_suggest, help="the images to correct next, most useful first",
-        description="Predict a pool of images (nothing is written) and print the K whose prediction the model is "
-                    "least sure of, one path a line, most useful first: correct those, add them to the training "
-                    "masks and fine-tune (nbseg train --init MODEL). MODEL is a trained project, a model file, a "
-                    "bioimage.io package or a bundled model's name (e.g. nuclei). Colour images are read as grey "
-                    "for a model trained on one channel.",
-        example="nbseg suggest nuclei pool/ -n 8")
-    p.add_argument("project", metavar="MODEL", help="trained project, model file, bioimage.io package or bundled "
-                                                     "model name (nuclei)")
-    p.add_argument("inputs", type=Path, nargs="+", metavar="IMAGES", help="image files and/or folders (the pool)")
-    p.add_argument("-n", type=int, default=8, metavar="K", help="how many images to propose (default 8)")
-    p.add_argument("--by", choices=SUGGEST_CHOICES, default=SUGGEST_DEFAULT,
-                   help=f"uncertain: the most uncertain prediction first; disagree: where the folds' models and "
-                        f"the TTA variants disagree most; representative: the K that together look most like the "
-                        f"pool; diverse: the same among the 2K most uncertain (default {SUGGEST_DEFAULT})")
-    p.add_argument("--tta", default="flips", metavar="{none,flips,all}",
-                   help="test-time augmentation (default flips: its variants' disagreement counts)")
-    p.add_argument("--skip", type=Path, metavar="DIR",
-                   help="a folder of masks: images with a mask of their name there are left out (done already)")
-    p.add_argument("--csv", type=Path, metavar="FILE", help="also write the whole ranking (every image, its score)")
-    p.add_argument("--device", default="auto", choices=DEVICES, help="where to run (default auto)")
-
-
-def run_suggest(args) -> int:
-    from ..io.images import files_by_stem
-    from ..predict.suggest import suggest_images
-
-    if args.n < 1:
-        raise ValueError(f"-n is {args.n}; give how many images to propose, 1 or more (e.g. -n 8).")
-    if args.skip and not args.skip.is_dir():
-        raise FileNotFoundError(f"--skip {args.skip}: no such folder. Give the folder of masks done already.")
-    skip = files_by_stem(args.skip) if args.skip and any(args.skip.iterdir()) else {}  # empty: nothing done yet
-    table = suggest_images(args.project, args.inputs, by=args.by, tta=args.tta, skip=skip, device=args.device,
-                           progress=_progress, batch=args.n)
-    if args.csv:
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.csv, index=False)
-    for path in table["image"].head(args.n):
-        print(path)
-    return 0
-
-
-def _progress(done: int, total: int, name: str) -> None:
-    print(f"[{done}/{total}] {name}", file=sys.stderr, flush=True)
-
-
 def _memory_size(text: str) -> int:
     """``--max-memory`` text as bytes; bad text is an argparse error that shows the form."""
     import argparse
@@ -211,10 +161,10 @@ def run_predict(args) -> int:
         from ..predict.cluster import predict_on_cluster
 
         table = predict_on_cluster(project, args.inputs, args.output, options, cluster=args.cluster, block=args.block,
-                                   overwrite=args.overwrite, progress=_progress, report=print)
+                                   overwrite=args.overwrite, progress=print_progress, report=print)
     else:
         table = predict_files(project, args.inputs, args.output, options, overwrite=args.overwrite,
-                              progress=_progress)
+                              progress=print_progress)
     if "merges" in table and table["merges"].notna().any():
         print(f"Stitching across block faces made {int(table['merges'].sum())} merge(s).")
     done, earlier = (int((table["status"] == status).sum()) for status in ("predicted", "done earlier"))
