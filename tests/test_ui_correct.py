@@ -150,7 +150,9 @@ def test_retraining_never_trains_on_the_test_images(pool, tmp_path, one_thread):
     split = read_split(round1)
     assert split["test"] == [test] and all(test not in f["train"] + f["val"] for f in split["folds"])
     assert load_model_file(round1 / "models" / "fold0.pt")[1]["images"]["test"] == [test]
-    assert read_rounds(project)[0]["images"] == 4  # the training set links it, all the same
+    row = read_rounds(project)[0]  # the training set links it, but the round counts what it learnt from
+    assert (row["images"], row["test_images"]) == (3, 1)
+    assert "trained on 3 image(s) (1 test image(s) kept out)" in round_status(row)[0]
 
 
 def test_classic_workflow_previews_live(pool, tmp_path):

@@ -242,7 +242,9 @@ class CorrectService:
         s.round += 1
         s.source = str(target.root)
         edits = sum(sum(d.edits.values()) for d in decisions.values() if d.round == s.round - 1)
-        return corrections.record_round(s.project, s.round, model=s.source, images=found["count"], edits=edits,
+        # the test images sit in the same folders but were kept out: the row counts what the round learnt from
+        return corrections.record_round(s.project, s.round, model=s.source, images=found["count"] - len(test),
+                                        test_images=len(test), edits=edits,
                                         val_dice=round(float(max(result.best_dice)), 4))
 
     def _use_as_masks(self, found: dict) -> None:
@@ -275,5 +277,6 @@ def round_status(row: dict) -> tuple[str, str]:
     from ..metrics.verdict import training_verdict
 
     verdict = training_verdict([row["val_dice"]])
-    return (f"Round {row['round']}: trained on {row['images']} image(s); the new model proposes next. "
+    kept = f" ({row['test_images']} test image(s) kept out)" if row.get("test_images") else ""
+    return (f"Round {row['round']}: trained on {row['images']} image(s){kept}; the new model proposes next. "
             f"{verdict.text}", "ok" if verdict.ok else "warn")
