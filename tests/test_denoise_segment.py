@@ -38,7 +38,8 @@ def _noisy_blobs(root, n=3, seed=0):
 
 
 def _denoiser(images, project, seed=0):
-    assert main(["denoise", "train", "--images", str(images), "--project", str(project), "--seed", str(seed), *TRAIN]) == 0
+    assert main(["denoise", "train", "--images", str(images), "--project", str(project), "--seed", str(seed),
+                 *TRAIN]) == 0
     return project
 
 
@@ -71,7 +72,8 @@ def test_train_with_denoise_carries_the_denoiser_and_trains_on_denoised_images(t
     record = json.loads((seg / "denoiser" / "source.json").read_text())
     assert record["source"] == str(dn.resolve()) and len(record["sha256"]) == 64
     for i in range(3):  # the cache: the raw images denoised, pixel sizes kept
-        raw, cached = read_image(trained["images"] / f"n{i}.ome.tif"), read_image(seg / "denoised_images" / f"n{i}.ome.tif")
+        raw = read_image(trained["images"] / f"n{i}.ome.tif")
+        cached = read_image(seg / "denoised_images" / f"n{i}.ome.tif")
         assert np.allclose(cached.data, denoise_image(dn, raw, device="cpu"), atol=1e-3)
         assert cached.pixel_sizes == pytest.approx(raw.pixel_sizes)
     # what training measured is the denoised images', not the raw ones'
@@ -90,7 +92,8 @@ def test_predict_applies_the_project_denoiser(trained, tmp_path, capsys):
     seg = trained["seg"]
     assert main(["predict", str(seg), str(trained["images"]), "--output", str(tmp_path / "out"), "--tta", "none"]) == 0
     assert "Denoising first with the denoiser this project was trained with" in capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "out" / "denoised").glob("*.tif")) == [f"n{i}.ome.tif" for i in range(3)]
+    copies = sorted(p.name for p in (tmp_path / "out" / "denoised").glob("*.tif"))
+    assert copies == [f"n{i}.ome.tif" for i in range(3)]
     denoised = denoise_files(trained["dn"], [trained["images"]], tmp_path / "dn_out", device="cpu")
     predict_files(seg, denoised, tmp_path / "by_hand", tta="none")
     predict_files(seg, [trained["images"]], tmp_path / "raw", tta="none")
@@ -185,4 +188,5 @@ def test_predict_on_a_cluster_denoises_there_too(trained, tmp_path, client):
     assert main(["predict", str(trained["seg"]), str(trained["images"]), "--output", str(tmp_path / "local"),
                  "--tta", "none"]) == 0
     for i in range(3):
-        assert np.array_equal(_probabilities(tmp_path / "cluster", f"n{i}"), _probabilities(tmp_path / "local", f"n{i}"))
+        assert np.array_equal(_probabilities(tmp_path / "cluster", f"n{i}"),
+                              _probabilities(tmp_path / "local", f"n{i}"))

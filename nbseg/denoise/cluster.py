@@ -87,8 +87,8 @@ def _plan(path, output: Path, suffix: str, spec: dict, meta: dict, sizing: Block
     shape, channels = image.spatial_shape, image.data.shape[0]
     tile = _tile(settings.get("tile"), shape, spec, meta)
     # what block_size asks of the models and the run: a denoiser gives as many outputs as it takes channels
-    info = SimpleNamespace(divisors=pooling_divisors(spec["spatial_dims"], spec["size"], pool_z=spec.get("pool_z", True)),
-                           in_channels=channels, n_classes=channels)
+    divisors = pooling_divisors(spec["spatial_dims"], spec["size"], pool_z=spec.get("pool_z", True))
+    info = SimpleNamespace(divisors=divisors, in_channels=channels, n_classes=channels)
     run = SimpleNamespace(batch_size=settings.get("batch_size") or 4, instances=False)
     size = sizing.size(path, shape, tile, None, info, run, getattr(image.data.dtype, "itemsize", 4))
     blocks = plan_blocks(shape, size, tile, settings.get("overlap", 0.5)) if size is not None and any(
