@@ -71,6 +71,15 @@ class ProjectLayout:
     rounds = property(lambda self: self.corrections / "rounds.jsonl")
     training_set = property(lambda self: self.corrections / "training_set")
     correction_loop = property(lambda self: self.corrections / "loop.json")  # the pool and source last used
+    # the denoiser a segmentation project carries (nbseg train --denoise): a denoiser project of its own (its
+    # models/fold0.pt and config.yaml) with where it came from, and the training images it denoised once
+    denoiser = property(lambda self: self.root / "denoiser")
+    denoiser_source = property(lambda self: self.denoiser / "source.json")
+    denoised_images = property(lambda self: self.root / "denoised_images")
+
+    def carried_denoiser(self) -> Path | None:
+        """The denoiser project this project carries (:attr:`denoiser`), or None when it has none."""
+        return self.denoiser if ProjectLayout(self.denoiser).model(0).exists() else None
 
     def round_project(self, number: int) -> "ProjectLayout":
         """The project the correction loop's round ``number`` trains into: ``rounds/round<k>``."""

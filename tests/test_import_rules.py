@@ -167,7 +167,8 @@ ALLOWED = {
     "metrics": {"base", "io"},
     "train": BELOW_TRAIN,
     "predict": BELOW_TRAIN,
-    "denoise": BELOW_TRAIN | {"train"},  # beside predict; it trains with train's loop
+    # above train and predict: it trains with train's loop, and lists inputs and runs on a cluster with predict's
+    "denoise": BELOW_TRAIN | {"train", "predict"},
     "cli": BELOW_TRAIN | {"train", "predict", "denoise"},
     "ui": BELOW_TRAIN | {"train", "predict", "denoise"},
 }

@@ -38,11 +38,20 @@ def run_train(args) -> int:
 def run_predict(args) -> int:
     from ..denoise.predict import denoise_files
 
-    written = denoise_files(args.project, args.inputs, args.output, overwrite=args.overwrite, tile=args.tile,
-                            overlap=args.overlap, batch_size=args.batch_size, device=args.device, axes=args.axes,
-                            channels=args.channels, progress=print_progress)
-    print(f"Denoised {len(written)} image(s) into {args.output} (<name>.denoised.ome.tif, float32, the input's "
-          "intensity scale).")
+    settings = dict(overwrite=args.overwrite, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+                    device=args.device, axes=args.axes, channels=args.channels, progress=print_progress)
+    if (args.block or args.max_memory) and not args.cluster:
+        raise ValueError("--block and --max-memory size the blocks of a cluster's workers; give --cluster too "
+                         "(e.g. --cluster local:2).")
+    if args.cluster:
+        from ..denoise.cluster import denoise_on_cluster
+
+        written = denoise_on_cluster(args.project, args.inputs, args.output, cluster=args.cluster, block=args.block,
+                                     max_memory=args.max_memory, report=print, **settings)
+    else:
+        written = denoise_files(args.project, args.inputs, args.output, **settings)
+    print(f"Denoised {len(written)} image(s) into {args.output} (<name>.denoised.ome.tif, or .ome.zarr when cut "
+          "into blocks; float32, the input's intensity scale).")
     return 0
 
 
@@ -99,5 +108,12 @@ def register(subparsers) -> None:
     predict.add_argument("--axes", help="axes of the files if they don't say (default: as in training)")
     predict.add_argument("--channels", type=int_list("channels", "0 or 0,2"), help="channels (default: as in training)")
     predict.add_argument("--device", default="auto", choices=DEVICES, help="where to compute (default auto)")
+    predict.add_argument("--cluster", metavar="{local[:N],slurm,tcp://HOST:PORT}",
+                         help="denoise on a dask cluster, as `nbseg predict --cluster` (see docs/scaling.md)")
+    predict.add_argument("--block", type=int_list("block size", "1024,1024 or 64,512,512"), metavar="[Z,]Y,X",
+                         help="with --cluster: cut images larger than this into blocks (rounded up to whole tiles), "
+                              "written as NAME.denoised.ome.zarr (default: only images a worker cannot hold whole)")
+    predict.add_argument("--max-memory", metavar="SIZE", dest="max_memory",
+                         help="with --cluster: the memory bound of each worker, e.g. 2GB")
     predict.add_argument("--overwrite", action="store_true", help="replace earlier results")
     predict.set_defaults(func=run_predict)

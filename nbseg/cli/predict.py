@@ -77,6 +77,10 @@ def _register_predict(subparsers) -> None:
                         "a multiple of what the U-Net pools is rounded up, and said. Default: an image a worker "
                         "cannot hold whole (--max-memory; else most of a local or SLURM worker's memory) is cut "
                         "into the largest blocks of whole tiles it holds")
+    p.add_argument("--denoise", type=Path, metavar="DENOISER",
+                   help="denoise the images first with DENOISER (a project made by `nbseg denoise train`), keeping "
+                        "them in OUTPUT/denoised/. A project trained with --denoise applies its own denoiser "
+                        "without it. See docs/denoising.md")
     p.add_argument("--overwrite", action="store_true", help="replace earlier results in the output folder")
     p.add_argument("--trust-code", action="store_true",
                    help="PROJECT is a bioimage.io package with pytorch_state_dict weights: run its architecture code")
@@ -157,14 +161,14 @@ def run_predict(args) -> int:
         project = load_package(args.project, trust_code=True)
     if args.block and not args.cluster:
         raise ValueError("--block cuts images for the workers of a cluster; give --cluster too (e.g. --cluster local:2).")
+    inputs, options = _denoised_inputs(args, options)
     if args.cluster:
         from ..predict.cluster import predict_on_cluster
 
-        table = predict_on_cluster(project, args.inputs, args.output, options, cluster=args.cluster, block=args.block,
+        table = predict_on_cluster(project, inputs, args.output, options, cluster=args.cluster, block=args.block,
                                    overwrite=args.overwrite, progress=print_progress, report=print)
     else:
-        table = predict_files(project, args.inputs, args.output, options, overwrite=args.overwrite,
-                              progress=print_progress)
+        table = predict_files(project, inputs, args.output, options, overwrite=args.overwrite, progress=print_progress)
     if "merges" in table and table["merges"].notna().any():
         print(f"Stitching across block faces made {int(table['merges'].sum())} merge(s).")
     done, earlier = (int((table["status"] == status).sum()) for status in ("predicted", "done earlier"))
@@ -177,6 +181,23 @@ def run_predict(args) -> int:
     for row in failed.itertuples():  # the others were predicted; these need the user
         print(f"nbseg predict: error: not predicted: {cli_words(row.error)}", file=sys.stderr)
     return 1 if len(failed) else 0
+
+
+def _denoised_inputs(args, options):
+    """The inputs to segment and how to read them: as given, or denoised first (``--denoise``, or the denoiser the
+    project was trained with) into OUTPUT/denoised/, on the cluster too with ``--cluster``."""
+    from ..denoise.segment import PREDICT_FOLDER, copies_reading, denoised_copies, predict_denoiser
+    from ..predict.options import PredictOptions
+
+    denoiser, line = predict_denoiser(args.project, args.denoise)
+    if denoiser is None:
+        return args.inputs, options
+    folder = args.output / PREDICT_FOLDER
+    print(f"{line} The denoised images are kept in {folder}.")
+    copies = denoised_copies(denoiser, args.inputs, folder, overwrite=args.overwrite, cluster=args.cluster,
+                             block=args.block, max_memory=args.max_memory, device=args.device, axes=args.axes,
+                             channels=args.channels, progress=print_progress, report=print)
+    return copies, PredictOptions.build(options, **copies_reading(copies))
 
 
 def run_evaluate(args) -> int:

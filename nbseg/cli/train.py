@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..config import Config, update_config
 from ..project import ProjectLayout
-from .args import DEVICES, float_list, int_list, name_list
+from .args import DEVICES, float_list, int_list, name_list, print_progress
 
 
 def _add_data_options(parser) -> None:
@@ -133,7 +133,7 @@ def _train(args, config, say) -> int:
     from ..train.trainer import check_replace, fit, training_dataset
 
     check_replace(args.project, replace=args.overwrite, resume=args.resume)  # before anything is written
-    dataset = training_dataset(config, args.project, load_dataset(config.data))
+    dataset = training_dataset(config, args.project, load_dataset(_training_images(args, config, say)))
     if dataset.test:
         say(f"test set: {len(dataset.test)} image(s) held back, never trained on (split.json): "
             f"{', '.join(dataset.test[:8])}{', ...' if len(dataset.test) > 8 else ''}")
@@ -147,6 +147,20 @@ def _train(args, config, say) -> int:
     if result.interrupted:
         say("Training was stopped; the best model so far is kept. Continue with --resume.")
     return 0
+
+
+def _training_images(args, config, say):
+    """The data settings to train from: ``config.data``, or with ``--denoise`` (or a denoiser the project carries
+    from an earlier run) its images denoised once into the project's cache (nbseg.denoise.segment)."""
+    from ..denoise.segment import denoised_training_data, training_denoiser
+
+    denoiser = training_denoiser(args.project, getattr(args, "denoise", None))
+    if denoiser is None:
+        return config.data
+    say(f"Training on the images denoised by {denoiser} (copied from {args.denoise or 'an earlier run'}; "
+        f"nbseg predict applies it too; --denoise none drops it). Denoising them once into "
+        f"{ProjectLayout(args.project).denoised_images} ...")
+    return denoised_training_data(config.data, args.project, denoiser, progress=print_progress)
 
 
 def run_lr_find(args) -> int:
@@ -198,6 +212,11 @@ def register(subparsers) -> None:
     train.add_argument("--no-warm-start", dest="warm_start", action="store_false", default=None,
                        help="train a 3D network from random weights; by default it starts from a 2D network "
                             "over the slices trained for the first half of --minutes (train.warm_start)")
+    train.add_argument("--denoise", metavar="DENOISER",
+                       help="train on the images denoised by DENOISER, a project made by `nbseg denoise train`: it is "
+                            "copied into --project (nbseg predict then applies it too) and the images are denoised "
+                            "once into the project (reused by --resume; the masks as they are). A project that "
+                            "carries one keeps it; 'none' drops it. See docs/denoising.md")
     train.add_argument("--resume", action="store_true", help="continue a stopped run from its last checkpoint")
     train.add_argument("--overwrite", action="store_true",
                        help="replace the trained model of --project: without it, training into a project that "

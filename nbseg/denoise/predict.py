@@ -13,11 +13,12 @@ import numpy as np
 import torch
 
 from ..data.normalize import intensity_bounds
-from ..io.images import Image, file_stem, image_files, read_image, write_ome_tiff
+from ..io.images import Image, file_stem, read_image, write_ome_tiff
 from ..metrics.restoration import DENOISED
 from ..model.tiling import check_tile, patch_tile, sliding_window
 from ..model.unet import divisibility_problem, load_model_file, pooling_divisors
 from ..project import ProjectLayout
+from ..predict.files import input_files
 from ..runtime import autocast, memory_format, pick_device, pick_precision
 from .train import KIND
 
@@ -41,7 +42,7 @@ def load_denoiser(source) -> tuple[torch.nn.Module, dict]:
 
 
 def denoise_image(denoiser, image, *, tile=None, overlap: float = 0.5, batch_size: int = 4, device="auto",
-                  precision: str = "fp32", progress=None) -> np.ndarray:
+                  precision: str = "fp32", bounds=None, progress=None) -> np.ndarray:
     """The denoised image, in the input's intensity scale.
 
     Parameters
@@ -55,6 +56,9 @@ def denoise_image(denoiser, image, *, tile=None, overlap: float = 0.5, batch_siz
     device : str
     precision : str
         fp32 by default: a denoised image keeps its fine intensity steps.
+    bounds : (low, span) pair of (C,) ndarray, optional
+        The normalisation (:func:`nbseg.data.normalize.intensity_bounds`) of the whole image when ``image`` is
+        one block of it (:mod:`.cluster`); default the image's own.
     progress : callable(done, total, message), optional
 
     Returns
@@ -70,7 +74,7 @@ def denoise_image(denoiser, image, *, tile=None, overlap: float = 0.5, batch_siz
     model = model.to(device).eval()
     # a slice model folds Z into the batch itself: its 5D inputs stay in the standard layout
     layout = torch.contiguous_format if model.slices else memory_format(device, model.spec["spatial_dims"])
-    low, span = intensity_bounds(data, meta["percentiles"])  # the whole image's, as in training
+    low, span = bounds if bounds is not None else intensity_bounds(data, meta["percentiles"])  # as in training
     shape = (1, -1) + (1,) * (data.ndim - 1)
     low, span = torch.from_numpy(low).view(shape), torch.from_numpy(span.astype(np.float32)).view(shape)
 
@@ -104,19 +108,22 @@ def _tile(tile, spatial, spec, meta) -> tuple:
     return tile
 
 
-def denoise_files(denoiser, inputs, output, *, overwrite: bool = False, progress=None, **settings) -> list[Path]:
+def denoise_files(denoiser, inputs, output, *, overwrite: bool = False, suffix: str = DENOISED, progress=None,
+                  **settings) -> list[Path]:
     """Denoise image files and folders into ``output`` as ``<name>.denoised.ome.tif``.
 
     Parameters
     ----------
-    denoiser : str or Path
-        A denoiser project or model file.
+    denoiser : str, Path or (model, meta)
+        A denoiser project or model file, or :func:`load_denoiser`'s result.
     inputs : sequence of str or Path
         Image files and folders of images.
     output : str or Path
         Folder for the results (made).
     overwrite : bool
         Replace earlier results; otherwise an image with a result already is skipped (a rerun continues).
+    suffix : str
+        After ``<name>``; "" keeps the input's name (images that segmentation reads in their stead).
     progress : callable(done, total, name), optional
         After each image.
     **settings
@@ -127,13 +134,13 @@ def denoise_files(denoiser, inputs, output, *, overwrite: bool = False, progress
     list of Path
         The results, one per input image, in input order.
     """
-    loaded = load_denoiser(denoiser)
+    loaded = denoiser if isinstance(denoiser, tuple) else load_denoiser(denoiser)
     axes, channels = settings.pop("axes", None) or loaded[1].get("axes"), settings.pop("channels", None)
     channels = channels if channels is not None else loaded[1].get("channels")
-    files = [f for path in map(Path, inputs) for f in (image_files(path) if path.is_dir() else [path])]
+    files = input_files(inputs)
     written = []
     for i, path in enumerate(files):
-        target = Path(output) / f"{file_stem(path)}{DENOISED}.ome.tif"
+        target = Path(output) / f"{file_stem(path)}{suffix}.ome.tif"
         if overwrite or not target.exists():
             image = read_image(path, axes=axes, channels=channels, dims=loaded[0].spec["spatial_dims"])
             result = denoise_image(loaded, image, **settings)

@@ -23,7 +23,7 @@ from .bioimageio_docs import (author_dicts, default_metadata, pixel_sizes, readm
                               validation_figures, write_cover)
 from ..model.bioimageio_load import BioimageioError, bioimageio_modules
 from .ensemble import ensemble_info, load_ensemble
-from .export import script_ensemble
+from .export import refuse_denoiser, script_ensemble
 
 INPUT_ID, OUTPUT_ID = "raw", "probabilities"
 EPS = 1e-6  # scale_range's: (x - low) / (high - low + eps)
@@ -73,6 +73,7 @@ def export_bioimageio(project, output=None, *, authors=None, name: str | None = 
     Path
         ``output``, written only once ``bioimageio.core.test_model`` passed on it.
     """
+    refuse_denoiser(project, "a bioimage.io package")
     bio, save_package, test_model = bioimageio_modules()
     output = Path(output) if output is not None else ProjectLayout(project).bioimageio_package
     if output.suffix.lower() != ".zip":

@@ -4,6 +4,7 @@ no nbseg needed (e.g. in a Java/C++ plugin or a plain PyTorch script)."""
 
 import copy
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -14,7 +15,7 @@ from torch import nn
 from ..config import DEFAULT_PERCENTILES
 from .ensemble import _fuse_conv_bn, ensemble_info, load_ensemble
 from .tta import tta_variants
-from ..project import atomic_write
+from ..project import ProjectLayout, atomic_write
 
 FORMAT = "nbseg-torchscript-1"
 META_FILE = "nbseg.json"
@@ -100,6 +101,23 @@ class EnsembleModule(nn.Module):
         return total / count
 
 
+def refuse_denoiser(project, what: str) -> None:
+    """Refuse to export a project trained on denoised images (``nbseg train --denoise``) as ``what``: the file
+    would hold the segmentation models alone, which given raw images segment what they never saw.
+
+    Raises
+    ------
+    ValueError
+        Naming the denoiser and what to do instead.
+    """
+    carried = ProjectLayout(project).carried_denoiser() if isinstance(project, (str, os.PathLike)) else None
+    if carried is not None:
+        raise ValueError(f"{project} was trained on images denoised by its denoiser ({carried}), which {what} cannot "
+                         "carry: its models alone, given raw images, would segment images unlike those they learnt "
+                         f"from. Segment with `nbseg predict {project} ...` (it denoises first), or export models "
+                         "trained on raw images (nbseg train without --denoise into another project).")
+
+
 def export_torchscript(project, output, *, tta: str = "none", overwrite: bool = False) -> Path:
     """Write the ensemble of ``project`` as one TorchScript file.
 
@@ -122,6 +140,7 @@ def export_torchscript(project, output, *, tta: str = "none", overwrite: bool = 
     output = Path(output)
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} exists already; pass overwrite=True (CLI: --overwrite) to replace it.")
+    refuse_denoiser(project, "a TorchScript file")
     ensemble = load_ensemble(project)
     info = ensemble_info(ensemble)
     module, percentiles = script_ensemble(ensemble, info, tta=tta)

@@ -139,7 +139,7 @@ def _plan_images(files, info, options: PredictOptions, sizing: BlockSizing) -> d
 def _run(client, project, todo, jobs, plans, options, output_dir, progress) -> dict:
     """Submit every image (or its blocks), report each as it finishes, then stitch and write the blocked ones."""
     futures, names, scratch = [], {}, {}
-    hosts = _workers_per_host(client)
+    hosts = workers_per_host(client)
     for path in todo:
         stem, job = file_stem(path), jobs[path]
         if not job["blocks"]:
@@ -273,7 +273,8 @@ def _gather(client, futures, what: str) -> list:
         raise ClusterError(f"{what.capitalize()} failed {RETRIES + 1} times: {type(err).__name__}: {err}.") from err
 
 
-def _workers_per_host(client) -> dict:
+def workers_per_host(client) -> dict:
+    """``{host: number of workers}`` of ``client``'s cluster."""
     workers = client.scheduler_info().get("workers", {}).values()
     hosts: dict = {}
     for worker in workers:

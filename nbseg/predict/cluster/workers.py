@@ -17,7 +17,7 @@ from ..image import model_bounds, predict_image, read_for_models
 from ..options import PredictOptions
 from ..outputs import write_object_files
 
-__all__ = ["pick_precision", "predict_whole", "image_bounds", "predict_block", "block_face_pairs", "relabel_block",
+__all__ = ["pick_precision", "share_cores", "predict_whole", "image_bounds", "predict_block", "block_face_pairs", "relabel_block",
            "write_result", "write_tables"]
 
 _LOADED: dict = {}  # project -> its models, in each worker process
@@ -25,14 +25,19 @@ _LOADED: dict = {}  # project -> its models, in each worker process
 
 def _models(project, hosts: dict):
     """The project's models, loaded once per worker process; torch gets this worker's share of the cores."""
-    import torch
-
     key = str(Path(project).resolve()) if isinstance(project, (str, os.PathLike)) else tuple(map(str, project))
     if key not in _LOADED:
         _LOADED[key] = load_ensemble(project)
+    share_cores(hosts)
+    return _LOADED[key]
+
+
+def share_cores(hosts: dict) -> None:
+    """Give torch this worker's share of its machine's cores (``hosts``: workers per host)."""
+    import torch
+
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(max(1, cores // hosts.get(_worker_host(), 1)))
-    return _LOADED[key]
 
 
 def pick_precision(device: str) -> str:
