@@ -11,7 +11,6 @@ import zipfile
 
 import numpy as np
 import pytest
-import tifffile
 import yaml
 
 pytest.importorskip("bioimageio.core", reason="bioimage.io export needs bioimageio.core (pip install 'nbseg[bioimageio]')")
