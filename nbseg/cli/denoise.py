@@ -1,4 +1,5 @@
-"""`nbseg denoise train` and `nbseg denoise predict`: Noise2Void (N2V2) on the user's own noisy images."""
+"""`nbseg denoise train` and `nbseg denoise predict`: Noise2Void (N2V2) on the user's own noisy images, or CARE
+on noisy/clean pairs (``--targets``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,7 @@ from .args import DEVICES, ExampleFormatter, float_list, int_list, print_progres
 
 
 def run_train(args) -> int:
-    from ..denoise.train import denoise_config, load_noisy, plan_denoising, train_denoiser
+    from ..denoise.train import PAIRED, denoise_config, load_noisy, plan_denoising, train_denoiser
     from ..train.callbacks import PrintProgress
 
     saved = ProjectLayout(args.project).config
@@ -18,7 +19,7 @@ def run_train(args) -> int:
         raise ValueError("No images given: pass --images DIR, the folder of noisy images to learn from.")
     config = denoise_config(args.images or base.data.images, base=base,
                             data={"axes": args.axes, "channels": args.channels, "dims": args.dims,
-                                  "pixel_sizes": args.pixel_sizes},
+                                  "pixel_sizes": args.pixel_sizes, "masks": args.targets},
                             train={"minutes": args.minutes, "epochs": args.epochs, "seed": args.seed,
                                    "device": args.device, "batch_size": args.batch_size,
                                    "steps_per_epoch": args.steps_per_epoch},
@@ -29,7 +30,9 @@ def run_train(args) -> int:
         print(line)
     result = train_denoiser(config, args.project, callbacks=[PrintProgress()], resume=args.resume, dataset=dataset,
                             plan=plan)
-    print(f"denoiser {result.model_path}  (denoise with: nbseg denoise predict {args.project} IMAGES --output DIR)")
+    method = "CARE" if dataset.kind == PAIRED else "N2V2"
+    print(f"{method} denoiser {result.model_path}  (denoise with: nbseg denoise predict {args.project} IMAGES "
+          "--output DIR)")
     if result.stopped == "interrupted":
         print("Training was stopped; the best model so far is kept. Continue with --resume.")
     return 0
@@ -57,9 +60,10 @@ def run_predict(args) -> int:
 
 def register(subparsers) -> None:
     group = subparsers.add_parser(
-        "denoise", help="train a denoiser on noisy images (Noise2Void, N2V2) and denoise with it",
+        "denoise", help="train a denoiser (Noise2Void N2V2; CARE with clean pairs) and denoise with it",
         description="Denoising before segmentation: Noise2Void with the N2V2 changes learns from the noisy images "
-                    "themselves (no clean images needed), in 2D and 3D. See docs/denoising.md.",
+                    "themselves (no clean images needed); CARE learns from noisy/clean pairs (--targets). 2D and "
+                    "3D. See docs/denoising.md.",
         epilog="example: nbseg denoise train --images noisy/ --project dn --minutes 5  |  "
                "nbseg denoise predict dn noisy/ --output denoised/", formatter_class=ExampleFormatter)
     commands = group.add_subparsers(dest="denoise_command", metavar="{train,predict}")
@@ -68,10 +72,15 @@ def register(subparsers) -> None:
     train = commands.add_parser(
         "train", help="train a denoiser on a folder of noisy images", formatter_class=ExampleFormatter,
         description="Train Noise2Void (N2V2: blind spots replaced by the median of their neighbours, a U-Net "
-                    "without its top skip connection and with max-blur-pool) on noisy images, planned from the "
-                    "images like segmentation. Everything is kept in the project folder; --resume continues.",
-        epilog="example: nbseg denoise train --images noisy/ --project dn --minutes 5")
+                    "without its top skip connection and with max-blur-pool) on noisy images, or, with --targets, "
+                    "CARE (a U-Net learning noisy -> clean from pairs), planned from the images like segmentation. "
+                    "Everything is kept in the project folder; --resume continues.",
+        epilog="example: nbseg denoise train --images noisy/ --project dn --minutes 5  |  "
+               "nbseg denoise train --images noisy/ --targets clean/ --project care")
     train.add_argument("--images", type=Path, help="folder of noisy images (TIFF, OME-TIFF, PNG, CZI, ...)")
+    train.add_argument("--targets", type=Path, metavar="DIR",
+                       help="folder of clean images, each named as its noisy image (the suffix may differ): trains "
+                            "CARE instead of N2V2")
     train.add_argument("--project", type=Path, required=True, help="folder for the denoiser, its checkpoints and history")
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, help="training time budget in minutes (default 5)")

@@ -45,8 +45,9 @@ def intensity_bounds(image, percentiles=DEFAULT_PERCENTILES, *, name: str = "ima
     return np.array(lows, dtype=np.float32), np.array(spans, dtype=np.float64)
 
 
-def percentile_normalize(image, *, percentiles=DEFAULT_PERCENTILES, name: str = "image", sample_size: int = 2_000_000):
-    """Scale each channel so its ``percentiles`` map to 0 and 1.
+def percentile_normalize(image, *, percentiles=DEFAULT_PERCENTILES, name: str = "image", sample_size: int = 2_000_000,
+                         bounds=None):
+    """Scale each channel so its ``percentiles`` map to 0 and 1 (or by another image's ``bounds``).
 
     Parameters
     ----------
@@ -56,12 +57,16 @@ def percentile_normalize(image, *, percentiles=DEFAULT_PERCENTILES, name: str = 
         The file, for messages.
     sample_size : int
         See :func:`intensity_bounds`.
+    bounds : (low, span), optional
+        :func:`intensity_bounds` of another image to scale by instead (CARE's clean targets go by their noisy
+        input's, so the network's output stays in the input's intensity scale).
 
     Returns
     -------
     (C, [Z,] Y, X) ndarray of float32
     """
-    lows, spans = intensity_bounds(image, percentiles, name=name, sample_size=sample_size)
+    lows, spans = bounds if bounds is not None else intensity_bounds(image, percentiles, name=name,
+                                                                     sample_size=sample_size)
     out = np.empty(image.shape, dtype=np.float32)
     for c, channel in enumerate(image):
         np.subtract(channel, lows[c], out=out[c], dtype=np.float32)

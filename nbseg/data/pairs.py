@@ -21,7 +21,7 @@ class Pair:
     excluding: Path | None = None
 
 
-def find_pairs(images, masks=None, *, seg2=None, merging=None, excluding=None) -> list[Pair]:
+def find_pairs(images, masks=None, *, seg2=None, merging=None, excluding=None, role: str = "mask") -> list[Pair]:
     """Match files across folders by stem (``cell_01.tif`` with ``cell_01.png``).
 
     Parameters
@@ -30,6 +30,8 @@ def find_pairs(images, masks=None, *, seg2=None, merging=None, excluding=None) -
         Folders. Every image needs a mask and every mask an image.
     seg2, merging, excluding : str or Path, optional
         Folders whose files are optional per image, but must each name an existing image.
+    role : str
+        What the ``masks`` files are, for messages (CARE's clean images: "target").
 
     Raises
     ------
@@ -40,13 +42,13 @@ def find_pairs(images, masks=None, *, seg2=None, merging=None, excluding=None) -
     pairs = {stem: Pair(name=stem, image=path) for stem, path in sorted(image_by_stem.items())}
     problems: list[str] = []
     if masks is not None:
-        mask_by_stem = files_by_stem(masks, "mask")
+        mask_by_stem = files_by_stem(masks, role)
         no_mask = sorted(set(pairs) - set(mask_by_stem))
         no_image = sorted(set(mask_by_stem) - set(pairs))
         if no_mask:
-            problems.append(f"images without a mask in {masks}: {', '.join(image_by_stem[s].name for s in no_mask)}")
+            problems.append(f"images without a {role} in {masks}: {', '.join(image_by_stem[s].name for s in no_mask)}")
         if no_image:
-            problems.append(f"masks without an image in {images}: {', '.join(mask_by_stem[s].name for s in no_image)}")
+            problems.append(f"{role}s without an image in {images}: {', '.join(mask_by_stem[s].name for s in no_image)}")
         for stem, path in mask_by_stem.items():
             if stem in pairs:
                 pairs[stem].mask = path
@@ -62,5 +64,5 @@ def find_pairs(images, masks=None, *, seg2=None, merging=None, excluding=None) -
                 setattr(pairs[stem], attribute, path)
     if problems:
         raise PairingError("Files do not pair up by name — " + "; ".join(problems)
-                           + ". Each mask must have the same name as its image (the suffix may differ).")
+                           + f". Each {role} must have the same name as its image (the suffix may differ).")
     return list(pairs.values())

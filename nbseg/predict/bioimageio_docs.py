@@ -43,9 +43,13 @@ def default_metadata(project, info, n_models: int) -> dict:
     tags = ["nbseg", "unet", "segmentation", "pytorch", dims.lower(),
             "instance-segmentation" if info.kind == "instances" else "semantic-segmentation"]
     cite = [UNET_CITATION] + ([UNET3D_CITATION] if info.spatial_dims == 3 else [])
+    return {"name": default_name(project), "description": description, "tags": tags, "cite": cite}
+
+
+def default_name(project) -> str:
+    """The project folder's name (bioimage.io names have 5 characters or more: a short one gets a prefix)."""
     name = Path(project).resolve().name if isinstance(project, (str, os.PathLike)) and Path(project).is_dir() else ""
-    name = name if len(name) >= 5 else f"nbseg model {name}".strip()  # bioimage.io names have 5 characters or more
-    return {"name": name, "description": description, "tags": tags, "cite": cite}
+    return name if len(name) >= 5 else f"nbseg model {name}".strip()
 
 
 def validation_figures(project, ensemble) -> list[dict]:
@@ -109,10 +113,41 @@ def readme_text(name: str, description: str, info, *, percentiles, tile_rule: st
     lines += ["", "Check the model on a few annotated images of your own data before use: its figures hold for "
               "images like those it was trained on.", "", "## Made with", "",
               "Exported from a trained nbseg project with `nbseg export PROJECT --bioimageio MODEL.zip`.", ""]
-    if cite:
-        lines += ["## How to cite", ""] + [f"- {c['text']} " + (f"doi:{c['doi']}" if c.get("doi") else c.get("url", ""))
-                                           for c in cite] + [""]
-    return "\n".join(lines)
+    return "\n".join(lines + _cite_lines(cite))
+
+
+def denoiser_readme(meta: dict, info, *, title: str, percentiles, tile_rule: str, figures: dict) -> str:
+    """A denoiser package's README.md: input, output (the restored image in the input's scale), tiles, training
+    data, ``# Validation`` (``figures``: ``score``, ``what``, ``epoch`` of the kept model) and citations."""
+    axes = "b,c," + ",".join("zyx"[-info.spatial_dims:])
+    score = figures.get("score")
+    lines = [f"# {meta['name']}", "", meta["description"], "",
+             "## Input", "",
+             f"Raw intensities, axes `{axes}`, {info.in_channels} channel(s), no normalisation declared: the model "
+             f"maps the {percentiles[0]:g} and {percentiles[1]:g} intensity percentiles of each image and channel to "
+             f"0 and 1 itself, as nbseg did in training, and maps its output back. {tile_rule} Each tile is "
+             "normalised by its own percentiles: give tiles of a few hundred pixels a side (or the whole image), "
+             "not slivers of background.", "",
+             "## Output", "",
+             f"The restored image ({title}), axes `{axes}`, float32, in the input's intensity scale: it can stand in "
+             "for the raw image in any later step (segmentation, measurements).", ""]
+    if meta.get("training_data"):
+        lines += ["## Training data", "", meta["training_data"], ""]
+    lines += ["# Validation", ""]
+    lines.append(f"The kept model (epoch {figures['epoch'] + 1 if figures.get('epoch') is not None else '-'}) scored "
+                 f"{score:.2f} dB: the {figures['what']}, in the normalised scale (range 1)." if score is not None
+                 else "No validation figure was recorded for this model.")
+    lines += ["", "Compare the restored and the raw image of a few images of your own before relying on the output: "
+              "a denoiser is only as good on images like those it learnt from.", "", "## Made with", "",
+              "Exported from a trained nbseg denoiser with `nbseg export PROJECT --bioimageio MODEL.zip`.", ""]
+    return "\n".join(lines + _cite_lines(meta.get("cite")))
+
+
+def _cite_lines(cite) -> list[str]:
+    if not cite:
+        return []
+    return ["## How to cite", ""] + [f"- {c['text']} " + (f"doi:{c['doi']}" if c.get("doi") else c.get("url", ""))
+                                     for c in cite] + [""]
 
 
 def _num(value) -> str:
@@ -122,26 +157,30 @@ def _num(value) -> str:
 
 
 def write_cover(path, image, probs, kind: str) -> Path:
-    """A PNG: the (normalised) test input beside its foreground probability, middle slice of a stack.
+    """A PNG: the test input beside its foreground probability (a denoiser: its restored image, shown with the
+    input's contrast), middle slice of a stack.
 
     Parameters
     ----------
     path : str or Path
     image : (C, [Z,] Y, X) ndarray
-        Normalised input (first channel shown).
+        Input (first channel shown).
     probs : (K, [Z,] Y, X) ndarray
-        Class probabilities.
+        Class probabilities, or the restored image of a denoiser (``kind`` "denoise").
     kind : str
     """
     import imageio.v3 as iio
 
     from .ensemble import foreground_of
 
-    first, fg = np.asarray(image[0], dtype=np.float32), np.asarray(foreground_of(probs, kind), dtype=np.float32)
+    first = np.asarray(image[0], dtype=np.float32)
+    fg = np.asarray(probs[0] if kind == "denoise" else foreground_of(probs, kind), dtype=np.float32)
     if first.ndim == 3:
         first, fg = first[first.shape[0] // 2], fg[fg.shape[0] // 2]
     low, high = np.percentile(first, (1, 99))
     left = np.clip((first - low) / max(float(high - low), 1e-6), 0, 1)
+    if kind == "denoise":
+        fg = (fg - low) / max(float(high - low), 1e-6)
     panel = np.concatenate([left, np.clip(fg, 0, 1)], axis=1)
     scale = max(1, 256 // panel.shape[0])  # small test crops would make a postage stamp
     panel = np.kron(panel, np.ones((scale, scale), dtype=np.float32))
@@ -164,13 +203,15 @@ def training_data_text(project, info) -> str:
             count = f"{len(image_files(data.images))} images" if Path(data.images).is_dir() else "images"
         except (OSError, ValueError):
             count = "images"
+        paired = "clean targets" if info.kind == "denoise" else "masks"  # a denoiser's masks: CARE's clean images
         parts.append(f"{count} from `{Path(data.images).name}`"
-                     + (f" with masks from `{Path(data.masks).name}`" if data.masks else ""))
+                     + (f" with {paired} from `{Path(data.masks).name}`" if data.masks else ""))
     spacing = pixel_sizes(project, info)
     if spacing:
         parts.append("pixel size " + " x ".join(f"{s:g}" for s in spacing) + " µm (" + "".join("ZYX"[-len(spacing):])
                      + ")")
-    parts.append(f"classes {', '.join(info.class_names)}")
+    if info.kind != "denoise":
+        parts.append(f"classes {', '.join(info.class_names)}")
     return f"{info.spatial_dims}D microscopy images: " + "; ".join(parts) + "."
 
 

@@ -4,7 +4,9 @@ with the spec's own libraries (``bioimageio.spec``, ``bioimageio.core``; install
 The package holds the ensemble as one TorchScript module (softmax and fold averaging inside, no
 normalisation: that is declared as ``scale_range`` preprocessing), the tile rule, a test input
 cropped from a training image with the module's output on it, a cover and a README whose
-``# Validation`` section carries the project's validation figures.
+``# Validation`` section carries the project's validation figures. A denoiser (``nbseg denoise train``) is
+written the same way with what differs taken from :func:`nbseg.predict.bioimageio_tasks.denoising_task`: its
+output is the restored image, and its module normalises the input and maps the output back itself.
 """
 from __future__ import annotations
 
@@ -16,16 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..config import DEFAULT_PERCENTILES
 from ..model.unet import save_model_file
 from ..project import ProjectLayout, atomic_write
-from .bioimageio_docs import (author_dicts, default_metadata, pixel_sizes, readme_text, training_data_text,
-                              validation_figures, write_cover)
+from .bioimageio_docs import author_dicts, pixel_sizes, write_cover
 from ..model.bioimageio_load import BioimageioError, bioimageio_modules
-from .ensemble import ensemble_info, load_ensemble
-from .export import refuse_denoiser, script_ensemble
+from .bioimageio_tasks import package_task
+from .export import refuse_denoiser
 
-INPUT_ID, OUTPUT_ID = "raw", "probabilities"
+INPUT_ID = "raw"
 EPS = 1e-6  # scale_range's: (x - low) / (high - low + eps)
 DEFAULT_LICENSE = "CC-BY-4.0"  # the bioimage.io model zoo's usual license for weights
 STATE_DICT_FILE = "nbseg_model.pt"  # the first model as an nbseg model file (nbseg.train.init reads it)
@@ -41,12 +41,13 @@ def tile_rule(info) -> list[tuple]:
 def export_bioimageio(project, output=None, *, authors=None, name: str | None = None, description: str | None = None,
                       license: str = DEFAULT_LICENSE, tags=None, cite=None, training_data: str | None = None,
                       sample=None, tta: str = "none", overwrite: bool = False) -> Path:
-    """Write ``project``'s models as a tested bioimage.io model package.
+    """Write ``project``'s models as a tested bioimage.io model package: a segmentation ensemble's class
+    probabilities, or a denoiser's restored image (the project of ``nbseg denoise train``).
 
     Parameters
     ----------
     project : str or Path
-        Trained project folder (all folds), or model file(s).
+        Trained project folder (all folds), or model file(s); or a denoiser's project or model file.
     output : str or Path, optional
         The ``.zip`` to write. Default ``export/<project>.bioimageio.zip`` in the project folder.
     authors : str, dict or list of them
@@ -58,14 +59,15 @@ def export_bioimageio(project, output=None, *, authors=None, name: str | None = 
         An SPDX identifier.
     tags : list of str or comma-separated str, optional
     cite : list of dict, optional
-        ``{"text": ..., "doi": ...}`` or ``{"text": ..., "url": ...}``; default the U-Net paper(s).
+        ``{"text": ..., "doi": ...}`` or ``{"text": ..., "url": ...}``; default the U-Net paper(s) (a denoiser:
+        N2V2's or CARE's).
     training_data : str, optional
         What the models learnt from (README's ``## Training data``, ``config.nbseg.training_data``).
         Default: the project's image/mask folders, image count, pixel size and classes.
     sample : str, Path or (C, [Z,] Y, X) ndarray, optional
         The image to crop the test input from. Default the project's first training image.
     tta : {"none", "flips", "all"}
-        Test-time augmentation baked into the module.
+        Test-time augmentation baked into the module (segmentation only).
     overwrite : bool
 
     Returns
@@ -81,22 +83,19 @@ def export_bioimageio(project, output=None, *, authors=None, name: str | None = 
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} exists already; pass overwrite=True (CLI: --overwrite) to replace it.")
     authors = author_dicts(authors)
-    ensemble = load_ensemble(project)
-    info = ensemble_info(ensemble)
-    percentiles = _shared_percentiles(ensemble)
-    _refuse_working_scale(info)
-    meta = default_metadata(project, info, len(ensemble))
-    meta["spec"] = dict(getattr(ensemble[0][0], "spec", {}))  # the U-Net's arguments, for fine-tuning (train.init)
+    task = package_task(project, tta)
+    meta = dict(task.meta)
+    meta["spec"] = dict(getattr(task.ensemble[0][0], "spec", {}))  # the U-Net's arguments, for fine-tuning (train.init)
     if isinstance(tags, str):
         tags = [t.strip() for t in tags.split(",") if t.strip()]
     meta.update({k: v for k, v in {"name": name, "description": description, "tags": tags, "cite": cite}.items()
                  if v is not None})
-    meta["training_data"] = training_data.strip() if training_data else training_data_text(project, info)
-    meta["pixel_sizes"] = pixel_sizes(project, info)
+    meta["training_data"] = training_data.strip() if training_data else task.training_data
+    meta["pixel_sizes"] = pixel_sizes(project, task.info)
     with atomic_write(output, keep_suffix=True) as tmp:  # a half-written or untested package is never left
         with tempfile.TemporaryDirectory(prefix="nbseg-bioimageio-") as folder:
-            files = _write_files(Path(folder), project, ensemble, info, percentiles, meta, sample, tta)
-            descr = _describe(bio, files, info, percentiles, meta, authors, license, tta, len(ensemble))
+            files = _write_files(Path(folder), project, task, meta, sample)
+            descr = _describe(bio, files, task, meta, authors, license)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 save_package(descr, output_path=tmp)
@@ -104,55 +103,32 @@ def export_bioimageio(project, output=None, *, authors=None, name: str | None = 
     return output
 
 
-def _shared_percentiles(ensemble) -> tuple:
-    found = {tuple(float(p) for p in (meta.get("percentiles") or DEFAULT_PERCENTILES)) for _, meta in ensemble}
-    if len(found) > 1:
-        raise BioimageioError(
-            f"The models normalise images differently (percentiles {sorted(found)}); a bioimage.io package "
-            "declares one normalisation. Export models trained with the same data.percentiles, or use "
-            "export_torchscript (CLI: nbseg export PROJECT OUTPUT.pt), which keeps each model's own.")
-    return found.pop()
-
-
-def _refuse_working_scale(info) -> None:
-    scale = getattr(info, "scale", None)
-    if scale and any(float(s) != 1 for s in scale):
-        raise BioimageioError(
-            f"The models were trained at working scale {list(scale)} (images shrunk before the network, results "
-            "brought back): a bioimage.io package cannot declare that resampling, so its consumers would feed "
-            "full-resolution images to a network that never saw them. Retrain at the images' own resolution "
-            "(model.scale=1, CLI: --scale 1) to export a package; nbseg predict runs this project at its scale.")
-
-
-def _write_files(folder: Path, project, ensemble, info, percentiles, meta, sample, tta) -> dict:
+def _write_files(folder: Path, project, task, meta, sample) -> dict:
     """Weights, test tensors, cover and README in ``folder``; returns their paths by role."""
     import torch
 
-    module, _ = script_ensemble(ensemble, info, tta=tta, normalize=False)
+    info = task.info
     files = {"weights": folder / "weights_torchscript.pt", "input": folder / "test_input.npy",
              "output": folder / "test_output.npy", "cover": folder / "cover.png", "readme": folder / "README.md",
              "state_dict": folder / STATE_DICT_FILE}
     # the first model's own file rides along as an attachment: `nbseg train --init PACKAGE` fine-tunes it
     # (the TorchScript weights have batch norm folded in; consumers other than nbseg ignore attachments)
-    save_model_file(files["state_dict"], ensemble[0][0], meta=ensemble[0][1])
+    save_model_file(files["state_dict"], task.ensemble[0][0], meta=task.ensemble[0][1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.save(module, str(files["weights"]))
+        torch.jit.save(task.module, str(files["weights"]))
     raw = test_crop(project, info, sample)
-    normed = scale_range(raw, percentiles)
+    given = scale_range(raw, task.percentiles) if task.declared_normalisation else raw  # what the module takes
     with torch.no_grad():
-        probs = module(torch.from_numpy(normed[np.newaxis])).numpy()[0]
+        result = task.module(torch.from_numpy(given[np.newaxis])).numpy()[0]
     np.save(files["input"], raw[np.newaxis])
-    np.save(files["output"], probs[np.newaxis].astype(np.float32))
-    write_cover(files["cover"], normed, probs, info.kind)
+    np.save(files["output"], result[np.newaxis].astype(np.float32))
+    write_cover(files["cover"], given, result, info.kind)
     rule = tile_rule(info)
     rule_text = ("Tiles: each spatial side (" + ", ".join("zyx"[-info.spatial_dims:]) + ") is "
                  + ", ".join(f"{m} + n*{s}" for m, s, _ in rule) + "; halo (cropped at each border) "
                  + ", ".join(str(h) for _, _, h in rule) + ".")
-    files["readme"].write_text(readme_text(meta["name"], meta["description"], info, percentiles=percentiles,
-                                           tile_rule=rule_text, figures=validation_figures(project, ensemble),
-                                           n_models=len(ensemble), tta=tta, training_data=meta["training_data"],
-                                           cite=meta["cite"]), encoding="utf-8")
+    files["readme"].write_text(task.readme(meta, rule_text), encoding="utf-8")
     return files
 
 
@@ -199,10 +175,11 @@ def _training_image(project):
     return images if images.is_file() else image_files(images)[0]
 
 
-def _describe(bio, files, info, percentiles, meta, authors, license, tta, n_models):
+def _describe(bio, files, task, meta, authors, license):
     """The spec's ModelDescr of the files in ``files``."""
     import torch
 
+    info, percentiles = task.info, task.percentiles
     spatial = "zyx"[-info.spatial_dims:]
     rule = tile_rule(info)
     in_axes = [bio.BatchAxis(), bio.ChannelAxis(channel_names=[f"channel{i}" for i in range(info.in_channels)])]
@@ -220,19 +197,18 @@ def _describe(bio, files, info, percentiles, meta, authors, license, tta, n_mode
     inputs = bio.InputTensorDescr(
         id=bio.TensorId(INPUT_ID), description="raw intensities", axes=in_axes,
         test_tensor=bio.FileDescr(source=files["input"]), data=bio.IntervalOrRatioDataDescr(type="float32"),
-        preprocessing=[normalise])
+        preprocessing=[normalise] if task.declared_normalisation else [])
     outputs = bio.OutputTensorDescr(
-        id=bio.TensorId(OUTPUT_ID), description="class probabilities (softmax)", axes=out_axes,
+        id=bio.TensorId(task.output_id), description=task.output_description, axes=out_axes,
         test_tensor=bio.FileDescr(source=files["output"]),
-        data=bio.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)))
+        data=bio.IntervalOrRatioDataDescr(type="float32", range=task.output_range))
     weights = bio.WeightsDescr(torchscript=bio.TorchscriptWeightsDescr(
         source=files["weights"], pytorch_version=bio.Version(torch.__version__.split("+")[0])))
     cite = [bio.CiteEntry(**{k: (bio.Doi(v) if k == "doi" else bio.HttpUrl(v) if k == "url" else v)
                              for k, v in entry.items()}) for entry in meta["cite"]]
     from pydantic import ValidationError
 
-    nbseg = {"kind": info.kind, "class_names": list(info.class_names), "patch": list(info.patch),
-             "percentiles": list(percentiles), "tta": tta, "models": n_models, "nbseg_version": __version__,
+    nbseg = {**task.config, "patch": list(info.patch), "percentiles": list(percentiles), "nbseg_version": __version__,
              "spec": meta["spec"], "state_dict": files["state_dict"].name, "training_data": meta["training_data"]}
     try:
         return bio.ModelDescr(

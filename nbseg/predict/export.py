@@ -29,9 +29,10 @@ class _Normalize(nn.Module):
         super().__init__()
         self.low, self.high, self.sample_size = float(low), float(high), int(sample_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
-        out = torch.empty_like(x)
+    def bounds(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(low, span)`` of each sample and channel of ``x`` (B, C, ...), shaped (B, C, 1, ...) to broadcast."""
+        lows: List[torch.Tensor] = []
+        spans: List[torch.Tensor] = []
         for b in range(x.shape[0]):
             for c in range(x.shape[1]):
                 flat = x[b, c].reshape(-1)
@@ -42,8 +43,15 @@ class _Normalize(nn.Module):
                 span = high - low
                 if bool(span <= 0):  # a constant image: nothing to scale
                     span = torch.ones_like(span)
-                out[b, c] = (x[b, c] - low) / span
-        return out
+                lows.append(low)
+                spans.append(span)
+        shape = [x.shape[0], x.shape[1]] + [1] * (x.dim() - 2)
+        return torch.stack(lows).view(shape), torch.stack(spans).view(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        low, span = self.bounds(x)
+        return (x - low) / span
 
 
 def _percentile(values: torch.Tensor, q: float) -> torch.Tensor:
