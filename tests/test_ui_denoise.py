@@ -176,6 +176,19 @@ def test_compare_view_draws_one_scale_and_the_difference():
         view.set_data(noisy, denoised[:, :20])
 
 
+def test_the_training_plot_shows_another_task_s_score_on_its_own_scale():
+    """Segmentation's Dice on 0..1; a denoiser's PSNR in dB on its own range, named as the run names it."""
+    from nbseg.ui.plots import history_figure
+
+    rows = [{"fold": 0, "epoch": e, "train_loss": 0.1, "val_loss": 0.1, "val_dice": v} for e, v in enumerate((14, 17))]
+    psnr = history_figure(rows, "val PSNR vs noisy").axes[1]
+    assert psnr.get_title() == "val PSNR vs noisy (higher is better)"
+    low, high = psnr.get_ylim()
+    assert low < 14 and high > 17
+    dice = history_figure([dict(r, val_dice=0.5) for r in rows]).axes[1]
+    assert dice.get_ylim() == (0, 1) and dice.get_title() == "Validation Dice (higher is better)"
+
+
 def test_the_panel_computes_and_writes_nothing_itself():
     """Training, denoising, reading and the practice copy are the service's (and the core's)."""
     source = (Path(__file__).resolve().parents[1] / "nbseg" / "ui" / "denoise_panel.py").read_text(encoding="utf-8")

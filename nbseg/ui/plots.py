@@ -23,6 +23,11 @@ def to_png(fig) -> bytes:
 def history_png(history: list[dict], score_name: str = "val Dice") -> bytes:
     """Train/validation loss and the validation score per epoch (one line per fold): the Dice (0..1) for
     segmentation, or another task's score named ``score_name`` (a denoiser's PSNR in dB), held in ``val_dice``."""
+    return to_png(history_figure(history, score_name))
+
+
+def history_figure(history: list[dict], score_name: str = "val Dice"):
+    """:func:`history_png`'s figure (matplotlib), loss left and score right."""
     fig = _figure(7.5, 3.0)
     ax_loss, ax_dice = fig.subplots(1, 2)
     folds = sorted({int(h.get("fold", 0)) for h in history}) or [0]
@@ -48,7 +53,7 @@ def history_png(history: list[dict], score_name: str = "val Dice") -> bytes:
         ax_dice.set_ylim(0, 1)
     ax_dice.set_title(f"{'Validation Dice' if dice else score_name} (higher is better)")
     ax_dice.legend(fontsize=7)
-    return to_png(fig)
+    return fig
 
 
 def lr_png(result) -> bytes:
