@@ -62,7 +62,7 @@ no clean images are needed. Skip it when your images are not noisy.
   that was removed; outlines of nuclei there mean structure was removed too.
 
 Hover over any control to see what it means.""",
-        "panel_code": """# The denoiser's own folder (its settings, model and history), and the folder for the denoised images
+        "panel_code": """# The denoiser's own folder (its settings, model and history), and the denoised images' folder
 DENOISER = PROJECT.parent / f"{PROJECT.name}_denoiser"
 DENOISED = PROJECT.parent / f"{PROJECT.name}_denoised"
 panel = DenoisePanel(DENOISER, output=DENOISED, sample_name=SAMPLE, project=PROJECT)

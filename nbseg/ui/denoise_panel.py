@@ -9,7 +9,7 @@ import html
 import ipywidgets as w
 
 from ..data import SAMPLES
-from .common import FEEDBACK, PanelBase, control, note
+from .common import FEEDBACK, PanelBase, control
 from .compare import CompareView
 from .denoise_service import DenoiseService, DenoiseState, default_minutes
 from . import plots

@@ -171,4 +171,5 @@ class DenoiseService:
                 "pixel_size": view_scale(noisy.pixel_sizes, noisy.unit)["pixel_size"]}
 
 
-__all__ = ["DenoiseService", "DenoiseState", "MINUTES", "QUICK_SHARE", "QUICK_VAL_TILES", "default_minutes", "practice_folder"]
+__all__ = ["DenoiseService", "DenoiseState", "MINUTES", "QUICK_SHARE", "QUICK_VAL_TILES", "default_minutes",
+           "practice_folder"]

@@ -116,5 +116,5 @@ class WidgetBarsCallback(Callback):
     def on_train_end(self, e) -> None:
         self.child = None
         if self.log is not None:
-            self.log.value += (f"<br>Fold {e.fold + 1} stopped ({e.stopped}); best {_best(e.score_name)} {e.best_dice:.3f} "
-                               f"at epoch {e.best_epoch + 1}; model: {e.model_path}")
+            self.log.value += (f"<br>Fold {e.fold + 1} stopped ({e.stopped}); best {_best(e.score_name)} "
+                               f"{e.best_dice:.3f} at epoch {e.best_epoch + 1}; model: {e.model_path}")
