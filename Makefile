@@ -80,7 +80,7 @@ $(W7_STAMP): $(STAMP)
 test-widgets7: $(W7_STAMP)
 	$(W7)/bin/python -c "import ipywidgets, sys; assert ipywidgets.__version__.startswith('7.7'), ipywidgets.__version__; print('ipywidgets', ipywidgets.__version__)"
 	$(W7)/bin/python -m pytest -q -ra -p no:cacheprovider $(REPORT) tests/test_ui_panels.py tests/test_ui_helpers.py tests/test_bioimageio_form.py \
-		tests/test_ui_correct.py tests/test_ui_partial_labels.py
+		tests/test_ui_correct.py tests/test_ui_partial_labels.py tests/test_ui_denoise.py
 
 # Regenerate notebooks/*.ipynb and docs/glossary.md from nbseg/ui (_notebooks.py, glossary.py).
 notebooks-docs: venv

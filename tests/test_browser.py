@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("NBSEG_CHROMIUM", "/usr/bin/chromium")
 SHOTS = ROOT / "artifacts" / "screenshots"
-ORDER = ["01_data", "02_correct", "03_label_qc", "04_lr_finder", "05_train", "06_predict", "07_threshold_export"]
+ORDER = ["00_denoise", "01_data", "02_correct", "03_label_qc", "04_lr_finder", "05_train", "06_predict", "07_threshold_export"]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
         "--enable-unsafe-swiftshader"]

@@ -1,5 +1,5 @@
 """Layer 2: every notebook executed top to bottom with nbclient in quick mode (the teaching run),
-01 -> 07 in one project folder, failing on any error output."""
+00 (optional denoising) and 01 -> 07 in one project folder, failing on any error output."""
 from __future__ import annotations
 
 import time
@@ -12,7 +12,7 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-ORDER = ["01_data", "02_correct", "03_label_qc", "04_lr_finder", "05_train", "06_predict", "07_threshold_export"]
+ORDER = ["00_denoise", "01_data", "02_correct", "03_label_qc", "04_lr_finder", "05_train", "06_predict", "07_threshold_export"]
 
 
 def run_notebook(path: Path, cwd: Path, timeout: int = 600) -> tuple[object, float]:
@@ -76,6 +76,8 @@ def test_teaching_run_2d(tmp_path, monkeypatch):
     assert (project / "config.yaml").exists()
     assert (project / "lr_finder.json").exists()
     assert list((project / "models").glob("fold*.pt"))
+    # 00_denoise: quick mode's denoiser denoised the first 4 images of the noisy practice copy
+    assert len(list((tmp_path / "project_denoised").glob("*.denoised.ome.tif"))) == 4
     # how long the teaching run takes (~80-240 s on 2 shared cores) is measured in bench/, not asserted here
 
 
@@ -84,6 +86,7 @@ def test_teaching_run_3d(tmp_path, monkeypatch):
     run = _sequence("nuclei3d", tmp_path, monkeypatch)
     project = run["project"]
     assert list((project / "models").glob("fold*.pt"))
+    assert len(list((tmp_path / "project_denoised").glob("*.denoised.ome.tif"))) == 2  # both stacks
     assert list((project / "export").glob("*.labels.ome.tif"))
 
 
@@ -91,6 +94,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "nbseg" / "samples"
 # what the teaching run must reach (issue 34): predictions against the sample's masks, foreground Dice
 TEACHING_DICE = {"nuclei2d": 0.85, "nuclei3d": 0.70}
 TEACHING_SECONDS = 300  # 01 -> 07 on 2 CPU cores
+SEGMENTATION = ORDER[1:]  # 00_denoise is optional: its denoised copy is not what 01 reads
 
 
 def prediction_dice(project: Path, sample: str) -> tuple[float, int]:
@@ -115,7 +119,7 @@ def prediction_dice(project: Path, sample: str) -> tuple[float, int]:
 def test_teaching_run_learns(sample, tmp_path, monkeypatch):
     """Quick mode's model segments the sample: the issue's Dice, and the run's time printed (a shared
     machine's load makes it noisy, so it is reported, not asserted)."""
-    run = _sequence(sample, tmp_path, monkeypatch, minutes=None)
+    run = _sequence(sample, tmp_path, monkeypatch, names=SEGMENTATION, minutes=None)  # the timed run is 01 -> 07
     dice, count = prediction_dice(run["project"], sample)
     seconds = sum(run["times"].values())
     print(f"{sample}: Dice {dice:.3f} over {count} predicted image(s), {seconds:.0f} s "

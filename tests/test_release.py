@@ -24,7 +24,7 @@ import nbseg
 from nbseg.colab import REPOSITORY
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ("01_data", "02_correct", "03_label_qc", "04_lr_finder", "05_train", "06_predict", "07_threshold_export")
+NAMES = ("00_denoise", "01_data", "02_correct", "03_label_qc", "04_lr_finder", "05_train", "06_predict", "07_threshold_export")
 MAX_WHEEL_MB = 10
 
 

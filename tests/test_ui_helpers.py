@@ -130,7 +130,8 @@ def test_glossary_doc_matches_code():
     assert doc.read_text(encoding="utf-8") == glossary_markdown(), \
         "docs/glossary.md is out of date: run `python -m nbseg.ui.glossary`"
     for needed in ("STAPLE", "Otsu", "TTA", "Patch size", "Excluding mask", "Merging mask", "Dice", "IoU",
-                   "Learning rate", "Epoch", "Batch size", "Uncertainty", "Probability map", "Overfitting"):
+                   "Learning rate", "Epoch", "Batch size", "Uncertainty", "Probability map", "Overfitting",
+                   "Noise2Void", "N2V2", "Blind spot", "CARE", "PSNR", "SSIM"):
         assert any(needed.lower() in t.name.lower() for t in TERMS.values()), needed
 
 

@@ -1,4 +1,4 @@
-"""`nbseg notebooks DEST`: copy the seven notebooks that came with the installed nbseg into a folder, to open
+"""`nbseg notebooks DEST`: copy the notebooks that came with the installed nbseg into a folder, to open
 them in JupyterLab (no checkout of the repository needed)."""
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import argparse
 import shutil
 from pathlib import Path
 
-NAMES = ("01_data", "02_correct", "03_label_qc", "04_lr_finder", "05_train", "06_predict", "07_threshold_export")
+NAMES = ("00_denoise", "01_data", "02_correct", "03_label_qc", "04_lr_finder", "05_train", "06_predict",
+         "07_threshold_export")  # 00 is optional: a denoised copy of noisy images for 01
 
 
 def notebook_folder() -> Path:
@@ -28,7 +29,7 @@ def notebook_folder() -> Path:
 
 
 def copy_notebooks(dest, *, overwrite: bool = False) -> list[Path]:
-    """Copy the seven notebooks into ``dest`` (created); returns the copies.
+    """Copy the notebooks into ``dest`` (created); returns the copies.
 
     Raises
     ------
@@ -51,9 +52,9 @@ def copy_notebooks(dest, *, overwrite: bool = False) -> list[Path]:
 def register(subparsers) -> None:
     """Add the ``notebooks`` command to ``nbseg``'s sub-command parsers."""
     parser = subparsers.add_parser(
-        "notebooks", help="copy the seven notebooks into a folder, to open them in JupyterLab",
-        description="Copy the notebooks 01_data ... 07_threshold_export that came with this nbseg into DEST. "
-                    "Then: jupyter lab DEST. Their projects are written in DEST/projects/.",
+        "notebooks", help="copy the notebooks into a folder, to open them in JupyterLab",
+        description="Copy the notebooks 00_denoise (optional), 01_data ... 07_threshold_export that came with this "
+                    "nbseg into DEST. Then: jupyter lab DEST. Their projects are written in DEST/projects/.",
         epilog="example:\n  nbseg notebooks my-notebooks\n  jupyter lab my-notebooks",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dest", metavar="DEST", help="folder for the notebooks (created)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 _PANELS = {
+    "DenoisePanel": "denoise_panel",
     "DataPanel": "data_panel",
     "CorrectPanel": "correct_panel",
     "LabelQCPanel": "label_qc_panel",

@@ -1,6 +1,6 @@
-"""Writes notebooks/01_data.ipynb ... 07_threshold_export.ipynb and the README's Open-in-Colab badges
-(``python -m nbseg.ui._notebooks``). Edit the cells here and re-run, so the seven notebooks keep the same setup
-and structure, and each installs the nbseg it was written for."""
+"""Writes notebooks/00_denoise.ipynb (optional) and 01_data.ipynb ... 07_threshold_export.ipynb and the README's
+Open-in-Colab badges (``python -m nbseg.ui._notebooks``). Edit the cells here and re-run, so the notebooks keep
+the same setup and structure, and each installs the nbseg it was written for."""
 from __future__ import annotations
 
 import re
@@ -43,6 +43,37 @@ if nbp.autorun():
     panel.press_all(strict=True)'''
 
 NOTEBOOKS = {
+    "00_denoise": {
+        "panel": "DenoisePanel",
+        "title": "# 0 · Denoising (optional): a cleaner copy of noisy images before segmenting them",
+        "intro": """Images taken with little light (live imaging, fast or gentle acquisition) are **grainy**, and
+segmentation fails there first. This optional step learns to remove the grain from **your own noisy images**:
+no clean images are needed. Skip it when your images are not noisy.
+
+* **Noise2Void** (N2V2): during training a few pixels of each patch, the **blind spots**, are hidden and the
+  network guesses them from their neighbours. Random camera noise cannot be guessed from the neighbours, the
+  cells can, so the network learns the cells and leaves the noise out.
+* **Practise on** a bundled sample with low-light noise added, or choose your own **noisy images** (a folder of
+  2D images or 3D stacks). **Minutes**: 5 is a good start on a CPU; more helps.
+* **Train denoiser** shows its loss, and its validation score as a **PSNR against the noisy images** (higher
+  is better; it reads lower than a PSNR against clean images would).
+* **Denoise images** writes a denoised copy of each image, then shows it **side by side** with the noisy one (one
+  slider moves both through a stack) and their **difference**: it should look like fine, even grain, the noise
+  that was removed; outlines of nuclei there mean structure was removed too.
+
+Hover over any control to see what it means.""",
+        "panel_code": """# The denoiser's own folder (its settings, model and history), and the denoised images' folder
+DENOISER = PROJECT.parent / f"{PROJECT.name}_denoiser"
+DENOISED = PROJECT.parent / f"{PROJECT.name}_denoised"
+panel = DenoisePanel(DENOISER, output=DENOISED, sample_name=SAMPLE, project=PROJECT)
+panel""",
+        "after": """The denoised images are in the folder `DENOISED` names (`NAME.denoised.ome.tif`: float32, in the
+images' own intensities, with their axes and pixel sizes; the noisy files are left as they are). To segment
+them, open **01_data** and give that folder as **Images**. Masks are matched to images by file name, so masks
+you have already pair with the denoised images once renamed the same way (`NAME.denoised.tif`); masks you make
+in **02_correct** take the new names. The command line does the same: `nbseg denoise train` and
+`nbseg denoise predict` (docs/denoising.md). Next: **01_data**.""",
+    },
     "01_data": {
         "panel": "DataPanel",
         "title": "# 1 · Data: images, masks and the project folder",

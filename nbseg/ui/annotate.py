@@ -157,6 +157,13 @@ def colour_bar(title: str, cmap: str, width: int, *, vmin: float = 0.0, vmax: fl
     return out
 
 
+def caption(text: str, width: int) -> np.ndarray:
+    """``(H, width, 3)`` uint8: one line of ``text`` on the panels' dark grey, to name a picture above it."""
+    out = np.full((TEXT_HEIGHT + 4, max(width, 1), 3), PANEL, np.uint8)
+    _put_text(out, text, 2, 2)
+    return out
+
+
 def legend(names, width: int) -> np.ndarray:
     """``(H, width, 3)`` uint8: one swatch in each class's overlay colour and its name, row by row.
 
@@ -195,4 +202,4 @@ def below(picture, *strips, gap: int = 4, fill: int = 40) -> np.ndarray:
     return np.concatenate(out, axis=0)
 
 
-__all__ = ["add_scale_bar", "below", "colour_bar", "legend", "nice_length", "result_scale", "text_mask", "view_scale"]
+__all__ = ["add_scale_bar", "below", "caption", "colour_bar", "legend", "nice_length", "result_scale", "text_mask", "view_scale"]

@@ -19,6 +19,8 @@ _MAPS = {
     "viridis": [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)],
     "magma": [(0, 0, 4), (81, 18, 124), (183, 55, 121), (252, 137, 97), (252, 253, 191)],
     "gray": [(0, 0, 0), (255, 255, 255)],
+    # blue - grey - red (coolwarm's anchors), for signed values such as a difference: grey is zero
+    "diverging": [(59, 76, 192), (141, 176, 254), (221, 221, 221), (244, 154, 123), (180, 4, 38)],
 }
 
 
@@ -42,7 +44,7 @@ def to_uint8(image, *, percentiles=DEFAULT_PERCENTILES, low=None, high=None) -> 
 
 
 def colormap(values, name: str = "viridis", *, vmin: float = 0.0, vmax: float = 1.0) -> np.ndarray:
-    """Map a 2D array to RGB uint8 with one of ``viridis``, ``magma``, ``gray``."""
+    """Map a 2D array to RGB uint8 with one of ``viridis``, ``magma``, ``gray``, ``diverging``."""
     if name not in _MAPS:
         raise ValueError(f"colour map {name!r} is unknown; use one of {', '.join(_MAPS)}.")
     anchors = np.asarray(_MAPS[name], dtype=np.float32)

@@ -20,8 +20,14 @@ def to_png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def history_png(history: list[dict]) -> bytes:
-    """Train/validation loss and validation Dice per epoch (one line per fold)."""
+def history_png(history: list[dict], score_name: str = "val Dice") -> bytes:
+    """Train/validation loss and the validation score per epoch (one line per fold): the Dice (0..1) for
+    segmentation, or another task's score named ``score_name`` (a denoiser's PSNR in dB), held in ``val_dice``."""
+    return to_png(history_figure(history, score_name))
+
+
+def history_figure(history: list[dict], score_name: str = "val Dice"):
+    """:func:`history_png`'s figure (matplotlib), loss left and score right."""
     fig = _figure(7.5, 3.0)
     ax_loss, ax_dice = fig.subplots(1, 2)
     folds = sorted({int(h.get("fold", 0)) for h in history}) or [0]
@@ -31,7 +37,7 @@ def history_png(history: list[dict]) -> bytes:
         suffix = f" (fold {fold + 1})" if len(folds) > 1 else ""
         ax_loss.plot(epochs, [h["train_loss"] for h in rows], "o-", label="train loss" + suffix)
         ax_loss.plot(epochs, [h["val_loss"] for h in rows], "s--", label="validation loss" + suffix)
-        ax_dice.plot(epochs, [h["val_dice"] for h in rows], "o-", color="tab:green", label="val Dice" + suffix)
+        ax_dice.plot(epochs, [h["val_dice"] for h in rows], "o-", color="tab:green", label=score_name + suffix)
     from matplotlib.ticker import MaxNLocator
 
     for ax in (ax_loss, ax_dice):
@@ -41,11 +47,13 @@ def history_png(history: list[dict]) -> bytes:
     ax_loss.set_title("Loss (lower is better)")
     ax_loss.legend(fontsize=7)
     ax_dice.set_xlabel("epoch")
-    ax_dice.set_ylabel("Dice")
-    ax_dice.set_ylim(0, 1)
-    ax_dice.set_title("Validation Dice (higher is better)")
+    dice = score_name == "val Dice"
+    ax_dice.set_ylabel("Dice" if dice else score_name)
+    if dice:  # another score has its own range (a PSNR in dB)
+        ax_dice.set_ylim(0, 1)
+    ax_dice.set_title(f"{'Validation Dice' if dice else score_name} (higher is better)")
     ax_dice.legend(fontsize=7)
-    return to_png(fig)
+    return fig
 
 
 def lr_png(result) -> bytes:

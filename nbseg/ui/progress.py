@@ -63,12 +63,17 @@ def widget_bars(total_epochs: int, target: w.HTML):
     return WidgetMasterBar(range(total_epochs), target)
 
 
+def _best(score_name: str) -> str:
+    return "validation Dice" if score_name == "val Dice" else score_name
+
+
 class WidgetBarsCallback(Callback):
     """Training events -> fastprogress master bar (epochs) and child bar (steps), the epoch table, and the
-    live train/val loss and Dice plot."""
+    live train/val loss and Dice plot. ``score_name``: what the run's validation score is when it is not the
+    Dice (a denoiser's "val PSNR vs noisy"); the epoch events name it too, but the table's head comes first."""
 
-    def __init__(self, bars: w.HTML, plot: w.Image, log: w.HTML | None = None):
-        self.bars_widget, self.plot, self.log = bars, plot, log
+    def __init__(self, bars: w.HTML, plot: w.Image, log: w.HTML | None = None, *, score_name: str = "val Dice"):
+        self.bars_widget, self.plot, self.log, self.score_name = bars, plot, log, score_name
         self.master = self.child = None
         self.history: list = []
         self.plots_drawn = 0
@@ -79,7 +84,7 @@ class WidgetBarsCallback(Callback):
         self.master.update(0)
         if 0 < e.start_epoch < (total or 1):
             self.master.update(e.start_epoch)
-        self.master.write(["fold", "epoch", "train loss", "val loss", "val Dice", "lr", "time"], table=True)
+        self.master.write(["fold", "epoch", "train loss", "val loss", self.score_name, "lr", "time"], table=True)
         self.steps_total = None
         if self.log is not None:
             budget = f"{e.minutes:g} min" if e.minutes else f"{e.max_epochs} epochs"
@@ -103,7 +108,7 @@ class WidgetBarsCallback(Callback):
                           table=True)
         if self.master.main_bar.total and e.epoch + 1 <= self.master.main_bar.total:
             self.master.update(e.epoch + 1)
-        self.plot.value = plots.history_png(self.history)
+        self.plot.value = plots.history_png(self.history, e.score_name)
         self.plots_drawn += 1
         if e.warning and self.log is not None:
             self.log.value += f"<br><span style='color:#e65100'>Epoch {e.epoch + 1}: {html.escape(e.warning)}</span>"
@@ -111,5 +116,5 @@ class WidgetBarsCallback(Callback):
     def on_train_end(self, e) -> None:
         self.child = None
         if self.log is not None:
-            self.log.value += (f"<br>Fold {e.fold + 1} stopped ({e.stopped}); best validation Dice {e.best_dice:.3f} "
-                               f"at epoch {e.best_epoch + 1}; model: {e.model_path}")
+            self.log.value += (f"<br>Fold {e.fold + 1} stopped ({e.stopped}); best {_best(e.score_name)} "
+                               f"{e.best_dice:.3f} at epoch {e.best_epoch + 1}; model: {e.model_path}")
