@@ -81,7 +81,7 @@ def test_00_trains_with_the_live_plot_denoises_and_compares(tmp_path):
 
     press(panel.denoise_button, panel)
     written = sorted((tmp_path / "denoised").iterdir())
-    assert [p.name for p in written] == ["img0.denoised.ome.tif", "img1.denoised.ome.tif"]
+    assert [p.name for p in written] == ["img0.ome.tif", "img1.ome.tif"]  # masks named img0.tif pair with them
     assert "01_data" in panel.summary.value and panel.compare_box.layout.display == ""
     # the files are the core's denoising of each image, as nbseg denoise predict writes it
     noisy = read_image(images / "img1.ome.tif")
@@ -106,7 +106,7 @@ def test_00_stacks_share_one_z_slider(tmp_path):
     press(panel.denoise_button, panel)
     view = panel.view
     noisy = read_image(images / "img0.ome.tif").data
-    denoised = read_image(tmp_path / "denoised" / "img0.denoised.ome.tif").data
+    denoised = read_image(tmp_path / "denoised" / "img0.ome.tif").data
     assert noisy.shape == denoised.shape == (1, 8, 40, 48)
     assert view.z.layout.display == "" and view.z.max == 7
     before = view.picture.value

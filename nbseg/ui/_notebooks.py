@@ -67,11 +67,10 @@ DENOISER = PROJECT.parent / f"{PROJECT.name}_denoiser"
 DENOISED = PROJECT.parent / f"{PROJECT.name}_denoised"
 panel = DenoisePanel(DENOISER, output=DENOISED, sample_name=SAMPLE, project=PROJECT)
 panel""",
-        "after": """The denoised images are in the folder `DENOISED` names (`NAME.denoised.ome.tif`: float32, in the
-images' own intensities, with their axes and pixel sizes; the noisy files are left as they are). To segment
-them, open **01_data** and give that folder as **Images**. Masks are matched to images by file name, so masks
-you have already pair with the denoised images once renamed the same way (`NAME.denoised.tif`); masks you make
-in **02_correct** take the new names. The command line does the same: `nbseg denoise train` and
+        "after": """The denoised images are in the folder `DENOISED` names, under the noisy images' own names (`NAME.ome.tif`:
+float32, in the images' own intensities, with their axes and pixel sizes; the noisy files are left as they
+are). To segment them, open **01_data** and give that folder as **Images**: masks you already have for `NAME`
+pair with them by name, as with the noisy images. The command line does the same: `nbseg denoise train` and
 `nbseg denoise predict` (docs/denoising.md). Next: **01_data**.""",
     },
     "01_data": {

@@ -57,7 +57,7 @@ class DenoisePanel(PanelBase):
         self.bars, self.log = w.HTML(""), w.HTML("")
         self.plot = w.Image(format="png", layout=w.Layout(max_width="760px"))
         self.output = control(w.Text, "denoise_output", "Denoised images into", value=s.output,
-                              placeholder="folder for NAME.denoised.ome.tif")
+                              placeholder="folder for the denoised NAME.ome.tif")
         self.denoise_button = self.primary("Denoise images", "denoise_run", self._denoise, icon="magic",
                                            action="Denoising")
         self.summary = w.HTML("")
@@ -113,7 +113,7 @@ class DenoisePanel(PanelBase):
             f"Denoising {done}/{total}: {name}", "busy"))
         folder = html.escape(str(self.state.output))
         self.summary.value = (f"<div style='max-width:760px'><b>{len(written)} denoised image(s)</b> written to "
-                              f"<code>{folder}</code> (NAME.denoised.ome.tif, float32, in the images' own "
+                              f"<code>{folder}</code> (NAME.ome.tif, float32, in the images' own "
                               "intensities). To segment them, give this folder as <b>Images</b> in "
                               "01_data.</div>")
         self._listing = True

@@ -140,7 +140,7 @@ class DenoiseService:
         Returns
         -------
         list of Path
-            ``<name>.denoised.ome.tif``, one per noisy image, in order.
+            ``<name>.ome.tif``, one per noisy image, in order.
         """
         s = self.state
         if not self.has_model():
@@ -150,7 +150,8 @@ class DenoiseService:
             raise ValueError("No folder for the denoised images: type one under 'Denoised images into'.")
         files = image_files(self.noisy_folder())
         files = files[:QUICK_PREDICT_IMAGES] if quick_mode() else files
-        s.written = denoise_files(s.project, files, s.output.strip(), overwrite=True, progress=progress)
+        # the noisy images' own names: the folder is 01's images, and masks pair with images by name
+        s.written = denoise_files(s.project, files, s.output.strip(), overwrite=True, suffix="", progress=progress)
         s.inputs = files
         return s.written
 
