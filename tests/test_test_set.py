@@ -201,3 +201,18 @@ def test_train_holds_back_the_test_set(tmp_path, capsys, one_thread):
     assert main(["predict", str(project), str(root / "images"), "-o", str(tmp_path / "pred"), "--tta", "none"]) == 0
     warning = next(line for line in capsys.readouterr().err.splitlines() if "warning" in line)
     assert f"{len(fold['train'])} trained on" in warning and not any(name in warning for name in split["test"])
+
+    # fine-tuned from it on its two test images: the new model has seen what its source trained on too
+    other = tmp_path / "other"
+    for kind in ("images", "masks"):
+        (other / kind).mkdir(parents=True)
+        for name in split["test"]:
+            (other / kind / f"{name}.tif").write_bytes((root / kind / f"{name}.tif").read_bytes())
+    tuned = tmp_path / "tuned"
+    assert main(["train", "--images", str(other / "images"), "--masks", str(other / "masks"), "--project", str(tuned),
+                 "--init", str(project), "--epochs", "1", "--steps-per-epoch", "1", "--patch", "64,64",
+                 "--batch-size", "2", "--device", "cpu", "--precision", "fp32"]) == 0
+    _, tuned_meta = load_model_file(tuned / "models" / "fold0.pt")
+    assert set(fold["train"]) <= set(tuned_meta["images"]["train"])
+    assert set(fold["val"]) <= set(tuned_meta["images"]["train"]) | set(tuned_meta["images"]["val"])
+    assert set(split["test"]) <= set(tuned_meta["images"]["train"]) | set(tuned_meta["images"]["val"])

@@ -162,9 +162,12 @@ class FoldRun:
         save_model_file(self.paths["model"], self.model, meta=meta)
 
     def _images(self) -> dict:
-        """The names this fold trained on, validated with, and the test images it never saw."""
-        return {"train": sorted({s.name for s in self.train_samples}),
-                "val": sorted({s.name for s in self.val_samples}), "test": sorted(self.dataset.test or [])}
+        """The names this fold trained on, validated with, and the test images it never saw; fine-tuned, also
+        those the source's models trained on and validated with (its weights learnt from them)."""
+        source = (self.plan.init or {}).get("images") or {}
+        return {"train": sorted({s.name for s in self.train_samples} | set(source.get("train") or ())),
+                "val": sorted({s.name for s in self.val_samples} | set(source.get("val") or ())),
+                "test": sorted(self.dataset.test or [])}
 
     # ------------------------------------------------------------ loop
 

@@ -55,7 +55,9 @@ def resolve_init(source, *, models_root=None) -> dict:
         return {**_package_info(path), "source": given}
     if path.is_dir():
         files = _project_models(path)
-        return _model_info(given, files[0], f"nbseg project, fold {_fold(files[0])} of {len(files)}")
+        info = _model_info(given, files[0], f"nbseg project, fold {_fold(files[0])} of {len(files)}")
+        # the weights are fold 0's, but a project's folds together saw all its training images
+        return {**info, "images": _seen_by((load_model_file(f)[1] for f in files[1:]), info["images"])}
     if path.is_file():
         return _model_info(given, path, "nbseg model file")
     bundled = bundled_model_file(given, models_root)
@@ -85,7 +87,18 @@ def _model_info(given: str, path: Path, what: str) -> dict:
     plan = meta.get("plan") or {}
     return {"source": given, "what": what, "path": str(path), "member": None, "weights": "state_dict",
             "spec": dict(model.spec), "kind": meta.get("kind"), "scale": plan.get("scale"),
-            "intensity": meta.get("intensity")}
+            "intensity": meta.get("intensity"), "images": _seen_by([meta])}
+
+
+def _seen_by(metas, images=None) -> dict:
+    """``{"train": [...], "val": [...]}``: the images the source's models trained on and validated with (their
+    model files name them); a model fine-tuned from it has seen them too (nbseg.predict.seen)."""
+    found = {"train": set(), "val": set()} if images is None else {k: set(v) for k, v in images.items()}
+    for meta in metas:
+        named = meta.get("images") or {}
+        for role in found:
+            found[role].update(named.get(role) or ())
+    return {role: sorted(names) for role, names in found.items()}
 
 
 def _package_info(path: Path) -> dict:
