@@ -14,10 +14,10 @@ what denoising does to segmentation (the bundled nuclei model's F1@0.5 on noisy,
 - Floors and peers in the same run: a Gaussian filter (sigma 1.5 px, no training); BM3D (the ``bm3d`` package,
   ``pip install bm3d``; skipped with a note when it is not installed) with its sigma estimated per image
   (``skimage.restoration.estimate_sigma``). CAREamics N2V2 runs in its own venv (it pins its own torch and
-  Lightning); it is not run here: ``python -m venv bench/_work/venv-careamics && bench/_work/venv-careamics/bin/pip
-  install careamics==0.3.5``, then train its N2V2 configuration (``create_n2v_configuration(..., use_n2v2=True)``)
-  on the same noisy folder for the same minutes on the same threads and score its output with
-  ``nbseg evaluate OUT CLEAN --kind restoration``.
+  Lightning): ``python -m venv bench/_work/venv-careamics && bench/_work/venv-careamics/bin/pip install
+  careamics==0.3.5``; then ``bench/peers/careamics_n2v2.py`` trains it on the same noisy folder for the same
+  minutes on the same threads, one after the other with nbseg (never at once), and its output is scored the
+  same way. Without that venv (``--careamics-python``) the row says so.
 - Segmentation: ``nbseg predict nuclei <images> --instances --tta flips``, scored against the DSB2018 masks with
   ``bench/quality.py``'s ``score`` (F1@0.5 pooled over objects).
 """
@@ -119,6 +119,7 @@ def one_level(peak: float, data: dict, work: Path, args) -> dict:
     predict_s = run([sys.executable, "-m", "nbseg", "denoise", "predict", project, sets["noisy"], "--output", out],
                     log=log, threads=args.threads, timeout=3 * 3600)
     rows["nbseg"] = {**restoration(out, sets["clean"]), "train_s": round(train_s, 1), "predict_s": round(predict_s, 1)}
+    rows["careamics"] = careamics(sets, work / f"peak{peak:g}", args)
     rows["gaussian"] = {**restoration(_filtered(sets, work, peak, "gaussian", rows), sets["clean"])}
     try:
         import bm3d  # noqa: F401
@@ -128,9 +129,28 @@ def one_level(peak: float, data: dict, work: Path, args) -> dict:
         rows["bm3d"] = {"status": "not run: pip install bm3d"}
     if not args.no_segmentation:
         named = plain_names(out, work / f"peak{peak:g}" / "denoised_named")
-        for tag, images in (("noisy", sets["noisy"]), ("nbseg", named), ("clean", sets["clean"])):
+        segment = [("noisy", sets["noisy"]), ("nbseg", named), ("clean", sets["clean"])]
+        if "psnr" in rows["careamics"]:
+            segment.append(("careamics", work / f"peak{peak:g}" / "careamics"))
+        for tag, images in segment:
             rows.setdefault(tag, {}).update(segmentation(images, sets["masks"], work, f"peak{peak:g}_{tag}", args))
     return {"peak": peak, "images": len(list(sets["noisy"].iterdir())), "methods": rows}
+
+
+def careamics(sets: dict, level: Path, args) -> dict:
+    """CAREamics N2V2 (bench/peers/careamics_n2v2.py in its own venv) on the noisy folder, scored."""
+    python = Path(args.careamics_python)
+    if not python.exists():
+        return {"status": f"not run: no CAREamics venv at {args.careamics_python} (see this script's docstring)"}
+    out = level / "careamics"
+    shutil.rmtree(out, ignore_errors=True)
+    log = level.parent / "logs" / f"careamics_{level.name}.log"
+    log.unlink(missing_ok=True)
+    run([python, HERE / "peers" / "careamics_n2v2.py", sets["noisy"], out, "--minutes", args.minutes,
+         "--threads", args.threads, "--work", level / "careamics_work"], log=log, threads=args.threads,
+        timeout=60 * args.minutes * 3 + 1800)
+    facts = json.loads(log.read_text().strip().splitlines()[-1])
+    return {**restoration(out, sets["clean"]), **facts}
 
 
 def _filtered(sets, work, peak, method, rows) -> Path:
@@ -151,6 +171,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="threads for every step (default 2)")
     parser.add_argument("--no-segmentation", action="store_true", help="skip the nuclei model's F1")
     parser.add_argument("--quick", action="store_true", help="smoke run: 0.2 min, 3 train images cut to 128 px")
+    parser.add_argument("--careamics-python", default=str(WORK / "venv-careamics" / "bin" / "python"),
+                        help="the Python of CAREamics' own venv (default bench/_work/venv-careamics)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     if args.quick:
