@@ -4,8 +4,10 @@ Each engine runs once in its own subprocess (so peak RSS is its own) on the Lucc
 volume (165 x 768 x 1024), or a crop of it with --quick. MONAI is wrapped in the same TTA loop
 (each variant of the whole volume, undone on its softmax, averaged). Printed beside them: the
 physical limit, i.e. the convolution FLOPs the tiles need divided by the FLOP/s of a bare 3x3x3
-convolution measured on this machine. Speed does not depend on the weights, so without
---project an untrained 3D U-Net of size S is used.
+convolution measured on this machine, and the network's own bare forward throughput over the same
+tiles, TTA passes and forward batch (timed in nbseg's process right after its run: the share of it
+that prediction reaches is what tiling, TTA and blending cost). Speed does not depend on the weights,
+so without --project an untrained 3D U-Net of size S is used.
 
     python bench/predict.py --quick --json /tmp/predict.json
 """
@@ -135,8 +137,43 @@ def run_nbseg(args, volume, ensemble) -> tuple[np.ndarray, dict]:
     prediction = predict_image(ensemble, volume, **options)
     seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     precision = pick_precision(pick_device("auto"), args.precision)
-    return np.asarray(prediction.foreground, np.float16), {"seconds": seconds, "cpu_seconds": cpu,
-                                                          "start_rss_mb": start_rss, "precision": precision}
+    figures = {"seconds": seconds, "cpu_seconds": cpu, "start_rss_mb": start_rss, "precision": precision}
+    figures.update(bare_forward(args, volume.shape, ensemble, seconds))
+    return np.asarray(prediction.foreground, np.float16), figures
+
+
+def bare_forward(args, volume_shape, ensemble, seconds: float) -> dict:
+    """The networks alone over the prediction's tile images: each model's inference copy on a blank batch of
+    as many tiles as nbseg's forward pass takes, timed (best of 3), times the tiles x TTA passes."""
+    import torch
+
+    from nbseg.model.tiling import axis_placements
+    from nbseg.predict.inference import forward_images, inference_copy
+    from nbseg.predict.tta import tta_variants
+    from nbseg.runtime import autocast, pick_device, pick_precision
+
+    device = pick_device("auto")
+    precision = pick_precision(device, args.precision)
+    images = forward_images(device, args.tile, args.batch_size)
+    x = torch.zeros((images, 1) + tuple(args.tile), device=device).contiguous(memory_format=torch.channels_last_3d)
+    per_image = 0.0
+    for model, _ in ensemble:
+        net = inference_copy(model, device)
+        with torch.inference_mode(), autocast(device, precision):
+            net(x)  # warm-up
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                net(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                best = min(best, time.perf_counter() - start)
+        per_image += best / images
+    tiles = int(np.prod([len(axis_placements(s, t, args.overlap)) for s, t in zip(volume_shape, args.tile)]))
+    network_seconds = per_image * tiles * len(tta_variants(args.tta, 3))
+    return {"forward_images": images, "forward_s_per_image": per_image, "network_seconds": network_seconds,
+            "network_mpx_per_s": float(np.prod(volume_shape)) / network_seconds / 1e6,
+            "network_share": network_seconds / seconds}
 
 
 def run_monai(args, volume, ensemble) -> tuple[np.ndarray, dict]:
@@ -176,7 +213,7 @@ def run_limit(args, volume_shape, ensemble) -> dict:
     import torch
     from flops import forward_flops
 
-    from nbseg.predict.ensemble import inference_copy
+    from nbseg.predict.inference import inference_copy
     from nbseg.runtime import autocast, pick_device, pick_precision
     from nbseg.model.tiling import axis_placements
     from nbseg.predict.tta import tta_variants
@@ -270,6 +307,8 @@ def markdown(report: dict) -> str:
           for label, r in (("nbseg predict_image", nb), ("MONAI sliding_window_inference", mo))],
         f"| physical limit, these tiles | {lim['precision']} | | | {lim['limit_mpx_per_s']:.3f} | | | |",
         f"| physical limit, no overlap | {lim['precision']} | | | {lim['limit_no_overlap_mpx_per_s']:.3f} | | | |",
+        f"| the network's bare forward, same tiles and batch | {nb['precision']} | {nb['network_seconds']:.1f} | | "
+        f"{nb['network_mpx_per_s']:.3f} | | | |",
     ]
     agree = report["agreement"]
     if agree is None:
@@ -286,7 +325,9 @@ def markdown(report: dict) -> str:
         f"{report['cpu_speedup']:.2f}x per CPU second, which other load on the machine disturbs less), "
         f"**{report['rss_ratio']:.2f}x** the peak RSS (goal <= {GOALS['rss_ratio']}x); "
         f"{report['limit_share']:.0%} of the physical limit for these tiles "
-        f"({lim['gflop_per_tile']:.1f} GFLOP per tile; bare 3x3x3 conv {lim['bare_conv_gflops']:.0f} GFLOP/s).",
+        f"({lim['gflop_per_tile']:.1f} GFLOP per tile; bare 3x3x3 conv {lim['bare_conv_gflops']:.0f} GFLOP/s); "
+        f"**{nb['network_share']:.0%}** of the network's own bare forward throughput over the same tiles "
+        f"({nb['forward_images']} tile image(s) per forward pass, {nb['forward_s_per_image']:.2f} s each).",
         agreement_line,
     ])
 
@@ -310,7 +351,8 @@ def main(argv=None) -> int:
               "peer_from": str(args.peer_from) if args.peer_from else None,
               "speedup": nb["mpx_per_s"] / mo["mpx_per_s"], "cpu_speedup": nb["mpx_per_cpu_s"] / mo["mpx_per_cpu_s"],
               "rss_ratio": nb["peak_rss_mb"] / mo["peak_rss_mb"],
-              "limit_share": nb["mpx_per_s"] / limit["limit_mpx_per_s"], "goals": GOALS}
+              "limit_share": nb["mpx_per_s"] / limit["limit_mpx_per_s"], "network_share": nb["network_share"],
+              "goals": GOALS}
     report["goals_met"] = {"speedup": report["speedup"] >= GOALS["speedup"],
                            "rss_ratio": report["rss_ratio"] <= GOALS["rss_ratio"]}
     report["markdown"] = markdown(report)

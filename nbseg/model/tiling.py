@@ -2,9 +2,10 @@
 
 The tiles form a regular grid on each axis and the Gaussian importance map is a product of 1D
 Gaussians, so the summed weight at a pixel is a product of 1D sums: no weight map is stored.
-Tiles are visited row by row along the first spatial axis; a buffer one tile high collects the
-weighted sums, and each finished slab is divided by its weight and handed to the output — an
-array in memory, or a :class:`DiskArray` for volumes beyond the memory budget.
+Tiles are visited row by row along the first spatial axis, in batches that run on across rows; a
+buffer one tile high collects the weighted sums in place, and each finished slab is divided by its
+weight and handed to the output — an array in memory, or a :class:`DiskArray` for volumes beyond
+the memory budget.
 """
 from __future__ import annotations
 
@@ -101,30 +102,53 @@ def sliding_window(image, fn, *, tile, n_out: int, overlap: float = 0.5, batch_s
     grids = [axis_placements(s, t, overlap) for s, t in zip(spatial, tile)]
     profiles = [gaussian_profile(t, sigma_scale) for t in tile]
     weights = [axis_weights(s, g, p) for s, g, p in zip(spatial, grids, profiles)]
-    importance = outer(profiles).astype(np.float32)
+    importance = outer(profiles).astype(np.float32)  # once per call: every tile has the same shape
     if out is None:
         out = np.empty((n_out,) + spatial, dtype=np.float32)
-    buffer = np.zeros((n_out, min(tile[0], spatial[0])) + spatial[1:], dtype=np.float32)
-    rest_weight = outer(weights[1:]).astype(np.float32)
-    total, done, anchor = int(np.prod([len(g) for g in grids])), 0, 0
-    for k, row in enumerate(grids[0]):
-        _shift(buffer, row.start - anchor)
-        anchor = row.start
-        for group in _batches(itertools.product(*grids[1:]), batch_size):
-            places = [(row,) + others for others in group]
-            batch = np.stack([_extract(image, p, tile) for p in places])
-            preds = _as_numpy(fn(_to_tensor(batch)), (len(places), n_out) + tuple(tile))
-            for pred, p in zip(preds, places):
-                _accumulate(buffer, pred, p, importance, anchor)
-            done += len(places)
-            if progress:
-                progress(done, total, "tiles")
-        stop = grids[0][k + 1].start if k + 1 < len(grids[0]) else row.stop
-        slab = buffer[:, :stop - anchor]  # finished: no later tile reaches above `stop`
-        slab /= weights[0][anchor:stop].astype(np.float32).reshape((-1,) + (1,) * rest_weight.ndim)
-        slab /= rest_weight  # in place, in two steps: no slab-sized temporaries
-        out[:, anchor:stop] = slab
+    blend = _Blend(out, n_out, spatial, tile, weights, grids[0])
+    tiles = np.empty((batch_size, image.shape[0]) + tuple(tile), dtype=np.float32)  # refilled for each batch
+    weighted = np.empty((n_out,) + tuple(tile), dtype=np.float32)  # one tile's weighted prediction, reused
+    total, done = int(np.prod([len(g) for g in grids])), 0
+    # batches run on across rows of tiles, so that every call but the last is full
+    for group in _batches(itertools.product(range(len(grids[0])), itertools.product(*grids[1:])), batch_size):
+        for i, (row, others) in enumerate(group):
+            _extract_into(tiles[i], image, (grids[0][row],) + others, tile)
+        preds = _as_numpy(fn(_to_tensor(tiles[:len(group)])), (len(group), n_out) + tuple(tile))
+        for pred, (row, others) in zip(preds, group):
+            blend.move_to(row)
+            _accumulate(blend.buffer, pred, (grids[0][row],) + others, importance, blend.anchor, weighted)
+        preds = pred = None  # let go before the next call, which makes its own
+        done += len(group)
+        if progress:
+            progress(done, total, "tiles")
+    blend.move_to(len(grids[0]))
     return out
+
+
+class _Blend:
+    """The blending buffer, one tile high along the first axis: each row of tiles adds its weighted
+    predictions; when the tiles move on to the next row, the slab no later tile reaches is divided by
+    its summed weight (in place) and written to ``out``."""
+
+    def __init__(self, out, n_out: int, spatial, tile, weights, rows):
+        self.out, self.rows, self.weights = out, rows, weights
+        self.buffer = np.zeros((n_out, min(tile[0], spatial[0])) + tuple(spatial[1:]), dtype=np.float32)
+        self.rest_weight = outer(weights[1:]).astype(np.float32)
+        self.row, self.anchor = 0, rows[0].start
+
+    def move_to(self, row: int) -> None:
+        """Finish the rows before ``row`` (``len(rows)``: all of them)."""
+        while self.row < row:
+            place = self.rows[self.row]
+            stop = self.rows[self.row + 1].start if self.row + 1 < len(self.rows) else place.stop
+            slab = self.buffer[:, :stop - self.anchor]  # finished: no later tile reaches above `stop`
+            slab /= self.weights[0][self.anchor:stop].astype(np.float32).reshape((-1,) + (1,) * self.rest_weight.ndim)
+            slab /= self.rest_weight  # in place, in two steps: no slab-sized temporaries
+            self.out[:, self.anchor:stop] = slab
+            self.row += 1
+            if self.row < len(self.rows):
+                _shift(self.buffer, self.rows[self.row].start - self.anchor)
+                self.anchor = self.rows[self.row].start
 
 
 def patch_tile(patch, spatial, divisors) -> tuple:
@@ -180,20 +204,24 @@ def _shift(buffer: np.ndarray, step: int) -> None:
     buffer[:, max(0, depth - step):] = 0
 
 
-def _extract(image, places, tile) -> np.ndarray:
-    region = image[(slice(None),) + tuple(slice(p.start, p.stop) for p in places)]
-    region = np.asarray(region, dtype=np.float32)
+def _extract_into(target: np.ndarray, image, places, tile) -> None:
+    """Cut one tile out of ``image`` into ``target`` ``(C, *tile)`` float32: one conversion, in place; the
+    sides of an image smaller than the tile padded by reflection."""
+    region = np.asarray(image[(slice(None),) + tuple(slice(p.start, p.stop) for p in places)])
     pads = [(p.offset, t - p.offset - (p.stop - p.start)) for p, t in zip(places, tile)]
     if any(a or b for a, b in pads):
         region = np.pad(region, [(0, 0)] + pads, mode="reflect")
-    return region
+    np.copyto(target, region, casting="unsafe")
 
 
-def _accumulate(buffer, pred, places, importance, anchor) -> None:
+def _accumulate(buffer, pred, places, importance, anchor, weighted) -> None:
+    """Add ``pred`` times the tile's importance to ``buffer``, through the reused tile ``weighted``."""
     crop = tuple(slice(p.offset, p.offset + p.stop - p.start) for p in places)
     target = (slice(places[0].start - anchor, places[0].stop - anchor),) + tuple(
         slice(p.start, p.stop) for p in places[1:])
-    buffer[(slice(None),) + target] += pred[(slice(None),) + crop] * importance[crop]
+    part = weighted[(slice(None),) + tuple(slice(0, c.stop - c.start) for c in crop)]
+    np.multiply(pred[(slice(None),) + crop], importance[crop], out=part)
+    buffer[(slice(None),) + target] += part
 
 
 def _to_tensor(batch: np.ndarray):

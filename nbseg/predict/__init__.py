@@ -6,8 +6,12 @@ The face (imported here): :func:`predict_files`, :func:`predict_image`, :class:`
 One image, in the order a prediction runs:
 
 - :mod:`.options`: how to predict, as one frozen, checked object (TTA, tile, threshold, min size, ...).
-- :mod:`.ensemble`: the project's models as one per-tile predictor (loading, checks against an image,
-  the models' plan: working scale, min size).
+- :mod:`.ensemble`: the project's models as one ensemble (loading, checks against an image, the models'
+  plan: working scale, min size).
+- :mod:`.tile_predictor`: the per-tile function: every model on every TTA variant of a batch of tiles, in
+  forward passes of tiles and variants together, averaged, with an uncertainty channel.
+- :mod:`.inference`: the models as prediction runs them (batch norms folded, channels-last, 3D
+  convolutions kept on oneDNN) and how many tile images a forward pass takes.
 - :mod:`.image`: one image through the sliding window x TTA x ensemble, at the models' working scale,
   memory-bounded; :class:`Prediction` holds the result.
 - :mod:`.tta`: test-time augmentation (flips, quarter turns), each undone on the output.

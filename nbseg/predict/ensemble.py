@@ -1,17 +1,14 @@
-"""The trained models of a project as one predictor: loading, checks against an image, and the
-per-tile function (normalise, run every model on every TTA variant, average the softmax)."""
+"""The trained models of a project as one ensemble: loading, what the models share, and checks against an
+image. The per-tile function that runs them is :mod:`.tile_predictor`."""
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..choices import check_choice
 from ..model.unet import load_model_file, pooling_divisors
 from ..project import ProjectLayout
-from .tta import tta_variants
 
 UNCERTAINTY_CHOICES = ("entropy", "mutual_info", "std")
 
@@ -155,38 +152,6 @@ def check_image(image, info: EnsembleInfo) -> None:
         )
 
 
-def inference_copy(model, device):
-    """A copy of ``model`` for fast inference: batch norms folded into their convolutions and a
-    channels-last layout, which CPU (oneDNN) and GPU convolution kernels both prefer."""
-    import torch
-
-    model = copy.deepcopy(model).eval()
-    _fuse_conv_bn(model)
-    model = model.to(device)
-    if device.type in ("cpu", "cuda"):
-        # a scripted package hides its Conv3d layers; its spec says the input's dims
-        scripted = getattr(model, "spec", {}).get("divisors") is not None
-        dims = (model.spec["spatial_dims"] if scripted
-                else 3 if any(isinstance(m, torch.nn.Conv3d) for m in model.modules()) else 2)
-        model = model.to(memory_format=torch.channels_last_3d if dims == 3 else torch.channels_last)
-    return model
-
-
-def _fuse_conv_bn(module) -> None:
-    from torch import nn
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    for child in module.children():
-        _fuse_conv_bn(child)
-    if not isinstance(module, nn.Sequential):
-        return
-    for i in range(len(module) - 1):
-        conv, norm = module[i], module[i + 1]
-        if isinstance(conv, nn.modules.conv._ConvNd) and isinstance(norm, nn.modules.batchnorm._BatchNorm):
-            module[i] = fuse_conv_bn_eval(conv, norm)
-            module[i + 1] = nn.Identity()
-
-
 def foreground_of(probs, kind: str, *, axis: int = 0):
     """Foreground probability from class probabilities along ``axis`` (ndarray or tensor)."""
     def take(i):
@@ -199,106 +164,3 @@ def foreground_of(probs, kind: str, *, axis: int = 0):
     return 1 - take(0)
 
 
-CPU_VOXELS = 2**19  # one 32x128x128 tile, four 256x256 ones
-
-
-class TilePredictor:
-    """The per-tile function for :func:`nbseg.tiling.sliding_window`: raw tiles in; out, the mean
-    probabilities of classes 1..K-1 over models x TTA variants, then an uncertainty channel.
-
-    Parameters
-    ----------
-    ensemble : list of (model, meta)
-    bounds : list of (low, span)
-        Per model: the image's normalisation (see :func:`intensity_bounds`).
-    info : EnsembleInfo
-    tta : {"none", "flips", "all"}
-    device : torch.device
-    precision : {"fp32", "bf16", "fp16"}
-    uncertainty : {"entropy", "mutual_info", "std"}
-        ``"entropy"``: entropy of the mean probabilities (spread between passes plus the net's own
-        doubt), ``"mutual_info"``: the spread part alone, ``"std"``: standard deviation of the
-        foreground probability over passes (deepflash2), times 2. All scaled to [0, 1].
-    """
-
-    def __init__(self, ensemble, *, bounds, info: EnsembleInfo, tta: str, device, precision: str,
-                 uncertainty: str = "entropy"):
-        import torch
-
-        check_choice(uncertainty, UNCERTAINTY_CHOICES, what="uncertainty")
-        self.nets = [inference_copy(model, device) for model, _ in ensemble]
-        self.bounds = [(torch.as_tensor(low, dtype=torch.float32, device=device),
-                        torch.as_tensor(1.0 / span, dtype=torch.float32, device=device)) for low, span in bounds]
-        self.variants = tta_variants(tta, info.spatial_dims, planar=info.slices)
-        self.info, self.device, self.precision, self.uncertainty = info, device, precision, uncertainty
-
-    @property
-    def n_passes(self) -> int:
-        return len(self.nets) * len(self.variants)
-
-    def __call__(self, batch):
-        import torch
-
-
-        shape = (1, -1) + (1,) * self.info.spatial_dims
-        layout = torch.channels_last_3d if self.info.spatial_dims == 3 else torch.channels_last
-        total = spread = None
-        with torch.inference_mode():
-            x = batch.to(self.device)
-            for net, (low, scale) in zip(self.nets, self.bounds):
-                normed = (x - low.view(shape)) * scale.view(shape)
-                align = getattr(net, "align", None)  # nbseg's U-Net: its input shift comes before the flips
-                normed = align(normed) if align is not None else normed
-                for variant in self.variants:
-                    probs = torch.cat([self._probabilities(net, variant.forward(part).contiguous(memory_format=layout),
-                                                           aligned=align is not None)
-                                       for part in normed.split(self._chunk(normed), dim=0)])
-                    probs = variant.inverse(probs)
-                    total = probs if total is None else total + probs
-                    spread = self._add_spread(spread, probs)
-            mean = total / self.n_passes
-            # class 0 is left out: it is 1 minus the others, and storing it would cost a volume's worth
-            return torch.cat([mean[:, 1:], self._uncertainty(mean, spread)[:, None]], dim=1).cpu()
-
-    def _probabilities(self, net, x, aligned: bool = False):
-        import torch
-
-        from ..runtime import autocast
-
-        with autocast(self.device, self.precision):
-            logits = net(x, aligned=True) if aligned else net(x)
-        return torch.softmax(logits.float(), dim=1)
-
-    def _chunk(self, batch) -> int:
-        """Tiles per forward pass. On a CPU the network's activations grow with the batch (about
-        260 MB per 32x128x128 tile for a 3D U-Net of size S) while the speed gained is small (whole
-        batches of 4 ran a Lucchi++ volume ~25 % faster at 1.4x the peak memory), so a CPU sees at
-        most CPU_VOXELS voxels at a time. GPUs take the whole batch."""
-        if self.device.type != "cpu":
-            return batch.shape[0]
-        return max(1, CPU_VOXELS // int(np.prod(batch.shape[2:])))
-
-    def _add_spread(self, spread, probs):
-        import torch
-
-        if self.uncertainty == "entropy":
-            return None
-        if self.uncertainty == "std":
-            fg = foreground_of(probs, self.info.kind, axis=1)
-            value = torch.stack([fg, fg * fg])
-        else:
-            value = _entropy(probs)
-        return value if spread is None else spread + value
-
-    def _uncertainty(self, mean, spread):
-        if self.uncertainty == "std":
-            first, second = spread / self.n_passes
-            return 2 * (second - first * first).clamp(min=0).sqrt()
-        entropy = _entropy(mean)
-        if self.uncertainty == "mutual_info":
-            entropy = (entropy - spread / self.n_passes).clamp(min=0)
-        return entropy / float(np.log(mean.shape[1]))
-
-
-def _entropy(probs):
-    return -(probs * probs.clamp(min=1e-12).log()).sum(dim=1)

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from ..config import DEFAULT_PERCENTILES
-from .ensemble import _fuse_conv_bn, ensemble_info, load_ensemble
+from .ensemble import ensemble_info, load_ensemble
+from .inference import fuse_conv_bn
 from .tta import tta_variants
 from ..project import ProjectLayout, atomic_write
 
@@ -192,7 +193,7 @@ def _script(ensemble, example, variants, divisors, normalize=True):
     nets, aligns, percentiles = [], [], []
     for model, meta in ensemble:
         net = copy.deepcopy(model).cpu().eval().requires_grad_(False)  # outputs need no .detach()
-        _fuse_conv_bn(net)
+        fuse_conv_bn(net)
         unet = isinstance(getattr(net, "align", None), nn.Module)  # nbseg's U-Net (not a loaded package)
         aligns.append(net.align if unet else nn.Identity())
         with torch.no_grad():

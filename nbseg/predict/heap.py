@@ -1,4 +1,5 @@
-"""Keep freed memory in the process while a prediction runs (glibc only; elsewhere a no-op).
+"""The process's memory: what it holds and held at its peak, and keeping freed memory in the process
+while a prediction runs (glibc only; elsewhere a no-op).
 
 A 3D U-Net tile allocates activations of 100+ MB per forward pass. glibc hands blocks that large
 straight back to the kernel when they are freed, so the next pass faults every page in again and
@@ -14,6 +15,7 @@ import ctypes
 import ctypes.util
 import functools
 import os
+from pathlib import Path
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 KEEP = 2**30  # blocks up to 1 GiB come from (and go back to) the heap
@@ -55,3 +57,48 @@ def trim() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def measure_growth(fn) -> int | None:
+    """Bytes the process's resident memory rose above its level before ``fn()``, at its peak.
+
+    Linux only (the peak mark VmHWM, reset through ``/proc/self/clear_refs``); None elsewhere.
+    """
+    status = Path("/proc/self/status")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+        before = _status_bytes(status, "VmRSS")
+        fn()
+        return max(0, _status_bytes(status, "VmHWM") - before)
+    except (OSError, ValueError):
+        return None
+
+
+def _status_bytes(status: Path, key: str) -> int:
+    for line in status.read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024  # kB
+    raise ValueError(f"{key} not in {status}")
+
+
+def release(array) -> None:
+    """Drop the pages of a read-only memory-mapped ``array`` from the process (they stay in the
+    page cache and come back when read again), so reading a result file slab by slab does not
+    grow the process by its whole size; a no-op for arrays in memory."""
+    import mmap
+
+    mapping = getattr(array, "_mmap", None)
+    while mapping is None and getattr(array, "base", None) is not None:
+        array = array.base
+        mapping = getattr(array, "_mmap", None)
+    if isinstance(mapping, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def current_memory() -> int:
+    """The process's resident memory in bytes (psutil), or 0 where it cannot be read."""
+    try:
+        import psutil
+    except ImportError:
+        return 0
+    return int(psutil.Process().memory_info().rss)

@@ -15,12 +15,13 @@ from ..config import DEFAULT_PERCENTILES
 from ..data.normalize import as_grey, intensity_bounds
 from ..data.resample import image_factors, is_native, resample_image, restore
 from ..model.unet import divisibility_problem
-from .ensemble import TilePredictor, check_image, ensemble_info, load_ensemble
+from .ensemble import check_image, ensemble_info, load_ensemble
 from .heap import retained_heap
 from .memory import plan_prediction, release
 from .oom import retry_out_of_memory
 from ..io.images import Image, read_image, with_pixel_sizes
 from .options import PredictOptions
+from .tile_predictor import TilePredictor
 from ..model.tiling import DiskArray, check_tile, patch_tile, sliding_window
 
 if TYPE_CHECKING:
@@ -144,9 +145,11 @@ def predict_image(models, image, options: PredictOptions | None = None, *, dtype
     tile = choose_tile(options.tile, work.shape[1:], info)
     predictor = _tile_predictor(ensemble, info, image, options, bounds=bounds)  # normalised by the input's own intensities
     batch_size = options.batch_size
-    if options.max_memory is not None:  # the largest batch, and results in memory only where they fit
+    predictor.images = predictor.default_images(tile, batch_size)
+    if options.max_memory is not None:  # the largest batch and pass, and results in memory only where they fit
         plan = plan_prediction(options, ensemble, info, image, work.shape[1:], tile, predictor, dtype)
         batch_size, memory_budget = plan.batch_size, memory_budget if plan.results_in_memory else 0
+        predictor.images = plan.images
     store = _output_store((info.n_classes,) + work.shape[1:], dtype, memory_budget, scratch_dir)
     # freed blocks kept for reuse would count against a bound: glibc's own policy then
     with retained_heap() if options.max_memory is None else contextlib.nullcontext():

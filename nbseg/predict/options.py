@@ -53,7 +53,7 @@ class PredictOptions:
     precision : {"auto", "fp32", "bf16", "fp16"}
         "auto": mixed precision on GPUs, bf16 on CPUs with AMX, else fp32.
     uncertainty : {"entropy", "mutual_info", "std"}
-        See :class:`nbseg.predict.ensemble.TilePredictor`.
+        See :class:`nbseg.predict.tile_predictor.TilePredictor`.
     axes : str, optional
         Axes of image files that do not say (e.g. ``"ZYX"``); default what the models were trained with.
     channels : int or tuple of int, optional
