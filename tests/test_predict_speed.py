@@ -141,6 +141,14 @@ def test_the_forward_pass_grows_with_the_bound_and_stays_within_it():
     assert (on_gpu.batch_size, on_gpu.images) == (4, 4)
 
 
+def test_a_bound_never_makes_the_pass_larger_than_an_unbounded_run():
+    """predict_image caps the pass at forward_images' (what runs without a bound): a bound lowers peak memory,
+    it never raises it."""
+    capped = plan_memory("64GB", baseline=0, variants=4, max_images=1, **SHAPE)
+    assert capped.images == 1 and capped.peak < plan_memory("64GB", baseline=0, variants=4, **SHAPE).peak
+    assert plan_memory("64GB", baseline=0, variants=4, max_images=6, **SHAPE).images == 6
+
+
 def test_a_plan_with_a_measured_network_grows_with_the_bound():
     network = lambda images: (50 + 30 * (images - 1)) * 10**6  # noqa: E731 - bytes for passes of that many images
     least = prediction_parts(**{**SHAPE, "batch_size": 1}, images=1, network=network)
@@ -162,13 +170,14 @@ def test_the_planned_pass_is_what_the_prediction_runs(one_thread):
                              max_memory=current_memory() + 2 * 10**9)
     predictor = _tile_predictor(ensemble, info, image, options)
     plan = plan_prediction(options, ensemble, info, image, (256, 256), (64, 64), predictor, np.float16)
-    assert (plan.batch_size, plan.images) == (4, 12) and plan.peak <= options.max_memory
+    # 2 GB would hold every variant of the batch (12), but a bound never passes more than an unbounded run (4)
+    assert (plan.batch_size, plan.images) == (4, 4) and plan.peak <= options.max_memory
     assert predictor.images is None  # the measurement left the predictor as it was
     passes = []
     predictor.images = plan.images
     predictor.nets[0].register_forward_pre_hook(lambda module, args: passes.append(args[0].shape[0]))
     sliding_window(image.data, predictor, tile=(64, 64), n_out=2, batch_size=plan.batch_size)
-    assert passes == [12] * 12 + [3]  # 49 tiles: 12 full batches of 4 across rows, every variant in one pass
+    assert max(passes) == 4 and sum(passes) == 49 * 3  # 49 tiles x 3 variants, never more than 4 a pass
 
 
 def test_the_inference_copy_runs_3d_convolutions_on_onednn_with_its_hooks(one_thread):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .inference import forward_images
 from .heap import _status_bytes, current_memory, measure_growth, release  # noqa: F401 - this module's face
 from .sizes import MemoryBudgetError, format_size, parse_size
 
@@ -128,7 +129,8 @@ def prediction_parts(*, spatial, in_channels: int, n_out: int, tile, batch_size:
 
 
 def plan_memory(max_memory, *, spatial, in_channels: int, n_out: int, tile, batch_size: int, width: int,
-                baseline: int | None = None, variants: int = 1, **details) -> MemoryPlan:
+                baseline: int | None = None, variants: int = 1, max_images: int | None = None,
+                **details) -> MemoryPlan:
     """The largest batch (at most ``batch_size``) and forward pass, and the place of the results, that
     stay under ``max_memory``.
 
@@ -146,6 +148,8 @@ def plan_memory(max_memory, *, spatial, in_channels: int, n_out: int, tile, batc
     baseline : int, optional
         Bytes the process holds already (the interpreter, torch, the models); default its
         resident memory now (psutil; 0 where psutil is missing).
+    max_images : int, optional
+        At most this many tile images per forward pass, whatever the bound allows.
 
     Returns
     -------
@@ -161,6 +165,8 @@ def plan_memory(max_memory, *, spatial, in_channels: int, n_out: int, tile, batc
     baseline = current_memory() if baseline is None else int(baseline)
     fitting, needs = [], []
     ladder = steps(batch_size, variants if details.get("cpu", True) else 1)
+    if max_images:
+        ladder = list(dict.fromkeys((b, min(i, int(max_images))) for b, i in ladder))
     for in_memory in (True, False):  # the largest step wins; results stay in memory when it is a tie
         def peak(step, in_memory=in_memory):
             parts = prediction_parts(spatial=spatial, in_channels=in_channels, n_out=n_out, tile=tile,
@@ -235,6 +241,9 @@ def plan_prediction(options, ensemble, info, image, spatial, tile, predictor, re
                        source=source,
                        image_itemsize=itemsize, result_itemsize=np.dtype(result_dtype).itemsize, cpu=cpu,
                        labels=options.instances, variants=len(predictor.variants),
+                       # a bound never makes a pass larger than an unbounded run's: on a CPU a larger one
+                       # buys ~7 % (one oneDNN tile runs as fast per tile as two) for up to 60 % more peak
+                       max_images=forward_images(predictor.device, tile, options.batch_size) if cpu else None,
                        network=network_cost(predictor, info.in_channels, tile))
 
 
