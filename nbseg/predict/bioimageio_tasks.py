@@ -19,7 +19,8 @@ from ..model.unet import load_model_file
 from ..project import ProjectLayout
 from .bioimageio_docs import (default_metadata, default_name, denoiser_readme, readme_text, training_data_text,
                               validation_figures)
-from .ensemble import EnsembleInfo, _divisors, _fuse_conv_bn, _working_scale, ensemble_info, load_ensemble
+from .ensemble import EnsembleInfo, _divisors, _working_scale, ensemble_info, load_ensemble
+from .inference import fuse_conv_bn
 from .export import _Normalize, script_ensemble
 
 DENOISE = "denoise"  # the kind in a denoiser's model file (nbseg.denoise.train.KIND)
@@ -170,7 +171,7 @@ def script_denoiser(model, percentiles, patch):
     import warnings
 
     net = copy.deepcopy(model).cpu().eval().requires_grad_(False)
-    _fuse_conv_bn(net)
+    fuse_conv_bn(net)
     example = torch.zeros((1, model.spec["in_channels"]) + tuple(patch))
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", DeprecationWarning)
