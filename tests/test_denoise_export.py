@@ -19,8 +19,10 @@ from nbseg.predict.bioimageio_export import BioimageioError, export_bioimageio  
 from test_bioimageio_check import bioimageio_command  # noqa: E402
 from test_care import make_pairs  # noqa: E402
 
+# each export runs bioimage.io's test of the package (~20 s in all): make test-release runs them, keeping make test
+# under 10 minutes; the segmentation exporter they share is tested in make test (test_bioimageio.py)
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning"),
-              pytest.mark.slow]  # each export runs bioimage.io's test of the package
+              pytest.mark.slow, pytest.mark.release]
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -82,6 +82,7 @@ def test_teaching_run_2d(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.release  # ~70 s: make test-release runs it (beside the 3D browser sequence), make test the 2D one
 def test_teaching_run_3d(tmp_path, monkeypatch):
     run = _sequence("nuclei3d", tmp_path, monkeypatch)
     project = run["project"]

@@ -9,7 +9,6 @@ so the blocks agree with the whole image's result up to float rounding; it is wr
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -148,17 +147,13 @@ def _scratch_array(folder: Path, job: dict) -> str:
 
 
 def _write_blocked(client, array: str, job: dict) -> None:
-    """The OME-Zarr result, written chunk by chunk on the workers under a temporary name, then renamed: an
-    interrupted write leaves no result that a rerun would take as done."""
+    """The OME-Zarr result, written chunk by chunk on the workers (``write_ome_zarr`` writes to a temporary
+    folder and renames it when complete: an interrupted write leaves no result that a rerun would take as done)."""
     target = job["target"]
-    partial = target.with_name(f".{target.name}.tmp")
-    remove_tree(partial)
     try:
-        write_result(array, partial, job["axes"], job["pixel_sizes"], False, None, scheduler=client)
+        write_result(array, target, job["axes"], job["pixel_sizes"], False, None, scheduler=client)
     except Exception as err:  # noqa: BLE001 - named, with what failed
         raise ClusterError(f"Writing {target.name} failed: {type(err).__name__}: {err}.") from err
-    remove_tree(target)
-    os.replace(partial, target)
 
 
 def _loaded(denoiser, hosts: dict):

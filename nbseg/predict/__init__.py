@@ -40,7 +40,8 @@ Correcting and retraining:
 Sharing a model:
 
 - :mod:`.export`: one TorchScript file; :mod:`.bioimageio_export` a bioimage.io package, with the texts
-  of :mod:`.bioimageio_docs`.
+  of :mod:`.bioimageio_docs`; :mod:`.bioimageio_tasks` says what differs between a segmentation model's package
+  and a denoiser's (the network module, the output, the texts).
 
 Many or very large images: :mod:`.cluster` (a subpackage) predicts on a dask cluster.
 """
