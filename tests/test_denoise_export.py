@@ -3,19 +3,17 @@ restored image in the input's intensity scale, passed by bioimage.io's own test 
 by the ``bioimageio test`` command in its own process)."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
-import zipfile
 
 import numpy as np
 import pytest
-import yaml
 
 pytest.importorskip("bioimageio.core", reason="bioimage.io export needs bioimageio.core (pip install 'nbseg[bioimageio]')")
 
 from nbseg.predict.bioimageio_export import BioimageioError, export_bioimageio  # noqa: E402
+from test_bioimageio import npy, read_zip  # noqa: E402
 from test_bioimageio_check import bioimageio_command  # noqa: E402
 from test_care import make_pairs  # noqa: E402
 
@@ -43,17 +41,6 @@ def train(root, *, care: bool, dims: int = 2):
                                    "val_tiles": 1})
     train_denoiser(config, root / "dn")
     return root / "dn"
-
-
-def read_zip(path):
-    with zipfile.ZipFile(path) as archive:
-        rdf = yaml.safe_load(archive.read("rdf.yaml"))
-        files = {name: archive.read(name) for name in archive.namelist()}
-    return rdf, files
-
-
-def npy(data: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(data))
 
 
 @pytest.mark.parametrize("care", [False, True], ids=["n2v2", "care"])
