@@ -48,9 +48,9 @@ def noisy_set(part: dict, out: Path, *, peak: float, limit: int | None, crop: in
 
     from nbseg.denoise.noise import SIGMA, low_light, scale_to_unit
 
-    shutil.rmtree(out, ignore_errors=True)
     folders = {k: out / k for k in ("clean", "noisy", "masks")}
-    for folder in folders.values():
+    for folder in folders.values():  # the same seeds make the same noise; the denoisers' folders are left
+        shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
     for i, path in enumerate(sorted(part["images"].iterdir())[:limit]):
         cut = (slice(0, crop), slice(0, crop)) if crop else (slice(None),) * 2
@@ -111,6 +111,8 @@ def one_level(peak: float, data: dict, work: Path, args) -> dict:
     sets = noisy_set(data, work / f"peak{peak:g}", peak=peak, limit=args.limit, crop=args.crop)
     rows = {"noisy": restoration(sets["noisy"], sets["clean"])}
     project, out = work / f"peak{peak:g}" / "dn", work / f"peak{peak:g}" / "denoised"
+    if args.segment_only:
+        return segment_again(peak, sets, out, work, args, rows)
     log = work / "logs" / f"nbseg_peak{peak:g}.log"
     log.unlink(missing_ok=True)
     train_s = run([sys.executable, "-m", "nbseg", "denoise", "train", "--images", sets["noisy"], "--project", project,
@@ -135,6 +137,20 @@ def one_level(peak: float, data: dict, work: Path, args) -> dict:
         for tag, images in segment:
             rows.setdefault(tag, {}).update(segmentation(images, sets["masks"], work, f"peak{peak:g}_{tag}", args))
     return {"peak": peak, "images": len(list(sets["noisy"].iterdir())), "methods": rows}
+
+
+def segment_again(peak: float, sets: dict, out: Path, work: Path, args, rows: dict) -> dict:
+    """The segmentation rows again on the denoised images an earlier run left (nbseg's and CAREamics'): what a
+    change to the segmentation alone (the bundled model, its post-processing) does, with the denoisers as
+    they were."""
+    level = work / f"peak{peak:g}"
+    segment = [("noisy", sets["noisy"]), ("nbseg", plain_names(out, level / "denoised_named")),
+               ("careamics", level / "careamics"), ("clean", sets["clean"])]
+    for tag, images in segment:
+        if tag in ("nbseg", "careamics"):
+            rows[tag] = restoration(images, sets["clean"])
+        rows.setdefault(tag, {}).update(segmentation(images, sets["masks"], work, f"peak{peak:g}_{tag}", args))
+    return {"peak": peak, "images": len(list(sets["noisy"].iterdir())), "methods": rows, "segment_only": True}
 
 
 def careamics(sets: dict, level: Path, args) -> dict:
@@ -170,6 +186,8 @@ def main(argv=None) -> int:
     parser.add_argument("--crop", type=int, help="crop every image to its top-left CROP x CROP pixels")
     parser.add_argument("--threads", type=int, default=2, help="threads for every step (default 2)")
     parser.add_argument("--no-segmentation", action="store_true", help="skip the nuclei model's F1")
+    parser.add_argument("--segment-only", action="store_true",
+                        help="only segment again the denoised images an earlier run of the same part left")
     parser.add_argument("--quick", action="store_true", help="smoke run: 0.2 min, 3 train images cut to 128 px")
     parser.add_argument("--careamics-python", default=str(WORK / "venv-careamics" / "bin" / "python"),
                         help="the Python of CAREamics' own venv (default bench/_work/venv-careamics)")

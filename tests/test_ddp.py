@@ -147,6 +147,26 @@ def test_time_budget_stops_both_processes(two_epochs, tmp_path):
     assert [h["epoch"] for h in after] == [0, 1, 2]
 
 
+@pytest.mark.release  # a denoiser's training and a torchrun launch: about 40 s, over make test's budget
+def test_two_processes_denoise_the_training_images_once(tmp_path):
+    """`torchrun ... nbseg train --denoise DN`: the first process carries the denoiser and fills the cache of
+    denoised copies, the other waits for it (both writing the same files raced), and both train on the copies."""
+    from nbseg.denoise import denoise_config, train_denoiser
+    from nbseg.denoise.segment import RECORD_FILE
+
+    images = sample("nuclei2d")["images"]
+    train_denoiser(denoise_config(images, train={"epochs": 1, "steps_per_epoch": 2, "batch_size": 2,
+                                                 "device": "cpu", "val_tiles": 1}), tmp_path / "dn")
+    project = tmp_path / "p"
+    out = torchrun(project, "--epochs", "1", "--denoise", str(tmp_path / "dn"))
+    assert out.count("Training on the images denoised by") == 1, out
+    layout = ProjectLayout(project)
+    copies = sorted(p.name for p in layout.denoised_images.iterdir() if p.name != RECORD_FILE)
+    assert len(copies) == len(list(images.iterdir())), copies
+    assert layout.carried_denoiser() is not None and (project / "models" / "fold0.pt").exists()
+    assert not list(project.rglob(".*.tmp")), "no half-written file is left"
+
+
 def test_each_rank_draws_its_own_patches(monkeypatch):
     samples = load_dataset(Config(data=sample("nuclei2d")).data).samples[:4]
 

@@ -55,6 +55,7 @@ def run_demo(project, *, name: str = "nuclei2d", minutes: float = 2.0, quick: bo
     from ..metrics.evaluation import evaluate_folders
     from ..predict.files import predict_files
     from ..predict.options import PredictOptions
+    from ..predict.seeds import calibrate_project
     from ..train.trainer import fit
 
     project = Path(project)
@@ -67,6 +68,7 @@ def run_demo(project, *, name: str = "nuclei2d", minutes: float = 2.0, quick: bo
     config = Config(data={"images": folders["train_images"], "masks": folders["train_masks"]},
                     model=model, train=train)
     result = fit(config, project, callbacks=[PrintProgress(stream)])
+    calibrate_project(project, config.data)  # the seeded watershed's threshold, on the validation images
     output = ProjectLayout(project).predictions
     options = PredictOptions(tta="none" if quick else "flips", threshold=0.5, instances=True)
     table = predict_files(project, folders["test_images"], output, options, overwrite=True)

@@ -46,6 +46,10 @@ def _register_predict(subparsers) -> None:
     p.add_argument("--min-size", type=int, metavar="N",
                    help="drop objects smaller than this many pixels (default: the training plan's, from the smallest "
                         "labelled objects; 10 for models that do not say)")
+    p.add_argument("--seed-threshold", type=float, metavar="P",
+                   help="with --instances: the interior probability above which a region seeds one object, 0 to 1 "
+                        "(higher splits touching objects more readily; default: the value chosen on the validation "
+                        "images after training, printed by nbseg train; 0.5 for models that do not say)")
     p.add_argument("--overlap", type=float, default=0.5, metavar="F",
                    help="how much neighbouring tiles overlap, 0 to 0.9 (default 0.5; less is faster)")
     p.add_argument("--tile", type=int_list("tile size", "256,256 or 32,128,128"), metavar="[Z,]Y,X",
@@ -151,7 +155,7 @@ def run_predict(args) -> int:
 
     options = PredictOptions(tta=args.tta, threshold=args.threshold, instances=args.instances, overlap=args.overlap,
                              tile=args.tile, batch_size=args.batch_size, device=args.device, axes=args.axes,
-                             channels=args.channels, min_size=args.min_size,
+                             channels=args.channels, min_size=args.min_size, seed_threshold=args.seed_threshold,
                              rois=args.rois, max_memory=args.max_memory, format=args.format,
                              pixel_sizes=args.pixel_sizes)
     project = args.project

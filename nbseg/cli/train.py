@@ -133,7 +133,8 @@ def _train(args, config, say) -> int:
     from ..train.trainer import check_replace, fit, training_dataset
 
     check_replace(args.project, replace=args.overwrite, resume=args.resume)  # before anything is written
-    dataset = training_dataset(config, args.project, load_dataset(_training_images(args, config, say)))
+    data = _training_images(args, config, say)
+    dataset = training_dataset(config, args.project, load_dataset(data))
     if dataset.test:
         say(f"test set: {len(dataset.test)} image(s) held back, never trained on (split.json): "
             f"{', '.join(dataset.test[:8])}{', ...' if len(dataset.test) > 8 else ''}")
@@ -144,14 +145,33 @@ def _train(args, config, say) -> int:
                  plan=plan, fingerprint=fingerprint)
     for path, dice in zip(result.model_paths, result.best_dice):
         say(f"model {path}  best validation Dice {dice:.4f}")
+    _choose_seeds(args.project, data, say)
     if result.interrupted:
         say("Training was stopped; the best model so far is kept. Continue with --resume.")
     return 0
 
 
+def _choose_seeds(project, data, say) -> None:
+    """Instances: each fold's seed threshold, chosen on its validation images (nbseg.predict.seeds)."""
+    from ..predict.seeds import calibrate_project
+    from ..train import distributed
+
+    for fold, choice in enumerate(distributed.run_on_main(calibrate_project, project, data)):
+        say(choice.line(fold))
+
+
 def _training_images(args, config, say):
     """The data settings to train from: ``config.data``, or with ``--denoise`` (or a denoiser the project carries
-    from an earlier run) its images denoised once into the project's cache (nbseg.denoise.segment)."""
+    from an earlier run) its images denoised once into the project's cache (nbseg.denoise.segment).
+
+    Under torchrun the first process alone carries the denoiser and fills the cache (N processes writing the
+    same files would race); the others wait and read what it made."""
+    from ..train import distributed
+
+    return distributed.run_on_main(_denoised_or_raw, args, config, say)
+
+
+def _denoised_or_raw(args, config, say):
     from ..denoise.segment import denoised_training_data, training_denoiser
 
     denoiser = training_denoiser(args.project, getattr(args, "denoise", None))

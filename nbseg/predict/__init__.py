@@ -20,6 +20,7 @@ One image, in the order a prediction runs:
 - :mod:`.oom`: out of memory, a smaller batch, then a smaller tile (the retry is
   :func:`nbseg.runtime.retry_smaller`, as training's).
 - :mod:`.post`: probabilities to masks and objects (thresholds, Otsu, the sweep, the watershed).
+- :mod:`.seeds`: the watershed's seed threshold, chosen on each model's validation images after training.
 
 Files and folders:
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..model.unet import load_model_file, pooling_divisors
 from ..project import ProjectLayout
+from .post import DEFAULT_SEED_THRESHOLD
 
 UNCERTAINTY_CHOICES = ("entropy", "mutual_info", "std")
 
@@ -32,6 +33,8 @@ class EnsembleInfo:
     spacing: tuple | None = None  # its pixel size in µm, where the training files gave one
     min_size: int | None = None  # pixels an object needs to be kept (the training plan's; None: not planned)
     bright_objects: bool | None = None  # objects brighter than background in the training data (None: unknown)
+    # the seeded watershed's, chosen on validation images (nbseg.predict.seeds); the mean of the models'
+    seed_threshold: float = DEFAULT_SEED_THRESHOLD
 
 
 def load_ensemble(source) -> list[tuple]:
@@ -106,6 +109,8 @@ def ensemble_info(ensemble) -> EnsembleInfo:
                         meta.get("axes"), tuple(channels) if channels is not None else None,
                         str(meta.get("source", "the given model")), slices=all(s.get("slices") for s in specs),
                         min_size=(meta.get("plan") or {}).get("min_size"), bright_objects=_bright(meta),
+                        seed_threshold=float(np.mean([m.get("seed_threshold") or DEFAULT_SEED_THRESHOLD
+                                                      for _, m in ensemble])),
                         **_working_scale(ensemble))
 
 

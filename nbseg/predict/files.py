@@ -149,8 +149,8 @@ def _predict_one(ensemble, info, path: Path, plan: dict, options: PredictOptions
     dtype = np.float32 if is_zarr(plan["prob"]) else np.float16  # Zarr results keep float32 probabilities
     prediction = predict_image(ensemble, image, options, scratch_dir=output_dir, dtype=dtype)
     row = write_results(prediction, plan, threshold=options.threshold, instances=options.instances,
-                        min_size=options.min_size_for(info, image.pixel_sizes, image.unit), image=image.data,
-                        unit=image.unit)
+                        min_size=options.min_size_for(info, image.pixel_sizes, image.unit),
+                        seed_threshold=options.seed_threshold_for(info), image=image.data, unit=image.unit)
     return {"image": file_stem(path), "input": str(path), **row, "status": "predicted"}
 
 

@@ -62,6 +62,10 @@ class PredictOptions:
         Objects smaller than this many pixels are dropped from the labels (0 or more). None: the models'
         training plan says (:mod:`nbseg.train.min_size`: from the labelled objects' sizes, at least
         :data:`~nbseg.config.DEFAULT_MIN_SIZE`; see :meth:`min_size_for`).
+    seed_threshold : float, optional
+        Instances: the interior probability above which a region seeds one object (0 to 1; higher splits
+        touching objects more readily). None: the value chosen for the models on their validation images
+        (:mod:`nbseg.predict.seeds`; 0.5 for model files without one).
     rois : bool
         Also write the objects' outlines as Fiji ROIs (``<stem>.rois.zip``); needs ``instances``.
     format : {"auto", "tiff", "zarr"}
@@ -88,6 +92,7 @@ class PredictOptions:
     axes: str | None = None
     channels: int | tuple | None = None
     min_size: int | None = None
+    seed_threshold: float | None = None
     rois: bool = False
     format: str = "auto"
     max_memory: int | str | None = None
@@ -108,6 +113,7 @@ class PredictOptions:
             tile=_tile(self.tile),
             batch_size=_whole(self.batch_size, "batch_size", minimum=1),
             min_size=None if self.min_size is None else _whole(self.min_size, "min_size", minimum=0),
+            seed_threshold=None if self.seed_threshold is None else _seed(self.seed_threshold),
             channels=_channels(self.channels),
             rois=bool(self.rois),
             max_memory=None if self.max_memory is None else parse_size(self.max_memory),
@@ -158,6 +164,12 @@ class PredictOptions:
             return self.format
         return "zarr" if is_zarr(path) else "tiff"
 
+    def seed_threshold_for(self, info) -> float:
+        """The interior probability that seeds an object: ``seed_threshold`` as given, else the one chosen for the
+        models on their validation images (``info``, an :class:`~nbseg.predict.ensemble.EnsembleInfo`;
+        :mod:`nbseg.predict.seeds`)."""
+        return info.seed_threshold if self.seed_threshold is None else self.seed_threshold
+
     def min_size_for(self, info, pixel_sizes=None, unit=None) -> int:
         """Pixels an object of one image needs to be kept.
 
@@ -186,6 +198,7 @@ class PredictOptions:
         return {"models": list(models), "tta": self.tta, "threshold": self.threshold, "instances": self.instances,
                 "overlap": self.overlap, "tile": list(self.tile) if self.tile else None,
                 "uncertainty": self.uncertainty, "min_size": self.min_size,
+                **({"seed_threshold": self.seed_threshold} if self.seed_threshold is not None else {}),
                 **({"pixel_sizes": list(self.pixel_sizes)} if self.pixel_sizes else {})}
 
 
@@ -232,6 +245,14 @@ def _channels(channels):
     if isinstance(channels, numbers.Integral):
         return int(channels)
     return _whole_numbers(channels, "channels", "[0] or [0, 2]")
+
+
+def _seed(value) -> float:
+    value = _number(value, "seed_threshold", "0.7")
+    if not 0 < value < 1:
+        raise ValueError(f"seed_threshold is {value}; give an interior probability between 0 and 1, e.g. 0.7 (higher "
+                         "splits touching objects more readily).")
+    return value
 
 
 def planned_min_size(planned, scale, spacing, pixel_sizes=None, unit=None) -> int:

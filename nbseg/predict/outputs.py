@@ -120,7 +120,8 @@ def export_objects(output_dir, objects: dict, *, pixel_sizes: dict | None = None
 
 
 def write_results(prediction: Prediction, paths: dict, *, threshold, instances: bool,
-                  min_size: int = DEFAULT_MIN_SIZE, image=None, unit: str | None = PHYSICAL_UNIT) -> dict:
+                  min_size: int = DEFAULT_MIN_SIZE, seed_threshold: float = 0.5, image=None,
+                  unit: str | None = PHYSICAL_UNIT) -> dict:
     """Write one prediction's OME-TIFF files (``paths`` from :func:`result_paths`); returns its summary row.
 
     ``image`` (the input, ``(C, [Z,] Y, X)``) gives the objects' table its mean intensities, ``unit``
@@ -154,7 +155,7 @@ def write_results(prediction: Prediction, paths: dict, *, threshold, instances: 
            "threshold": used}
     if instances:
         interior = prediction.interior
-        labels = label_instances(mask > 0, interior=interior, min_size=min_size)
+        labels = label_instances(mask > 0, interior=interior, min_size=min_size, seed_threshold=seed_threshold)
         row["objects"] = int(labels.max(initial=0))
         write_labels(paths["labels"], labels, pixel_sizes=prediction.pixel_sizes)
         write_object_files(paths, labels, image=image, pixel_sizes=prediction.pixel_sizes, unit=unit)

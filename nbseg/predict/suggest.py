@@ -137,7 +137,8 @@ def propose_labels(models, image, *, tta: str = "flips", device: str = "auto"):
         return classes(prediction.probabilities).astype(np.int32), prediction
     foreground = np.concatenate([fg for _, fg, _ in prediction.foreground_slabs()], axis=0)
     min_size = options.min_size_for(info, prediction.pixel_sizes)
-    return instances(foreground, interior=prediction.interior, min_size=min_size), prediction
+    return instances(foreground, interior=prediction.interior, min_size=min_size,
+                     seed_threshold=options.seed_threshold_for(info)), prediction
 
 
 def rank_order(scores, features, *, by: str = SUGGEST_DEFAULT, n: int = BATCH) -> list[int]:

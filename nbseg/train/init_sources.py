@@ -87,7 +87,8 @@ def _model_info(given: str, path: Path, what: str) -> dict:
     plan = meta.get("plan") or {}
     return {"source": given, "what": what, "path": str(path), "member": None, "weights": "state_dict",
             "spec": dict(model.spec), "kind": meta.get("kind"), "scale": plan.get("scale"),
-            "intensity": meta.get("intensity"), "images": _seen_by([meta])}
+            "intensity": meta.get("intensity"), "images": _seen_by([meta]),
+            "seed_threshold": meta.get("seed_threshold")}  # kept by a fine-tune that cannot choose its own
 
 
 def _seen_by(metas, images=None) -> dict:

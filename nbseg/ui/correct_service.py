@@ -221,6 +221,7 @@ class CorrectService:
 
         Returns the round's row of the table (also in ``corrections/rounds.jsonl``).
         """
+        from ..predict.seeds import calibrate_project
         from ..train.trainer import fit
 
         s = self.state
@@ -237,7 +238,9 @@ class CorrectService:
         test = sorted(set(read_split(s.project).get("test", ())) & set(files_by_stem(found["masks"])))
         data["test_images"] = test or None
         target = self.layout.round_project(s.round + 1)
-        result = fit(Config(data=data, train=train), target.root, callbacks=callbacks)
+        round_config = Config(data=data, train=train)
+        result = fit(round_config, target.root, callbacks=callbacks)
+        calibrate_project(target.root, round_config.data)  # instances: the seeded watershed's threshold
         self._use_as_masks(found)
         s.round += 1
         s.source = str(target.root)

@@ -225,8 +225,10 @@ class ExportService:
         per_image = {s: self.planned_min_size(s) if min_size == planned else min_size for s in self.state.stems}
         self.state.threshold, self.state.min_size = float(threshold), min_size
         self.state.objects = {}
+        info = self._models_info()  # the seed threshold chosen for the models, as nbseg predict --instances uses
+        seeds = info.seed_threshold if info is not None else 0.5
         self.state.instances = {s: instances(self.load(s)[1], interior=self.interior(s), threshold=float(threshold),
-                                             min_size=per_image[s]) for s in self.state.stems}
+                                             min_size=per_image[s], seed_threshold=seeds) for s in self.state.stems}
         return self.state.instances
 
     def object_tables(self) -> dict:

@@ -15,6 +15,7 @@ from ..model.history import read_history
 from ..choices import parse_ints
 from ..config import Config, update_config
 from ..model.unet import SIZES, PatchSizeError, check_patch_size, patch_divisors
+from ..predict.seeds import calibrate_project
 from ..project import ProjectLayout
 from ..train.trainer import TrainResult, check_replace, fit
 from . import plots
@@ -149,6 +150,7 @@ class TrainService:
         config = self.state.config or load_config(self.state.project)
         self.state.result = fit(config, self.state.project, callbacks=callbacks, resume=resume,
                                 dataset=dataset_for(config))
+        calibrate_project(self.state.project, config.data)  # instances: the seeded watershed's threshold
         self.state.history = self.saved_history()
         return self.state.result
 

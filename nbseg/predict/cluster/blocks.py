@@ -87,7 +87,8 @@ def _reach(placements, out: slice) -> slice:
     return slice(min(p.start for p in hit), max(p.stop for p in hit))
 
 
-def block_results(prediction, crop, *, threshold: float, instances: bool) -> tuple[dict, dict]:
+def block_results(prediction, crop, *, threshold: float, instances: bool,
+                  seed_threshold: float = 0.5) -> tuple[dict, dict]:
     """The result arrays of one block (halo cropped) and its share of the image's summary.
 
     The rules are those of :func:`nbseg.predict.outputs.write_results` for Zarr files: float32
@@ -120,7 +121,7 @@ def block_results(prediction, crop, *, threshold: float, instances: bool) -> tup
              "foreground": int((prob8[crop] >= 128).sum()), "pixels": int(prob8[crop].size)}
     if instances:  # on the block alone: the halo's probabilities are not the whole image's. min_size: once stitched
         interior = stored[0][crop] if prediction.kind == "instances" else None
-        labels = label_instances(mask[crop] > 0, interior=interior, min_size=0)
+        labels = label_instances(mask[crop] > 0, interior=interior, min_size=0, seed_threshold=seed_threshold)
         arrays["labels"], stats["counts"] = labels.astype(np.uint32), np.bincount(labels.ravel())
     return arrays, stats
 

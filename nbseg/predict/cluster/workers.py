@@ -103,7 +103,8 @@ def predict_block(project, path, block, tile, bounds, arrays, options, hosts) ->
         else:
             prediction = _scaled_block(ensemble, info, image, part, block, tile, bounds, options)
     crop = block.crop if block.work is None else (slice(None),) * len(block.out)  # restored to ``out`` alone
-    results, stats = block_results(prediction, crop, threshold=options.threshold, instances=options.instances)
+    results, stats = block_results(prediction, crop, threshold=options.threshold, instances=options.instances,
+                                   seed_threshold=options.seed_threshold_for(info))
     for kind, values in results.items():
         lead = (slice(None),) * (values.ndim - len(block.out))
         zarr.open_array(arrays[kind], mode="r+")[lead + block.out] = values
