@@ -207,8 +207,8 @@ TERMS: dict[str, Term] = {
                     "00_denoise: plot"),
     "care": T("CARE (content-aware restoration)", "Restoration learnt from pairs of images of the same sample: a "
               "noisy (low-light, fast) one and a clean (high-light, slow) one. It can do more than Noise2Void, "
-              "but needs those pairs; Noise2Void needs only the noisy images. nbseg trains Noise2Void; CARE is "
-              "planned.", "00_denoise"),
+              "but needs those pairs; Noise2Void needs only the noisy images. CLI: nbseg denoise train --images "
+              "noisy/ --targets clean/ (pairs matched by name).", "nbseg denoise train --targets"),
     "psnr": T("PSNR (peak signal-to-noise ratio)", "How close an image is to a reference, in decibels: higher is "
               "closer; +3 dB is about half the squared error, +10 dB a tenth. While training without clean images "
               "nbseg reports it against the noisy values themselves ('val PSNR vs noisy'), which reads lower than "
@@ -217,6 +217,12 @@ TERMS: dict[str, Term] = {
     "ssim": T("SSIM (structural similarity)", "How alike two images look in local brightness, contrast and "
               "structure, from 0 (unrelated) to 1 (identical); closer to what the eye sees than PSNR. Needs a clean "
               "reference image (nbseg evaluate --kind restoration).", "nbseg evaluate"),
+    "seed_threshold": T("Seed threshold", "How objects are split: each region where the model is at least this "
+                        "sure of an object's interior (0 to 1) seeds one object, which then grows to the object's "
+                        "edge. Higher splits touching objects more readily; too high breaks one object into pieces. "
+                        "nbseg chooses it after training on the validation images (best F1@0.5) and keeps it with the "
+                        "model; nbseg train prints it. CLI: nbseg predict --seed-threshold 0.8.",
+                        "06_predict: Instances; nbseg predict --seed-threshold"),
     "denoise_difference": T("Difference view", "Denoised minus noisy, per pixel: blue where denoising lowered the "
                             "value, red where it raised it. Good denoising leaves fine, even grain here (the noise "
                             "it removed); outlines of cells or nuclei in it mean structure was removed too.",
