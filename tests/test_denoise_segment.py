@@ -85,6 +85,17 @@ def test_train_with_denoise_carries_the_denoiser_and_trains_on_denoised_images(t
     assert abs(recorded - measured["raw"]) > 0.05  # a tiny denoiser changes the images, if not yet for the better
 
 
+def test_lr_find_sweeps_on_the_denoised_images(trained, tmp_path, capsys):
+    project = tmp_path / "p"
+    assert main(["lr-find", "--images", str(trained["images"]), "--masks", str(trained["masks"]), "--project",
+                 str(project), "--denoise", str(trained["dn"]), "--steps", "4", "--batch-size", "2", "--patch", "32,32",
+                 "--device", "cpu"]) == 0
+    said = capsys.readouterr().out
+    assert "Training on the images denoised by" in said and "proposed learning rate" in said, said
+    assert sorted(p.name for p in (project / "denoised_images").glob("*.ome.tif")) == [f"n{i}.ome.tif" for i in range(3)]
+    assert (project / "denoiser" / "models" / "fold0.pt").exists()  # nbseg train goes on with the same one
+
+
 def test_predict_applies_the_project_denoiser(trained, tmp_path, capsys):
     from nbseg.denoise import denoise_files
     from nbseg.predict.files import predict_files

@@ -189,7 +189,8 @@ def run_lr_find(args) -> int:
     from ..train.trainer import training_dataset
 
     config = config_from_args(args)
-    dataset = training_dataset(config, args.project, load_dataset(config.data))
+    # the images training will read: denoised first with --denoise or a denoiser the project carries
+    dataset = training_dataset(config, args.project, load_dataset(_training_images(args, config, print)))
     result = find_lr(config, args.project, num_steps=args.steps, dataset=dataset)  # the test images stay unseen
     print(f"swept {len(result.lrs)} learning rates from {result.lrs[0]:.1e} to {result.lrs[-1]:.1e} "
           f"({result.stop_reason})")
@@ -251,6 +252,9 @@ def register(subparsers) -> None:
     _add_data_options(finder)
     _add_training_options(finder)
     finder.add_argument("--steps", type=int, default=100, help="sweep length in training steps (default 100)")
+    finder.add_argument("--denoise", metavar="DENOISER",
+                        help="sweep on the images denoised by DENOISER (carried into --project, as nbseg train "
+                             "--denoise does); a project that carries one sweeps on its denoised images anyway")
     finder.set_defaults(func=run_lr_find)
 
     demo = subparsers.add_parser(
