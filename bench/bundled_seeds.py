@@ -25,8 +25,8 @@ MODEL = HERE.parent / "nbseg" / "models" / "nuclei" / "model.pt"
 def main(argv=None) -> int:
     from nbseg.data.pairs import find_pairs
     from nbseg.data.split import make_folds
-    from nbseg.model.unet import load_model_file, save_model_file
-    from nbseg.predict.seeds import choose_seed_threshold
+    from nbseg.model.unet import load_model_file
+    from nbseg.predict.seeds import choose_seed_threshold, write_choice
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="write the choice into the bundled model file")
@@ -39,8 +39,7 @@ def main(argv=None) -> int:
     print(json.dumps({"threshold": choice.threshold, "f1": choice.f1, "images": choice.images,
                       "objects": choice.objects}, indent=1))
     if args.write:
-        save_model_file(MODEL, model, meta=dict(meta, seed_threshold=choice.threshold, seed_threshold_choice={
-            "f1": {str(k): v for k, v in choice.f1.items()}, "images": choice.images, "objects": choice.objects}))
+        write_choice(MODEL, model, meta, choice)
     return 0
 
 

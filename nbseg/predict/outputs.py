@@ -12,7 +12,7 @@ from ..io.images import write_ome_tiff
 from ..io.zarr import is_zarr, write_ome_zarr
 from .image import Prediction
 from .objects import PHYSICAL_UNIT, write_object_table, write_rois
-from .post import classes, find_threshold, instances as label_instances
+from .post import DEFAULT_SEED_THRESHOLD, classes, find_threshold, instances as label_instances
 
 RESULT_KINDS = ("prob", "interior", "uncertainty", "labels", "objects", "rois", "mask")  # writing order: the
 # mask last marks it done
@@ -120,7 +120,7 @@ def export_objects(output_dir, objects: dict, *, pixel_sizes: dict | None = None
 
 
 def write_results(prediction: Prediction, paths: dict, *, threshold, instances: bool,
-                  min_size: int = DEFAULT_MIN_SIZE, seed_threshold: float = 0.5, image=None,
+                  min_size: int = DEFAULT_MIN_SIZE, seed_threshold: float = DEFAULT_SEED_THRESHOLD, image=None,
                   unit: str | None = PHYSICAL_UNIT) -> dict:
     """Write one prediction's OME-TIFF files (``paths`` from :func:`result_paths`); returns its summary row.
 

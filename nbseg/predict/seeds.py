@@ -102,7 +102,7 @@ def calibrate_project(project, data_config) -> list[SeedChoice]:
     """
     from ..data.pairs import find_pairs
     from ..data.split import read_split
-    from ..model.unet import load_model_file, save_model_file
+    from ..model.unet import load_model_file
     from ..project import ProjectLayout
 
     layout = ProjectLayout(project)
@@ -112,8 +112,8 @@ def calibrate_project(project, data_config) -> list[SeedChoice]:
     choices = []
     for fold, part in enumerate(read_split(project)["folds"]):
         path = layout.model(fold)
-        if not path.exists():
-            return []
+        if not path.exists():  # a run stopped before this fold: the folds before it have their choice
+            break
         model, meta = load_model_file(path)
         if meta.get("kind") != "instances":
             return []
@@ -122,13 +122,19 @@ def calibrate_project(project, data_config) -> list[SeedChoice]:
         chosen = [pairs[name] for name in part["val"] if name in pairs]
         choice = choose_seed_threshold([(model, meta)], chosen, axes=data_config.axes,
                                        channels=data_config.channels, fallback=fallback)
-        save_model_file(path, model, meta=dict(meta, seed_threshold=choice.threshold,
-                                               seed_threshold_choice={"f1": {str(k): v for k, v in choice.f1.items()},
-                                                                      "images": choice.images,
-                                                                      "objects": choice.objects}))
+        write_choice(path, model, meta, choice)
         choices.append(choice)
     return choices
 
 
+def write_choice(path, model, meta: dict, choice: SeedChoice) -> None:
+    """``choice`` into the model file ``path`` (``model`` and ``meta`` as loaded from it), with what it was
+    chosen from."""
+    from ..model.unet import save_model_file
+
+    save_model_file(path, model, meta=dict(meta, seed_threshold=choice.threshold, seed_threshold_choice={
+        "f1": {str(k): v for k, v in choice.f1.items()}, "images": choice.images, "objects": choice.objects}))
+
+
 __all__ = ["DEFAULT_SEED_THRESHOLD", "MIN_OBJECTS", "SEED_THRESHOLDS", "TOLERANCE", "SeedChoice", "calibrate_project",
-           "choose_seed_threshold"]
+           "choose_seed_threshold", "write_choice"]

@@ -216,7 +216,7 @@ class ExportService:
         bound in each image's own pixels, as ``nbseg predict --instances`` does; any other number is pixels
         in every image.
         """
-        from ..predict.post import instances
+        from ..predict.post import DEFAULT_SEED_THRESHOLD, instances
 
         if not self.state.stems:  # else the next step would ask for this very button to be pressed first
             raise ValueError("No predictions are open: run notebook 06_predict, then open this panel again.")
@@ -226,7 +226,7 @@ class ExportService:
         self.state.threshold, self.state.min_size = float(threshold), min_size
         self.state.objects = {}
         info = self._models_info()  # the seed threshold chosen for the models, as nbseg predict --instances uses
-        seeds = info.seed_threshold if info is not None else 0.5
+        seeds = info.seed_threshold if info is not None else DEFAULT_SEED_THRESHOLD
         self.state.instances = {s: instances(self.load(s)[1], interior=self.interior(s), threshold=float(threshold),
                                              min_size=per_image[s], seed_threshold=seeds) for s in self.state.stems}
         return self.state.instances

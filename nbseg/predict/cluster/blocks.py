@@ -18,7 +18,7 @@ import numpy as np
 from ...data.resample import is_native, scaled_shape
 from ...data.windows import restore_source, source_window
 from ..outputs import to_uint8
-from ..post import classes, instances as label_instances
+from ..post import DEFAULT_SEED_THRESHOLD, classes, instances as label_instances
 from ...model.tiling import axis_placements
 
 __all__ = ["Block", "plan_blocks", "block_results", "face_pairs", "mutual_best", "merge_lookup"]
@@ -88,7 +88,7 @@ def _reach(placements, out: slice) -> slice:
 
 
 def block_results(prediction, crop, *, threshold: float, instances: bool,
-                  seed_threshold: float = 0.5) -> tuple[dict, dict]:
+                  seed_threshold: float = DEFAULT_SEED_THRESHOLD) -> tuple[dict, dict]:
     """The result arrays of one block (halo cropped) and its share of the image's summary.
 
     The rules are those of :func:`nbseg.predict.outputs.write_results` for Zarr files: float32
