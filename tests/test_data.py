@@ -121,17 +121,38 @@ def test_class_balanced_sampling_finds_a_rare_class():
 
 
 def test_split_is_seeded_and_saved(tmp_path):
-    names = [f"n{i}" for i in range(10)]
+    names = [f"n{i:02d}" for i in range(15)]
     a = load_or_make_split(tmp_path, names, folds=1, val_fraction=0.2, seed=3)
     assert a == load_or_make_split(tmp_path, names, folds=1, val_fraction=0.2, seed=3)
     # made afresh elsewhere (not read back), in another order: the same seed gives the same split
     assert a == load_or_make_split(tmp_path / "other", names[::-1], folds=1, val_fraction=0.2, seed=3)
     # the seed matters, and the split is shuffled (not the first names in order)
     vals = {tuple(make_folds(names, val_fraction=0.2, seed=s)[0]["val"]) for s in range(8)}
-    assert len(vals) >= 4 and vals != {("n0", "n1")}
+    assert len(vals) >= 4 and vals != {("n00", "n01", "n02")}
     assert [f["val"] for f in make_folds(names, folds=5, seed=1)] != [f["val"] for f in make_folds(names, folds=5, seed=2)]
-    assert len(a[0]["val"]) == 2 and not set(a[0]["val"]) & set(a[0]["train"])
+    assert len(a[0]["val"]) == 3 and not set(a[0]["val"]) & set(a[0]["train"])
     assert make_folds(["one"])[0]["region_split"] == 0.2
+
+
+def test_few_images_each_hold_back_a_band():
+    from nbseg.data.dataset import Dataset
+    from nbseg.data.split import held_out_band, split_samples
+
+    few = [f"n{i}" for i in range(8)]
+    assert make_folds(few, seed=1) == [{"train": few, "val": few, "region_split": 0.2}]
+    assert "region_split" not in make_folds(few + ["x", "y", "z", "w", "v"])[0]  # 13: 3 whole images validate
+    assert "region_split" not in make_folds(few, folds=2)[0]  # k folds share out whole images
+    assert make_folds(few, val_fraction=0.4)[0].get("region_split") is None  # 3 of 8 whole images
+    held, kept = held_out_band((10, 20), (), 0.2)
+    assert held == (slice(None), slice(8, 12)) and kept == [(slice(None), slice(0, 8)), (slice(None), slice(12, 20))]
+    assert held_out_band((10, 40, 30), (5.0, 1.0, 1.0), 0.5)[0] == (slice(2, 7),)  # 50 µm deep: across Z
+    samples = [Sample(n, np.full((1, 10, 20), i, np.float32), np.arange(200).reshape(10, 20)) for i, n in enumerate(few)]
+    train, val = split_samples(Dataset(samples, "binary", 2, 1, 2), make_folds(few)[0])
+    assert len(train) == 16 and len(val) == 8 and {s.name for s in train} == {s.name for s in val} == set(few)
+    for s in few:  # each image: the band validates, the rest trains, nothing in both
+        seen = np.concatenate([p.target.ravel() for p in train if p.name == s])
+        band = [p.target for p in val if p.name == s][0]
+        assert band.shape == (10, 4) and not set(seen) & set(band.ravel()) and seen.size + band.size == 200
 
 
 def test_bundled_samples_load_in_2d_and_3d():

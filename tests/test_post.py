@@ -57,6 +57,16 @@ def test_threshold_sweep_matches_brute_force():
         assert row["overall"] == pytest.approx(sum(inter) / sum(union))
 
 
+def test_threshold_sweep_leaves_nan_pixels_out():
+    """Out-of-fold maps of a region split are NaN where the model trained: those pixels are not scored."""
+    rng = np.random.default_rng(1)
+    prob, gt = rng.random((8, 10)).astype(np.float16), rng.random((8, 10)) > 0.5
+    held = prob.copy()
+    held[:, :6] = np.nan
+    np.testing.assert_allclose(threshold_sweep([held], [gt]).iou["overall"],
+                               threshold_sweep([prob[:, 6:]], [gt[:, 6:]]).iou["overall"])
+
+
 def test_threshold_sweep_refuses_mismatched_sets():
     with pytest.raises(ValueError, match="different images: b"):
         threshold_sweep({"a": np.zeros(3)}, {"a": np.zeros(3), "b": np.zeros(3)})

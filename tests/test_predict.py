@@ -342,6 +342,19 @@ def test_out_of_fold_predictions_use_the_fold_that_did_not_train(tmp_path):
     assert result["img0"].max() < 0.5 < result["img3"].min()
 
 
+def test_out_of_fold_predictions_of_a_region_split_are_the_held_out_bands(tmp_path):
+    project = tmp_path / "project"
+    write_images(tmp_path / "images", [(32, 40)] * 2)
+    Config(data=DataConfig(images=tmp_path / "images")).save(project)
+    folds = [{"train": ["img0", "img1"], "val": ["img0", "img1"], "region_split": 0.25}]
+    (project / "split.json").write_text(json.dumps({"names": ["img0", "img1"], "folds": folds}))
+    model = UNet(2, 1, 2, "S")
+    save_model_file(project / "models" / "fold0.pt", model, meta={"kind": "binary", "patch": [32, 32]})
+    result = out_of_fold_predictions(project, tta="none")
+    for found in result.values():  # the band across X (the longest axis), 10 of 40 columns: the rest trained
+        assert np.isnan(found[:, :15]).all() and np.isnan(found[:, 25:]).all() and not np.isnan(found[:, 15:25]).any()
+
+
 # ---------------------------------------------------------------- bad input: clear message, nothing written
 
 

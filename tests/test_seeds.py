@@ -44,6 +44,19 @@ def test_the_choice_is_the_best_f1_on_the_images_given():
     assert all(choice.f1[t] < max(choice.f1.values()) - TOLERANCE for t in choice.f1 if t < choice.threshold)
 
 
+def test_a_region_split_is_scored_on_its_held_out_bands_only():
+    from nbseg.data.split import held_out_band
+    from nbseg.io.images import read_mask
+
+    pairs = find_pairs(sample("nuclei2d")["images"], sample("nuclei2d")["masks"])
+    choice = choose_seed_threshold("nuclei", pairs, device="cpu", held_out=0.5)
+    in_bands = 0
+    for pair in pairs:
+        mask = read_mask(pair.mask, dims=2)
+        in_bands += len(np.unique(mask[held_out_band(mask.shape, (), 0.5)[0]])) - 1
+    assert choice.objects == in_bands and "validation bands" in choice.reason
+
+
 def test_too_few_objects_keep_the_fallback(tmp_path):
     (tmp_path / "images").mkdir(), (tmp_path / "masks").mkdir()
     mask = np.zeros((64, 64), np.uint16)

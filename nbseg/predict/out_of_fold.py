@@ -9,7 +9,7 @@ import numpy as np
 from .ensemble import load_ensemble
 from .image import predict_image
 from .options import PredictOptions
-from ..data.split import read_split
+from ..data.split import held_out_band, read_split
 from ..io.images import files_by_stem
 from ..project import ProjectLayout
 
@@ -18,8 +18,9 @@ def out_of_fold_predictions(project, options: PredictOptions | None = None, *, p
     """Foreground probability of each training image from the fold model that did not train on it.
 
     Uses ``split.json``: every image in fold *k*'s validation list is predicted by
-    ``models/fold{k}.pt``. With one fold only its validation images are returned; a single
-    image split by region is returned whole, though only its held-back region is unseen.
+    ``models/fold{k}.pt``. With one fold only its validation images are returned. Images split by
+    region (``region_split``: few images, or one) are returned whole, NaN outside the band each held back:
+    the rest trained the model (:func:`nbseg.predict.post.threshold_sweep` leaves NaN pixels out).
 
     Parameters
     ----------
@@ -53,17 +54,27 @@ def out_of_fold_predictions(project, options: PredictOptions | None = None, *, p
         for name in fold["val"]:
             if name not in files:
                 raise FileNotFoundError(f"Training image {name!r} (split.json) is no longer in {data.images}.")
-            jobs.setdefault(name, model)
+            jobs.setdefault(name, (model, fold.get("region_split")))
     results, ensembles = {}, {}
-    for i, (name, model) in enumerate(jobs.items()):
+    for i, (name, (model, held_out)) in enumerate(jobs.items()):
         if model not in ensembles:
             ensembles[model] = load_ensemble(model)
         ensemble = ensembles[model]
         prediction = predict_image(ensemble, files[name], options, axes=data.axes, channels=data.channels)
         results[name] = np.asarray(prediction.foreground, dtype=np.float16)  # half the memory of float32
+        if held_out is not None:
+            results[name] = _band_only(results[name], prediction.pixel_sizes, held_out)
         if progress:
             progress(i + 1, len(jobs), name)
     return results
+
+
+def _band_only(foreground, pixel_sizes, share: float):
+    """``foreground`` with NaN outside the band a region split held back (the pixels that trained)."""
+    held = held_out_band(foreground.shape, pixel_sizes, share)[0]
+    out = np.full_like(foreground, np.nan)
+    out[held] = foreground[held]
+    return out
 
 
 def _image_files_by_stem(project: Path, folder) -> dict:

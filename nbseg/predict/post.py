@@ -120,7 +120,7 @@ def threshold_sweep(probs, gts, thresholds=None) -> Sweep:
     Parameters
     ----------
     probs : dict of name -> ([Z,] Y, X) ndarray, or list
-        Foreground probabilities.
+        Foreground probabilities; NaN pixels are not scored.
     gts : same structure as ``probs``
         Ground truth; non-zero is foreground.
     thresholds : sequence of float, optional
@@ -167,7 +167,8 @@ def _sweep_counts(prob, gt, thresholds) -> np.ndarray:
     if prob.shape != gt.shape:
         raise ValueError(f"a probability map has {prob.size} pixels but its ground truth {gt.size}; "
                          "they must have the same shape.")
-    inside, outside = np.sort(prob[gt]), np.sort(prob[~gt])
+    scored = ~np.isnan(prob)  # NaN: not scored (out-of-fold maps of a region split, outside the held-back band)
+    inside, outside = np.sort(prob[gt & scored]), np.sort(prob[~gt & scored])
     tp = inside.size - np.searchsorted(inside, thresholds, side="right")
     fp = outside.size - np.searchsorted(outside, thresholds, side="right")
     return np.stack([tp, fp, inside.size - tp]).astype(float)

@@ -37,7 +37,8 @@ class SeedChoice:
 
 
 def choose_seed_threshold(models, pairs, *, candidates=SEED_THRESHOLDS, axes=None, channels=None,
-                          device: str = "auto", fallback: float = DEFAULT_SEED_THRESHOLD) -> SeedChoice:
+                          device: str = "auto", fallback: float = DEFAULT_SEED_THRESHOLD,
+                          held_out: float | None = None) -> SeedChoice:
     """The seed threshold with the best F1@0.5 pooled over ``pairs``' objects.
 
     Parameters
@@ -53,7 +54,11 @@ def choose_seed_threshold(models, pairs, *, candidates=SEED_THRESHOLDS, axes=Non
     fallback : float
         Kept when the images hold fewer than :data:`MIN_OBJECTS` objects. Candidates within :data:`TOLERANCE`
         of the best F1 tie, and the lowest of them wins.
+    held_out : float, optional
+        A region split's share (``split.json``'s ``region_split``): only the band of each image that
+        validated is scored (:func:`nbseg.data.split.held_out_band`), predicted with the whole image around it.
     """
+    from ..data.split import held_out_band
     from ..io.images import read_mask
     from ..metrics.evaluation import as_labels
     from ..metrics.scores import instance_scores
@@ -71,8 +76,13 @@ def choose_seed_threshold(models, pairs, *, candidates=SEED_THRESHOLDS, axes=Non
         foreground = np.concatenate([fg for _, fg, _ in prediction.foreground_slabs()], axis=0)
         truth = as_labels(read_mask(pair.mask, dims=info.spatial_dims))
         min_size = options.min_size_for(info, prediction.pixel_sizes)
+        interior = prediction.interior
+        if held_out is not None:  # objects cut by the band's edges are cut alike in both
+            box = held_out_band(truth.shape, prediction.pixel_sizes, held_out)[0]
+            foreground, truth = foreground[box], truth[box]
+            interior = None if interior is None else interior[box]
         for t in candidates:
-            found = instance_scores(instances(foreground, interior=prediction.interior, seed_threshold=t,
+            found = instance_scores(instances(foreground, interior=interior, seed_threshold=t,
                                               min_size=min_size), truth, thresholds=(0.5,)).iloc[0]
             counts[t] += (int(found.tp), int(found.tp + found.fp), int(found.tp + found.fn))
     objects = int(counts[candidates[0]][2]) if candidates else 0
@@ -81,8 +91,8 @@ def choose_seed_threshold(models, pairs, *, candidates=SEED_THRESHOLDS, axes=Non
                           f"kept: {objects} labelled object(s) in the validation images, fewer than {MIN_OBJECTS}")
     f1 = {float(t): float(2 * c[0] / max(c[1] + c[2], 1)) for t, c in counts.items()}
     best = min(t for t in f1 if f1[t] >= max(f1.values()) - TOLERANCE)
-    return SeedChoice(best, f1, len(pairs), objects,
-                      f"best F1@0.5 on {len(pairs)} validation image(s), {objects} objects")
+    where = f"{len(pairs)} validation image(s)" if held_out is None else f"the validation bands of {len(pairs)} image(s)"
+    return SeedChoice(best, f1, len(pairs), objects, f"best F1@0.5 on {where}, {objects} objects")
 
 
 def calibrate_project(project, data_config) -> list[SeedChoice]:
@@ -120,8 +130,8 @@ def calibrate_project(project, data_config) -> list[SeedChoice]:
         init = (meta.get("plan") or {}).get("init") or {}
         fallback = init.get("seed_threshold") or DEFAULT_SEED_THRESHOLD  # a fine-tuned model keeps its source's
         chosen = [pairs[name] for name in part["val"] if name in pairs]
-        choice = choose_seed_threshold([(model, meta)], chosen, axes=data_config.axes,
-                                       channels=data_config.channels, fallback=fallback)
+        choice = choose_seed_threshold([(model, meta)], chosen, axes=data_config.axes, channels=data_config.channels,
+                                       fallback=fallback, held_out=part.get("region_split"))
         write_choice(path, model, meta, choice)
         choices.append(choice)
     return choices

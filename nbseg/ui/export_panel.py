@@ -118,8 +118,9 @@ class ExportPanel(PanelBase):
         self.use_best.description = f"Use best threshold {best:.2f}"
         self.use_best.layout.display = ""
         if self.state.swept_on == "validation":
-            self.status.set(f"Sweep on the validation images (each predicted by the model that did not train on it; "
-                            f"never the test images): the best threshold is {best:.2f}.", "ok")
+            self.status.set(f"Sweep on the validation images (each predicted by the model that did not train on it, "
+                            f"or, where each image gave a band to validation, on those bands; never the test images): "
+                            f"the best threshold is {best:.2f}.", "ok")
         else:  # no folds to choose on: chosen on the scored images themselves
             self.status.set(f"Sweep on the scored images themselves (the project has no trained folds): the best "
                             f"threshold is {best:.2f}, and scores at it are a little optimistic.", "warn")

@@ -63,7 +63,9 @@ TERMS: dict[str, Term] = {
                  "01_data: Labels"),
     "val_fraction": T("Training / validation / test set", "Training images teach the model; the validation share "
                       "(here 0.2 = 20%) picks the best epoch and settings; a test set is kept apart. Rule: the test "
-                      "set is never used for training or for choosing settings.", "01_data: Validation share"),
+                      "set is never used for training or for choosing settings. With fewer than 13 images (one fold), "
+                      "each image holds back a band of that share instead, so every image trains.",
+                      "01_data: Validation share"),
     "test_fraction": T("Test set", "Images held back before training (here a seeded share, e.g. 0.2 = 20%, kept "
                        "in split.json once drawn): never trained on, never used for validation, early stopping or "
                        "the threshold. Only their scores (or those of new images) say how the model does on data it "
