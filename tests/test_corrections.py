@@ -32,6 +32,8 @@ def test_suggest_ranks_a_pool_with_the_bundled_model(pool, one_thread):
     assert len(fewer) == 2 and table["name"][0] not in set(fewer["name"])
     diverse = suggest_images("nuclei", pool, tta="none", by="diverse", batch=2)
     assert sorted(diverse["name"]) == sorted(table["name"])
+    crowded = suggest_images("nuclei", pool, tta="none", by="crowded", batch=1)  # the default
+    assert (crowded["objects"] > 0).all() and crowded["objects"][0] >= sorted(crowded["objects"])[-2]
 
 
 def test_suggest_reads_the_networks_own_features(pool, one_thread):
@@ -160,3 +162,8 @@ def test_covering_rules_pick_one_image_of_each_kind():
     assert sorted(np.argmax(kinds[diverse[:3]], axis=1)) == [0, 1, 2]
     assert cover(np.stack(features), [0, 1, 2, 3], 2)[0] in {0, 1, 2, 3}
     assert rank_order(scores, [None] * 9, by="diverse", n=3) == list(np.argsort(-scores))  # no features: by score
+    # "crowded": one of each kind among the six images with the most objects (kind 1's two have few)
+    objects = np.array([40, 35, 30, 25, 3, 2, 20, 15, 10])
+    crowded = rank_order(scores, features, by="crowded", n=3, objects=objects)
+    assert sorted(crowded) == list(range(9)) and set(crowded[:3]) <= {0, 1, 2, 3, 6, 7}
+    assert set(np.argmax(kinds[crowded[:3]], axis=1)) == {0, 2}

@@ -19,10 +19,12 @@ if TYPE_CHECKING:
 # "uncertain": the entropy of the averaged prediction; "disagree": the mutual information between the
 # models x TTA variants (how much they disagree), as in Bayesian active learning (BALD); "representative":
 # the images that together look most like the whole pool; "diverse": among the 2n most uncertain, the n
-# that together look most like the pool (suggestive annotation, Yang et al. 2017)
-SUGGEST_BY = {"uncertain": "entropy", "disagree": "mutual_info", "representative": "entropy", "diverse": "entropy"}
+# that together look most like the pool (suggestive annotation, Yang et al. 2017); "crowded": the same among the
+# 2n images where the model finds the most objects (a corrected image teaches by its objects)
+SUGGEST_BY = {"uncertain": "entropy", "disagree": "mutual_info", "representative": "entropy", "diverse": "entropy",
+              "crowded": "entropy"}
 assert tuple(SUGGEST_BY) == SUGGEST_CHOICES  # the CLI's and the panel's choices (nbseg.choices) name these
-BATCH = 8  # images picked together for "representative" and "diverse" when n is not given
+BATCH = 8  # images picked together by the covering rules when n is not given
 
 
 def suggest_images(models, images, *, n: int | None = None, by: str = SUGGEST_DEFAULT, tta: str = "flips",
@@ -38,13 +40,14 @@ def suggest_images(models, images, *, n: int | None = None, by: str = SUGGEST_DE
         Image files or folders of images (the pool).
     n : int, optional
         Keep the first ``n`` (default all).
-    by : {"uncertain", "disagree", "representative", "diverse"}
+    by : {"uncertain", "disagree", "representative", "diverse", "crowded"}
         ``"uncertain"``: mean uncertainty (entropy) over the objects and disputed borders;
         ``"disagree"``: the disagreement between the models (folds) and TTA variants there;
         ``"representative"``: the images whose network features (the deepest layer, averaged) cover the
-        pool best, picked greedily; ``"diverse"``: the same among the ``2 n`` most uncertain. Both pick
-        ``n`` (default 8) together; the rest follow by uncertainty. Models without nbseg's U-Net features
-        rank by uncertainty.
+        pool best, picked greedily; ``"diverse"``: the same among the ``2 n`` most uncertain; ``"crowded"``:
+        the same among the ``2 n`` images in which the model finds the most objects. These pick ``n``
+        (default 8) together; the rest follow by uncertainty. Models without nbseg's U-Net features rank by
+        uncertainty.
     tta : {"none", "flips", "all"}
         Test-time augmentation: the variants whose disagreement counts (``"none"`` with one model leaves
         only the entropy).
@@ -58,7 +61,7 @@ def suggest_images(models, images, *, n: int | None = None, by: str = SUGGEST_DE
     Returns
     -------
     DataFrame
-        ``rank``, ``image`` (the path), ``name``, ``score``, ``foreground_fraction``; best first.
+        ``rank``, ``image`` (the path), ``name``, ``score``, ``foreground_fraction``, ``objects``; best first.
     """
     import pandas as pd
 
@@ -70,8 +73,9 @@ def suggest_images(models, images, *, n: int | None = None, by: str = SUGGEST_DE
     paths = [p for p in input_files(images) if file_stem(p) not in skip]
     rows, features = image_scores(models, paths, uncertainty=SUGGEST_BY[by], tta=tta, device=device,
                                   progress=progress)
-    table = pd.DataFrame(rows, columns=["image", "name", "score", "foreground_fraction"])
-    order = rank_order(table["score"].to_numpy(), features, by=by, n=batch or n or BATCH)
+    table = pd.DataFrame(rows, columns=["image", "name", "score", "foreground_fraction", "objects"])
+    order = rank_order(table["score"].to_numpy(), features, by=by, n=batch or n or BATCH,
+                       objects=table["objects"].to_numpy())
     table = table.iloc[order].reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
     return table if n is None else table.head(int(n))
@@ -84,7 +88,8 @@ def image_scores(models, paths, *, uncertainty: str = "entropy", tta: str = "fli
     Returns
     -------
     rows : list of dict
-        ``image`` (the path), ``name``, ``score``, ``foreground_fraction``, in the order of ``paths``.
+        ``image`` (the path), ``name``, ``score``, ``foreground_fraction``, ``objects`` (the number
+        :func:`propose_labels` would propose), in the order of ``paths``.
     features : list of (F,) arrays or None
         The deepest layer's activations averaged over the image (unit length); None for models without them.
     """
@@ -101,11 +106,22 @@ def image_scores(models, paths, *, uncertainty: str = "entropy", tta: str = "fli
             prediction = predict_image(ensemble, path, options)
             features.append(taken.pop())
             fg = sum(int((part >= 0.5).sum()) for _, part, _ in prediction.foreground_slabs())
+            objects = _objects(ensemble, prediction, options)
             rows.append({"image": str(path), "name": file_stem(path), "score": float(prediction.uncertainty_score),
-                         "foreground_fraction": fg / max(1, prediction.uncertainty.size)})
+                         "foreground_fraction": fg / max(1, prediction.uncertainty.size), "objects": objects})
             if progress:
                 progress(i + 1, len(paths), file_stem(path))
     return rows, features
+
+
+def _objects(ensemble, prediction, options) -> int:
+    """How many objects the model finds: those :func:`propose_labels` proposes (any object class of a
+    multi-class model, as connected regions)."""
+    from scipy.ndimage import label
+
+    if prediction.kind == "multiclass":
+        return int(label(np.argmax(prediction.probabilities, axis=0) > 0)[1])
+    return int(_proposal(ensemble, prediction, options).max())
 
 
 def propose_labels(models, image, *, tta: str = "flips", device: str = "auto"):
@@ -125,23 +141,32 @@ def propose_labels(models, image, *, tta: str = "flips", device: str = "auto"):
         0 background, 1..N objects (for multi-class models, the class of each pixel).
     prediction : nbseg.predict.image.Prediction
     """
-    from .ensemble import ensemble_info, load_ensemble
+    from .ensemble import load_ensemble
     from .image import predict_image
     from .options import PredictOptions
-    from .post import classes, instances
+    from .post import classes
 
     ensemble = models if isinstance(models, list) else load_ensemble(models)
-    info, options = ensemble_info(ensemble), PredictOptions(tta=tta, device=device)
+    options = PredictOptions(tta=tta, device=device)
     prediction = predict_image(ensemble, image, options)
     if prediction.kind == "multiclass":
         return classes(prediction.probabilities).astype(np.int32), prediction
+    return _proposal(ensemble, prediction, options), prediction
+
+
+def _proposal(ensemble, prediction, options) -> np.ndarray:
+    """The objects of a binary or instances ``prediction``, as ``nbseg predict --instances`` labels them."""
+    from .ensemble import ensemble_info
+    from .post import instances
+
+    info = ensemble_info(ensemble)
     foreground = np.concatenate([fg for _, fg, _ in prediction.foreground_slabs()], axis=0)
     min_size = options.min_size_for(info, prediction.pixel_sizes)
     return instances(foreground, interior=prediction.interior, min_size=min_size,
-                     seed_threshold=options.seed_threshold_for(info)), prediction
+                     seed_threshold=options.seed_threshold_for(info))
 
 
-def rank_order(scores, features, *, by: str = SUGGEST_DEFAULT, n: int = BATCH) -> list[int]:
+def rank_order(scores, features, *, by: str = SUGGEST_DEFAULT, n: int = BATCH, objects=None) -> list[int]:
     """Indices of the images, most useful first.
 
     Parameters
@@ -154,11 +179,17 @@ def rank_order(scores, features, *, by: str = SUGGEST_DEFAULT, n: int = BATCH) -
         As for :func:`suggest_images`.
     n : int
         How many images are picked together by the covering rules.
+    objects : (N,) array, optional
+        Objects the model finds per image ("crowded"; without them it ranks as "representative").
     """
     by_score = [int(i) for i in np.argsort(-np.asarray(scores), kind="stable")]
     if by in ("uncertain", "disagree") or any(f is None for f in features) or len(by_score) <= 1:
         return by_score
-    candidates = by_score[:2 * n] if by == "diverse" else by_score
+    candidates = by_score
+    if by == "diverse":
+        candidates = by_score[:2 * n]
+    elif by == "crowded" and objects is not None:
+        candidates = [int(i) for i in np.argsort(-np.asarray(objects), kind="stable")[:2 * n]]
     first = cover(np.stack(features), candidates, n)
     picked = set(first)
     return first + [i for i in by_score if i not in picked]

@@ -36,7 +36,8 @@ class CorrectPanel(PanelBase):
                               placeholder="nuclei, classic, or a project / package path", ensure_option=False)
         self.by = control(w.ToggleButtons, "correct_by", "Next image",
                           options=[("most uncertain", "uncertain"), ("models disagree", "disagree"),
-                                   ("representative", "representative"), ("diverse", "diverse")],
+                                   ("representative", "representative"), ("diverse", "diverse"),
+                                   ("crowded", "crowded")],
                           value=SUGGEST_DEFAULT)
         self._classic_controls()
         self.rank_button = self.primary("Rank images", "correct_rank", self._rank, icon="sort-amount-desc")
