@@ -12,7 +12,11 @@ Picks compared, each its own processes with the same threads:
 - ``scratch``: ``nbseg train`` from scratch on the whole pool for ``--scratch-minutes`` (default 5).
 The start (the bundled model, no training) is scored too.
 
-    python bench/correction_loop.py [--k 8] [--rounds 1] [--minutes 2] [--random-seeds 2] [--json out.json]
+    python bench/correction_loop.py [--k 8] [--rounds 1] [--minutes 2] [--random-seeds 2] [--train-seeds 0]
+                                    [--json out.json]
+
+``--train-seeds 0,1,2`` fine-tunes each round's picks once per training seed (``nbseg train --seed``) and
+reports their mean and each; the next round goes on from the first seed's model.
     python bench/correction_loop.py --quick
 """
 from __future__ import annotations
@@ -73,7 +77,7 @@ def edits_for(names, model, data: dict, work: Path, log: Path, threads: int) -> 
     return total
 
 
-def fine_tune(names, data: dict, init, tag: str, work: Path, args, log: Path) -> Path:
+def fine_tune(names, data: dict, init, tag: str, work: Path, args, log: Path, seed: int = 0) -> Path:
     """Train on the ground truth of ``names`` from ``init`` (or from scratch when None); returns the project."""
     train = work / tag / "train"
     shutil.rmtree(train, ignore_errors=True)
@@ -87,7 +91,7 @@ def fine_tune(names, data: dict, init, tag: str, work: Path, args, log: Path) ->
     extra = ["--init", str(init)] if init is not None else []
     extra += ["--steps-per-epoch", "2", "--batch-size", "2"] if args.quick else []
     run([sys.executable, "-m", "nbseg", "train", "--images", train / "images", "--masks", train / "masks",
-         "--project", project, "--minutes", minutes, "--seed", "0", *extra], log=log, threads=args.threads,
+         "--project", project, "--minutes", minutes, "--seed", seed, *extra], log=log, threads=args.threads,
         timeout=60 * minutes * 3 + 600)
     return project
 
@@ -99,6 +103,11 @@ def test_scores(model, data: dict, tag: str, work: Path, args, log: Path) -> dic
          "--tta", "flips"], log=log, threads=args.threads, timeout=3600)
     found = score(out, data["test"]["masks"])
     return {"f1@0.5": round(found["f1@0.5"], 4), "dice": round(found["dice"], 4), "map": round(found["map"], 4)}
+
+
+def mean_scores(found: list) -> dict:
+    """Each score's mean over the training seeds' runs."""
+    return {key: round(float(np.mean([f[key] for f in found])), 4) for key in found[0]}
 
 
 def loop(pick: str, data: dict, work: Path, args) -> list:
@@ -122,9 +131,15 @@ def loop(pick: str, data: dict, work: Path, args) -> list:
         pick_s = round(time.perf_counter() - started, 1)
         edits = edits_for(new, model, data, work / pick, log, args.threads)
         chosen += new
-        model = fine_tune(chosen, data, model, f"{pick}/round{number}", work, args, log)
+        runs = {}
+        for seed in args.train_seeds:
+            tag = f"{pick}/round{number}" + (f"/seed{seed}" if seed else "")
+            project = fine_tune(chosen, data, model, tag, work, args, log, seed=seed)
+            runs[seed] = (project, test_scores(project, data, tag, work, args, log))
+        model = runs[args.train_seeds[0]][0]
         row = {"pick": pick, "round": number, "images": len(chosen), "pick_s": pick_s, "edits": edits,
-               "edits_total": edits.get("edits", 0), **test_scores(model, data, f"{pick}/round{number}", work, args, log)}
+               "edits_total": edits.get("edits", 0), **mean_scores([found for _, found in runs.values()]),
+               "train_seeds": {seed: found for seed, (_, found) in runs.items()}}
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -138,11 +153,13 @@ def main(argv=None) -> int:
     parser.add_argument("--scratch-minutes", type=float, default=5.0)
     parser.add_argument("--random-seeds", type=int, default=2)
     parser.add_argument("--first-seed", type=int, default=0, help="random picks use seeds from this one on")
+    parser.add_argument("--train-seeds", default="0", help="comma-separated training seeds per round (default 0)")
     parser.add_argument("--skip", default="", help="comma-separated: start, suggest, random, scratch")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    args.train_seeds = [int(x) for x in args.train_seeds.split(",") if x.strip()]
     if args.quick:
         args.k, args.minutes, args.scratch_minutes, args.random_seeds = 2, 0.1, 0.1, 1
     work = WORK / ("correction_loop_quick" if args.quick else "correction_loop")
@@ -166,9 +183,13 @@ def main(argv=None) -> int:
     if "scratch" not in skip:
         names = sorted(p.name for p in data["pool"]["images"].iterdir())
         log = work / "logs" / "scratch.log"
-        project = fine_tune(names, data, None, "scratch", work, args, log)
+        runs = {}
+        for seed in args.train_seeds:
+            tag = "scratch" + (f"/seed{seed}" if seed else "")
+            runs[seed] = test_scores(fine_tune(names, data, None, tag, work, args, log, seed=seed), data, tag, work,
+                                     args, log)
         row = {"pick": f"scratch, all {len(names)}", "round": 1, "images": len(names),
-               **test_scores(project, data, "scratch", work, args, log)}
+               **mean_scores(list(runs.values())), "train_seeds": runs}
         result["rows"].append(row)
         print(json.dumps(row), flush=True)
     result["wall_s"] = round(time.perf_counter() - started, 1)

@@ -163,6 +163,7 @@ def test_cli_prints_the_plan_and_saves_fingerprint(tmp_path, capsys):
     plan_line = next(line for line in out.splitlines() if line.startswith("plan:"))
     assert "2D network over each slice" in plan_line and "on a CPU" in out
     assert out.index("plan:") < out.index("epoch   1") and "best validation Dice" in out
+    assert "each of the 2 images holds back a central band (20% of its longest axis)" in out  # 1 is test
     saved = json.loads((project / "plan.json").read_text())
     assert saved["slices"] and saved["patch"][0] == 1
     fp = json.loads((project / "fingerprint.json").read_text())

@@ -86,6 +86,10 @@ class FoldRun:
         self.callbacks, self.notes = (list(callbacks) if distributed.is_main() else []), list(notes)
         self._place_files(project)
         self.train_samples, self.val_samples = split_samples(dataset, split)
+        if "region_split" in split and len(split["val"]) > 1:  # one image is said by TrainBegin.parts already
+            self.notes.append(f"each of the {len(split['val'])} images holds back a central band "
+                              f"({split['region_split']:.0%} of its longest axis) for validation and trains on the "
+                              "rest: too few images to hold back whole ones (nbseg.data.split)")
         self._pick_device()
         self._set_up_training()
         self._plan_time()
