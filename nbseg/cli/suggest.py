@@ -24,7 +24,7 @@ def register(subparsers) -> None:
     p.add_argument("--by", choices=SUGGEST_CHOICES, default=SUGGEST_DEFAULT,
                    help=f"uncertain: the most uncertain prediction first; disagree: where the folds' models and "
                         f"the TTA variants disagree most; representative: the K that together look most like the "
-                        f"pool; diverse: the same among the 2K most uncertain; crowded: the same among the 2K images "
+                        f"pool; diverse: the same among the 2K most uncertain; crowded: the same among the 3K images "
                         f"where the model finds the most objects (default {SUGGEST_DEFAULT})")
     p.add_argument("--tta", default="flips", metavar="{none,flips,all}",
                    help="test-time augmentation (default flips: its variants' disagreement counts)")
