@@ -3,9 +3,9 @@ project (``split.json``) so every later step reuses them.
 
 ``split.json`` holds ``names`` (the images the folds share out), ``seed``, ``val_fraction``, ``folds`` (one
 ``{"train": names, "val": names}`` per fold, or ``{"train": names, "val": names, "region_split": share}`` where
-every image gives a band to validation: :func:`make_folds`) and ``test``: images held back from every fold, never trained on
-nor used to choose anything (validation, early stopping, the threshold), so that their scores are honest.
-Files written before the test set existed have no ``test`` (read as none); one written by notebook 01
+every image gives a band to validation: :func:`make_folds`) and ``test``: images held back from every fold,
+never trained on nor used to choose anything (validation, early stopping, the threshold), so that their scores
+are honest. Files written before the test set existed have no ``test`` (read as none); one written by notebook 01
 before training has no ``folds`` yet.
 """
 from __future__ import annotations

@@ -86,7 +86,8 @@ def choose_seed_threshold(models, pairs, *, candidates=SEED_THRESHOLDS, axes=Non
                                               min_size=min_size), truth, thresholds=(0.5,)).iloc[0]
             counts[t] += (int(found.tp), int(found.tp + found.fp), int(found.tp + found.fn))
     objects = int(counts[candidates[0]][2]) if candidates else 0
-    where = f"{len(pairs)} validation image(s)" if held_out is None else f"the validation bands of {len(pairs)} image(s)"
+    where = (f"{len(pairs)} validation image(s)" if held_out is None
+             else f"the validation bands of {len(pairs)} image(s)")
     if objects < MIN_OBJECTS:
         return SeedChoice(float(fallback), {}, len(pairs), objects,
                           f"kept: {objects} labelled object(s) in {where}, fewer than {MIN_OBJECTS}")

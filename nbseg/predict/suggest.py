@@ -252,5 +252,5 @@ def suggestion_paths(table) -> list[Path]:
     return [Path(p) for p in table["image"]]
 
 
-__all__ = ["BATCH", "CROWDED_SHARE", "SUGGEST_BY", "SUGGEST_DEFAULT", "cover", "image_scores", "propose_labels", "rank_order", "suggest_images",
-           "suggestion_paths"]
+__all__ = ["BATCH", "CROWDED_SHARE", "SUGGEST_BY", "SUGGEST_DEFAULT", "cover", "image_scores", "propose_labels",
+           "rank_order", "suggest_images", "suggestion_paths"]
