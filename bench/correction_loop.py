@@ -12,11 +12,11 @@ Picks compared, each its own processes with the same threads:
 - ``scratch``: ``nbseg train`` from scratch on the whole pool for ``--scratch-minutes`` (default 5).
 The start (the bundled model, no training) is scored too.
 
+``--train-seeds 0,1,2`` fine-tunes each round's picks (and scratch) once per training seed (``nbseg train
+--seed``) and reports their mean and each; the next round goes on from the first seed's model.
+
     python bench/correction_loop.py [--k 8] [--rounds 1] [--minutes 2] [--random-seeds 2] [--train-seeds 0]
                                     [--json out.json]
-
-``--train-seeds 0,1,2`` fine-tunes each round's picks once per training seed (``nbseg train --seed``) and
-reports their mean and each; the next round goes on from the first seed's model.
     python bench/correction_loop.py --quick
 """
 from __future__ import annotations
@@ -105,9 +105,17 @@ def test_scores(model, data: dict, tag: str, work: Path, args, log: Path) -> dic
     return {"f1@0.5": round(found["f1@0.5"], 4), "dice": round(found["dice"], 4), "map": round(found["map"], 4)}
 
 
-def mean_scores(found: list) -> dict:
-    """Each score's mean over the training seeds' runs."""
-    return {key: round(float(np.mean([f[key] for f in found])), 4) for key in found[0]}
+def seeded_runs(names, data: dict, init, tag: str, work: Path, args, log: Path) -> tuple[Path, dict]:
+    """``names`` trained once per ``--train-seeds`` seed and scored: the first seed's project, and a row's
+    scores (their mean, and each seed's under ``train_seeds``)."""
+    projects, found = [], {}
+    for seed in args.train_seeds:
+        run_tag = tag + (f"/seed{seed}" if seed else "")
+        projects.append(fine_tune(names, data, init, run_tag, work, args, log, seed=seed))
+        found[seed] = test_scores(projects[-1], data, run_tag, work, args, log)
+    scores = list(found.values())
+    mean = {key: round(float(np.mean([f[key] for f in scores])), 4) for key in scores[0]}
+    return projects[0], {**mean, "train_seeds": found}
 
 
 def loop(pick: str, data: dict, work: Path, args) -> list:
@@ -131,15 +139,9 @@ def loop(pick: str, data: dict, work: Path, args) -> list:
         pick_s = round(time.perf_counter() - started, 1)
         edits = edits_for(new, model, data, work / pick, log, args.threads)
         chosen += new
-        runs = {}
-        for seed in args.train_seeds:
-            tag = f"{pick}/round{number}" + (f"/seed{seed}" if seed else "")
-            project = fine_tune(chosen, data, model, tag, work, args, log, seed=seed)
-            runs[seed] = (project, test_scores(project, data, tag, work, args, log))
-        model = runs[args.train_seeds[0]][0]
+        model, scores = seeded_runs(chosen, data, model, f"{pick}/round{number}", work, args, log)
         row = {"pick": pick, "round": number, "images": len(chosen), "pick_s": pick_s, "edits": edits,
-               "edits_total": edits.get("edits", 0), **mean_scores([found for _, found in runs.values()]),
-               "train_seeds": {seed: found for seed, (_, found) in runs.items()}}
+               "edits_total": edits.get("edits", 0), **scores}
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -183,13 +185,8 @@ def main(argv=None) -> int:
     if "scratch" not in skip:
         names = sorted(p.name for p in data["pool"]["images"].iterdir())
         log = work / "logs" / "scratch.log"
-        runs = {}
-        for seed in args.train_seeds:
-            tag = "scratch" + (f"/seed{seed}" if seed else "")
-            runs[seed] = test_scores(fine_tune(names, data, None, tag, work, args, log, seed=seed), data, tag, work,
-                                     args, log)
         row = {"pick": f"scratch, all {len(names)}", "round": 1, "images": len(names),
-               **mean_scores(list(runs.values())), "train_seeds": runs}
+               **seeded_runs(names, data, None, "scratch", work, args, log)[1]}
         result["rows"].append(row)
         print(json.dumps(row), flush=True)
     result["wall_s"] = round(time.perf_counter() - started, 1)

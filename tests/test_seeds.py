@@ -69,6 +69,19 @@ def test_too_few_objects_keep_the_fallback(tmp_path):
     assert choice.threshold == 0.7 and choice.objects == 2 and not choice.f1 and "fewer than" in choice.reason
 
 
+def test_an_interior_smoothed_once_gives_the_same_objects():
+    """Calibration smooths each interior map once for all candidate thresholds (seed_smoothing=0 after it)."""
+    from nbseg.predict.post import smooth_interior
+
+    rng = np.random.default_rng(0)
+    interior = np.clip(rng.normal(0.5, 0.3, (40, 50)), 0, 1).astype(np.float16)
+    foreground = interior > 0.3
+    for t in (0.5, 0.9):
+        np.testing.assert_array_equal(
+            instances(foreground, interior=interior, seed_threshold=t, min_size=1),
+            instances(foreground, interior=smooth_interior(interior), seed_threshold=t, min_size=1, seed_smoothing=0))
+
+
 def test_a_higher_seed_threshold_splits_touching_objects():
     """What the threshold does: two interiors joined by a faint bridge share one seed at 0.5, not at 0.9."""
     interior = np.zeros((20, 40), np.float32)

@@ -181,7 +181,8 @@ def _iou(counts) -> np.ndarray:
 
 
 def instances(foreground, *, interior=None, threshold=0.5, seed_threshold: float = DEFAULT_SEED_THRESHOLD,
-              min_size: int = DEFAULT_MIN_SIZE, fill_holes: bool = True) -> np.ndarray:
+              min_size: int = DEFAULT_MIN_SIZE, fill_holes: bool = True,
+              seed_smoothing: float = SEED_SMOOTHING) -> np.ndarray:
     """Label objects: connected components of the mask, or a watershed seeded from interiors.
 
     Parameters
@@ -200,6 +201,9 @@ def instances(foreground, *, interior=None, threshold=0.5, seed_threshold: float
         Objects with fewer pixels (voxels in 3D) are removed.
     fill_holes : bool
         Fill holes inside each object.
+    seed_smoothing : float
+        Sigma (px) of that Gaussian; 0 for an ``interior`` smoothed already (:func:`smooth_interior`, once for
+        several seed thresholds).
 
     Returns
     -------
@@ -212,20 +216,26 @@ def instances(foreground, *, interior=None, threshold=0.5, seed_threshold: float
     if interior is None:
         labels = label(mask).astype(np.int32)
     else:
-        labels = _seeded_watershed(mask, np.asarray(interior, dtype=np.float32), seed_threshold)
+        labels = _seeded_watershed(mask, np.asarray(interior, dtype=np.float32), seed_threshold, seed_smoothing)
     labels = remove_small_objects(labels, min_size=min_size)
     return fill_object_holes(labels) if fill_holes else labels
 
 
-def _seeded_watershed(mask, interior, seed_threshold) -> np.ndarray:
+def smooth_interior(interior, sigma: float = SEED_SMOOTHING) -> np.ndarray:
+    """The interior map as the seeded watershed reads it: float32, smoothed by a Gaussian of ``sigma`` px."""
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(np.asarray(interior, dtype=np.float32), sigma)
+
+
+def _seeded_watershed(mask, interior, seed_threshold, smoothing) -> np.ndarray:
     from skimage.measure import label
     from skimage.segmentation import watershed
 
     if interior.shape != mask.shape:
         raise ValueError(f"interior has shape {interior.shape} but foreground {mask.shape}; give both for one image.")
-    from scipy.ndimage import gaussian_filter
-
-    interior = gaussian_filter(interior, SEED_SMOOTHING)
+    if smoothing:
+        interior = smooth_interior(interior, smoothing)
     seeds = label((interior > seed_threshold) & mask)
     labels = watershed(-interior, markers=seeds, mask=mask).astype(np.int32)
     unseeded = mask & (labels == 0)  # foreground regions without an interior seed stay objects

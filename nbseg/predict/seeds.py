@@ -65,7 +65,7 @@ def choose_seed_threshold(models, pairs, *, candidates=SEED_THRESHOLDS, axes=Non
     from .ensemble import ensemble_info, load_ensemble
     from .image import predict_image
     from .options import PredictOptions
-    from .post import instances
+    from .post import instances, smooth_interior
 
     ensemble = models if isinstance(models, list) else load_ensemble(models)
     info = ensemble_info(ensemble)
@@ -81,9 +81,10 @@ def choose_seed_threshold(models, pairs, *, candidates=SEED_THRESHOLDS, axes=Non
             box = held_out_band(truth.shape, prediction.pixel_sizes, held_out)[0]
             foreground, truth = foreground[box], truth[box]
             interior = None if interior is None else interior[box]
+        interior = None if interior is None else smooth_interior(interior)  # once, not once per threshold
         for t in candidates:
-            found = instance_scores(instances(foreground, interior=interior, seed_threshold=t,
-                                              min_size=min_size), truth, thresholds=(0.5,)).iloc[0]
+            found = instance_scores(instances(foreground, interior=interior, seed_threshold=t, min_size=min_size,
+                                              seed_smoothing=0), truth, thresholds=(0.5,)).iloc[0]
             counts[t] += (int(found.tp), int(found.tp + found.fp), int(found.tp + found.fn))
     objects = int(counts[candidates[0]][2]) if candidates else 0
     where = (f"{len(pairs)} validation image(s)" if held_out is None

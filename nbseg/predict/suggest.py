@@ -122,8 +122,10 @@ def _objects(ensemble, prediction, options) -> int:
     multi-class model, as connected regions)."""
     from scipy.ndimage import label
 
+    from .post import classes
+
     if prediction.kind == "multiclass":
-        return int(label(np.argmax(prediction.probabilities, axis=0) > 0)[1])
+        return int(label(classes(prediction.probabilities) > 0)[1])
     return int(_proposal(ensemble, prediction, options).max())
 
 
