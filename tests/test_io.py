@@ -55,9 +55,13 @@ def test_ome_tiff_round_trip_keeps_axes_and_pixel_sizes(tmp_path):
     volume = np.random.default_rng(1).integers(0, 1000, (4, 16, 20), dtype=np.uint16)
     path = write_ome_tiff(tmp_path / "v.ome.tif", volume, axes="ZYX", pixel_sizes=(2.0, 0.5, 0.25))
     image = read_image(path)
-    assert image.axes == "CZYX" and image.pixel_sizes == (2.0, 0.5, 0.25)
+    assert image.axes == "CZYX" and image.pixel_sizes == (2.0, 0.5, 0.25) and image.unit == "µm"
     np.testing.assert_array_equal(image.data[0], volume)
     assert file_stem(path) == "v"
+    # relative sizes (Fiji's relative(x=y=1)) go out as OME's "pixel" unit and come back relative, not as µm
+    again = read_image(write_ome_tiff(tmp_path / "r.ome.tif", volume, axes="ZYX", pixel_sizes=(2.18, 1, 1),
+                                      unit="relative"))
+    assert again.pixel_sizes == pytest.approx((2.18, 1.0, 1.0)) and again.unit == "relative"
 
 
 def test_write_refuses_to_overwrite(tmp_path):

@@ -16,12 +16,34 @@ def test_a_written_probability_map_reads_back_in_0_to_1(tmp_path, format, shape)
                             pixel_sizes=(0.5,) * len(shape))
     paths = result_paths(tmp_path, "cell", instances=False, format=format)
     write_results(prediction, paths, threshold=0.5, instances=False)
-    prob, sizes = read_probability(paths["prob"], return_pixel_sizes=True)
+    prob, sizes, unit = read_probability(paths["prob"], return_pixel_sizes=True)
     assert prob.dtype == np.float32 and prob.shape == fg.shape
     np.testing.assert_allclose(prob, fg, atol=0.5 / 255 + 1e-6)  # TIFF keeps 0-255, Zarr float32
     np.testing.assert_allclose(read_probability(paths["uncertainty"]), fg / 2, atol=0.5 / 255 + 1e-6)
-    assert tuple(sizes) == (0.5,) * len(shape)
+    assert tuple(sizes) == (0.5,) * len(shape) and unit == "µm"
     assert predicted_names(tmp_path) == ["cell"]
+
+
+@pytest.mark.parametrize("format", ["tiff", "zarr"])
+def test_relative_pixel_sizes_stay_relative_in_every_result_file(tmp_path, format):
+    """Fiji's relative(x=y=1) calibration (Z spacing 2 in units of the pixel) is no length: the results keep
+    the ratios (orthogonal views need them) without claiming µm, and their tables leave µm columns empty."""
+    import pandas as pd
+
+    from nbseg.io.images import read_image
+
+    shape = (3, 24, 32)
+    fg = np.zeros(shape, np.float32)
+    fg[:, 4:12, 4:12] = 1
+    prediction = Prediction(np.stack([fg, np.zeros_like(fg)]), "binary", ("background", "foreground"),
+                            pixel_sizes=(2.0, 1.0, 1.0))
+    paths = result_paths(tmp_path, "cell", instances=True, format=format)
+    write_results(prediction, paths, threshold=0.5, instances=True, min_size=0, unit="relative")
+    for kind in ("prob", "mask", "labels", "uncertainty"):
+        image = read_image(paths[kind])
+        assert (tuple(image.pixel_sizes), image.unit) == ((2.0, 1.0, 1.0), "relative"), kind
+    table = pd.read_csv(paths["objects"])
+    assert len(table) == 1 and table["volume_um3"].isna().all() and table["volume_px"][0] == 3 * 8 * 8
 
 
 def test_predicted_names_finds_both_formats_and_nothing_else(tmp_path):

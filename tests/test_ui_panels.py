@@ -643,16 +643,22 @@ def test_06_07_views_carry_a_scale_bar_of_the_images_micrometres(tmp_path, dims,
 
 def test_06_07_views_take_the_projects_pixel_sizes_over_the_files(tmp_path):
     """data.pixel_sizes corrects files that say wrongly: 64 pixels of 0.5 µm (a 5 µm bar), not of the file's
-    0.3 µm (19.2 µm wide: a 2 µm bar), which the prediction files hold."""
+    0.3 µm (19.2 µm wide: a 2 µm bar)."""
     from conftest import assert_scale_bar
 
     from nbseg.ui import ExportPanel
+
+    from nbseg.predict.outputs import read_probability
 
     predict = _calibrated_project(tmp_path, 2, sizes=(0.3, 0.3), project_sizes=[0.5, 0.5])
     export = ExportPanel(predict.state.project)
     assert export.error is None, export.errors.message.value
     for viewer in (predict.viewer, export.viewer):
         assert_scale_bar(viewer, 0.5, "5 µm")
+    # notebook 06 predicts the project's own images with its sizes: the result files say 0.5 µm too
+    _prob, sizes, unit = read_probability(tmp_path / "p" / "predictions" / "cells.prob.ome.tif",
+                                          return_pixel_sizes=True)
+    assert sizes == pytest.approx((0.5, 0.5)) and unit == "µm"
 
 
 def _fiji_relative(path, image):
@@ -664,9 +670,11 @@ def _fiji_relative(path, image):
 
 @pytest.mark.parametrize("dims, write", [(2, None), (3, _fiji_relative)], ids=["unknown-2d", "relative-3d"])
 def test_06_07_views_without_micrometres_have_no_scale_bar(tmp_path, dims, write):
-    """No pixel sizes, or Fiji's relative(x=y=1) ones (which the prediction files hold as µm): no bar, no
-    error; relative Z spacing still keeps the orthogonal views' proportions."""
+    """No pixel sizes, or Fiji's relative(x=y=1) ones (which the prediction files keep as relative): no bar,
+    no error; relative Z spacing still keeps the orthogonal views' proportions."""
     from nbseg.ui import ExportPanel
+
+    from nbseg.io.images import read_image
 
     predict = _calibrated_project(tmp_path, dims, sizes=None, write=write)
     export = ExportPanel(predict.state.project)
@@ -675,6 +683,11 @@ def test_06_07_views_without_micrometres_have_no_scale_bar(tmp_path, dims, write
     for viewer in (predict.viewer, export.viewer):
         assert viewer.rgb is not None and viewer.pixel_size is None
         assert viewer.z_scale == (2.0 if write else 1.0)
+    if write:
+        export.export_button.click()
+        assert export.error is None, export.errors.message.value
+        labels = read_image(tmp_path / "p" / "export" / "cells.labels.ome.tif")
+        assert labels.unit == "relative" and labels.pixel_sizes == pytest.approx((2.0, 1.0, 1.0))
 
 
 def test_06_multiclass_view_shows_the_classes_with_a_legend(tmp_path):

@@ -147,7 +147,7 @@ def denoise_files(denoiser, inputs, output, *, overwrite: bool = False, suffix: 
             # one channel is written without a C axis, as most single-channel files are
             data, letters = (result[0], image.axes[1:]) if result.shape[0] == 1 else (result, image.axes)
             write_ome_tiff(target, data.astype(np.float32), axes=letters, pixel_sizes=image.pixel_sizes,
-                           overwrite=True)
+                           unit=image.unit, overwrite=True)
         written.append(target)
         if progress:
             progress(i + 1, len(files), path.name)

@@ -151,7 +151,8 @@ def with_pixel_sizes(image: Image, pixel_sizes) -> Image:
     return replace(image, pixel_sizes=tuple(float(v) for v in pixel_sizes), unit="µm")
 
 
-def write_ome_tiff(path, data, *, axes: str, pixel_sizes=None, overwrite: bool = False) -> Path:
+def write_ome_tiff(path, data, *, axes: str, pixel_sizes=None, unit: str | None = "µm",
+                   overwrite: bool = False) -> Path:
     """Write ``data`` as OME-TIFF with its axes and pixel sizes, atomically.
 
     Parameters
@@ -162,6 +163,9 @@ def write_ome_tiff(path, data, *, axes: str, pixel_sizes=None, overwrite: bool =
     axes : str
     pixel_sizes : sequence of float or None, optional
         ``([Z,] Y, X)`` in micrometres.
+    unit : str or None
+        What ``pixel_sizes`` are in: ``"µm"`` (as :class:`Image` says), or ``"relative"`` (Fiji's
+        ``relative(x=y=1)``, only their ratios known), written as OME's ``pixel`` unit and read back so.
     overwrite : bool
         Refuse to replace an existing file unless True.
     """
@@ -177,7 +181,7 @@ def write_ome_tiff(path, data, *, axes: str, pixel_sizes=None, overwrite: bool =
     for letter, size in zip(spatial, pixel_sizes or ()):
         if size:
             metadata[f"PhysicalSize{letter}"] = float(size)
-            metadata[f"PhysicalSize{letter}Unit"] = "µm"
+            metadata[f"PhysicalSize{letter}Unit"] = "pixel" if unit == "relative" else "µm"
     with atomic_write(path) as tmp:
         tifffile.imwrite(tmp, np.asarray(data), ome=True, metadata=metadata, compression="zlib")
     return path

@@ -28,17 +28,20 @@ def _ome_sizes(xml: str) -> dict:
     pixels = re.search(r"<(?:\w+:)?Pixels\b[^>]*>", xml)
     text = pixels.group(0) if pixels else xml
     sizes: dict = {}
+    relative: dict = {}  # OME's "pixel" unit: sizes known only as ratios (nbseg writes Fiji's relative ones so)
     for letter in "XYZ":
         found = re.search(rf'PhysicalSize{letter}="([0-9.eE+-]+)"', text)
-        if not found:
+        if not found or float(found.group(1)) <= 0:
             continue
         unit = re.search(rf'PhysicalSize{letter}Unit="([^"]+)"', text)
-        factor = TO_MICRONS.get(unit.group(1).lower() if unit else "µm")
-        if factor is not None and float(found.group(1)) > 0:
-            sizes[letter] = float(found.group(1)) * factor
+        unit = unit.group(1).lower() if unit else "µm"
+        if unit in RELATIVE_UNITS:
+            relative[letter] = float(found.group(1))
+        elif unit in TO_MICRONS:
+            sizes[letter] = float(found.group(1)) * TO_MICRONS[unit]
     if sizes:
-        sizes["unit"] = "µm"
-    return sizes
+        return dict(sizes, unit="µm")
+    return dict(relative, unit="relative") if relative else {}
 
 
 def _imagej_sizes(meta: dict, page) -> dict:

@@ -145,8 +145,8 @@ def default_chunks(shape, axes: str) -> tuple:
     return tuple(min(n, limits[a]) for n, a in zip(shape, axes))
 
 
-def write_ome_zarr(path, data, *, axes: str, pixel_sizes=None, overwrite: bool = False, labels: bool = False,
-                   chunks=None) -> Path:
+def write_ome_zarr(path, data, *, axes: str, pixel_sizes=None, unit: str | None = "µm", overwrite: bool = False,
+                   labels: bool = False, chunks=None) -> Path:
     """Write ``data`` as OME-Zarr (NGFF 0.5) with a multiscale pyramid, its axes and pixel sizes.
 
     Parameters
@@ -159,6 +159,9 @@ def write_ome_zarr(path, data, *, axes: str, pixel_sizes=None, overwrite: bool =
     axes : str
     pixel_sizes : sequence of float or None, optional
         ``([Z,] Y, X)`` in micrometres.
+    unit : str or None
+        ``"µm"``, or ``"relative"`` (only the sizes' ratios known): the scale without a unit, which reads
+        back as relative.
     overwrite : bool
         Refuse to replace an existing image unless True.
     labels : bool
@@ -178,7 +181,7 @@ def write_ome_zarr(path, data, *, axes: str, pixel_sizes=None, overwrite: bool =
         raise FileExistsError(f"{path} exists already; pass overwrite=True (CLI: --overwrite) to replace it.")
     spatial = [a for a in axes if a in "ZYX"]
     scale = {a.lower(): float(s) for a, s in zip(spatial, pixel_sizes or ()) if s}
-    units = {a: "micrometer" for a in scale}
+    units = {a: "micrometer" for a in scale} if unit == "µm" else {}
     if scale:  # ome-zarr-py warns about axes without a scale
         scale.update({a.lower(): 1.0 for a in axes if a.lower() not in scale})
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")

@@ -159,7 +159,7 @@ def _write_labels(path: Path, labels: np.ndarray, image: Path) -> Path:
                          f"{tuple(source.data.shape[1:])}: edit the image's own label image.")
     dtype = np.uint16 if labels.max() < 2 ** 16 else np.uint32
     return write_ome_tiff(path, labels.astype(dtype), axes="ZYX"[-labels.ndim:], pixel_sizes=source.pixel_sizes,
-                          overwrite=True)
+                          unit=source.unit, overwrite=True)
 
 
 def _append_line(path: Path, row: dict) -> None:

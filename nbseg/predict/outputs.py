@@ -50,21 +50,25 @@ def read_probability(path, *, return_pixel_sizes: bool = False):
 
     Returns
     -------
-    ([Z,] Y, X) float32 ndarray, or (it, pixel sizes) with ``return_pixel_sizes``
+    ([Z,] Y, X) float32 ndarray, or with ``return_pixel_sizes`` (it, its pixel sizes, their unit: "µm",
+    "relative" or None)
     """
     from ..io.images import read_image
 
     image = read_image(path)  # one channel, as written; not read_mask, which refuses Zarr's float values
     data = np.asarray(image.data[0])
     prob = data.astype(np.float32) / 255 if np.issubdtype(data.dtype, np.integer) else data.astype(np.float32)
-    return (prob, tuple(image.pixel_sizes)) if return_pixel_sizes else prob
+    return (prob, tuple(image.pixel_sizes), image.unit) if return_pixel_sizes else prob
 
 
-def write_image_file(path, data, *, axes: str, pixel_sizes=None, overwrite: bool = True, labels: bool = False) -> Path:
-    """Write a result as OME-Zarr when ``path`` ends in ``.zarr``, else as OME-TIFF."""
+def write_image_file(path, data, *, axes: str, pixel_sizes=None, unit: str | None = PHYSICAL_UNIT,
+                     overwrite: bool = True, labels: bool = False) -> Path:
+    """Write a result as OME-Zarr when ``path`` ends in ``.zarr``, else as OME-TIFF (``unit``: what the pixel
+    sizes are in, "µm" or "relative")."""
     if is_zarr(path):
-        return write_ome_zarr(path, data, axes=axes, pixel_sizes=pixel_sizes, overwrite=overwrite, labels=labels)
-    return write_ome_tiff(path, data, axes=axes, pixel_sizes=pixel_sizes, overwrite=overwrite)
+        return write_ome_zarr(path, data, axes=axes, pixel_sizes=pixel_sizes, unit=unit, overwrite=overwrite,
+                              labels=labels)
+    return write_ome_tiff(path, data, axes=axes, pixel_sizes=pixel_sizes, unit=unit, overwrite=overwrite)
 
 
 def spatial_axes(ndim: int) -> str:
@@ -72,22 +76,22 @@ def spatial_axes(ndim: int) -> str:
     return "ZYX"[-ndim:]
 
 
-def write_mask(path, mask, *, pixel_sizes=None) -> Path:
+def write_mask(path, mask, *, pixel_sizes=None, unit: str | None = PHYSICAL_UNIT) -> Path:
     """Write a mask as uint8 OME-TIFF (or OME-Zarr): a boolean mask as 0/255, class numbers as they are."""
     mask = np.asarray(mask)
     data = mask.astype(np.uint8) * 255 if mask.dtype == bool else mask.astype(np.uint8)
-    return write_image_file(path, data, axes=spatial_axes(mask.ndim), pixel_sizes=pixel_sizes, labels=True)
+    return write_image_file(path, data, axes=spatial_axes(mask.ndim), pixel_sizes=pixel_sizes, unit=unit, labels=True)
 
 
-def write_labels(path, labels, *, pixel_sizes=None) -> Path:
+def write_labels(path, labels, *, pixel_sizes=None, unit: str | None = PHYSICAL_UNIT) -> Path:
     """Write object labels as uint16 OME-TIFF or OME-Zarr (uint32 from 65,536 objects on)."""
     labels = np.asarray(labels)
     dtype = np.uint16 if labels.max(initial=0) < 2**16 else np.uint32
     return write_image_file(path, labels.astype(dtype), axes=spatial_axes(labels.ndim), pixel_sizes=pixel_sizes,
-                            labels=True)
+                            unit=unit, labels=True)
 
 
-def export_objects(output_dir, objects: dict, *, pixel_sizes: dict | None = None,
+def export_objects(output_dir, objects: dict, *, pixel_sizes: dict | None = None, units: dict | None = None,
                    threshold: float | None = None, images: dict | None = None) -> list[Path]:
     """Write chosen objects: ``<stem>.mask.ome.tif`` (0/255), ``<stem>.labels.ome.tif`` and the objects'
     table ``<stem>.objects.csv`` for each image.
@@ -100,6 +104,8 @@ def export_objects(output_dir, objects: dict, *, pixel_sizes: dict | None = None
         Object labels of each image (0 = background).
     pixel_sizes : dict of stem -> tuple, optional
         Each image's ``([Z,] Y, X)`` pixel sizes, kept in the files (read them from the probability map).
+    units : dict of stem -> str, optional
+        What each image's pixel sizes are in (default "µm"; "relative" for ratios only).
     threshold : float, optional
         The threshold the objects were made with; written to ``threshold.txt``.
     images : dict of stem -> (C, [Z,] Y, X) ndarray, optional
@@ -109,11 +115,11 @@ def export_objects(output_dir, objects: dict, *, pixel_sizes: dict | None = None
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for stem, labels in objects.items():
-        paths, sizes, labels = result_paths(output_dir, stem, instances=True), (pixel_sizes or {}).get(stem), \
-            np.asarray(labels)
-        written.append(write_mask(paths["mask"], labels > 0, pixel_sizes=sizes))
-        written.append(write_labels(paths["labels"], labels, pixel_sizes=sizes))
-        written += write_object_files(paths, labels, image=(images or {}).get(stem), pixel_sizes=sizes)
+        paths, labels = result_paths(output_dir, stem, instances=True), np.asarray(labels)
+        scale = {"pixel_sizes": (pixel_sizes or {}).get(stem), "unit": (units or {}).get(stem, PHYSICAL_UNIT)}
+        written.append(write_mask(paths["mask"], labels > 0, **scale))
+        written.append(write_labels(paths["labels"], labels, **scale))
+        written += write_object_files(paths, labels, image=(images or {}).get(stem), **scale)
     if threshold is not None:
         (output_dir / "threshold.txt").write_text(f"{threshold:.4f}\n")
     return written
@@ -135,7 +141,7 @@ def write_results(prediction: Prediction, paths: dict, *, threshold, instances: 
         prob8[part], unc8[part] = to_uint8(fg), to_uint8(unc)
         if zarr:
             prob_out[part], unc_out[part] = fg, unc
-    write = dict(pixel_sizes=prediction.pixel_sizes, overwrite=True)
+    write = dict(pixel_sizes=prediction.pixel_sizes, unit=unit, overwrite=True)
     if prediction.kind == "multiclass":
         probabilities = prediction.probabilities
         write_image_file(paths["prob"], probabilities.astype(np.float32) if zarr else to_uint8(probabilities),
@@ -157,9 +163,9 @@ def write_results(prediction: Prediction, paths: dict, *, threshold, instances: 
         interior = prediction.interior
         labels = label_instances(mask > 0, interior=interior, min_size=min_size, seed_threshold=seed_threshold)
         row["objects"] = int(labels.max(initial=0))
-        write_labels(paths["labels"], labels, pixel_sizes=prediction.pixel_sizes)
+        write_labels(paths["labels"], labels, pixel_sizes=prediction.pixel_sizes, unit=unit)
         write_object_files(paths, labels, image=image, pixel_sizes=prediction.pixel_sizes, unit=unit)
-    write_mask(paths["mask"], mask, pixel_sizes=prediction.pixel_sizes)
+    write_mask(paths["mask"], mask, pixel_sizes=prediction.pixel_sizes, unit=unit)
     return row
 
 

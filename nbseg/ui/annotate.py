@@ -116,10 +116,11 @@ def view_scale(pixel_sizes, unit: str | None = "µm") -> dict:
     return {"pixel_size": size, "z_scale": ov.z_scale_of(sizes)}
 
 
-def result_scale(result_sizes, image=None) -> dict:
+def result_scale(result_sizes, image=None, result_unit: str | None = "µm") -> dict:
     """:func:`view_scale` of a predicted image: its input's pixel sizes where they are in µm (the project's
-    ``data.pixel_sizes`` applied), else the result file's (µm, as predict wrote them, ``--pixel-size``
-    included) unless they are only the input's relative sizes copied over (Fiji's ``relative(x=y=1)``).
+    ``data.pixel_sizes`` applied), else the result file's (as predict wrote them, ``--pixel-size`` included),
+    in ``result_unit``; files written before nbseg kept the unit hold an input's relative sizes (Fiji's
+    ``relative(x=y=1)``) as µm, and those count as relative.
 
     Parameters
     ----------
@@ -127,6 +128,8 @@ def result_scale(result_sizes, image=None) -> dict:
         As :func:`nbseg.predict.outputs.read_probability` returns them.
     image : nbseg.io.images.Image, optional
         The input the result was predicted from, when it is at hand.
+    result_unit : str or None
+        What the result file's sizes are in (read_probability says).
     """
     sizes = tuple(result_sizes or ())
     unit = getattr(image, "unit", None)
@@ -136,7 +139,7 @@ def result_scale(result_sizes, image=None) -> dict:
     copied = unit == "relative" and len(theirs) == len(sizes) and \
         np.allclose([s or 0 for s in sizes], [s or 0 for s in theirs])
     if any(sizes) and not copied:
-        return view_scale(sizes, "µm")
+        return view_scale(sizes, result_unit)
     return view_scale(theirs, unit)
 
 

@@ -103,10 +103,9 @@ class DenoiseService:
                 continue
             image = read_image(path)
             noisy = low_light(image.data[0], rng=PRACTICE_SEED + i)  # one channel: written without a C axis
-            # sizes in µm are kept; relative ones (nuclei3d's) are ratios an OME-TIFF cannot say
-            sizes = image.pixel_sizes if image.unit == "µm" else None
-            folder.mkdir(parents=True, exist_ok=True)
-            write_ome_tiff(target, noisy, axes=image.axes[1:], pixel_sizes=sizes, overwrite=True)
+            folder.mkdir(parents=True, exist_ok=True)  # relative sizes (nuclei3d's) stay relative
+            write_ome_tiff(target, noisy, axes=image.axes[1:], pixel_sizes=image.pixel_sizes, unit=image.unit,
+                           overwrite=True)
         return folder
 
     def check_replace(self, replace: bool) -> None:

@@ -125,12 +125,13 @@ class ExportService:
         """``(image, probability 0..1, ground truth or None)``, cached."""
         if stem not in self._cache:
             path = result_paths(self.predictions, stem, instances=False, format=self._format(stem))["prob"]
-            prob, self._cache[("sizes", stem)] = read_probability(path, return_pixel_sizes=True)
+            prob, self._cache[("sizes", stem)], self._cache[("unit", stem)] = read_probability(
+                path, return_pixel_sizes=True)
             d = self.state.config.data
             images = files_by_stem(d.images)
             read = with_pixel_sizes(read_image(images[stem], axes=d.axes, channels=d.channels, dims=prob.ndim),
                                     d.pixel_sizes) if stem in images else None  # the project's sizes, if it gives them
-            self._cache[("scale", stem)] = result_scale(self._cache[("sizes", stem)], read)
+            self._cache[("scale", stem)] = result_scale(self._cache[("sizes", stem)], read, self._cache[("unit", stem)])
             image = None if read is None else read.data
             self._cache[("image", stem)] = image  # None: no input image, so no mean intensities
             image = prob[None] if image is None else image
@@ -281,7 +282,8 @@ class ExportService:
         from ..predict.outputs import export_objects
 
         sizes = {s: self._cache.get(("sizes", s)) for s in self.state.stems}
-        written = export_objects(self.export_dir, self.state.instances, pixel_sizes=sizes,
+        units = {s: self._cache.get(("unit", s)) for s in self.state.stems}
+        written = export_objects(self.export_dir, self.state.instances, pixel_sizes=sizes, units=units,
                                  threshold=self.state.threshold,
                                  images={s: self._input_image(s) for s in self.state.instances})
         if torchscript:

@@ -99,8 +99,19 @@ class PredictService:
         if not s.models:
             raise ValueError("No model chosen: pick at least one model (all of them form an ensemble).")
         s.table = predict_files([Path(m) for m in s.models], self.input_files(), self.output, tta=s.tta,
-                                tile=self.parse_tile(), overwrite=True, progress=progress)
+                                tile=self.parse_tile(), overwrite=True, progress=progress,
+                                pixel_sizes=self.project_pixel_sizes())
         return s.table
+
+    def project_pixel_sizes(self) -> tuple | None:
+        """The pixel sizes notebook 01 gave the project's images (files that did not say), for its own images
+        only: another folder's files say their own."""
+        s = self.state
+        sizes = s.config.data.pixel_sizes if s.config is not None else None
+        if not sizes:
+            return None
+        own = s.which == "test" or Path(s.inputs.strip()).expanduser().resolve() == Path(s.config.data.images).resolve()
+        return tuple(sizes) if own else None
 
     def maps(self, stem: str):
         """``(image, probability, uncertainty, ground truth or None, scale)`` of one predicted image: the input
@@ -109,7 +120,7 @@ class PredictService:
         from ..predict.outputs import read_probability, result_paths
 
         paths = result_paths(self.output, stem, instances=False)
-        prob, sizes = read_probability(paths["prob"], return_pixel_sizes=True)
+        prob, sizes, unit = read_probability(paths["prob"], return_pixel_sizes=True)
         unc = read_probability(paths["uncertainty"])
         row = self.state.table.set_index("image").loc[stem]
         d = self.state.config.data
@@ -120,7 +131,7 @@ class PredictService:
             masks = files_by_stem(d.masks)
             if stem in masks:
                 gt = read_mask(masks[stem], dims=prob.ndim)
-        return image, prob, unc, gt, annotate.result_scale(sizes, image)
+        return image, prob, unc, gt, annotate.result_scale(sizes, image, unit)
 
     def view(self, stem: str) -> dict:
         """What the viewer shows of one predicted image, as :meth:`Viewer2D.set_data`'s keywords: the image,

@@ -130,7 +130,7 @@ def _plan_images(files, info, options: PredictOptions, sizing: BlockSizing) -> d
             raise ValueError(f"{path} is cut into blocks ({why}), which are written into OME-Zarr; use format 'zarr' "
                              "or 'auto' (CLI: --format zarr), or no --block and a --max-memory that holds it.")
         jobs[path] = {"tile": tile, "blocks": blocks, "shape": image.spatial_shape, "pixel_sizes": image.pixel_sizes,
-                      "block": size, "classes": info.n_classes if info.kind == "multiclass" else None,
+                      "unit": image.unit, "block": size, "classes": info.n_classes if info.kind == "multiclass" else None,
                       "interior": info.kind == "instances",
                       "min_size": options.min_size_for(info, image.pixel_sizes, image.unit)}
     return jobs
@@ -229,7 +229,7 @@ def _finish_blocked(client, project, path, job, plan, arrays, stats, options, ho
             axes = ("C" if k == "prob" and job["classes"] else "") + spatial
             try:
                 workers.write_result(arrays[k], plan[k], axes, job["pixel_sizes"], k in ("mask", "labels"),
-                                     dtypes.get(k), scheduler=client)
+                                     dtypes.get(k), scheduler=client, unit=job["unit"])
             except Exception as err:  # noqa: BLE001 - named, with what failed
                 raise ClusterError(f"Writing {Path(plan[k]).name} of {path} failed: {type(err).__name__}: "
                                    f"{err}.") from err

@@ -159,16 +159,17 @@ def write_tables(paths: dict, labels_path, path, project, options, hosts) -> Non
     write_object_files(paths, labels.data[0], image=image.data, pixel_sizes=labels.pixel_sizes, unit=image.unit)
 
 
-def write_result(source: str, target, axes: str, pixel_sizes, labels: bool, dtype, scheduler="synchronous") -> None:
+def write_result(source: str, target, axes: str, pixel_sizes, labels: bool, dtype, scheduler="synchronous",
+                 unit: str | None = "µm") -> None:
     """Write one result of a blocked image as OME-Zarr (with its pyramid) from the blocks' Zarr array.
 
     ``scheduler``: "synchronous" writes a chunk at a time in this process; a dask.distributed Client spreads
     the chunks of every pyramid level over its workers (each reads its chunk from the blocks' array and writes
-    it: nothing passes through the caller)."""
+    it: nothing passes through the caller). ``unit``: what ``pixel_sizes`` are in ("µm" or "relative")."""
     import dask
     import dask.array as da
 
     with dask.config.set(scheduler=scheduler):
         data = da.from_zarr(source)
         write_ome_zarr(target, data.astype(dtype) if dtype else data, axes=axes, pixel_sizes=pixel_sizes,
-                       overwrite=True, labels=labels)
+                       unit=unit, overwrite=True, labels=labels)
