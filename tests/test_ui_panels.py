@@ -587,7 +587,7 @@ def test_06_planned_min_size_is_each_images_own(tmp_path):
 
 # ---------------------------------------------------------------- scale bars, colour bars and legends
 
-def _calibrated_project(root, dims, *, sizes, write=None, class_names=None, project_sizes=None):
+def _calibrated_project(root, dims, *, sizes, write=None, class_names=None, project_sizes=None, masks=None):
     """An untrained model project whose one image has the given pixel sizes (None: none; ``write(path, image)``
     writes it otherwise), and ``project_sizes`` as its data.pixel_sizes, predicted by notebook 06's panel;
     returns the panel."""
@@ -611,7 +611,7 @@ def _calibrated_project(root, dims, *, sizes, write=None, class_names=None, proj
         tifffile.imwrite(images / "cells.tif", image)
     else:
         write_ome_tiff(images / "cells.ome.tif", image, axes="ZYX"[-dims:], pixel_sizes=sizes)
-    Config(data=DataConfig(images=images, pixel_sizes=project_sizes)).save(project)
+    Config(data=DataConfig(images=images, pixel_sizes=project_sizes, masks=masks)).save(project)
     panel = PredictPanel(project)
     panel.tta.value = "none"
     panel.predict_button.click()
@@ -705,6 +705,41 @@ def test_06_multiclass_view_shows_the_classes_with_a_legend(tmp_path):
     legend = viewer.rgb[-annotate.legend(names[1:], viewer.rgb.shape[1]).shape[0]:]  # the last strip
     for k in range(2):
         assert (legend == ov.LABEL_COLORS[k]).all(axis=-1).sum() >= 25, names[k + 1]
+
+
+def test_07_multiclass_thresholds_any_class_and_exports_the_classes(tmp_path):
+    """A multi-class map's threshold is on the probability of any class (1 - background), the mask shows
+    each kept pixel's most probable class, the metrics are per class and Export writes the class numbers."""
+    import tifffile
+
+    from nbseg.io.images import read_mask
+    from nbseg.predict.outputs import read_classes
+    from nbseg.ui import ExportPanel
+
+    names = ["background", "nucleus", "cytoplasm"]
+    gt = np.zeros((64, 64), np.uint8)
+    gt[8:24, 8:24], gt[30:50, 30:50] = 1, 2
+    (tmp_path / "masks").mkdir()
+    tifffile.imwrite(tmp_path / "masks" / "cells.tif", gt)
+    predict = _calibrated_project(tmp_path, 2, sizes=(0.5, 0.5), class_names=names, masks=tmp_path / "masks")
+    panel = ExportPanel(predict.state.project)
+    assert panel.error is None, panel.errors.message.value
+    prob_file = predict.service.output / "cells.prob.ome.tif"
+    any_class = panel.service.load("cells")[1]
+    classes = read_classes(prob_file)
+    assert set(np.unique(classes)) <= {1, 2} and 0 <= any_class.min() and any_class.max() <= 1
+    threshold = round(float(np.median(any_class)), 2)
+    panel.threshold.value = threshold
+    expected = np.where(any_class > threshold, classes, 0)
+    assert panel.viewer.classes == names[1:] and np.array_equal(panel.viewer.labels, expected)
+    panel.instances_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert "dice class 1" in panel.metrics.value and "dice class 2" in panel.metrics.value
+    panel.export_button.click()
+    assert panel.error is None, panel.errors.message.value
+    written = read_mask(predict.state.project / "export" / "cells.mask.ome.tif", dims=2)
+    objects = panel.state.instances["cells"] > 0
+    assert np.array_equal(written, np.where(objects, classes, 0)) and objects.any()
 
 
 def test_01_images_without_masks_show_the_scale_bar(tmp_path):

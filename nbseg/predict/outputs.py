@@ -46,7 +46,8 @@ def predicted_names(output_dir) -> list[str]:
 
 def read_probability(path, *, return_pixel_sizes: bool = False):
     """A probability map :func:`write_results` wrote, back as float32 in 0..1 (OME-TIFF keeps 0-255,
-    OME-Zarr float32).
+    OME-Zarr float32): the foreground's, or a multi-class map's "any class" (1 - background, its first
+    channel); :func:`read_classes` gives the classes.
 
     Returns
     -------
@@ -55,10 +56,24 @@ def read_probability(path, *, return_pixel_sizes: bool = False):
     """
     from ..io.images import read_image
 
-    image = read_image(path)  # one channel, as written; not read_mask, which refuses Zarr's float values
+    image = read_image(path)  # not read_mask, which refuses Zarr's float values
     data = np.asarray(image.data[0])
     prob = data.astype(np.float32) / 255 if np.issubdtype(data.dtype, np.integer) else data.astype(np.float32)
+    if image.data.shape[0] > 1:  # multi-class: every class, background first
+        prob = 1 - prob
     return (prob, tuple(image.pixel_sizes), image.unit) if return_pixel_sizes else prob
+
+
+def read_classes(path) -> np.ndarray:
+    """The most probable object class of each pixel of a multi-class probability map (1 .. C-1, never the
+    background), as ``([Z,] Y, X)`` uint8; where a pixel is foreground at all is :func:`read_probability`'s."""
+    from ..io.images import read_image
+
+    data = np.asarray(read_image(path).data)
+    if data.shape[0] < 3:
+        raise ValueError(f"{path} holds {data.shape[0]} channel(s); a multi-class map has the background and at "
+                         "least two classes.")
+    return (np.argmax(data[1:], axis=0) + 1).astype(np.uint8)
 
 
 def write_image_file(path, data, *, axes: str, pixel_sizes=None, unit: str | None = PHYSICAL_UNIT,
@@ -92,7 +107,8 @@ def write_labels(path, labels, *, pixel_sizes=None, unit: str | None = PHYSICAL_
 
 
 def export_objects(output_dir, objects: dict, *, pixel_sizes: dict | None = None, units: dict | None = None,
-                   threshold: float | None = None, images: dict | None = None) -> list[Path]:
+                   threshold: float | None = None, images: dict | None = None,
+                   classes: dict | None = None) -> list[Path]:
     """Write chosen objects: ``<stem>.mask.ome.tif`` (0/255), ``<stem>.labels.ome.tif`` and the objects'
     table ``<stem>.objects.csv`` for each image.
 
@@ -110,6 +126,9 @@ def export_objects(output_dir, objects: dict, *, pixel_sizes: dict | None = None
         The threshold the objects were made with; written to ``threshold.txt``.
     images : dict of stem -> (C, [Z,] Y, X) ndarray, optional
         The input images, for the objects' mean intensities (left out of the table without them).
+    classes : dict of stem -> ([Z,] Y, X) ndarray of int, optional
+        A multi-class project's class of each pixel: the mask file holds the class numbers of the objects'
+        pixels (as ``nbseg predict`` writes them) instead of 0/255.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +136,8 @@ def export_objects(output_dir, objects: dict, *, pixel_sizes: dict | None = None
     for stem, labels in objects.items():
         paths, labels = result_paths(output_dir, stem, instances=True), np.asarray(labels)
         scale = {"pixel_sizes": (pixel_sizes or {}).get(stem), "unit": (units or {}).get(stem, PHYSICAL_UNIT)}
-        written.append(write_mask(paths["mask"], labels > 0, **scale))
+        mask = labels > 0 if stem not in (classes or {}) else np.where(labels > 0, classes[stem], 0)
+        written.append(write_mask(paths["mask"], mask, **scale))
         written.append(write_labels(paths["labels"], labels, **scale))
         written += write_object_files(paths, labels, image=(images or {}).get(stem), **scale)
     if threshold is not None:

@@ -207,6 +207,9 @@ gives a **probability map**: per pixel, how likely it belongs to the structure.
 Move the slider and watch the overlay, or take **Otsu**'s threshold chosen from the histogram. The
 **threshold sweep** scores every threshold on the **validation** images (each predicted by the model that
 did not train on it), never on the test images: a threshold chosen on them would flatter their scores.
+For a **multi-class** model the slider thresholds the probability of any class (1 minus the background's),
+each kept pixel takes its most probable class, the metrics give Dice and IoU per class and the exported
+mask holds the class numbers.
 
 **Instances** splits the mask into separate objects: for a model trained on instance labels, a
 **watershed** grown from the predicted object interiors separates touching objects; otherwise each

@@ -95,12 +95,16 @@ class ExportPanel(PanelBase):
         if not self.pick.value:
             return
         image, prob, gt = self.service.load(self.pick.value)
-        mask = (prob > self.threshold.value).astype(np.uint8)
-        maps = [("probability", prob, "viridis")]
+        names = self.service.class_names()  # multi-class: the mask shows each pixel's most probable class
+        mask = (self.service.class_map(self.pick.value, self.threshold.value) if names else
+                (prob > self.threshold.value).astype(np.uint8))
+        maps = [("probability (any class)" if names else "probability", prob, "viridis")]
         if gt is not None:
             maps.append(("ground truth", (gt > 0).astype(np.float32), "gray"))
         self.viewer.set_data(image, mask, maps=maps, **self.service.scale(self.pick.value),
-                             title=f"{html.escape(self.pick.value)}: mask at {self.threshold.value:.2f} | probability"
+                             classes=names[1:] if names else None,
+                             title=f"{html.escape(self.pick.value)}: {'classes' if names else 'mask'} at "
+                             f"{self.threshold.value:.2f} | probability"
                              + (" | ground truth" if gt is not None else ""))
 
     def _otsu(self) -> None:
@@ -136,7 +140,8 @@ class ExportPanel(PanelBase):
             self.metrics.value = f"Objects per image — {html.escape(counts)}. No ground truth: no scores."
         else:
             table = evaluation.table
-            cols = [c for c in ("image", "dice", "iou", "f1@0.5", "map", "n_pred", "n_gt") if c in table.columns]
+            wanted = ("dice", "iou", "f1@0.5", "map", "n_pred", "n_gt")  # and a multi-class project's per class
+            cols = ["image"] + [c for c in table.columns if c.split(" class ")[0] in wanted]
             self.metrics.value = ("<b>Metrics</b> (Dice/IoU: pixel overlap; F1 at IoU 0.5: matched objects)"
                                   + warning_html(self.service.scores_note())
                                   + table_html(table[cols], index=False)

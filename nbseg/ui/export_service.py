@@ -99,14 +99,14 @@ class ExportService:
 
         info = self._models_info()
         stem = stem or (self.state.stems[0] if self.state.stems else None)
-        sizes = None
+        sizes = unit = None
         if stem and info is not None and info.min_size is not None:
-            self.load(stem)  # reads the map's pixel sizes
-            sizes = self._cache[("sizes", stem)]
+            self.load(stem)  # reads the map's pixel sizes and their unit
+            sizes, unit = self._cache[("sizes", stem)], self._cache[("unit", stem)]
         known = bool(sizes) and all(v is not None for v in sizes)
         if info is None:
             return DEFAULT_MIN_SIZE
-        return PredictOptions().min_size_for(info, sizes if known else None, "µm" if known else None)
+        return PredictOptions().min_size_for(info, sizes if known else None, unit if known else None)
 
     def _models_info(self):
         """What the project's models say about themselves (their plan included), read as predict reads it;
@@ -162,6 +162,27 @@ class ExportService:
         """The format predict wrote ``stem``'s results in."""
         zarr = result_paths(self.predictions, stem, instances=False, format="zarr")["prob"]
         return "zarr" if zarr.exists() else "tiff"
+
+    def class_names(self) -> list | None:
+        """A multi-class project's class names, background first; None for a foreground/background one."""
+        info = self._models_info()
+        return list(info.class_names) if info is not None and info.kind == "multiclass" else None
+
+    def pixel_classes(self, stem: str):
+        """A multi-class project's most probable object class of each pixel of ``stem`` (1 .. C-1), cached."""
+        from ..predict.outputs import read_classes
+
+        key = ("classes", stem)
+        if key not in self._cache:
+            self._cache[key] = read_classes(result_paths(self.predictions, stem, instances=False,
+                                                         format=self._format(stem))["prob"])
+        return self._cache[key]
+
+    def class_map(self, stem: str, threshold: float | None = None):
+        """A multi-class project's classes of ``stem``: of the pixels whose probability of any class is over
+        ``threshold``, or (None) of the objects 'Instances & metrics' made; 0 elsewhere."""
+        kept = self.load(stem)[1] > threshold if threshold is not None else self.state.instances[stem] > 0
+        return np.where(kept, self.pixel_classes(stem), 0).astype(np.uint8)
 
     def splits_touching_objects(self) -> bool:
         return bool(self.state.stems) and all(self.interior(s) is not None for s in self.state.stems)
@@ -239,7 +260,8 @@ class ExportService:
 
         if not self.state.instances:
             raise ValueError("No objects yet: press 'Instances & metrics' first.")
-        self.state.objects = {s: object_table(labels, self._input_image(s), self._cache.get(("sizes", s)))
+        self.state.objects = {s: object_table(labels, self._input_image(s), self._cache.get(("sizes", s)),
+                                              self._cache.get(("unit", s)))
                               for s, labels in self.state.instances.items()}
         return self.state.objects
 
@@ -256,9 +278,14 @@ class ExportService:
         if not gts:
             self.state.evaluation = None
             return None
-        kind = "instances" if max(len(np.unique(g)) for g in gts.values()) > 2 else "binary"
-        preds = {s: self.state.instances[s] for s in gts}
-        self.state.evaluation = evaluate(preds, gts, kind=kind)
+        names = self.class_names()
+        if names:  # each class's Dice and IoU, on the classes of the objects kept
+            preds = {s: self.class_map(s) for s in gts}
+            self.state.evaluation = evaluate(preds, gts, kind="multiclass", n_classes=len(names))
+        else:
+            kind = "instances" if max(len(np.unique(g)) for g in gts.values()) > 2 else "binary"
+            preds = {s: self.state.instances[s] for s in gts}
+            self.state.evaluation = evaluate(preds, gts, kind=kind)
         self.state.evaluation.to_csv(self.export_dir / "metrics.csv")
         return self.state.evaluation
 
@@ -283,7 +310,8 @@ class ExportService:
 
         sizes = {s: self._cache.get(("sizes", s)) for s in self.state.stems}
         units = {s: self._cache.get(("unit", s)) for s in self.state.stems}
-        written = export_objects(self.export_dir, self.state.instances, pixel_sizes=sizes, units=units,
+        classes = {s: self.pixel_classes(s) for s in self.state.stems} if self.class_names() else None
+        written = export_objects(self.export_dir, self.state.instances, pixel_sizes=sizes, units=units, classes=classes,
                                  threshold=self.state.threshold,
                                  images={s: self._input_image(s) for s in self.state.instances})
         if torchscript:

@@ -143,7 +143,7 @@ class PredictService:
         info = self.models_info()
         if info.kind == "multiclass":  # its probability file holds every class, background first
             labels = read_mask(result_paths(self.output, stem, instances=False)["mask"], dims=prob.ndim)
-            prob, name, classes = 1 - prob, "probability (any class)", list(info.class_names[1:])
+            name, classes = "probability (any class)", list(info.class_names[1:])  # 1 - background
         else:
             labels, name, classes = (prob > 0.5).astype(np.uint8), "probability", None
         return {"image": image.data, "labels": labels, "classes": classes, **scale,
