@@ -12,11 +12,13 @@ Picks compared, each its own processes with the same threads:
 - ``scratch``: ``nbseg train`` from scratch on the whole pool for ``--scratch-minutes`` (default 5).
 The start (the bundled model, no training) is scored too.
 
-``--train-seeds 0,1,2`` fine-tunes each round's picks (and scratch) once per training seed (``nbseg train
---seed``) and reports their mean and each; the next round goes on from the first seed's model.
+``--train-seeds 0,1,2`` fine-tunes each round's picks (and scratch) once per training seed (``nbseg train --seed``)
+and reports their mean and each; the next round goes on from the first seed's model. ``--split-seed S`` splits the
+images into pool and test anew (seed S; 0 is the split the pool protocol's pool comes from), for the same
+comparison on other test images.
 
     python bench/correction_loop.py [--k 8] [--rounds 1] [--minutes 2] [--random-seeds 2] [--train-seeds 0]
-                                    [--json out.json]
+                                    [--split-seed 0] [--json out.json]
     python bench/correction_loop.py --quick
 """
 from __future__ import annotations
@@ -157,6 +159,9 @@ def main(argv=None) -> int:
     parser.add_argument("--first-seed", type=int, default=0, help="random picks use seeds from this one on")
     parser.add_argument("--train-seeds", default="0", help="comma-separated training seeds per round (default 0)")
     parser.add_argument("--skip", default="", help="comma-separated: start, suggest, random, scratch")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="another split of the H&E-like images into pool and test (default 0, the one "
+                             "suggest_protocol.py's pool comes from): the same comparison on other test images")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
@@ -164,12 +169,14 @@ def main(argv=None) -> int:
     args.train_seeds = [int(x) for x in args.train_seeds.split(",") if x.strip()]
     if args.quick:
         args.k, args.minutes, args.scratch_minutes, args.random_seeds = 2, 0.1, 0.1, 1
-    work = WORK / ("correction_loop_quick" if args.quick else "correction_loop")
-    split = dsb_split(MODALITY, "dsb_he")
+    again = f"_split{args.split_seed}" if args.split_seed else ""
+    work = WORK / ("correction_loop_quick" if args.quick else "correction_loop" + again)
+    split = dsb_split(MODALITY, "dsb_he" + again, seed=args.split_seed)
     data = subset(split, work, n_train=8 if args.quick else None, n_test=2 if args.quick else None)
     data = {"pool": data["train"], "test": data["test"]}
     skip = set(args.skip.split(","))
-    result = {"quick": args.quick, "k": args.k, "rounds": args.rounds, "minutes": args.minutes,
+    result = {"quick": args.quick, "split_seed": args.split_seed, "k": args.k, "rounds": args.rounds,
+              "minutes": args.minutes,
               "pool": len(list(data["pool"]["images"].iterdir())), "test": len(list(data["test"]["images"].iterdir())),
               "rows": []}
     started = time.perf_counter()
@@ -178,8 +185,8 @@ def main(argv=None) -> int:
                **test_scores("nuclei", data, "start", work, args, work / "logs" / "start.log")}
         result["rows"].append(row)
         print(json.dumps(row), flush=True)
-    picks = ([] if "suggest" in skip else ["suggest"]) + ([] if "random" in skip else
-                                                          [f"random-{s}" for s in range(args.first_seed, args.first_seed + args.random_seeds)])
+    randoms = [f"random-{s}" for s in range(args.first_seed, args.first_seed + args.random_seeds)]
+    picks = ([] if "suggest" in skip else ["suggest"]) + ([] if "random" in skip else randoms)
     for pick in picks:
         result["rows"] += loop(pick, data, work, args)
     if "scratch" not in skip:
