@@ -19,14 +19,14 @@ from ..config import DEFAULT_PERCENTILES
 from ..data.normalize import IntensityError, intensity_bounds
 from ..io.images import ImageReadError, by_stem, file_stem, image_files, is_image_file, with_pixel_sizes
 from ..io.zarr import is_zarr
-from ..project import atomic_write, write_json
+from ..project import ProjectLayout, atomic_write, write_json
 from .options import PredictOptions
 from .outputs import result_paths, write_results
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["input_files", "predict_files", "recorded_roles"]
+__all__ = ["input_files", "predict_files", "prediction_roles", "recorded_roles"]
 
 RECORD_FILE = "nbseg-predict.json"
 NOT_READ = "not read"  # the status of an input that could not be read (the others are still predicted)
@@ -228,6 +228,21 @@ def recorded_roles(folder) -> dict[str, str] | None:
     path = Path(folder) / RECORD_FILE
     record = json.loads(path.read_text()) if path.exists() else {}
     return dict(record["roles"]) if "roles" in record else None
+
+
+def prediction_roles(names, folder, project=None) -> dict[str, str]:
+    """``{name: role}`` (:mod:`.seen`) of predicted images: as ``predict_files`` recorded them in ``folder``, else
+    (maps from an older nbseg) as the models of ``project`` say, else "new" (maps made elsewhere)."""
+    from .seen import roles_of, seen_images
+
+    recorded = recorded_roles(folder)
+    if recorded is not None:
+        return roles_of(names, recorded)
+    try:
+        files = ProjectLayout(project).model_files() if project is not None else None
+    except FileNotFoundError:
+        files = None
+    return roles_of(names, seen_images(load_ensemble(files)) if files else {})
 
 
 def _resolved(source) -> str:

@@ -10,7 +10,7 @@ from .ensemble import load_ensemble
 from .image import predict_image
 from .options import PredictOptions
 from ..data.split import held_out_band, read_split
-from ..io.images import files_by_stem
+from ..io.images import files_by_stem, read_mask
 from ..project import ProjectLayout
 
 
@@ -67,6 +67,23 @@ def out_of_fold_predictions(project, options: PredictOptions | None = None, *, p
         if progress:
             progress(i + 1, len(jobs), name)
     return results
+
+
+def validation_maps(project, masks, *, tta: str = "flips"):
+    """``(probabilities, ground truths)``, dicts by name, of a project's validation images that have a mask in
+    folder ``masks``: out of fold (:func:`out_of_fold_predictions`), for choosing a threshold honestly (notebook
+    07's sweep). None for a project without folds, models or masks, or whose folds or images are not all there.
+    """
+    layout = ProjectLayout(project)
+    if masks is None or not read_split(layout.root).get("folds") or not layout.status()["models"]:
+        return None
+    try:
+        probs = out_of_fold_predictions(layout.root, tta=tta)
+    except FileNotFoundError:  # a fold not trained, or images moved
+        return None
+    found = files_by_stem(masks)
+    probs = {n: p for n, p in probs.items() if n in found}
+    return probs, {n: read_mask(found[n], dims=p.ndim) for n, p in probs.items()}
 
 
 def _band_only(foreground, pixel_sizes, share: float):

@@ -63,21 +63,9 @@ class ExportService:
         return found
 
     def _roles(self, stems) -> dict:
-        """Whether the models trained on, validated with or held back each predicted image: as ``nbseg predict``
-        recorded it, else (maps from an older nbseg) as the project's models say."""
-        from ..predict.files import recorded_roles
-        from ..predict.seen import roles_of, seen_images
+        from ..predict.files import prediction_roles
 
-        recorded = recorded_roles(self.predictions)
-        if recorded is not None:
-            return roles_of(stems, recorded)
-        from ..predict.ensemble import load_ensemble
-
-        try:
-            files = ProjectLayout(self.state.project).model_files()
-        except FileNotFoundError:  # maps made elsewhere: nothing says what trained on them
-            return roles_of(stems, {})
-        return roles_of(stems, seen_images(load_ensemble(files)))
+        return prediction_roles(stems, self.predictions, self.state.project)
 
     def scores_note(self) -> str | None:
         """The warning when the scored images were trained on or validated with (their scores are inflated)."""
@@ -212,24 +200,12 @@ class ExportService:
         return self.state.sweep
 
     def _validation_maps(self):
-        """``(probabilities, ground truths)`` of the validation images with masks, out of fold and with the TTA
-        the predictions used; None for a project without folds, models or masks."""
-        from ..data.split import read_split
         from ..predict.files import RECORD_FILE
-        from ..predict.out_of_fold import out_of_fold_predictions
+        from ..predict.out_of_fold import validation_maps
 
-        d, layout = self.state.config.data, ProjectLayout(self.state.project)
-        if d.masks is None or not read_split(layout.root).get("folds") or not layout.status()["models"]:
-            return None
-        record = self.predictions / RECORD_FILE
+        record = self.predictions / RECORD_FILE  # the TTA the predictions used
         tta = json.loads(record.read_text())["settings"].get("tta", "flips") if record.exists() else "flips"
-        try:
-            probs = out_of_fold_predictions(layout.root, tta=tta)
-        except FileNotFoundError:  # a fold not trained, or images moved: the scored images it is
-            return None
-        masks = files_by_stem(d.masks)
-        probs = {n: p for n, p in probs.items() if n in masks}
-        return probs, {n: read_mask(masks[n], dims=p.ndim) for n, p in probs.items()}
+        return validation_maps(self.state.project, self.state.config.data.masks, tta=tta)
 
     def make_instances(self, threshold: float, min_size: int | None = None) -> dict:
         """Objects of every open image at ``threshold``, without those under ``min_size`` pixels.
