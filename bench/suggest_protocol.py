@@ -7,9 +7,11 @@ parts. For each part, the other parts are the candidates: each rule picks K of t
 --init nuclei`` fine-tunes for a fixed number of epochs (a time budget would make the result depend on what
 else runs), and the held-out part is scored (F1@0.5 and pooled Dice of ``nbseg predict --instances``).
 The rule with the best mean F1@0.5 over the parts becomes SUGGEST_DEFAULT; random picks (``--random-seeds``)
-give the bar it must clear.
+give the bar it must clear. ``--repeats`` cuts the pool anew (seeds 0, 1, ...), so each rule gets repeats x folds
+pick sets; the summary gives each rule's mean difference to the random picks of the same part, with its standard
+error over the parts (one split's three parts could not tell rules apart by 0.02).
 
-    python bench/suggest_protocol.py [--rules crowded,representative] [--folds 3] [--epochs 12]
+    python bench/suggest_protocol.py [--rules dense,crowded,representative] [--folds 3] [--repeats 3] [--epochs 12]
     python bench/suggest_protocol.py --quick
 """
 from __future__ import annotations
@@ -42,18 +44,20 @@ def link(names, source: dict, folder: Path) -> Path:
     return folder
 
 
-def pick(rule: str, candidates: list, ranked: dict, k: int, fold: int) -> list:
+def pick(rule: str, candidates: list, ranked: dict, k: int, fold: int, repeat: int = 0) -> list:
     """K of ``candidates`` by ``rule``: nbseg's own ranking (rank_order, as `nbseg suggest` ranks) over the
-    scores and features of the pool computed once, or random."""
+    scores and features of the pool computed once, or random (a seed per rule, fold and repeat)."""
     if rule.startswith("random"):
         seed = int(rule.split("-")[1])
-        return list(np.random.default_rng(seed + 100 * fold).choice(candidates, k, replace=False))
+        return list(np.random.default_rng(seed + 100 * fold + 1000 * repeat).choice(candidates, k, replace=False))
     from nbseg.predict.suggest import rank_order
 
     scores = np.array([ranked["scores"][name] for name in candidates])
     features = [ranked["features"][name] for name in candidates]
     objects = np.array([ranked["objects"][name] for name in candidates])
-    return [candidates[i] for i in rank_order(scores, features, by=rule, n=k, objects=objects)[:k]]
+    foreground = np.array([ranked["foreground"][name] for name in candidates])  # all pool images: one size
+    return [candidates[i] for i in rank_order(scores, features, by=rule, n=k, objects=objects,
+                                              foreground=foreground)[:k]]
 
 
 def pool_scores(pool: dict, cache: Path) -> dict:
@@ -69,20 +73,24 @@ def pool_scores(pool: dict, cache: Path) -> dict:
     rows = json.loads(cache.read_text())
     return {"scores": {Path(r["image"]).name: r["score"] for r in rows},
             "objects": {Path(r["image"]).name: r["objects"] for r in rows},
+            "foreground": {Path(r["image"]).name: r["foreground_fraction"] for r in rows},
             "features": {Path(r["image"]).name: None if r["feature"] is None else np.array(r["feature"])
                          for r in rows}}
 
 
-def arm(rule: str, fold: int, parts: list, pool: dict, ranked: dict, work: Path, args) -> dict:
-    """One rule on one part: pick, fine-tune, score; kept in ``result.json`` so a rerun skips it."""
-    done = work / f"fold{fold}" / rule / "result.json"
-    if done.exists() and json.loads(done.read_text()).get("epochs") == args.epochs:
-        return json.loads(done.read_text())
+def arm(rule: str, fold: int, parts: list, pool: dict, ranked: dict, work: Path, args, repeat: int = 0) -> dict:
+    """One rule on one part: pick, fine-tune, score; kept in ``result.json``, which a rerun reuses while the
+    rule still picks the same images with the same epochs (a changed rule or split reruns)."""
     held = parts[fold]
     candidates = sorted(n for j, part in enumerate(parts) if j != fold for n in part)
-    chosen = pick(rule, candidates, ranked, args.k, fold)
-    where = work / f"fold{fold}" / rule
-    log = work / "logs" / f"fold{fold}_{rule}.log"
+    chosen = pick(rule, candidates, ranked, args.k, fold, repeat)
+    where = work / (f"fold{fold}" if repeat == 0 else f"repeat{repeat}/fold{fold}") / rule
+    done = where / "result.json"
+    if done.exists():
+        kept = json.loads(done.read_text())
+        if kept.get("epochs") == args.epochs and kept.get("picked") == chosen:
+            return dict(kept, rule=rule, repeat=repeat)
+    log = work / "logs" / f"repeat{repeat}_fold{fold}_{rule}.log"
     train = link(chosen, pool, where / "train")
     project = where / "project"
     shutil.rmtree(project, ignore_errors=True)
@@ -96,17 +104,40 @@ def arm(rule: str, fold: int, parts: list, pool: dict, ranked: dict, work: Path,
     run([sys.executable, "-m", "nbseg", "predict", project, evaluation / "images", "--output", out, "--instances",
          "--tta", "none"], log=log, threads=args.threads, timeout=3600)
     found = score(out, evaluation / "masks")
-    row = {"rule": rule, "fold": fold, "epochs": args.epochs, "picked": chosen, "f1@0.5": round(found["f1@0.5"], 4),
+    row = {"rule": rule, "repeat": repeat, "fold": fold, "epochs": args.epochs, "picked": chosen,
+           "f1@0.5": round(found["f1@0.5"], 4),
            "dice": round(found["dice"], 4)}
     done.write_text(json.dumps(row))
     return row
 
 
+def summary(rows: list, rules: list) -> dict:
+    """Each rule's mean F1@0.5 and Dice over its pick sets, and its mean difference to the random picks of the
+    same part (paired: the part's images and candidates are the same), with the standard error over parts."""
+    means = {}
+    for rule in rules:
+        mine = [r for r in rows if r["rule"] == rule]
+        out = {m: round(float(np.mean([r[m] for r in mine])), 4) for m in ("f1@0.5", "dice")}
+        gaps = []
+        for r in mine:
+            bar = [o["f1@0.5"] for o in rows if o["rule"].startswith("random") and
+                   (o.get("repeat", 0), o["fold"]) == (r.get("repeat", 0), r["fold"])]
+            if bar:
+                gaps.append(r["f1@0.5"] - float(np.mean(bar)))
+        if gaps and not rule.startswith("random"):
+            out["f1 over random"] = round(float(np.mean(gaps)), 4)
+            out["se"] = round(float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))), 4) if len(gaps) > 1 else None
+        means[rule] = dict(out, sets=len(mine))
+    return means
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rules", default="crowded,representative")
+    parser.add_argument("--rules", default="dense,crowded,representative")
     parser.add_argument("--random-seeds", type=int, default=2)
     parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="partitions of the pool, each cut into --folds parts (default 3: 9 pick sets a rule)")
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=12, help="fine-tuning epochs (default 12, as measured)")
     parser.add_argument("--threads", type=int, default=2)
@@ -114,24 +145,26 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if args.quick:
-        args.k, args.epochs, args.folds, args.random_seeds = 2, 1, 2, 1
+        args.k, args.epochs, args.folds, args.random_seeds, args.repeats = 2, 1, 2, 1, 1
     work = WORK / ("suggest_protocol_quick" if args.quick else "suggest_protocol")
     data = subset(dsb_split(MODALITY, "dsb_he"), work, n_train=8 if args.quick else None, n_test=None)
     pool = data["train"]  # the test part is never read here
     names = sorted(p.name for p in pool["images"].iterdir())
-    parts = [sorted(p) for p in np.array_split(np.random.default_rng(0).permutation(names), args.folds)]
     rules = [r for r in args.rules.split(",") if r] + [f"random-{s}" for s in range(args.random_seeds)]
     ranked, rows = pool_scores(pool, work / "pool_scores.json") if args.rules else {}, []
-    for fold in range(args.folds):
-        for rule in rules:
-            rows.append(arm(rule, fold, parts, pool, ranked, work, args))
-            print(json.dumps({k: v for k, v in rows[-1].items() if k != "picked"}), flush=True)
-    means = {rule: {m: round(float(np.mean([r[m] for r in rows if r["rule"] == rule])), 4) for m in ("f1@0.5", "dice")}
-             for rule in rules}
+    for repeat in range(args.repeats):
+        order = np.random.default_rng(repeat).permutation(names)
+        parts = [sorted(p) for p in np.array_split(order, args.folds)]
+        for fold in range(args.folds):
+            for rule in rules:
+                rows.append(arm(rule, fold, parts, pool, ranked, work, args, repeat))
+                print(json.dumps({k: v for k, v in rows[-1].items() if k != "picked"}), flush=True)
+    means = summary(rows, rules)
     print(json.dumps(means, indent=1))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"k": args.k, "epochs": args.epochs, "folds": args.folds, "rows": rows,
+        args.json.write_text(json.dumps({"k": args.k, "epochs": args.epochs, "folds": args.folds,
+                                         "repeats": args.repeats, "rows": rows,
                                          "means": means}, indent=1))
     return 0
 

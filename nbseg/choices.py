@@ -7,8 +7,8 @@ import re
 
 # How nbseg suggest ranks images to correct (nbseg.predict.suggest; the default was chosen by
 # bench/suggest_protocol.py on the pool only, see docs/benchmarks.md)
-SUGGEST_CHOICES = ("uncertain", "disagree", "representative", "diverse", "crowded")
-SUGGEST_DEFAULT = "crowded"
+SUGGEST_CHOICES = ("uncertain", "disagree", "representative", "diverse", "crowded", "dense")
+SUGGEST_DEFAULT = "dense"
 
 
 def check_choice(value, allowed, *, what: str, hint: str = "") -> str:

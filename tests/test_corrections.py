@@ -32,8 +32,11 @@ def test_suggest_ranks_a_pool_with_the_bundled_model(pool, one_thread):
     assert len(fewer) == 2 and table["name"][0] not in set(fewer["name"])
     diverse = suggest_images("nuclei", pool, tta="none", by="diverse", batch=2)
     assert sorted(diverse["name"]) == sorted(table["name"])
-    crowded = suggest_images("nuclei", pool, tta="none", by="crowded", batch=1)  # the default
+    crowded = suggest_images("nuclei", pool, tta="none", by="crowded", batch=1)
     assert (crowded["objects"] > 0).all() and crowded["objects"][0] >= sorted(crowded["objects"])[-2]
+    dense = suggest_images("nuclei", pool, tta="none", batch=1)  # the default
+    assert dense["foreground_px"][0] >= sorted(dense["foreground_px"])[-3]  # among the 3 x 1 with the most
+    assert np.allclose(dense["foreground_px"] / dense["foreground_fraction"], 128 * 128)
 
 
 def test_suggest_reads_the_networks_own_features(pool, one_thread):
@@ -167,3 +170,8 @@ def test_covering_rules_pick_one_image_of_each_kind():
     crowded = rank_order(scores, features, by="crowded", n=2, objects=objects)
     assert sorted(crowded) == list(range(9)) and set(crowded[:2]) <= {0, 1, 2, 3, 6, 7}
     assert sorted(np.argmax(kinds[crowded[:2]], axis=1)) == [0, 2]
+    # "dense" the same by foreground: 1 of 9 is among the 3 with the most foreground, whatever their objects
+    foreground = np.array([1, 2, 1, 2, 900, 800, 700, 600, 500])
+    dense = rank_order(scores, features, by="dense", n=1, objects=objects, foreground=foreground)
+    assert sorted(dense) == list(range(9)) and dense[0] in {4, 5, 6}
+    assert rank_order(scores, features, by="crowded", n=1, objects=objects, foreground=foreground)[0] in {0, 1, 2}

@@ -25,7 +25,8 @@ def register(subparsers) -> None:
                    help=f"uncertain: the most uncertain prediction first; disagree: where the folds' models and "
                         f"the TTA variants disagree most; representative: the K that together look most like the "
                         f"pool; diverse: the same among the 2K most uncertain; crowded: the same among the 3K images "
-                        f"where the model finds the most objects (default {SUGGEST_DEFAULT})")
+                        f"where the model finds the most objects; dense: among the 3K where it finds the most "
+                        f"foreground (default {SUGGEST_DEFAULT})")
     p.add_argument("--tta", default="flips", metavar="{none,flips,all}",
                    help="test-time augmentation (default flips: its variants' disagreement counts)")
     p.add_argument("--skip", type=Path, metavar="DIR",

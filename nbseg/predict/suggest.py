@@ -20,13 +20,15 @@ if TYPE_CHECKING:
 # models x TTA variants (how much they disagree), as in Bayesian active learning (BALD); "representative":
 # the images that together look most like the whole pool; "diverse": among the 2n most uncertain, the n
 # that together look most like the pool (suggestive annotation, Yang et al. 2017); "crowded": the same among the
-# 3n images where the model finds the most objects (a corrected image teaches by its objects)
+# 3n images where the model finds the most objects (a corrected image teaches by its objects); "dense": among the 3n
+# where it finds the most foreground (a surer sign of what the truth holds than its object count)
 SUGGEST_BY = {"uncertain": "entropy", "disagree": "mutual_info", "representative": "entropy", "diverse": "entropy",
-              "crowded": "entropy"}
+              "crowded": "entropy", "dense": "entropy"}
 assert tuple(SUGGEST_BY) == SUGGEST_CHOICES  # the CLI's and the panel's choices (nbseg.choices) name these
 BATCH = 8  # images picked together by the covering rules when n is not given
-# "crowded" covers among this many times n images with the most objects (pool protocol, bands, 12 epochs: 3n gave
-# mean F1@0.5 0.724 and Dice 0.878 over the 3 parts, 2n 0.700 and 0.876; docs/benchmarks.md)
+# "crowded" and "dense" cover among this many times n images with the most objects or foreground (pool protocol,
+# bands, 12 epochs: for crowded 3n gave mean F1@0.5 0.724 and Dice 0.878 over 3 parts, 2n 0.700 and 0.876; over 9
+# pick sets dense beat crowded in F1 and Dice; docs/benchmarks.md)
 CROWDED_SHARE = 3
 
 
@@ -43,12 +45,13 @@ def suggest_images(models, images, *, n: int | None = None, by: str = SUGGEST_DE
         Image files or folders of images (the pool).
     n : int, optional
         Keep the first ``n`` (default all).
-    by : {"uncertain", "disagree", "representative", "diverse", "crowded"}
+    by : {"uncertain", "disagree", "representative", "diverse", "crowded", "dense"}
         ``"uncertain"``: mean uncertainty (entropy) over the objects and disputed borders;
         ``"disagree"``: the disagreement between the models (folds) and TTA variants there;
         ``"representative"``: the images whose network features (the deepest layer, averaged) cover the
         pool best, picked greedily; ``"diverse"``: the same among the ``2 n`` most uncertain; ``"crowded"``:
-        the same among the ``3 n`` images in which the model finds the most objects. These pick ``n``
+        the same among the ``3 n`` images in which the model finds the most objects; ``"dense"``: among the
+        ``3 n`` in which it finds the most foreground (pixels at probability 0.5 or more). These pick ``n``
         (default 8) together; the rest follow by uncertainty. Models without nbseg's U-Net features rank by
         uncertainty.
     tta : {"none", "flips", "all"}
@@ -64,7 +67,8 @@ def suggest_images(models, images, *, n: int | None = None, by: str = SUGGEST_DE
     Returns
     -------
     DataFrame
-        ``rank``, ``image`` (the path), ``name``, ``score``, ``foreground_fraction``, ``objects``; best first.
+        ``rank``, ``image`` (the path), ``name``, ``score``, ``foreground_fraction``, ``foreground_px``,
+        ``objects``; best first.
     """
     import pandas as pd
 
@@ -76,9 +80,9 @@ def suggest_images(models, images, *, n: int | None = None, by: str = SUGGEST_DE
     paths = [p for p in input_files(images) if file_stem(p) not in skip]
     rows, features = image_scores(models, paths, uncertainty=SUGGEST_BY[by], tta=tta, device=device,
                                   progress=progress)
-    table = pd.DataFrame(rows, columns=["image", "name", "score", "foreground_fraction", "objects"])
+    table = pd.DataFrame(rows, columns=["image", "name", "score", "foreground_fraction", "foreground_px", "objects"])
     order = rank_order(table["score"].to_numpy(), features, by=by, n=batch or n or BATCH,
-                       objects=table["objects"].to_numpy())
+                       objects=table["objects"].to_numpy(), foreground=table["foreground_px"].to_numpy())
     table = table.iloc[order].reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
     return table if n is None else table.head(int(n))
@@ -91,8 +95,9 @@ def image_scores(models, paths, *, uncertainty: str = "entropy", tta: str = "fli
     Returns
     -------
     rows : list of dict
-        ``image`` (the path), ``name``, ``score``, ``foreground_fraction``, ``objects`` (the number
-        :func:`propose_labels` would propose), in the order of ``paths``.
+        ``image`` (the path), ``name``, ``score``, ``foreground_fraction``, ``foreground_px`` (pixels at
+        probability 0.5 or more), ``objects`` (the number :func:`propose_labels` would propose), in the order
+        of ``paths``.
     features : list of (F,) arrays or None
         The deepest layer's activations averaged over the image (unit length); None for models without them.
     """
@@ -111,7 +116,8 @@ def image_scores(models, paths, *, uncertainty: str = "entropy", tta: str = "fli
             fg = sum(int((part >= 0.5).sum()) for _, part, _ in prediction.foreground_slabs())
             objects = _objects(ensemble, prediction, options)
             rows.append({"image": str(path), "name": file_stem(path), "score": float(prediction.uncertainty_score),
-                         "foreground_fraction": fg / max(1, prediction.uncertainty.size), "objects": objects})
+                         "foreground_fraction": fg / max(1, prediction.uncertainty.size), "foreground_px": fg,
+                         "objects": objects})
             if progress:
                 progress(i + 1, len(paths), file_stem(path))
     return rows, features
@@ -171,7 +177,8 @@ def _proposal(ensemble, prediction, options) -> np.ndarray:
                      seed_threshold=options.seed_threshold_for(info))
 
 
-def rank_order(scores, features, *, by: str = SUGGEST_DEFAULT, n: int = BATCH, objects=None) -> list[int]:
+def rank_order(scores, features, *, by: str = SUGGEST_DEFAULT, n: int = BATCH, objects=None,
+               foreground=None) -> list[int]:
     """Indices of the images, most useful first.
 
     Parameters
@@ -186,6 +193,8 @@ def rank_order(scores, features, *, by: str = SUGGEST_DEFAULT, n: int = BATCH, o
         How many images are picked together by the covering rules.
     objects : (N,) array, optional
         Objects the model finds per image ("crowded"; without them it ranks as "representative").
+    foreground : (N,) array, optional
+        Foreground pixels the model finds per image ("dense"; without them it ranks as "representative").
     """
     by_score = [int(i) for i in np.argsort(-np.asarray(scores), kind="stable")]
     if by in ("uncertain", "disagree") or any(f is None for f in features) or len(by_score) <= 1:
@@ -193,8 +202,9 @@ def rank_order(scores, features, *, by: str = SUGGEST_DEFAULT, n: int = BATCH, o
     candidates = by_score
     if by == "diverse":
         candidates = by_score[:2 * n]
-    elif by == "crowded" and objects is not None:
-        candidates = [int(i) for i in np.argsort(-np.asarray(objects), kind="stable")[:CROWDED_SHARE * n]]
+    elif by in ("crowded", "dense") and (objects if by == "crowded" else foreground) is not None:
+        most = np.asarray(objects if by == "crowded" else foreground)
+        candidates = [int(i) for i in np.argsort(-most, kind="stable")[:CROWDED_SHARE * n]]
     first = cover(np.stack(features), candidates, n)
     picked = set(first)
     return first + [i for i in by_score if i not in picked]

@@ -116,9 +116,10 @@ segmentation and you **correct** it, which is much quicker than drawing from scr
 
 * **Proposals from**: the bundled **nuclei** model (2D), a trained project or bioimage.io package, or the
   **classic** workflow (smoothing, a threshold and a watershed, with a live preview).
-* **Rank images** puts first 8 images, among the 24 where the model finds the most objects, that together look
-  most like all of yours (**crowded**, the default: chosen on data by `bench/suggest_protocol.py`); or the 8 that
-  look most like all of yours of any kind, or the one the model is least sure of, or where its copies disagree.
+* **Rank images** puts first 8 images, among the 24 where the model finds the most foreground, that together
+  look most like all of yours (**dense**, the default: chosen on data by `bench/suggest_protocol.py`); or the same
+  among the 24 where it finds the most objects (**crowded**), or the 8 that look most like all of yours of any
+  kind, or the one the model is least sure of, or where its copies disagree.
 * Correct on the image with the **tools**: delete an object (click), paint and erase (drag the brush), add
   one (drag, or click polygon corners and double-click), merge two, split one along a cut line, change an
   object's class, or mark a region **not labelled** (training ignores it). **Undo** and **Redo**. Without

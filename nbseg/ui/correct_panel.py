@@ -37,7 +37,7 @@ class CorrectPanel(PanelBase):
         self.by = control(w.ToggleButtons, "correct_by", "Next image",
                           options=[("most uncertain", "uncertain"), ("models disagree", "disagree"),
                                    ("representative", "representative"), ("diverse", "diverse"),
-                                   ("crowded", "crowded")],
+                                   ("crowded", "crowded"), ("dense", "dense")],
                           value=SUGGEST_DEFAULT)
         self._classic_controls()
         self.rank_button = self.primary("Rank images", "correct_rank", self._rank, icon="sort-amount-desc")

@@ -68,8 +68,9 @@ HELP = {
                       "each retraining the new round's model proposes.",
     "correct_by": "Which images come next: the most uncertain prediction; where the models (folds) and flipped "
                   "copies (TTA) disagree most; the 8 that together look most like all the images (representative); "
-                  "the same among the 16 most uncertain (diverse); or among the 24 in which the model finds the "
-                  "most objects (crowded, the default: each corrected object teaches).",
+                  "the same among the 16 most uncertain (diverse); among the 24 in which the model finds the "
+                  "most objects (crowded); or among the 24 in which it finds the most foreground (dense, the "
+                  "default: the surest sign of how much a corrected image holds).",
     "correct_rank": "Rank the images not yet decided and open the first with its proposed segmentation.",
     "correct_save": "Save the shown segmentation (as proposed, or as you corrected it) into the project's "
                     "corrections folder with a record of the decision, then open the next image.",
