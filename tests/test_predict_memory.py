@@ -113,6 +113,7 @@ def _run_child(tmp_path: Path, name: str, extra: str) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.release  # two subprocess predictions of a volume, 25 s: make test-release keeps make test under 10 min
 def test_a_bounded_prediction_stays_under_its_bound_and_predicts_the_same(tmp_path):
     if measure_growth(lambda: None) is None:
         pytest.skip("the peak mark (/proc/self/clear_refs) is not available here")

@@ -28,7 +28,7 @@ assert tuple(SUGGEST_BY) == SUGGEST_CHOICES  # the CLI's and the panel's choices
 BATCH = 8  # images picked together by the covering rules when n is not given
 # "crowded" and "dense" cover among this many times n images with the most objects or foreground (pool protocol,
 # bands, 12 epochs: for crowded 3n gave mean F1@0.5 0.724 and Dice 0.878 over 3 parts, 2n 0.700 and 0.876; over 9
-# pick sets dense beat crowded in F1 and Dice; docs/benchmarks.md)
+# pick sets both beat random picks by 0.02 F1 and Dice and tie with each other; docs/benchmarks.md)
 CROWDED_SHARE = 3
 
 
