@@ -40,8 +40,10 @@ def history_figure(history: list[dict], score_name: str = "val Dice"):
         ax_dice.plot(epochs, [h["val_dice"] for h in rows], "o-", color="tab:green", label=score_name + suffix)
     from matplotlib.ticker import MaxNLocator
 
-    for ax in (ax_loss, ax_dice):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    last = max((int(h["epoch"]) + 1 for h in history), default=1)
+    for ax in (ax_loss, ax_dice):  # whole epochs only: a first epoch alone would get ticks at 0.96, 0.98, ...
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(0.5, last + 0.5)
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
     ax_loss.set_title("Loss (lower is better)")
