@@ -6,10 +6,11 @@ parts. For each part, the other parts are the candidates: each rule picks K of t
 (``nbseg.predict.suggest_images``, TTA flips as the CLI), their ground truth is the correction, ``nbseg train
 --init nuclei`` fine-tunes for a fixed number of epochs (a time budget would make the result depend on what
 else runs), and the held-out part is scored (F1@0.5 and pooled Dice of ``nbseg predict --instances``).
-The rule with the best mean F1@0.5 over the parts becomes SUGGEST_DEFAULT; random picks (``--random-seeds``)
-give the bar it must clear. ``--repeats`` cuts the pool anew (seeds 0, 1, ...), so each rule gets repeats x folds
-pick sets; the summary gives each rule's mean difference to the random picks of the same part, with its standard
-error over the parts (one split's three parts could not tell rules apart by 0.02).
+A rule becomes SUGGEST_DEFAULT by its mean F1@0.5 and Dice over the parts (the criterion said before the run,
+docs/benchmarks.md); random picks (``--random-seeds``) give the bar it must clear. ``--repeats`` cuts the pool
+anew (seeds 0, 1, ...), so each rule gets repeats x folds pick sets; the summary gives each rule's mean
+difference (F1@0.5 and Dice) to the random picks of the same part, with its standard error over the parts (one
+split's three parts could not tell rules apart by 0.02).
 
     python bench/suggest_protocol.py [--rules dense,crowded,representative] [--folds 3] [--repeats 3] [--epochs 12]
     python bench/suggest_protocol.py --quick
@@ -105,29 +106,28 @@ def arm(rule: str, fold: int, parts: list, pool: dict, ranked: dict, work: Path,
          "--tta", "none"], log=log, threads=args.threads, timeout=3600)
     found = score(out, evaluation / "masks")
     row = {"rule": rule, "repeat": repeat, "fold": fold, "epochs": args.epochs, "picked": chosen,
-           "f1@0.5": round(found["f1@0.5"], 4),
-           "dice": round(found["dice"], 4)}
+           "f1@0.5": round(found["f1@0.5"], 4), "dice": round(found["dice"], 4)}
     done.write_text(json.dumps(row))
     return row
 
 
 def summary(rows: list, rules: list) -> dict:
-    """Each rule's mean F1@0.5 and Dice over its pick sets, and its mean difference to the random picks of the
-    same part (paired: the part's images and candidates are the same), with the standard error over parts."""
+    """Each rule's mean F1@0.5 and Dice over its pick sets, and (``... over random``, ``... se``) its mean
+    difference to the random picks of the same part (paired: the part's images and candidates are the same),
+    with the standard error over parts."""
+    randoms = [o for o in rows if o["rule"].startswith("random")]
     means = {}
     for rule in rules:
         mine = [r for r in rows if r["rule"] == rule]
-        out = {m: round(float(np.mean([r[m] for r in mine])), 4) for m in ("f1@0.5", "dice")}
-        gaps = []
-        for r in mine:
-            bar = [o["f1@0.5"] for o in rows if o["rule"].startswith("random") and
-                   (o.get("repeat", 0), o["fold"]) == (r.get("repeat", 0), r["fold"])]
-            if bar:
-                gaps.append(r["f1@0.5"] - float(np.mean(bar)))
-        if gaps and not rule.startswith("random"):
-            out["f1 over random"] = round(float(np.mean(gaps)), 4)
-            out["se"] = round(float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))), 4) if len(gaps) > 1 else None
-        means[rule] = dict(out, sets=len(mine))
+        out = {"sets": len(mine)}
+        for m in ("f1@0.5", "dice"):
+            out[m] = round(float(np.mean([r[m] for r in mine])), 4)
+            gaps = [r[m] - np.mean(bar) for r in mine
+                    if (bar := [o[m] for o in randoms if (o["repeat"], o["fold"]) == (r["repeat"], r["fold"])])]
+            if gaps and not rule.startswith("random"):
+                out[f"{m} over random"] = round(float(np.mean(gaps)), 4)
+                out[f"{m} se"] = round(float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))), 4) if len(gaps) > 1 else None
+        means[rule] = out
     return means
 
 

@@ -181,7 +181,7 @@ def write_ome_zarr(path, data, *, axes: str, pixel_sizes=None, unit: str | None 
         raise FileExistsError(f"{path} exists already; pass overwrite=True (CLI: --overwrite) to replace it.")
     spatial = [a for a in axes if a in "ZYX"]
     scale = {a.lower(): float(s) for a, s in zip(spatial, pixel_sizes or ()) if s}
-    units = {a: "micrometer" for a in scale} if unit == "µm" else {}
+    units = {a: "micrometer" for a in scale} if unit != "relative" else {}  # as write_ome_tiff reads unit
     if scale:  # ome-zarr-py warns about axes without a scale
         scale.update({a.lower(): 1.0 for a in axes if a.lower() not in scale})
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")

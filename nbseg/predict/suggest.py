@@ -199,12 +199,11 @@ def rank_order(scores, features, *, by: str = SUGGEST_DEFAULT, n: int = BATCH, o
     by_score = [int(i) for i in np.argsort(-np.asarray(scores), kind="stable")]
     if by in ("uncertain", "disagree") or any(f is None for f in features) or len(by_score) <= 1:
         return by_score
-    candidates = by_score
+    candidates, most = by_score, {"crowded": objects, "dense": foreground}.get(by)
     if by == "diverse":
         candidates = by_score[:2 * n]
-    elif by in ("crowded", "dense") and (objects if by == "crowded" else foreground) is not None:
-        most = np.asarray(objects if by == "crowded" else foreground)
-        candidates = [int(i) for i in np.argsort(-most, kind="stable")[:CROWDED_SHARE * n]]
+    elif most is not None:
+        candidates = [int(i) for i in np.argsort(-np.asarray(most), kind="stable")[:CROWDED_SHARE * n]]
     first = cover(np.stack(features), candidates, n)
     picked = set(first)
     return first + [i for i in by_score if i not in picked]

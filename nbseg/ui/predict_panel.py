@@ -110,7 +110,8 @@ class PredictService:
         sizes = s.config.data.pixel_sizes if s.config is not None else None
         if not sizes:
             return None
-        own = s.which == "test" or Path(s.inputs.strip()).expanduser().resolve() == Path(s.config.data.images).resolve()
+        folder = Path(s.inputs.strip()).expanduser().resolve()
+        own = s.which == "test" or folder == Path(s.config.data.images).resolve()
         return tuple(sizes) if own else None
 
     def maps(self, stem: str):
