@@ -152,6 +152,26 @@ def test_no_warning_for_test_images(scored, capsys):
     assert "trained on (a)" in capsys.readouterr().err
 
 
+def test_prediction_roles_precedence(scored):
+    """The record wins, unless the caller names the models (nbseg evaluate --project); a notebook's project
+    with no model yet says nothing, a named folder without models is an error."""
+    from nbseg.predict.files import prediction_roles
+
+    folder = scored / "recorded"
+    folder.mkdir()
+    (folder / "nbseg-predict.json").write_text(json.dumps({"roles": {"a": "test"}}))
+    names = ["a", "b", "x"]
+    assert prediction_roles(names, folder, scored / "project") == {"a": "test", "b": "new", "x": "new"}
+    assert prediction_roles(names, folder, scored / "project", models_first=True) == {
+        "a": "train", "b": "val", "x": "new"}
+    assert prediction_roles(names, scored / "images", scored / "project") == {"a": "train", "b": "val", "x": "new"}
+    assert prediction_roles(names, scored / "images") == dict.fromkeys(names, "new")
+    (scored / "empty").mkdir()
+    assert prediction_roles(names, scored / "images", scored / "empty") == dict.fromkeys(names, "new")
+    with pytest.raises(FileNotFoundError):
+        prediction_roles(names, scored / "images", scored / "empty", models_first=True)
+
+
 # ---------------------------------------------------------------- nbseg train --test-fraction / --test-images
 
 def test_test_options_parse(tmp_path):

@@ -206,6 +206,7 @@ def _denoised_inputs(args, options):
 
 def run_evaluate(args) -> int:
     from ..metrics.evaluation import evaluate_folders
+    from ..predict.files import prediction_roles
     from ..metrics.restoration import evaluate_restoration
 
     if args.kind == "restoration":
@@ -217,24 +218,9 @@ def run_evaluate(args) -> int:
     print(evaluation.report())
     print(f"Per-image results: {csv}")
     table = evaluation.table
-    roles = _roles(args.project, args.pred_dir, list(table["image"]))
-    if roles is not None:
-        _warn_seen(table.assign(role=table["image"].map(roles)), "evaluate", scoring=True)
+    roles = prediction_roles(list(table["image"]), args.pred_dir, args.project, models_first=True)
+    _warn_seen(table.assign(role=table["image"].map(roles)), "evaluate", scoring=True)
     return 0
-
-
-def _roles(project, pred_dir, names) -> dict | None:
-    """``{name: role}`` of the scored images: from ``project``'s models when given, else as predict recorded them
-    in ``pred_dir``; None when neither says (predictions made elsewhere)."""
-    from ..predict.files import recorded_roles
-    from ..predict.seen import roles_of, seen_images
-
-    if project is not None:
-        from ..predict.ensemble import load_ensemble
-
-        return roles_of(names, seen_images(load_ensemble(project)))
-    recorded = recorded_roles(pred_dir)
-    return None if recorded is None else roles_of(names, recorded)
 
 
 def _warn_seen(table, command: str, *, scoring: bool) -> None:

@@ -230,19 +230,28 @@ def recorded_roles(folder) -> dict[str, str] | None:
     return dict(record["roles"]) if "roles" in record else None
 
 
-def prediction_roles(names, folder, project=None) -> dict[str, str]:
-    """``{name: role}`` (:mod:`.seen`) of predicted images: as ``predict_files`` recorded them in ``folder``, else
-    (maps from an older nbseg) as the models of ``project`` say, else "new" (maps made elsewhere)."""
+def prediction_roles(names, folder, models=None, *, models_first: bool = False) -> dict[str, str]:
+    """``{name: role}`` (:mod:`.seen`) of predicted images in ``folder``.
+
+    As ``predict_files`` recorded them there, else as ``models`` (a project folder or model file) say, else
+    "new" (maps made elsewhere). ``models_first``: the models given win over the record, and a folder without
+    models is an error (the user named them: ``nbseg evaluate --project``); otherwise a project that holds no
+    model yet (a notebook's) says nothing.
+    """
     from .seen import roles_of, seen_images
 
-    recorded = recorded_roles(folder)
+    recorded = None if models_first and models is not None else recorded_roles(folder)
     if recorded is not None:
         return roles_of(names, recorded)
+    if models is None:
+        return roles_of(names, {})
     try:
-        files = ProjectLayout(project).model_files() if project is not None else None
+        ensemble = load_ensemble(models)
     except FileNotFoundError:
-        files = None
-    return roles_of(names, seen_images(load_ensemble(files)) if files else {})
+        if models_first:
+            raise
+        return roles_of(names, {})
+    return roles_of(names, seen_images(ensemble))
 
 
 def _resolved(source) -> str:
