@@ -12,7 +12,13 @@ anew (seeds 0, 1, ...), so each rule gets repeats x folds pick sets; the summary
 difference (F1@0.5 and Dice) to the random picks of the same part, with its standard error over the parts (one
 split's three parts could not tell rules apart by 0.02).
 
+A change to fine-tuning is tried the same way: ``--tag NAME`` keeps its runs apart (the bundled model's pool
+scores are shared), ``--train-args`` passes options to every fine-tune (a change to the code: run a changed copy, e.g. a git
+worktree, with a tag); the summary then adds each rule's paired difference to the untagged runs that picked the
+same images ("against the defaults").
+
     python bench/suggest_protocol.py [--rules dense,crowded,representative] [--folds 3] [--repeats 3] [--epochs 12]
+                                     [--tag NAME] [--train-args "..."]
     python bench/suggest_protocol.py --quick
 """
 from __future__ import annotations
@@ -89,15 +95,16 @@ def arm(rule: str, fold: int, parts: list, pool: dict, ranked: dict, work: Path,
     done = where / "result.json"
     if done.exists():
         kept = json.loads(done.read_text())
-        if kept.get("epochs") == args.epochs and kept.get("picked") == chosen:
+        same = (kept.get("epochs"), kept.get("picked"), kept.get("train_args", ""))
+        if same == (args.epochs, chosen, args.train_args):
             return dict(kept, rule=rule, repeat=repeat)
     log = work / "logs" / f"repeat{repeat}_fold{fold}_{rule}.log"
     train = link(chosen, pool, where / "train")
     project = where / "project"
     shutil.rmtree(project, ignore_errors=True)
-    quick = ["--steps-per-epoch", "2", "--batch-size", "2"] if args.quick else []
+    extra = (["--steps-per-epoch", "2", "--batch-size", "2"] if args.quick else []) + args.train_args.split()
     run([sys.executable, "-m", "nbseg", "train", "--images", train / "images", "--masks", train / "masks",
-         "--project", project, "--init", "nuclei", "--epochs", args.epochs, "--seed", "0", *quick],
+         "--project", project, "--init", "nuclei", "--epochs", args.epochs, "--seed", "0", *extra],
         log=log, threads=args.threads, timeout=3600)
     evaluation = link(held, pool, where / "held")
     out = where / "predictions"
@@ -105,8 +112,8 @@ def arm(rule: str, fold: int, parts: list, pool: dict, ranked: dict, work: Path,
     run([sys.executable, "-m", "nbseg", "predict", project, evaluation / "images", "--output", out, "--instances",
          "--tta", "none"], log=log, threads=args.threads, timeout=3600)
     found = score(out, evaluation / "masks")
-    row = {"rule": rule, "repeat": repeat, "fold": fold, "epochs": args.epochs, "picked": chosen,
-           "f1@0.5": round(found["f1@0.5"], 4), "dice": round(found["dice"], 4)}
+    row = {"rule": rule, "repeat": repeat, "fold": fold, "epochs": args.epochs, "train_args": args.train_args,
+           "picked": chosen, "f1@0.5": round(found["f1@0.5"], 4), "dice": round(found["dice"], 4)}
     done.write_text(json.dumps(row))
     return row
 
@@ -131,6 +138,27 @@ def summary(rows: list, rules: list) -> dict:
     return means
 
 
+def against_defaults(rows: list, rules: list) -> dict:
+    """A ``--tag`` variant's mean difference (F1@0.5, Dice; with its standard error) to the untagged runs of
+    the same rule that picked the same images: what the variant's change did, paired."""
+    out = {}
+    for rule in (r for r in rules if not r.startswith("random")):
+        pairs = []
+        for row in (r for r in rows if r["rule"] == rule):
+            part = f"fold{row['fold']}" if row["repeat"] == 0 else f"repeat{row['repeat']}/fold{row['fold']}"
+            path = WORK / "suggest_protocol" / part / rule / "result.json"
+            kept = json.loads(path.read_text()) if path.exists() else {}
+            if kept.get("picked") == row["picked"]:
+                pairs.append((row, kept))
+        if len(pairs) > 1:
+            out[rule] = {"sets": len(pairs)}
+            for m in ("f1@0.5", "dice"):
+                gaps = [a[m] - b[m] for a, b in pairs]
+                out[rule][m] = round(float(np.mean(gaps)), 4)
+                out[rule][f"{m} se"] = round(float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))), 4)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rules", default="dense,crowded,representative")
@@ -140,18 +168,24 @@ def main(argv=None) -> int:
                         help="partitions of the pool, each cut into --folds parts (default 3: 9 pick sets a rule)")
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=12, help="fine-tuning epochs (default 12, as measured)")
+    parser.add_argument("--train-args", default="",
+                        help="more options for every fine-tune, e.g. \"--seed 1\" (with --tag: the default's runs "
+                             "stay as they are)")
+    parser.add_argument("--tag", default="", help="work in bench/_work/suggest_protocol_TAG: a variant's runs apart")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if args.quick:
         args.k, args.epochs, args.folds, args.random_seeds, args.repeats = 2, 1, 2, 1, 1
-    work = WORK / ("suggest_protocol_quick" if args.quick else "suggest_protocol")
+    name = "suggest_protocol_quick" if args.quick else "suggest_protocol" + (f"_{args.tag}" if args.tag else "")
+    work = WORK / name
     data = subset(dsb_split(MODALITY, "dsb_he"), work, n_train=8 if args.quick else None, n_test=None)
     pool = data["train"]  # the test part is never read here
     names = sorted(p.name for p in pool["images"].iterdir())
     rules = [r for r in args.rules.split(",") if r] + [f"random-{s}" for s in range(args.random_seeds)]
-    ranked, rows = pool_scores(pool, work / "pool_scores.json") if args.rules else {}, []
+    scores = work if args.quick else WORK / "suggest_protocol"  # the bundled model's: one file for every variant
+    ranked, rows = pool_scores(pool, scores / "pool_scores.json") if args.rules else {}, []
     for repeat in range(args.repeats):
         order = np.random.default_rng(repeat).permutation(names)
         parts = [sorted(p) for p in np.array_split(order, args.folds)]
@@ -160,6 +194,8 @@ def main(argv=None) -> int:
                 rows.append(arm(rule, fold, parts, pool, ranked, work, args, repeat))
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "picked"}), flush=True)
     means = summary(rows, rules)
+    if args.tag:
+        means["against the defaults"] = against_defaults(rows, rules)
     print(json.dumps(means, indent=1))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
