@@ -290,6 +290,31 @@ def test_04_stop_button_keeps_best_model(configured, tmp_path, monkeypatch):
     assert (project / "models" / "fold0.pt").exists()
 
 
+def test_live_bars_leave_no_half_epoch_behind():
+    """A run the time budget stops mid-epoch: the steps' bar of that epoch goes, the epochs' bar and table stay."""
+    import ipywidgets as w
+
+    from nbseg.train.callbacks import BatchEnd, EpochEnd, TrainBegin, TrainEnd
+    from nbseg.ui.progress import WidgetBarsCallback
+
+    bars = w.HTML()
+    callback = WidgetBarsCallback(bars, w.Image(format="png"))
+    callback.on_train_begin(TrainBegin(fold=0, folds=1, n_train=3, n_val=1, patch=[32, 32], device="cpu",
+                                       precision="fp32", max_epochs=10**9, minutes=0.1))
+    for epoch, steps in ((0, 4), (1, 2)):
+        for step in range(steps):
+            callback.on_batch_end(BatchEnd(fold=0, epoch=epoch, step=step, steps_per_epoch=4, loss=0.5, lr=1e-3))
+        if epoch == 0:
+            callback.on_epoch_end(EpochEnd(fold=0, epoch=0, train_loss=0.5, val_loss=0.4, val_dice=0.8, best_dice=0.8,
+                                           is_best=True, lr=1e-3, seconds=1.0,
+                                           history=[{"fold": 0, "epoch": 0, "train_loss": 0.5, "val_loss": 0.4,
+                                                     "val_dice": 0.8}]))
+    assert bars.value.count("<progress") == 2 and "2/4" in bars.value  # the second epoch, half way
+    callback.on_train_end(TrainEnd(fold=0, best_dice=0.8, best_epoch=0, model_path="m.pt", stopped="time budget"))
+    assert bars.value.count("<progress") == 1 and "2/4" not in bars.value
+    assert "0.8000 *" in bars.value  # the epoch table stays
+
+
 # ---------------------------------------------------------------- viewers
 
 def test_viewer_3d_orthogonal_and_volume_fallback(monkeypatch):

@@ -114,6 +114,9 @@ class WidgetBarsCallback(Callback):
             self.log.value += f"<br><span style='color:#e65100'>Epoch {e.epoch + 1}: {html.escape(e.warning)}</span>"
 
     def on_train_end(self, e) -> None:
+        if self.master is not None:  # an epoch the time budget (or the stop button) cut short leaves no half bar
+            self.master.inner_dict.pop("pb2", None)
+            self.master.show()
         self.child = None
         if self.log is not None:
             self.log.value += (f"<br>Fold {e.fold + 1} stopped ({e.stopped}); best {_best(e.score_name)} "
