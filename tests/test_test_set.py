@@ -172,6 +172,23 @@ def test_prediction_roles_precedence(scored):
         prediction_roles(names, scored / "images", scored / "empty", models_first=True)
 
 
+def test_score_images_predicts_and_scores_what_it_is_given(scored):
+    from nbseg.metrics.evaluation import evaluate_folders
+    from nbseg.predict.test_scores import score_images
+
+    summary = score_images(scored / "project", [scored / "images" / "t.tif"], scored / "masks", scored / "out")
+    assert summary["images"] == 1
+    assert sorted(p.name for p in (scored / "out").glob("*.mask.ome.tif")) == ["t.mask.ome.tif"]
+    (scored / "truth").mkdir()
+    (scored / "truth" / "t.tif").write_bytes((scored / "masks" / "t.tif").read_bytes())
+    # a binary project: pixels only, what nbseg evaluate --kind binary says (the round test has objects)
+    expected = evaluate_folders(scored / "out", scored / "truth", kind="binary").summary
+    assert summary == pytest.approx(expected) and "f1@0.5" not in summary
+    (scored / "masks" / "a.tif").unlink()
+    with pytest.raises(ValueError, match="No mask in .* for a.tif"):
+        score_images(scored / "project", [scored / "images" / "a.tif"], scored / "masks", scored / "out")
+
+
 # ---------------------------------------------------------------- nbseg train --test-fraction / --test-images
 
 def test_test_options_parse(tmp_path):

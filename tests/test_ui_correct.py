@@ -153,6 +153,16 @@ def test_retraining_never_trains_on_the_test_images(pool, tmp_path, one_thread):
     row = read_rounds(project)[0]  # the training set links it, but the round counts what it learnt from
     assert (row["images"], row["test_images"]) == (3, 1)
     assert "trained on 3 image(s) (1 test image(s) kept out)" in round_status(row)[0]
+    # ... and scored on it, as nbseg predict and evaluate would: the round table's test columns
+    from nbseg.metrics.evaluation import evaluate_folders
+
+    assert sorted(p.name for p in (round1 / "predictions").glob("*.labels.ome.tif")) == [f"{test}.labels.ome.tif"]
+    (tmp_path / "truth").mkdir()
+    (tmp_path / "truth" / names[0]).symlink_to(earlier / "masks" / names[0])
+    expected = evaluate_folders(round1 / "predictions", tmp_path / "truth").summary
+    assert (row["test_f1"], row["test_dice"]) == (round(expected["f1@0.5"], 4), round(expected["dice"], 4))
+    assert 0 < row["test_dice"] <= 1 and "test_f1" in panel.rounds.value
+    assert f"On the test images: F1@0.5 {row['test_f1']:.3f}, Dice {row['test_dice']:.3f}." in round_status(row)[0]
 
 
 def test_classic_workflow_previews_live(pool, tmp_path):

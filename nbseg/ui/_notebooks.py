@@ -127,7 +127,9 @@ segmentation and you **correct** it, which is much quicker than drawing from scr
 * **Save & next** keeps the image as shown (proposed or corrected) in the project at once, with a record of
   what you decided; **Leave out** skips it. A new kernel or Colab session goes on at the next image.
 * **Retrain** fine-tunes the current model on every saved image for a few minutes, in the background,
-  and ranks the rest again; the **Rounds** table shows each round.""",
+  and ranks the rest again; the **Rounds** table shows each round: its images, your edits, its validation
+  Dice and, when 01 held back a **test set**, its F1@0.5 and Dice there (`test_f1`, `test_dice`: images no
+  round trains on, so these say what each round gained).""",
         "panel_code": "panel = CorrectPanel(PROJECT)\npanel",
         "after": """Saved masks are in the project's `corrections/` folder; after a retraining the project's
 images and masks are the saved ones (plus any masks you had), so the next notebooks use them. Already have

@@ -248,7 +248,20 @@ class CorrectService:
         # the test images sit in the same folders but were kept out: the row counts what the round learnt from
         return corrections.record_round(s.project, s.round, model=s.source, images=found["count"] - len(test),
                                         test_images=len(test), edits=edits,
-                                        val_dice=round(float(max(result.best_dice)), 4))
+                                        val_dice=round(float(max(result.best_dice)), 4),
+                                        **self._test_scores(target, found, test))
+
+    def _test_scores(self, target: ProjectLayout, found: dict, test: list) -> dict:
+        """The round's model on the project's test images (never trained on): ``test_f1`` (objects, F1@0.5)
+        and ``test_dice``; its predictions go to the round's ``predictions/``. Nothing without test images."""
+        from ..predict.test_scores import score_images
+
+        if not test:
+            return {}
+        images = files_by_stem(found["images"])
+        summary = score_images(target.root, [images[n] for n in test], found["masks"], target.predictions)
+        return {f"test_{key.removesuffix('@0.5')}": round(float(summary[key]), 4)
+                for key in ("f1@0.5", "dice") if key in summary}
 
     def _use_as_masks(self, found: dict) -> None:
         """The project's images and masks become the training set, so label QC and training use them."""
@@ -281,5 +294,8 @@ def round_status(row: dict) -> tuple[str, str]:
 
     verdict = training_verdict([row["val_dice"]])
     kept = f" ({row['test_images']} test image(s) kept out)" if row.get("test_images") else ""
+    scores = ", ".join(f"{name} {row[key]:.3f}" for key, name in (("test_f1", "F1@0.5"), ("test_dice", "Dice"))
+                       if key in row)
+    tested = f" On the test images: {scores}." if scores else ""
     return (f"Round {row['round']}: trained on {row['images']} image(s){kept}; the new model proposes next. "
-            f"{verdict.text}", "ok" if verdict.ok else "warn")
+            f"{verdict.text}{tested}", "ok" if verdict.ok else "warn")
