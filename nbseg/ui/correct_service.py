@@ -280,11 +280,7 @@ class CorrectService:
 
     def round_table(self):
         import pandas as pd
-
         return pd.DataFrame(corrections.read_rounds(self.state.project))
-
-
-__all__ = ["CLASSIC", "CorrectService", "CorrectState", "quick_retrain_minutes"]
 
 
 def round_status(row: dict) -> tuple[str, str]:
@@ -299,3 +295,6 @@ def round_status(row: dict) -> tuple[str, str]:
     tested = f" On the test images: {scores}." if scores else ""
     return (f"Round {row['round']}: trained on {row['images']} image(s){kept}; the new model proposes next. "
             f"{verdict.text}{tested}", "ok" if verdict.ok else "warn")
+
+
+__all__ = ["CLASSIC", "CorrectService", "CorrectState", "quick_retrain_minutes", "round_status"]
