@@ -32,6 +32,8 @@ Files and folders:
 - :mod:`.out_of_fold`: each training image predicted by the fold model that did not train on it.
 - :mod:`.seen`: which images the models trained on, validated with or held back as the test set, and the
   warning wherever images they have seen are scored (their scores are inflated).
+- :mod:`.test_scores`: images predicted and scored against their masks in one call (the correction
+  loop's rounds on the test set).
 
 Correcting and retraining:
 
