@@ -19,7 +19,7 @@ from ..config import DEFAULT_PERCENTILES
 from ..data.normalize import IntensityError, intensity_bounds
 from ..io.images import ImageReadError, by_stem, file_stem, image_files, is_image_file, with_pixel_sizes
 from ..io.zarr import is_zarr
-from ..project import ProjectLayout, atomic_write, write_json
+from ..project import atomic_write, write_json
 from .options import PredictOptions
 from .outputs import result_paths, write_results
 
