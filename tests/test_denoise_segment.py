@@ -1,9 +1,11 @@
 """Segmentation on denoised images (nbseg.denoise.segment): `nbseg train --denoise` carries the denoiser into the
 project and trains on the denoised images (cached, reused by --resume, remade for another denoiser), `nbseg predict`
-applies it, exports refuse such a project, and `nbseg denoise predict --cluster` gives what one process gives."""
+applies it, notebooks 04-06 do as the commands do, exports refuse such a project, and `nbseg denoise predict
+--cluster` gives what one process gives."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,6 +115,42 @@ def test_predict_applies_the_project_denoiser(trained, tmp_path, capsys):
         assert np.array_equal(got, _probabilities(tmp_path / "by_hand", f"n{i}.denoised"))
         raw = _probabilities(tmp_path / "raw", f"n{i}")
         assert np.abs(got - raw).mean() > 0.5  # of 0-255
+
+
+def test_notebooks_05_and_06_use_the_denoiser_the_project_carries(trained, tmp_path):
+    """The panels go the command's way: 06 denoises the images first (the same probabilities as nbseg predict),
+    05 trains on the denoised copies (what it measures is theirs)."""
+    import shutil
+
+    from nbseg.ui import PredictPanel, TrainPanel
+
+    project = tmp_path / "seg"
+    shutil.copytree(trained["seg"], project)
+    panel = PredictPanel(project)
+    assert panel.error is None, panel.errors.message.value
+    panel.tta.value = "none"
+    panel.which.value, panel.inputs.value = "folder", str(trained["images"])
+    panel.predict_button.click()
+    assert panel.error is None, panel.errors.message.value
+    assert "Denoising first with the denoiser this project was trained with" in panel.status.text
+    assert main(["predict", str(project), str(trained["images"]), "--output", str(tmp_path / "cli"), "--tta",
+                 "none"]) == 0
+    for i in range(3):
+        got, expected = (_probabilities(folder, f"n{i}") for folder in (project / "predictions", tmp_path / "cli"))
+        assert np.array_equal(got, expected)
+    from nbseg.config import Config
+    from nbseg.ui.session import training_data
+
+    assert Path(training_data(Config.load(project), project).images) == project / "denoised_images"  # 04's sweep too
+    (project / "fingerprint.json").unlink()
+    panel = TrainPanel(project)
+    panel.budget.value, panel.epochs.value, panel.steps.value = "epochs", 1, 2
+    panel.replace.value = True
+    panel.train_button.click()
+    assert panel.error is None, panel.errors.message.value
+    written = json.loads((project / "fingerprint.json").read_text())["intensity"]["background"]["std"]
+    assert written == pytest.approx(json.loads((trained["seg"] / "fingerprint.json").read_text())["intensity"][
+        "background"]["std"], rel=1e-3), "the denoised copies, not the raw images"
 
 
 def test_a_project_without_a_denoiser_is_unchanged_and_takes_one_given(trained, tmp_path, capsys):

@@ -190,18 +190,11 @@ def run_predict(args) -> int:
 def _denoised_inputs(args, options):
     """The inputs to segment and how to read them: as given, or denoised first (``--denoise``, or the denoiser the
     project was trained with) into OUTPUT/denoised/, on the cluster too with ``--cluster``."""
-    from ..denoise.segment import PREDICT_FOLDER, copies_reading, denoised_copies, predict_denoiser
-    from ..predict.options import PredictOptions
+    from ..denoise.segment import denoised_inputs
 
-    denoiser, line = predict_denoiser(args.project, args.denoise)
-    if denoiser is None:
-        return args.inputs, options
-    folder = args.output / PREDICT_FOLDER
-    print(f"{line} The denoised images are kept in {folder}.")
-    copies = denoised_copies(denoiser, args.inputs, folder, overwrite=args.overwrite, cluster=args.cluster,
-                             block=args.block, max_memory=args.max_memory, device=args.device, axes=args.axes,
-                             channels=args.channels, progress=print_progress, report=print)
-    return copies, PredictOptions.build(options, **copies_reading(copies))
+    return denoised_inputs(args.project, args.inputs, args.output, options, given=args.denoise,
+                           overwrite=args.overwrite, cluster=args.cluster, block=args.block, progress=print_progress,
+                           report=print)
 
 
 def run_evaluate(args) -> int:

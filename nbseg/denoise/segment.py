@@ -21,7 +21,7 @@ from ..project import ProjectLayout, write_json
 from .predict import denoise_files, load_denoiser
 
 __all__ = ["PREDICT_FOLDER", "RECORD_FILE", "carry_denoiser", "denoised_copies", "denoised_training_data",
-           "copies_reading", "denoiser_file", "predict_denoiser", "training_denoiser"]
+           "copies_reading", "denoised_inputs", "denoiser_file", "predict_denoiser", "training_denoiser"]
 
 RECORD_FILE = "denoised-by.json"  # in a folder of copies: which denoiser made them
 PREDICT_FOLDER = "denoised"  # in nbseg predict's output folder: the denoised images that were segmented
@@ -92,6 +92,44 @@ def predict_denoiser(project, given=None) -> tuple[Path | None, str | None]:
         return Path(given), (f"Warning: denoising with {given}, but this project was trained on images denoised "
                              f"by another ({carried}); leave out --denoise to use that one.")
     return Path(given), f"Denoising first with {given}."
+
+
+def denoised_inputs(project, inputs, output_dir, options, *, given=None, overwrite: bool = False, cluster=None,
+                    block=None, progress=None, report=None):
+    """What ``nbseg predict`` and notebook 06 segment: ``inputs`` as they are, or denoised first into
+    ``output_dir/denoised/`` by ``given`` or the denoiser ``project`` was trained with (:func:`predict_denoiser`).
+
+    Parameters
+    ----------
+    project : str or Path
+        The segmentation project (or what else ``nbseg predict`` takes: only a project folder carries a denoiser).
+    inputs : sequence of str or Path
+        Image files and folders of images.
+    output_dir : str or Path
+        The prediction's output folder.
+    options : nbseg.predict.options.PredictOptions
+    given : str or Path, optional
+        A denoiser named for this prediction (``--denoise``).
+    overwrite, cluster, block, progress, report : optional
+        As :func:`denoised_copies` takes them; ``report`` also gets the line that says which denoiser is used.
+
+    Returns
+    -------
+    inputs, options
+        The files to segment and the options that read them (the copies' own axes and channels).
+    """
+    from ..predict.options import PredictOptions
+
+    denoiser, line = predict_denoiser(project, given)
+    if denoiser is None:
+        return inputs, options
+    folder = Path(output_dir) / PREDICT_FOLDER
+    if report is not None:
+        report(f"{line} The denoised images are kept in {folder}.")
+    copies = denoised_copies(denoiser, inputs, folder, overwrite=overwrite, cluster=cluster, block=block,
+                             max_memory=options.max_memory, device=options.device, axes=options.axes,
+                             channels=options.channels, progress=progress, report=report)
+    return copies, PredictOptions.build(options, **copies_reading(copies))
 
 
 def denoised_copies(denoiser, inputs, folder, *, overwrite: bool = False, cluster=None, progress=None,

@@ -92,15 +92,21 @@ class PredictService:
 
         return parse_patch(text)
 
-    def predict(self, progress=None):
+    def predict(self, progress=None, report=None):
+        """Predict the chosen images (denoised first, as ``nbseg predict`` does, when the project carries the
+        denoiser it was trained with: ``report`` gets the line that says so)."""
+        from ..denoise.segment import denoised_inputs
         from ..predict.files import predict_files
+        from ..predict.options import PredictOptions
 
         s = self.state
         if not s.models:
             raise ValueError("No model chosen: pick at least one model (all of them form an ensemble).")
-        s.table = predict_files([Path(m) for m in s.models], self.input_files(), self.output, tta=s.tta,
-                                tile=self.parse_tile(), overwrite=True, progress=progress,
-                                pixel_sizes=self.project_pixel_sizes())
+        options = PredictOptions(tta=s.tta, tile=self.parse_tile(), pixel_sizes=self.project_pixel_sizes())
+        inputs, options = denoised_inputs(s.project, self.input_files(), self.output, options, overwrite=True,
+                                          progress=progress, report=report)
+        s.table = predict_files([Path(m) for m in s.models], inputs, self.output, options, overwrite=True,
+                                progress=progress)
         return s.table
 
     def project_pixel_sizes(self) -> tuple | None:
@@ -227,10 +233,11 @@ class PredictPanel(PanelBase):
 
         from ..predict.files import NOT_READ
 
-        self.service.predict(progress=tick)
+        said = []
+        self.service.predict(progress=tick, report=said.append)
         self._show_table()
         failed = s.table[s.table["status"] == NOT_READ] if "status" in s.table else s.table.iloc[:0]
-        done = f"Predicted {len(s.table) - len(failed)} image(s) into {self.service.output}."
+        done = " ".join(said[:1] + [f"Predicted {len(s.table) - len(failed)} image(s) into {self.service.output}."])
         seen = self.service.seen_note(scoring=True)
         self.seen.value = warning_html(seen)
         if len(failed):  # the others were predicted; these files need the user

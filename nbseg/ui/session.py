@@ -32,11 +32,21 @@ def dataset_for(config: Config):
     return _DATASETS[key]
 
 
+def training_data(config: Config, project):
+    """``config.data``, or for a project that carries a denoiser (``nbseg train --denoise``) its images' denoised
+    copies (made once into the project), as the command trains, sweeps and calibrates on them."""
+    from ..denoise.segment import denoised_training_data, training_denoiser
+
+    denoiser = training_denoiser(project)
+    return config.data if denoiser is None else denoised_training_data(config.data, project, denoiser)
+
+
 def training_dataset_for(config: Config, project):
-    """:func:`dataset_for` without the project's test images: what notebooks 04 and 05 plan and sweep on, as
-    training does (:func:`nbseg.train.trainer.training_dataset`)."""
+    """:func:`dataset_for` of :func:`training_data` without the project's test images: what notebooks 04 and 05
+    plan and sweep on, as training does (:func:`nbseg.train.trainer.training_dataset`)."""
     from ..train.trainer import training_dataset
 
+    config = config.model_copy(update={"data": training_data(config, project)})
     return training_dataset(config, project, dataset_for(config))
 
 

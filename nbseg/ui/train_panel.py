@@ -22,7 +22,7 @@ from . import plots
 from .common import FEEDBACK, PanelBase, control
 from .init_choice import StartFrom
 from .progress import WidgetBarsCallback
-from .session import dataset_for, load_config, training_dataset_for
+from .session import dataset_for, load_config, training_data, training_dataset_for
 
 
 def parse_patch(text: str) -> list[int]:
@@ -147,10 +147,13 @@ class TrainService:
         return config
 
     def train(self, *, callbacks=(), resume: bool = False) -> TrainResult:
+        """Train (or ``resume``) with the saved settings; a project that carries a denoiser (``nbseg train
+        --denoise``) trains on its denoised copies of the images, as the command does."""
         config = self.state.config or load_config(self.state.project)
+        data = training_data(config, self.state.project)
         self.state.result = fit(config, self.state.project, callbacks=callbacks, resume=resume,
-                                dataset=dataset_for(config))
-        calibrate_project(self.state.project, config.data)  # instances: the seeded watershed's threshold
+                                dataset=dataset_for(config.model_copy(update={"data": data})))
+        calibrate_project(self.state.project, data)  # instances: the seeded watershed's threshold
         self.state.history = self.saved_history()
         return self.state.result
 
