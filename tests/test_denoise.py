@@ -275,7 +275,7 @@ def test_cli_round_trip(tmp_path, capsys):
     said = capsys.readouterr().out
     assert "N2V2" in said and "val PSNR vs noisy" in said
     assert main(["denoise", "predict", str(project), str(noisy), "--output", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == [f"n{i}.denoised.ome.tif" for i in range(3)]
+    assert sorted(p.name for p in out.iterdir()) == ["denoised-by.json"] + [f"n{i}.denoised.ome.tif" for i in range(3)]
     assert main(["evaluate", str(out), str(clean), "--kind", "restoration", "--csv", str(tmp_path / "r.csv")]) == 0
     said = capsys.readouterr().out
     assert "PSNR" in said and "SSIM" in said and (tmp_path / "r.csv").exists()

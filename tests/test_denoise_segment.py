@@ -153,6 +153,31 @@ def test_notebooks_05_and_06_use_the_denoiser_the_project_carries(trained, tmp_p
         "background"]["std"], rel=1e-3), "the denoised copies, not the raw images"
 
 
+def test_notebook_00s_folder_trains_a_project_that_carries_its_denoiser(trained, tmp_path, capsys):
+    """00 denoises into a folder (and says which denoiser made it); a project trained on that folder carries the
+    denoiser without denoising twice: new raw images are denoised first, the folder's own copies are not."""
+    from nbseg.denoise import denoise_files
+    from nbseg.denoise.segment import record_copies
+
+    folder, project = tmp_path / "denoised", tmp_path / "seg"
+    denoise_files(trained["dn"], [trained["images"]], folder, suffix="", device="cpu")
+    record_copies(trained["dn"], folder)  # what 00's Denoise images and nbseg denoise predict do
+    assert main(["train", "--images", str(folder), "--masks", str(trained["masks"]), "--project", str(project),
+                 "--seed", "0", *TRAIN]) == 0
+    said = capsys.readouterr().out
+    assert f"The images in {folder} were denoised by" in said
+    assert (project / "denoiser" / "models" / "fold0.pt").exists() and not (project / "denoised_images").exists()
+    assert main(["predict", str(project), str(trained["images"]), "--output", str(tmp_path / "raw"), "--tta",
+                 "none"]) == 0
+    assert "Denoising first" in capsys.readouterr().out
+    assert main(["predict", str(project), str(folder), "--output", str(tmp_path / "own"), "--tta", "none"]) == 0
+    assert "its copies already: segmented as they are" in capsys.readouterr().out
+    assert not (tmp_path / "own" / "denoised").exists()
+    for i in range(3):  # the same denoised images either way
+        got, expected = (_probabilities(tmp_path / out, f"n{i}") for out in ("own", "raw"))
+        assert np.allclose(got, expected, atol=1)
+
+
 def test_a_project_without_a_denoiser_is_unchanged_and_takes_one_given(trained, tmp_path, capsys):
     from model_projects import make_project
     from nbseg.denoise import denoise_files

@@ -80,8 +80,11 @@ def test_00_trains_with_the_live_plot_denoises_and_compares(tmp_path):
     assert panel.compare_box.layout.display == "none"  # nothing to compare yet
 
     press(panel.denoise_button, panel)
-    written = sorted((tmp_path / "denoised").iterdir())
+    written = sorted((tmp_path / "denoised").glob("*.tif"))
     assert [p.name for p in written] == ["img0.ome.tif", "img1.ome.tif"]  # masks named img0.tif pair with them
+    from nbseg.denoise.segment import made_by
+
+    assert made_by(tmp_path / "denoised", tmp_path / "dn"), "a project trained on them carries this denoiser"
     assert "01_data" in panel.summary.value and panel.compare_box.layout.display == ""
     # the files are the core's denoising of each image, as nbseg denoise predict writes it
     noisy = read_image(images / "img1.ome.tif")
@@ -132,7 +135,7 @@ def test_00_practises_on_the_sample_and_asks_before_replacing(tmp_path):
     clean = (clean - clean.min()) / (clean.max() - clean.min())
     assert 0.02 < np.std(noisy - clean) < 0.3  # the low-light noise is there
     press(panel.denoise_button, panel)
-    assert len(list((tmp_path / "denoised").iterdir())) == 4  # quick mode denoises the first few
+    assert len(list((tmp_path / "denoised").glob("*.tif"))) == 4  # quick mode denoises the first few
 
     model = tmp_path / "dn" / "models" / "fold0.pt"
     before = model.stat().st_mtime_ns

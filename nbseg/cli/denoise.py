@@ -53,6 +53,9 @@ def run_predict(args) -> int:
                                      max_memory=args.max_memory, report=print, **settings)
     else:
         written = denoise_files(args.project, args.inputs, args.output, **settings)
+    from ..denoise.segment import record_copies
+
+    record_copies(args.project, args.output)  # a project trained on them carries this denoiser
     print(f"Denoised {len(written)} image(s) into {args.output} (<name>.denoised.ome.tif, or .ome.zarr when cut "
           "into blocks; float32, the input's intensity scale).")
     return 0

@@ -172,14 +172,18 @@ def _training_images(args, config, say):
 
 
 def _denoised_or_raw(args, config, say):
-    from ..denoise.segment import denoised_training_data, training_denoiser
+    from ..denoise.segment import denoised_training_data, made_by, training_denoiser
 
-    denoiser = training_denoiser(args.project, getattr(args, "denoise", None))
+    denoiser = training_denoiser(args.project, getattr(args, "denoise", None), images=config.data.images)
     if denoiser is None:
         return config.data
-    say(f"Training on the images denoised by {denoiser} (copied from {args.denoise or 'an earlier run'}; "
-        f"nbseg predict applies it too; --denoise none drops it). Denoising them once into "
-        f"{ProjectLayout(args.project).denoised_images} ...")
+    if made_by(config.data.images, denoiser):
+        say(f"The images in {config.data.images} were denoised by {denoiser} (copied into the project: nbseg predict "
+            "denoises new images first, and leaves its own copies as they are).")
+    else:
+        say(f"Training on the images denoised by {denoiser} (copied from {args.denoise or 'an earlier run'}; "
+            f"nbseg predict applies it too; --denoise none drops it). Denoising them once into "
+            f"{ProjectLayout(args.project).denoised_images} ...")
     return denoised_training_data(config.data, args.project, denoiser, progress=print_progress)
 
 

@@ -20,8 +20,9 @@ from ..io.zarr import remove_tree
 from ..project import ProjectLayout, write_json
 from .predict import denoise_files, load_denoiser
 
-__all__ = ["PREDICT_FOLDER", "RECORD_FILE", "carry_denoiser", "denoised_copies", "denoised_training_data",
-           "copies_reading", "denoised_inputs", "denoiser_file", "predict_denoiser", "training_denoiser"]
+__all__ = ["PREDICT_FOLDER", "RECORD_FILE", "carry_denoiser", "copies_by", "copies_reading", "denoised_copies",
+           "denoised_inputs", "denoised_training_data", "denoiser_file", "made_by", "predict_denoiser",
+           "record_copies", "training_denoiser"]
 
 RECORD_FILE = "denoised-by.json"  # in a folder of copies: which denoiser made them
 PREDICT_FOLDER = "denoised"  # in nbseg predict's output folder: the denoised images that were segmented
@@ -35,6 +36,27 @@ def denoiser_file(denoiser) -> Path:
 
 def _identity(denoiser) -> str:
     return hashlib.sha256(denoiser_file(denoiser).read_bytes()).hexdigest()
+
+
+def record_copies(denoiser, folder) -> None:
+    """Say in ``folder`` (:data:`RECORD_FILE`) which denoiser made the images there: a project trained on them
+    carries it, and prediction does not denoise them twice."""
+    write_json(Path(folder) / RECORD_FILE, {"denoiser": str(Path(denoiser).resolve()), "sha256": _identity(denoiser)})
+
+
+def copies_by(path) -> dict:
+    """``{"denoiser", "sha256"}`` of the denoiser that made the images of folder ``path`` (or of an image file's
+    folder), as :func:`record_copies` said; ``{}`` for images no denoiser made."""
+    folder = Path(path) if Path(path).is_dir() else Path(path).parent
+    try:
+        return json.loads((folder / RECORD_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def made_by(path, denoiser) -> bool:
+    """True when the images of ``path`` (a folder or an image file) are copies ``denoiser`` made."""
+    return copies_by(path).get("sha256") == _identity(denoiser)
 
 
 def carry_denoiser(source, project) -> Path:
@@ -61,21 +83,29 @@ def carry_denoiser(source, project) -> Path:
     return copy.root
 
 
-def training_denoiser(project, given=None) -> Path | None:
+def training_denoiser(project, given=None, images=None) -> Path | None:
     """The denoiser ``nbseg train`` denoises with: ``given`` (carried into ``project`` first), else the one the
-    project carries (a resumed or repeated run), else None. ``given`` "none" drops a carried denoiser."""
+    project carries (a resumed or repeated run), else the one that made the training ``images`` (notebook 00's
+    folder: carried, so prediction denoises new images first), else None. ``given`` "none" drops a carried one."""
     layout = ProjectLayout(project)
     if given is not None and str(given).lower() == "none":
         remove_tree(layout.denoiser)
         remove_tree(layout.denoised_images)
         return None
-    return carry_denoiser(given, project) if given is not None else layout.carried_denoiser()
+    if given is not None:
+        return carry_denoiser(given, project)
+    source = copies_by(images).get("denoiser") if images is not None else None
+    if layout.carried_denoiser() is None and source and Path(source).exists() and made_by(images, source):
+        return carry_denoiser(source, project)
+    return layout.carried_denoiser()
 
 
 def denoised_training_data(data_config, project, denoiser, *, progress=None):
     """``data_config`` reading the training images denoised: its images become the copies in ``project``'s cache
     (:attr:`~nbseg.project.ProjectLayout.denoised_images`, made where missing), read as the copies say (their
     axes and channels are those the raw images were read with)."""
+    if made_by(data_config.images, denoiser):  # the images are its copies already (notebook 00's folder)
+        return data_config
     cache = ProjectLayout(project).denoised_images
     denoised_copies(denoiser, [data_config.images], cache, axes=data_config.axes, channels=data_config.channels,
                     progress=progress)
@@ -120,16 +150,22 @@ def denoised_inputs(project, inputs, output_dir, options, *, given=None, overwri
     """
     from ..predict.options import PredictOptions
 
+    from ..predict.files import input_files
+
     denoiser, line = predict_denoiser(project, given)
     if denoiser is None:
         return inputs, options
+    kept = [p for p in inputs if made_by(p, denoiser)]  # its copies already (00's folder): not denoised twice
     folder = Path(output_dir) / PREDICT_FOLDER
     if report is not None:
-        report(f"{line} The denoised images are kept in {folder}.")
-    copies = denoised_copies(denoiser, inputs, folder, overwrite=overwrite, cluster=cluster, block=block,
-                             max_memory=options.max_memory, device=options.device, axes=options.axes,
-                             channels=options.channels, progress=progress, report=report)
-    return copies, PredictOptions.build(options, **copies_reading(copies))
+        report(f"{line} The denoised images are kept in {folder}." if len(kept) < len(inputs) else
+               f"{line} The images are its copies already: segmented as they are.")
+    copies = denoised_copies(denoiser, [p for p in inputs if p not in kept], folder, overwrite=overwrite,
+                             cluster=cluster, block=block, max_memory=options.max_memory, device=options.device,
+                             axes=options.axes, channels=options.channels, progress=progress,
+                             report=report) if len(kept) < len(inputs) else []
+    files = (input_files(kept) if kept else []) + copies
+    return (files, PredictOptions.build(options, **copies_reading(files))) if files else (inputs, options)
 
 
 def denoised_copies(denoiser, inputs, folder, *, overwrite: bool = False, cluster=None, progress=None,
@@ -163,7 +199,7 @@ def denoised_copies(denoiser, inputs, folder, *, overwrite: bool = False, cluste
     identity = _identity(denoiser)
     if record.exists() and json.loads(record.read_text()).get("sha256") != identity:
         remove_tree(folder)  # made by another denoiser
-    write_json(record, {"denoiser": str(Path(denoiser).resolve()), "sha256": identity})
+    record_copies(denoiser, folder)
     if cluster:
         from .cluster import denoise_on_cluster
 

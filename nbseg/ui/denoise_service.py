@@ -12,6 +12,7 @@ from pathlib import Path
 from ..config import Config
 from ..data import sample
 from ..denoise import denoise_config, denoise_files, load_noisy, plan_denoising, train_denoiser
+from ..denoise.segment import record_copies
 from ..denoise.noise import low_light
 from ..io.images import file_stem, image_files, read_image, write_ome_tiff
 from ..model.history import read_history
@@ -151,6 +152,7 @@ class DenoiseService:
         files = files[:QUICK_PREDICT_IMAGES] if quick_mode() else files
         # the noisy images' own names: the folder is 01's images, and masks pair with images by name
         s.written = denoise_files(s.project, files, s.output.strip(), overwrite=True, suffix="", progress=progress)
+        record_copies(s.project, s.output.strip())  # a project trained on them carries this denoiser
         s.inputs = files
         return s.written
 

@@ -34,10 +34,11 @@ def dataset_for(config: Config):
 
 def training_data(config: Config, project):
     """``config.data``, or for a project that carries a denoiser (``nbseg train --denoise``) its images' denoised
-    copies (made once into the project), as the command trains, sweeps and calibrates on them."""
+    copies (made once into the project), as the command trains, sweeps and calibrates on them; images notebook
+    00 denoised are read as they are, and the project carries their denoiser."""
     from ..denoise.segment import denoised_training_data, training_denoiser
 
-    denoiser = training_denoiser(project)
+    denoiser = training_denoiser(project, images=config.data.images)
     return config.data if denoiser is None else denoised_training_data(config.data, project, denoiser)
 
 
