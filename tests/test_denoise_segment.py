@@ -176,6 +176,14 @@ def test_notebook_00s_folder_trains_a_project_that_carries_its_denoiser(trained,
     for i in range(3):  # the same denoised images either way
         got, expected = (_probabilities(tmp_path / out, f"n{i}") for out in ("own", "raw"))
         assert np.allclose(got, expected, atol=1)
+    # 00 run again with another denoiser into the folder: the project goes with the one that made its images
+    from nbseg.denoise.segment import made_by, training_denoiser
+
+    other = _denoiser(trained["images"], tmp_path / "dn2", seed=1)
+    denoise_files(other, [trained["images"]], folder, suffix="", device="cpu", overwrite=True)
+    record_copies(other, folder)
+    carried = training_denoiser(project, images=folder)
+    assert made_by(folder, carried) and not made_by(folder, trained["dn"])
 
 
 def test_a_project_without_a_denoiser_is_unchanged_and_takes_one_given(trained, tmp_path, capsys):

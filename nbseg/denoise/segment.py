@@ -84,9 +84,10 @@ def carry_denoiser(source, project) -> Path:
 
 
 def training_denoiser(project, given=None, images=None) -> Path | None:
-    """The denoiser ``nbseg train`` denoises with: ``given`` (carried into ``project`` first), else the one the
-    project carries (a resumed or repeated run), else the one that made the training ``images`` (notebook 00's
-    folder: carried, so prediction denoises new images first), else None. ``given`` "none" drops a carried one."""
+    """The denoiser ``nbseg train`` denoises with: ``given`` (carried into ``project`` first), else the one
+    that made the training ``images`` (notebook 00's folder: carried, so prediction denoises new images first),
+    else the one the project carries (a resumed or repeated run), else None. ``given`` "none" drops a carried
+    one."""
     layout = ProjectLayout(project)
     if given is not None and str(given).lower() == "none":
         remove_tree(layout.denoiser)
@@ -94,9 +95,9 @@ def training_denoiser(project, given=None, images=None) -> Path | None:
         return None
     if given is not None:
         return carry_denoiser(given, project)
-    source = copies_by(images).get("denoiser") if images is not None else None
-    if layout.carried_denoiser() is None and source and Path(source).exists() and made_by(images, source):
-        return carry_denoiser(source, project)
+    made = copies_by(images).get("denoiser") if images is not None else None
+    if made and Path(made).exists() and made_by(images, made):  # replaces a carried one that did not make them
+        return carry_denoiser(made, project)
     return layout.carried_denoiser()
 
 
@@ -148,9 +149,8 @@ def denoised_inputs(project, inputs, output_dir, options, *, given=None, overwri
     inputs, options
         The files to segment and the options that read them (the copies' own axes and channels).
     """
-    from ..predict.options import PredictOptions
-
     from ..predict.files import input_files
+    from ..predict.options import PredictOptions
 
     denoiser, line = predict_denoiser(project, given)
     if denoiser is None:
