@@ -76,6 +76,8 @@ class ProjectLayout:
     denoiser = property(lambda self: self.root / "denoiser")
     denoiser_source = property(lambda self: self.denoiser / "source.json")
     denoised_images = property(lambda self: self.root / "denoised_images")
+    # `--denoise none` said: the denoiser that made the training images (notebook 00's folder) is not carried
+    denoiser_dropped = property(lambda self: self.root / "denoiser-dropped.json")
 
     def carried_denoiser(self) -> Path | None:
         """The denoiser project this project carries (:attr:`denoiser`), or None when it has none."""

@@ -184,6 +184,11 @@ def test_notebook_00s_folder_trains_a_project_that_carries_its_denoiser(trained,
     record_copies(other, folder)
     carried = training_denoiser(project, images=folder)
     assert made_by(folder, carried) and not made_by(folder, trained["dn"])
+    # --denoise none is kept: the folder's denoiser is not carried again, until one is given
+    assert training_denoiser(project, "none", images=folder) is None
+    assert training_denoiser(project, images=folder) is None and not (project / "denoiser").exists()
+    assert made_by(folder, training_denoiser(project, other, images=folder))
+    assert made_by(folder, training_denoiser(project, images=folder))
 
 
 def test_a_project_without_a_denoiser_is_unchanged_and_takes_one_given(trained, tmp_path, capsys):

@@ -87,17 +87,19 @@ def training_denoiser(project, given=None, images=None) -> Path | None:
     """The denoiser ``nbseg train`` denoises with: ``given`` (carried into ``project`` first), else the one
     that made the training ``images`` (notebook 00's folder: carried, so prediction denoises new images first),
     else the one the project carries (a resumed or repeated run), else None. ``given`` "none" drops a carried
-    one."""
+    one, and keeps the images' own from being carried until a denoiser is given again."""
     layout = ProjectLayout(project)
     if given is not None and str(given).lower() == "none":
         remove_tree(layout.denoiser)
         remove_tree(layout.denoised_images)
+        write_json(layout.denoiser_dropped, {"dropped": True})  # and not carried again from 00's record
         return None
     if given is not None:
+        layout.denoiser_dropped.unlink(missing_ok=True)
         return carry_denoiser(given, project)
     made = copies_by(images).get("denoiser") if images is not None else None
-    if made and Path(made).exists() and made_by(images, made):  # replaces a carried one that did not make them
-        return carry_denoiser(made, project)
+    if made and Path(made).exists() and made_by(images, made) and not layout.denoiser_dropped.exists():
+        return carry_denoiser(made, project)  # replaces a carried one that did not make them
     return layout.carried_denoiser()
 
 
