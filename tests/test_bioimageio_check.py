@@ -22,8 +22,10 @@ from nbseg.predict.bioimageio_export import export_bioimageio  # noqa: E402
 
 import model_projects  # noqa: E402  (tests/model_projects.py)
 
+# bioimage.io's test runs twice: in the export and in its own process. A packaging check (11 s), as the wheel's
+# fresh venv: make test-release runs it (CI too), which keeps make test under 10 minutes
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning"),
-              pytest.mark.slow]  # bioimage.io's test runs twice: in the export and in its own process
+              pytest.mark.slow, pytest.mark.release]
 
 
 def bioimageio_command() -> list[str]:
