@@ -108,6 +108,7 @@ def test_two_processes_train_one_model_written_once(two_epochs):
 
 
 @pytest.mark.slow  # two more torchrun launches: about 40 s on two busy cores
+@pytest.mark.release  # 14 s alone: make test-release (CI too) keeps make test under 10 minutes
 def test_killed_distributed_run_resumes_where_it_stopped(two_epochs, tmp_path):
     """SIGKILL after the first epoch, then --resume: the second epoch goes on from the saved weights,
     optimiser and schedule.

@@ -9,7 +9,8 @@ from nbseg.io.images import read_image
 
 
 @pytest.mark.slow  # train, predict and score the sample end to end
-@pytest.mark.parametrize("name", ["nuclei2d", "nuclei3d"])
+# the 3D demo (18 s) runs in make test-release (CI too), which keeps make test under 10 minutes
+@pytest.mark.parametrize("name", ["nuclei2d", pytest.param("nuclei3d", marks=pytest.mark.release)])
 def test_demo_quick_writes_models_predictions_scores_and_report(tmp_path, name):
     project = tmp_path / "demo"
     assert main(["demo", "--project", str(project), "--sample", name, "--quick"]) == 0

@@ -70,10 +70,9 @@ panel""",
         "after": """The denoised images are in the folder `DENOISED` names, under the noisy images' own names (`NAME.ome.tif`:
 float32, in the images' own intensities, with their axes and pixel sizes; the noisy files are left as they
 are). To segment them, open **01_data** and give that folder as **Images**: masks you already have for `NAME`
-pair with them by name, as with the noisy images. The folder also says which denoiser made it
-(`denoised-by.json`): the project you train on it keeps a copy of that denoiser, so 06 denoises new noisy images
-first. The command line does the same: `nbseg denoise train` and `nbseg denoise predict` (docs/denoising.md).
-Next: **01_data**.""",
+pair with them by name, as with the noisy images. The folder says which denoiser made it (`denoised-by.json`):
+a project trained on it keeps that denoiser, so 06 denoises new noisy images first. The command line does the
+same: `nbseg denoise train` and `nbseg denoise predict` (docs/denoising.md). Next: **01_data**.""",
     },
     "01_data": {
         "panel": "DataPanel",
