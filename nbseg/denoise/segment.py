@@ -157,7 +157,8 @@ def denoised_inputs(project, inputs, output_dir, options, *, given=None, overwri
     denoiser, line = predict_denoiser(project, given)
     if denoiser is None:
         return inputs, options
-    kept = [p for p in inputs if made_by(p, denoiser)]  # its copies already (00's folder): not denoised twice
+    identity = _identity(denoiser)  # hashed once, not once per input
+    kept = [p for p in inputs if copies_by(p).get("sha256") == identity]  # its copies already: not denoised twice
     folder = Path(output_dir) / PREDICT_FOLDER
     if report is not None:
         report(f"{line} The denoised images are kept in {folder}." if len(kept) < len(inputs) else

@@ -1,7 +1,8 @@
 """Pixels under drawn shapes in one plane: a round brush along a stroke, a one-pixel cut line, a polygon.
 
 Each returns the covered pixels as a boolean array over a bounding box of the plane, so an edit touches
-(and a viewer redraws) only that box, however large the image.
+(and a viewer redraws) only that box, however large the image; :func:`mask_box` is the box around an edited
+object's pixels in a stack.
 """
 from __future__ import annotations
 
@@ -91,6 +92,16 @@ def _box(low, high, plane):
     return slice(int(start[0]), int(stop[0])), slice(int(start[1]), int(stop[1]))
 
 
+def mask_box(mask: np.ndarray, z_offset: int = 0) -> tuple:
+    """The (z, y, x) slices around the True pixels of a 3D ``mask`` (z shifted by ``z_offset``)."""
+    box = []
+    for axis in range(3):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        shift = z_offset if axis == 0 else 0
+        box.append(slice(int(hits[0]) + shift, int(hits[-1]) + 1 + shift))
+    return tuple(box)
+
+
 def _distance_to_segment(yy, xx, a, b):
     d = b - a
     length2 = float(d @ d)
@@ -98,4 +109,4 @@ def _distance_to_segment(yy, xx, a, b):
     return np.hypot(yy - (a[0] + t * d[0]), xx - (a[1] + t * d[1]))
 
 
-__all__ = ["as_points", "line_pixels", "polygon_pixels", "stroke_pixels"]
+__all__ = ["as_points", "line_pixels", "mask_box", "polygon_pixels", "stroke_pixels"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .brush import as_points, line_pixels, polygon_pixels, stroke_pixels
+from .brush import as_points, line_pixels, mask_box, polygon_pixels, stroke_pixels
 
 KINDS = ("added", "deleted", "painted", "erased", "merged", "split", "class_changed", "unlabelled")
 
@@ -208,7 +208,7 @@ class LabelEditor:
         if not mask_full.any():
             raise ValueError(f"There is no object {value}" + (f" on slice {z}" if z is not None else "")
                              + "; give an id present in the labels (click inside an object).")
-        box = _bounding_box(mask_full, offset)
+        box = mask_box(mask_full, offset)
         local = tuple(slice(b.start - (offset if i == 0 else 0), b.stop - (offset if i == 0 else 0))
                       for i, b in enumerate(box))
         return value, box, mask_full[local]
@@ -292,16 +292,6 @@ class LabelEditor:
             raise ValueError(f"Value {value} does not fit the labels' type {self._stack.dtype} "
                              f"({info.min}..{info.max}); save the labels as a wider integer type (e.g. uint32).")
         return value
-
-
-def _bounding_box(mask: np.ndarray, z_offset: int) -> tuple:
-    """The (z, y, x) slices around the True pixels of ``mask`` (z shifted by ``z_offset``)."""
-    box = []
-    for axis in range(3):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        shift = z_offset if axis == 0 else 0
-        box.append(slice(int(hits[0]) + shift, int(hits[-1]) + 1 + shift))
-    return tuple(box)
 
 
 __all__ = ["KINDS", "Change", "LabelEditor"]
