@@ -123,7 +123,7 @@ def seeded_runs(names, data: dict, init, tag: str, work: Path, args, log: Path) 
 def loop(pick: str, data: dict, work: Path, args) -> list:
     """Rounds of K picked, corrected images for one way of picking; a row per round."""
     names = sorted(p.name for p in data["pool"]["images"].iterdir())
-    chosen, model, rows = [], "nuclei", []
+    chosen, model, rows = [], args.start, []
     log = work / "logs" / f"{pick}.log"
     done = work / pick / "done"
     for number in range(1, args.rounds + 1):
@@ -162,6 +162,11 @@ def main(argv=None) -> int:
     parser.add_argument("--split-seed", type=int, default=0,
                         help="another split of the H&E-like images into pool and test (default 0, the one "
                              "suggest_protocol.py's pool comes from): the same comparison on other test images")
+    parser.add_argument("--start", default="nuclei",
+                        help="the model the loop starts from (default the bundled nuclei model; a project: a "
+                             "candidate for it, bench/bundled_model.py)")
+    parser.add_argument("--tag", default="",
+                        help="work in bench/_work/correction_loop..._TAG: another start's runs apart")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
@@ -170,7 +175,8 @@ def main(argv=None) -> int:
     if args.quick:
         args.k, args.minutes, args.scratch_minutes, args.random_seeds = 2, 0.1, 0.1, 1
     again = f"_split{args.split_seed}" if args.split_seed else ""
-    work = WORK / ("correction_loop_quick" if args.quick else "correction_loop" + again)
+    tag = f"_{args.tag}" if args.tag else ""
+    work = WORK / ("correction_loop_quick" if args.quick else "correction_loop" + again + tag)
     split = dsb_split(MODALITY, "dsb_he" + again, seed=args.split_seed)
     data = subset(split, work, n_train=8 if args.quick else None, n_test=2 if args.quick else None)
     data = {"pool": data["train"], "test": data["test"]}
@@ -182,7 +188,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     if "start" not in skip:
         row = {"pick": "start (bundled model)", "round": 0, "images": 0,
-               **test_scores("nuclei", data, "start", work, args, work / "logs" / "start.log")}
+               **test_scores(args.start, data, "start", work, args, work / "logs" / "start.log")}
         result["rows"].append(row)
         print(json.dumps(row), flush=True)
     randoms = [f"random-{s}" for s in range(args.first_seed, args.first_seed + args.random_seeds)]

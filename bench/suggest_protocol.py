@@ -67,13 +67,13 @@ def pick(rule: str, candidates: list, ranked: dict, k: int, fold: int, repeat: i
                                               foreground=foreground)[:k]]
 
 
-def pool_scores(pool: dict, cache: Path) -> dict:
-    """The bundled model's uncertainty, objects and features for every pool image (TTA flips, as the CLI);
+def pool_scores(pool: dict, cache: Path, start: str = "nuclei") -> dict:
+    """The ``start`` model's uncertainty, objects and features for every pool image (TTA flips, as the CLI);
     kept in ``cache``."""
     from nbseg.predict.suggest import image_scores
 
     if not cache.exists() or "objects" not in json.loads(cache.read_text())[0]:
-        rows, features = image_scores("nuclei", sorted(pool["images"].iterdir()), tta="flips")
+        rows, features = image_scores(start, sorted(pool["images"].iterdir()), tta="flips")
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps([dict(r, feature=None if f is None else f.tolist())
                                      for r, f in zip(rows, features)]))
@@ -104,7 +104,7 @@ def arm(rule: str, fold: int, parts: list, pool: dict, ranked: dict, work: Path,
     shutil.rmtree(project, ignore_errors=True)
     extra = (["--steps-per-epoch", "2", "--batch-size", "2"] if args.quick else []) + args.train_args.split()
     run([sys.executable, "-m", "nbseg", "train", "--images", train / "images", "--masks", train / "masks",
-         "--project", project, "--init", "nuclei", "--epochs", args.epochs, "--seed", "0", *extra],
+         "--project", project, "--init", args.start, "--epochs", args.epochs, "--seed", "0", *extra],
         log=log, threads=args.threads, timeout=3600)
     evaluation = link(held, pool, where / "held")
     out = where / "predictions"
@@ -172,6 +172,9 @@ def main(argv=None) -> int:
                         help="more options for every fine-tune, e.g. \"--seed 1\" (with --tag: the default's runs "
                              "stay as they are)")
     parser.add_argument("--tag", default="", help="work in bench/_work/suggest_protocol_TAG: a variant's runs apart")
+    parser.add_argument("--start", default="nuclei",
+                        help="the model that proposes and is fine-tuned (default the bundled nuclei model; a project: "
+                             "a candidate for it, bench/bundled_model.py; use a --tag)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
@@ -184,8 +187,9 @@ def main(argv=None) -> int:
     pool = data["train"]  # the test part is never read here
     names = sorted(p.name for p in pool["images"].iterdir())
     rules = [r for r in args.rules.split(",") if r] + [f"random-{s}" for s in range(args.random_seeds)]
-    scores = work if args.quick else WORK / "suggest_protocol"  # the bundled model's: one file for every variant
-    ranked, rows = pool_scores(pool, scores / "pool_scores.json") if args.rules else {}, []
+    # the bundled model's scores: one file for every variant that starts from it
+    scores = work if args.quick or args.start != "nuclei" else WORK / "suggest_protocol"
+    ranked, rows = pool_scores(pool, scores / "pool_scores.json", args.start) if args.rules else {}, []
     for repeat in range(args.repeats):
         order = np.random.default_rng(repeat).permutation(names)
         parts = [sorted(p) for p in np.array_split(order, args.folds)]
