@@ -8,7 +8,7 @@ what H&E-like images show too; fluorescence has none. No colour (H&E-like) image
 correction loop's data (bench/correction_loop.py, bench/suggest_protocol.py).
 
     python bench/bundled_model.py --with-brightfield --minutes 30 --work bench/_work/bundled_v3
-    python bench/suggest_protocol.py --bundled bench/_work/bundled_v3/project ...   (the candidate proposes)
+    python bench/suggest_protocol.py --start bench/_work/bundled_v3/project --tag v3 ...   (it proposes)
 
 Each run writes ``WORK/result.json``: the training's best validation Dice and the held-back scores
 (``nbseg predict --instances``, flips), the figures the bundled model's README quotes.
@@ -22,12 +22,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from datasets import dsb_fluorescence_split, require_shared  # noqa: E402
 from quality import run, score  # noqa: E402
+
+from nbseg.project import ProjectLayout  # noqa: E402
 
 BRIGHTFIELD = "brightfield-gray"
 
@@ -71,10 +74,10 @@ def main(argv=None) -> int:
     out = args.work / "test_predictions"
     run([sys.executable, "-m", "nbseg", "predict", project, data["test"]["images"], "--output", out,
          "--instances", "--tta", "flips", "--overwrite"], log=log, threads=args.threads, timeout=3600)
-    history = json.loads((project / "models" / "fold0" / "history.json").read_text()) \
-        if (project / "models" / "fold0" / "history.json").exists() else None
+    meta = torch.load(ProjectLayout(project).model_files()[0], map_location="cpu", weights_only=False)["meta"]
     result = {"brightfield": args.with_brightfield, "minutes": args.minutes, "train_s": round(seconds),
-              "test": score(out, data["test"]["masks"]), "history_epochs": len(history) if history else None}
+              "epoch": meta["epoch"], "val_dice": meta["val_dice"], "seed_threshold": meta.get("seed_threshold"),
+              "test": score(out, data["test"]["masks"])}
     (args.work / "result.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
     return 0

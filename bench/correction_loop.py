@@ -187,7 +187,8 @@ def main(argv=None) -> int:
               "rows": []}
     started = time.perf_counter()
     if "start" not in skip:
-        row = {"pick": "start (bundled model)", "round": 0, "images": 0,
+        start = "bundled model" if args.start == "nuclei" else args.start
+        row = {"pick": f"start ({start})", "round": 0, "images": 0,
                **test_scores(args.start, data, "start", work, args, work / "logs" / "start.log")}
         result["rows"].append(row)
         print(json.dumps(row), flush=True)

@@ -13,9 +13,9 @@ def register(subparsers) -> None:
         description="Predict a pool of images (nothing is written) and print the K to correct next, one path a "
                     "line, most useful first (by default, among the 3K images where the model finds the most "
                     "foreground, the K that together look most like the pool; see --by): correct those, add them to "
-                    "the training masks and fine-tune (nbseg train --init MODEL). MODEL is a trained project, a model file, a "
-                    "bioimage.io package or a bundled model's name (e.g. nuclei). Colour images are read as grey "
-                    "for a model trained on one channel.",
+                    "the training masks and fine-tune (nbseg train --init MODEL). MODEL is a trained project, a "
+                    "model file, a bioimage.io package or a bundled model's name (e.g. nuclei). Colour images are "
+                    "read as grey for a model trained on one channel.",
         example="nbseg suggest nuclei pool/ -n 8")
     p.add_argument("project", metavar="MODEL", help="trained project, model file, bioimage.io package or bundled "
                                                      "model name (nuclei)")
