@@ -16,18 +16,16 @@ Each run writes ``WORK/result.json``: the training's best validation Dice and th
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from datasets import dsb_fluorescence_split, require_shared  # noqa: E402
+from datasets import dsb_fluorescence_split, dsb_split, link_file  # noqa: E402
 from quality import run, score  # noqa: E402
 
 from nbseg.project import ProjectLayout  # noqa: E402
@@ -43,19 +41,13 @@ def training_folder(work: Path, *, brightfield: bool) -> dict:
     split = dsb_fluorescence_split()
     folders = {kind: work / "train" / kind for kind in ("images", "masks")}
     for kind, folder in folders.items():
-        folder.mkdir(parents=True, exist_ok=True)
         for file in split["train"][kind].iterdir():
-            if not (folder / file.name).exists():
-                (folder / file.name).symlink_to(file.resolve())
+            link_file(file.resolve(), folder / file.name)
     if brightfield:
-        data = require_shared() / "dsb2018"
-        with open(data / "metadata.csv") as handle:
-            names = [r["name"] for r in csv.DictReader(handle) if r["modality"] == BRIGHTFIELD]
-        for name in names:
-            image = tifffile.imread(data / "images" / f"{name}.tif")
-            tifffile.imwrite(folders["images"] / f"{name}.tif", (255 - image.astype(np.int16)).astype(np.uint8))
-            if not (folders["masks"] / f"{name}.tif").exists():
-                (folders["masks"] / f"{name}.tif").symlink_to((data / "masks" / f"{name}.tif").resolve())
+        grey = dsb_split(BRIGHTFIELD, "dsb_brightfield", test_fraction=0)["train"]  # all 14: none is tested on
+        for file in grey["images"].iterdir():
+            tifffile.imwrite(folders["images"] / file.name, 255 - tifffile.imread(file))  # uint8 stays uint8
+            link_file((grey["masks"] / file.name).resolve(), folders["masks"] / file.name)
     return {"folders": folders, "test": split["test"]}
 
 

@@ -19,7 +19,8 @@ def require_shared() -> Path:
     return SHARED
 
 
-def _link(src: Path, dst: Path) -> None:
+def link_file(src: Path, dst: Path) -> None:
+    """``dst`` a link to ``src`` (its folder made), unless it exists."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     if not dst.exists():
         os.symlink(src, dst)
@@ -47,7 +48,7 @@ def dsb_split(modality: str, name: str, *, test_fraction: float = 0.2, seed: int
         folders = {kind: WORK / name / part / kind for kind in ("images", "masks")}
         for member in members:
             for kind, folder in folders.items():
-                _link(data / kind / f"{member}.tif", folder / f"{member}.tif")
+                link_file(data / kind / f"{member}.tif", folder / f"{member}.tif")
         out[part] = folders
     return out
 
